@@ -1,0 +1,260 @@
+"""``MarketStore``: the partitioned parquet market-data store.
+
+Layout (hive partitioning, one file per partition)::
+
+    ROOT/exchange=<exchange>/pair=<pair>/kind=<kind>/date=<YYYY-MM-DD>/data.parquet
+
+``ROOT`` is a local path or any pyarrow filesystem URI (``s3://bucket/store``, ``gs://...``). Default:
+``$ATLAS_STORE``, else ``./atlas_store``.
+
+Writes merge new rows into the existing partition, drop duplicates on the kind's key (so re-writing the
+same rows adds nothing), sort by time and replace the partition file atomically (write a temporary
+file beside it, then move it over). ``write_many`` stages every partition before moving any, so a
+failure while preparing leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from atlas_ray.featurestore._schema import COLUMNS
+
+__all__ = ["DEFAULT_STORE", "MarketStore", "PartitionInfo", "default_root"]
+
+DEFAULT_STORE = "./atlas_store"
+
+_KEYS: dict[str, tuple[str, ...]] = {
+    "trades": ("timestamp", "trade_id", "price", "size", "side"),
+    "quotes": ("timestamp",),
+    "book": ("timestamp", "side", "level"),
+}
+
+
+def default_root() -> str:
+    """``$ATLAS_STORE`` if set, else ``./atlas_store``."""
+    return os.environ.get("ATLAS_STORE") or DEFAULT_STORE
+
+
+def dedupe_keys(kind: str) -> tuple[str, ...]:
+    """The columns that identify a row of ``kind`` (bars: the timestamp)."""
+    return _KEYS.get(kind, ("timestamp",))
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """One stored partition: what ``MarketStore.partitions`` lists."""
+
+    exchange: str
+    pair: str
+    kind: str
+    date: str
+    path: str
+
+
+class MarketStore:
+    """A partitioned parquet dataset of market data, on any pyarrow filesystem."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = str(root) if root is not None else default_root()
+        self._fs, path = pafs.FileSystem.from_uri(_as_uri(self.root))
+        self._base = path.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"MarketStore({self.root!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MarketStore) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
+
+    def __reduce__(self) -> tuple[type[MarketStore], tuple[str]]:
+        return (MarketStore, (self.root,))
+
+    # ------------------------------------------------------------------ paths
+    def _dir(self, exchange: str, pair: str, kind: str, date: str | None = None) -> str:
+        parts = [self._base, f"exchange={exchange}", f"pair={pair}", f"kind={kind}"]
+        if date is not None:
+            parts.append(f"date={date}")
+        return "/".join(parts)
+
+    def _children(self, directory: str, prefix: str) -> list[str]:
+        try:
+            infos = self._fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
+        except FileNotFoundError:
+            return []
+        return sorted(
+            info.base_name[len(prefix) :]
+            for info in infos
+            if info.type == pafs.FileType.Directory and info.base_name.startswith(prefix)
+        )
+
+    # ------------------------------------------------------------ inventory
+    def exchanges(self) -> list[str]:
+        return self._children(self._base, "exchange=")
+
+    def pairs(self, exchange: str) -> list[str]:
+        return self._children(f"{self._base}/exchange={exchange}", "pair=")
+
+    def kinds(self, exchange: str, pair: str) -> list[str]:
+        return self._children(f"{self._base}/exchange={exchange}/pair={pair}", "kind=")
+
+    def dates(self, exchange: str, pair: str, kind: str) -> list[str]:
+        dates = self._children(self._dir(exchange, pair, kind), "date=")
+        return [d for d in dates if self._exists(self._file(exchange, pair, kind, d))]
+
+    def has(self, exchange: str, pair: str, kind: str) -> bool:
+        return bool(self.dates(exchange, pair, kind))
+
+    def partitions(self) -> list[PartitionInfo]:
+        """Every stored partition, sorted by exchange, pair, kind and date."""
+        return [
+            PartitionInfo(ex, pair, kind, date, self._file(ex, pair, kind, date))
+            for ex in self.exchanges()
+            for pair in self.pairs(ex)
+            for kind in self.kinds(ex, pair)
+            for date in self.dates(ex, pair, kind)
+        ]
+
+    def _file(self, exchange: str, pair: str, kind: str, date: str) -> str:
+        return f"{self._dir(exchange, pair, kind, date)}/data.parquet"
+
+    def _exists(self, path: str) -> bool:
+        return bool(self._fs.get_file_info(path).type == pafs.FileType.File)
+
+    # ----------------------------------------------------------------- read
+    def read(
+        self,
+        exchange: str,
+        pair: str,
+        kind: str,
+        start: pd.Timestamp | str | None = None,
+        end: pd.Timestamp | str | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Rows of one exchange / pair / kind with ``start <= timestamp < end``, indexed by timestamp.
+
+        Only the daily partitions that overlap the range are opened. An absent series gives an empty
+        frame with the kind's columns.
+        """
+        lo = _utc(start) if start is not None else None
+        hi = _utc(end) if end is not None else None
+        wanted = list(columns) if columns is not None else list(COLUMNS.get(kind, ()))
+        frames = []
+        for date in self.dates(exchange, pair, kind):
+            day = pd.Timestamp(date, tz="UTC")
+            if lo is not None and day + pd.Timedelta(days=1) <= lo:
+                continue
+            if hi is not None and day >= hi:
+                continue
+            table = pq.read_table(self._file(exchange, pair, kind, date), filesystem=self._fs)
+            frames.append(table.to_pandas())
+        if not frames:
+            empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in wanted})
+            empty.index = pd.DatetimeIndex([], tz="UTC", name="timestamp")
+            return empty
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        mask = pd.Series(True, index=frame.index)
+        if lo is not None:
+            mask &= frame["timestamp"] >= lo
+        if hi is not None:
+            mask &= frame["timestamp"] < hi
+        frame = frame.loc[mask.to_numpy()]
+        frame = frame.set_index("timestamp")
+        present = [c for c in wanted if c in frame.columns]
+        return frame[present]
+
+    def time_range(self, exchange: str, pair: str, kind: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """First and last timestamp stored for a series (raises ``KeyError`` if absent)."""
+        dates = self.dates(exchange, pair, kind)
+        if not dates:
+            raise KeyError((exchange, pair, kind))
+        first = self.read(exchange, pair, kind, start=dates[0], columns=[]).index.min()
+        last_day = pd.Timestamp(dates[-1], tz="UTC")
+        last = self.read(exchange, pair, kind, start=last_day, columns=[]).index.max()
+        return first, last
+
+    # ---------------------------------------------------------------- write
+    def write(self, frame: pd.DataFrame, *, exchange: str, pair: str, kind: str) -> int:
+        """Merge ``frame`` (a ``timestamp`` column or index, the kind's columns) into the store.
+
+        Returns the number of rows that were new. Atomic per partition; see ``write_many``.
+        """
+        return self.write_many([(frame, exchange, pair, kind)])
+
+    def write_many(self, items: Iterable[tuple[pd.DataFrame, str, str, str]]) -> int:
+        """Merge several frames, staging every partition before replacing any; returns new rows."""
+        staged: list[tuple[str, str]] = []
+        added = 0
+        try:
+            for frame, exchange, pair, kind in items:
+                for date, part in _split_by_date(_normalise(frame, kind)):
+                    target = self._file(exchange, pair, kind, date)
+                    merged, new_rows = self._merge(target, part, kind)
+                    if new_rows == 0:
+                        continue
+                    added += new_rows
+                    temp = f"{target}.{uuid.uuid4().hex}.tmp"
+                    self._fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+                    table = pa.Table.from_pandas(merged, preserve_index=False)
+                    pq.write_table(table, temp, filesystem=self._fs)
+                    staged.append((temp, target))
+        except BaseException:
+            for temp, _ in staged:
+                self._fs.delete_file(temp)
+            raise
+        for temp, target in staged:
+            self._fs.move(temp, target)
+        return added
+
+    def _merge(self, target: str, part: pd.DataFrame, kind: str) -> tuple[pd.DataFrame, int]:
+        keys = list(dedupe_keys(kind))
+        part = part.drop_duplicates(subset=keys, keep="first")
+        if not self._exists(target):
+            return part.sort_values("timestamp", kind="stable").reset_index(drop=True), len(part)
+        existing = pq.read_table(target, filesystem=self._fs).to_pandas()
+        merged = pd.concat([existing, part], ignore_index=True)
+        merged = merged.drop_duplicates(subset=keys, keep="first")
+        new_rows = len(merged) - len(existing)
+        merged = merged.sort_values("timestamp", kind="stable").reset_index(drop=True)
+        return merged, new_rows
+
+
+def _as_uri(root: str) -> str:
+    if "://" in root:
+        return root
+    return os.path.abspath(root)
+
+
+def _utc(value: pd.Timestamp | str) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _normalise(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
+    if "timestamp" not in frame.columns:
+        frame = frame.reset_index()
+        if "timestamp" not in frame.columns:
+            frame = frame.rename(columns={frame.columns[0]: "timestamp"})
+    columns = ["timestamp", *COLUMNS[kind]]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"A {kind} frame lacks the columns {missing}; it must have {columns}.")
+    out = frame[columns].copy()
+    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True).astype("datetime64[ns, UTC]")
+    return out
+
+
+def _split_by_date(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    if frame.empty:
+        return []
+    days = frame["timestamp"].dt.strftime("%Y-%m-%d")
+    return [(str(day), part) for day, part in frame.groupby(days, sort=True)]

@@ -1,0 +1,219 @@
+"""``ResultsObject``: everything one trial produced, and its on-disk format (parquet and JSON, no pickle).
+
+Experiment directory (a local path or any pyarrow filesystem URI)::
+
+    EXPERIMENT/
+      experiment.json                 name, spec, metric, mode, created, finished, trial ids
+      trials/<trial_id>/
+        result.json                   identity, status, error, task, classes, features, label,
+                                      metrics per split, epochs, scaling, categories, window,
+                                      featureset definition, model file name
+        predictions.parquet           timestamp (UTC), split, reality, prediction,
+                                      prob_<class> per class (classifiers), label_value
+        curves.parquet                one row per epoch: epoch (1-based), loss, val_loss and the
+                                      other per-epoch metrics (validation ones prefixed ``val_``)
+        model.keras                   the trained Keras model (absent for failed trials)
+
+Metric names (``metrics[split][name]``). Classifiers: ``loss``, ``accuracy``, ``auc`` (macro
+one-vs-rest), and per class ``precision[<c>]``, ``npv[<c>]``, ``tpr[<c>]``, ``tnr[<c>]``,
+``lr_plus[<c>]``, ``lr_minus[<c>]``. Regressors: ``loss``, ``mse``, ``mae``, ``sign_accuracy``,
+``persistence_mse``, ``zero_mse``. A metric that cannot be computed is NaN, never absent.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from atlas_ray.featurestore._prepared import Task
+
+__all__ = [
+    "RESULT_FILE",
+    "ResultsObject",
+    "TrialIdentity",
+    "TrialStatus",
+    "read_result",
+    "write_result",
+]
+
+RESULT_FILE = "result.json"
+PREDICTIONS_FILE = "predictions.parquet"
+CURVES_FILE = "curves.parquet"
+MODEL_FILE = "model.keras"
+
+
+class TrialStatus(enum.Enum):
+    """How a trial ended."""
+
+    COMPLETED = "completed"  # trained to the full budget (max_t)
+    STOPPED = "stopped"  # stopped early by the scheduler (ASHA)
+    FAILED = "failed"  # raised, or its loss went NaN; ``error`` says why
+    RUNNING = "running"  # the experiment was interrupted; what exists so far
+
+
+@dataclass(frozen=True)
+class TrialIdentity:
+    """Who a trial is: its experiment, spec, work unit, model, hyperparameters and seed."""
+
+    experiment: str
+    spec: str
+    unit: str
+    model: str
+    trial_id: str
+    hyperparameters: Mapping[str, Any]
+    seed: int
+
+
+@dataclass(frozen=True, eq=False)
+class ResultsObject:
+    """One trial's results. ``directory`` is where it was read from (empty before it is written)."""
+
+    identity: TrialIdentity
+    status: TrialStatus
+    task: Task
+    classes: tuple[str, ...]
+    features: tuple[str, ...]
+    label: str
+    metrics: Mapping[str, Mapping[str, float]]
+    predictions: pd.DataFrame
+    curves: pd.DataFrame
+    epochs: int
+    error: str | None = None
+    scaling: Mapping[str, Any] = field(default_factory=dict)
+    categories: Mapping[str, Any] | None = None
+    window: int | None = None
+    featureset: Mapping[str, Any] = field(default_factory=dict)
+    model_file: str | None = None
+    directory: str = ""
+
+    @property
+    def trial_id(self) -> str:
+        return self.identity.trial_id
+
+    def metric(self, name: str, split: str = "validation") -> float:
+        """``metrics[split][name]``, NaN when absent."""
+        return float(self.metrics.get(split, {}).get(name, float("nan")))
+
+    @property
+    def model_path(self) -> str | None:
+        if self.model_file is None or not self.directory:
+            return None
+        return f"{self.directory.rstrip('/')}/{self.model_file}"
+
+
+def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
+    if "://" not in uri:
+        import os
+
+        uri = os.path.abspath(uri)
+    fs, path = pafs.FileSystem.from_uri(uri)
+    return fs, path.rstrip("/")
+
+
+def write_result(result: ResultsObject, directory: str) -> None:
+    """Write ``result`` into ``directory`` (created); ``result.json`` is written last, atomically,
+    so a reader never sees a half-written trial."""
+    fs, base = _fs(directory)
+    fs.create_dir(base, recursive=True)
+    pq.write_table(
+        _to_table(result.predictions), f"{base}/{PREDICTIONS_FILE}", filesystem=fs
+    )
+    pq.write_table(_to_table(result.curves), f"{base}/{CURVES_FILE}", filesystem=fs)
+    document = {
+        "format": 1,
+        "identity": {
+            "experiment": result.identity.experiment,
+            "spec": result.identity.spec,
+            "unit": result.identity.unit,
+            "model": result.identity.model,
+            "trial_id": result.identity.trial_id,
+            "hyperparameters": dict(result.identity.hyperparameters),
+            "seed": result.identity.seed,
+        },
+        "status": result.status.value,
+        "error": result.error,
+        "task": result.task.value,
+        "classes": list(result.classes),
+        "features": list(result.features),
+        "label": result.label,
+        "metrics": {split: dict(values) for split, values in result.metrics.items()},
+        "epochs": result.epochs,
+        "scaling": dict(result.scaling),
+        "categories": dict(result.categories) if result.categories is not None else None,
+        "window": result.window,
+        "featureset": dict(result.featureset),
+        "model_file": result.model_file,
+    }
+    text = json.dumps(document, indent=2, sort_keys=True, allow_nan=True, default=_json_default)
+    temp = f"{base}/{RESULT_FILE}.tmp"
+    with fs.open_output_stream(temp) as stream:
+        stream.write(text.encode())
+    fs.move(temp, f"{base}/{RESULT_FILE}")
+
+
+def read_result(directory: str) -> ResultsObject:
+    """Read the trial written by ``write_result`` in ``directory``."""
+    fs, base = _fs(directory)
+    with fs.open_input_stream(f"{base}/{RESULT_FILE}") as stream:
+        document = json.loads(stream.read().decode())
+    identity = document["identity"]
+    return ResultsObject(
+        identity=TrialIdentity(
+            experiment=identity["experiment"],
+            spec=identity["spec"],
+            unit=identity["unit"],
+            model=identity["model"],
+            trial_id=identity["trial_id"],
+            hyperparameters=identity["hyperparameters"],
+            seed=int(identity["seed"]),
+        ),
+        status=TrialStatus(document["status"]),
+        error=document.get("error"),
+        task=Task(document["task"]),
+        classes=tuple(document["classes"]),
+        features=tuple(document["features"]),
+        label=document["label"],
+        metrics={
+            split: {k: float("nan") if v is None else float(v) for k, v in values.items()}
+            for split, values in document["metrics"].items()
+        },
+        predictions=_read_frame(fs, f"{base}/{PREDICTIONS_FILE}"),
+        curves=_read_frame(fs, f"{base}/{CURVES_FILE}"),
+        epochs=int(document["epochs"]),
+        scaling=document.get("scaling") or {},
+        categories=document.get("categories"),
+        window=document.get("window"),
+        featureset=document.get("featureset") or {},
+        model_file=document.get("model_file"),
+        directory=directory,
+    )
+
+
+def _to_table(frame: pd.DataFrame) -> Any:
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+
+
+def _read_frame(fs: pafs.FileSystem, path: str) -> pd.DataFrame:
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return pd.DataFrame()
+    with fs.open_input_file(path) as handle:
+        data = handle.read()
+    return pq.read_table(io.BytesIO(data)).to_pandas()
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

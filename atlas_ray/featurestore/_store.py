@@ -19,13 +19,20 @@ import os
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from atlas_ray.featurestore._schema import COLUMNS
+from atlas_ray.errors import MissingDataError
+from atlas_ray.featurestore._schema import COLUMNS, Resolution
+
+if TYPE_CHECKING:
+    from atlas_ray.featurestore._ingest import IngestReport
 
 __all__ = ["DEFAULT_STORE", "MarketStore", "PartitionInfo", "default_root"]
 
@@ -192,20 +199,39 @@ class MarketStore:
 
     def write_many(self, items: Iterable[tuple[pd.DataFrame, str, str, str]]) -> int:
         """Merge several frames, staging every partition before replacing any; returns new rows."""
+        return sum(self.write_counted(items).values())
+
+    def write_counted(
+        self, items: Iterable[tuple[pd.DataFrame, str, str, str]], *, unique: bool = False
+    ) -> dict[tuple[str, str, str], int]:
+        """``write_many`` that returns the new rows per (exchange, pair, kind).
+
+        ``unique=True`` promises that no frame repeats a key of its kind (ingest has removed duplicates
+        already), which skips the within-frame duplicate check; rows already stored are still dropped.
+        """
         staged: list[tuple[str, str]] = []
-        added = 0
+        added: dict[tuple[str, str, str], int] = {}
         try:
             for frame, exchange, pair, kind in items:
+                added.setdefault((exchange, pair, kind), 0)
                 for date, part in _split_by_date(_normalise(frame, kind)):
                     target = self._file(exchange, pair, kind, date)
-                    merged, new_rows = self._merge(target, part, kind)
+                    merged, new_rows = self._merge(target, part, kind, unique)
                     if new_rows == 0:
                         continue
-                    added += new_rows
+                    added[(exchange, pair, kind)] += new_rows
                     temp = f"{target}.{uuid.uuid4().hex}.tmp"
                     self._fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
                     table = pa.Table.from_pandas(merged, preserve_index=False)
-                    pq.write_table(table, temp, filesystem=self._fs)
+                    # Dictionary-encode only the low-cardinality text column; statistics only for time
+                    # (both choices make writing trades several times faster).
+                    pq.write_table(
+                        table,
+                        temp,
+                        filesystem=self._fs,
+                        use_dictionary=[c for c in ("side",) if c in merged.columns],
+                        write_statistics=["timestamp"],
+                    )
                     staged.append((temp, target))
         except BaseException:
             for temp, _ in staged:
@@ -215,17 +241,114 @@ class MarketStore:
             self._fs.move(temp, target)
         return added
 
-    def _merge(self, target: str, part: pd.DataFrame, kind: str) -> tuple[pd.DataFrame, int]:
+    def _merge(
+        self, target: str, part: pd.DataFrame, kind: str, unique: bool = False
+    ) -> tuple[pd.DataFrame, int]:
         keys = list(dedupe_keys(kind))
-        part = part.drop_duplicates(subset=keys, keep="first")
+        if not unique:
+            part = part.drop_duplicates(subset=keys, keep="first")
         if not self._exists(target):
-            return part.sort_values("timestamp", kind="stable").reset_index(drop=True), len(part)
+            return _sorted_by_time(part), len(part)
         existing = pq.read_table(target, filesystem=self._fs).to_pandas()
-        merged = pd.concat([existing, part], ignore_index=True)
-        merged = merged.drop_duplicates(subset=keys, keep="first")
+        stored = pd.DatetimeIndex(existing["timestamp"]).asi8
+        incoming = pd.DatetimeIndex(part["timestamp"]).asi8
+        if keys == ["timestamp"]:
+            fresh = part.loc[~np.isin(incoming, stored)]
+        else:
+            # Only rows inside the stored time span can repeat a stored key: compare just those.
+            inside = (incoming >= stored.min()) & (incoming <= stored.max()) if len(stored) else incoming < 0
+            outside = part.loc[~inside]
+            candidates = part.loc[inside]
+            if len(candidates):
+                low, high = incoming[inside].min(), incoming[inside].max()
+                window = existing.loc[(stored >= low) & (stored <= high)]
+                both = pd.concat([window, candidates], ignore_index=True)
+                repeated = both.duplicated(subset=keys, keep="first").to_numpy()[len(window) :]
+                candidates = candidates.loc[~repeated]
+            fresh = pd.concat([outside, candidates]) if len(outside) else candidates
+        if fresh.empty:
+            return existing, 0
+        merged = pd.concat([existing, fresh], ignore_index=True)
         new_rows = len(merged) - len(existing)
-        merged = merged.sort_values("timestamp", kind="stable").reset_index(drop=True)
-        return merged, new_rows
+        return _sorted_by_time(merged), new_rows
+
+    # ---------------------------------------------------------------- ingest
+    def ingest(
+        self, path: str | os.PathLike[str], *, exchange: str, pair: str, format: str | None = None
+    ) -> IngestReport:
+        """Ingest one market-data file (format detected from the content when ``format`` is None).
+
+        Returns an ``IngestReport``; a broken file raises ``IngestError`` and leaves the store as it was.
+        See ``atlas_ray.featurestore._ingest`` for the rules and ``_formats`` for the formats.
+        """
+        from atlas_ray.featurestore._ingest import ingest_file
+
+        return ingest_file(self, Path(path), exchange=exchange, pair=pair, format=format)
+
+    def ingest_many(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        exchange: str,
+        pair: str,
+        format: str | None = None,
+    ) -> list[IngestReport]:
+        """Ingest several files: all are parsed first (one broken file refuses the call), then each is
+        written atomically in turn."""
+        from atlas_ray.featurestore._ingest import ingest_files
+
+        return ingest_files(self, [Path(p) for p in paths], exchange=exchange, pair=pair, format=format)
+
+    # ------------------------------------------------------------ market data
+    def bars(
+        self,
+        exchange: str,
+        pair: str,
+        resolution: Resolution | str,
+        start: pd.Timestamp | str | None = None,
+        end: pd.Timestamp | str | None = None,
+    ) -> pd.DataFrame:
+        """Bars indexed by open time (UTC) with ``BAR_COLUMNS``, ``start <= open < end``.
+
+        Stored bars at ``resolution`` if any; else aggregated from stored finer bars; else built from
+        stored trades (see ``atlas_ray.featurestore._bars``). Raises ``MissingDataError`` otherwise.
+        """
+        from atlas_ray.featurestore._bars import read_bars
+
+        return read_bars(self, exchange, pair, resolution, start, end)
+
+    def quotes(
+        self,
+        exchange: str,
+        pair: str,
+        start: pd.Timestamp | str | None = None,
+        end: pd.Timestamp | str | None = None,
+    ) -> pd.DataFrame:
+        """Top-of-book rows (bid_price, bid_size, ask_price, ask_size) indexed by observation time."""
+        return self._require(exchange, pair, "quotes", "quotes (top of book)").read(
+            exchange, pair, "quotes", start, end
+        )
+
+    def book(
+        self,
+        exchange: str,
+        pair: str,
+        start: pd.Timestamp | str | None = None,
+        end: pd.Timestamp | str | None = None,
+    ) -> pd.DataFrame:
+        """Order-book snapshots in long form (side, level, price, size) indexed by snapshot time."""
+        return self._require(exchange, pair, "book", "order-book snapshots").read(
+            exchange, pair, "book", start, end
+        )
+
+    def _require(self, exchange: str, pair: str, kind: str, what: str) -> MarketStore:
+        if not self.has(exchange, pair, kind):
+            held = ", ".join(self.kinds(exchange, pair)) or "nothing"
+            raise MissingDataError(
+                f"no {what} for {exchange}/{pair}: the store at {self.root} holds no {kind} for it "
+                f"(it holds: {held})"
+            )
+        return self
 
 
 def _as_uri(root: str) -> str:
@@ -253,8 +376,30 @@ def _normalise(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
     return out
 
 
+def _sorted_by_time(frame: pd.DataFrame) -> pd.DataFrame:
+    if pd.DatetimeIndex(frame["timestamp"]).is_monotonic_increasing:
+        return frame.reset_index(drop=True)
+    return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
 def _split_by_date(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     if frame.empty:
         return []
-    days = frame["timestamp"].dt.strftime("%Y-%m-%d")
-    return [(str(day), part) for day, part in frame.groupby(days, sort=True)]
+    nanos = pd.DatetimeIndex(frame["timestamp"]).asi8
+    days = nanos // _DAY_NS
+    if len(days) > 1 and bool((days[1:] >= days[:-1]).all()):
+        # Sorted input (the usual case): slice instead of grouping.
+        bounds = np.flatnonzero(np.diff(days)) + 1
+        starts = [0, *bounds.tolist()]
+        stops = [*bounds.tolist(), len(days)]
+        return [
+            (_day_name(int(days[a])), frame.iloc[a:b]) for a, b in zip(starts, stops, strict=True)
+        ]
+    return [(_day_name(int(day)), part) for day, part in frame.groupby(days, sort=True)]
+
+
+_DAY_NS = 86_400_000_000_000
+
+
+def _day_name(day: int) -> str:
+    return str(pd.Timestamp(day * _DAY_NS).date())

@@ -1,0 +1,76 @@
+"""The report: statistics, comparison plots, baseball cards and one HTML page over experiments.
+
+From a notebook::
+
+    from atlas_ray import report
+    experiment = report.load_experiment_for_report("experiments/june")
+    report.heat_table(experiment.results, metric="accuracy")
+    report.classifier_baseball_card(experiment.results[0])
+
+From the shell: ``python -m atlas_ray.report EXPERIMENT [EXPERIMENT ...] [--out DIR] [--metric NAME]
+[--top K] [--filter unit=NAME]`` (see ``atlas_ray.report.__main__``). Every plot function returns a
+headless ``matplotlib.figure.Figure``.
+"""
+
+from atlas_ray.report import stats
+from atlas_ray.report._build import ReportSettings, build_report
+from atlas_ray.report._load import (
+    Experiment,
+    ExperimentNotFoundError,
+    asha_settings,
+    load_experiment_for_report,
+)
+from atlas_ray.report._plots_backtest import backtest_plot
+from atlas_ray.report._plots_classifier import classifier_baseball_card
+from atlas_ray.report._plots_curves import (
+    learning_curves,
+    likelihood_curves,
+    probability_histograms,
+    roc_threshold_plots,
+)
+from atlas_ray.report._plots_heat import heat_table, sort_summary
+from atlas_ray.report._plots_regressor import regressor_baseball_card
+from atlas_ray.report._plots_search import asha_plot, experiment_comparison, hyperparameter_plot, rungs
+from atlas_ray.report._style import render_png
+from atlas_ray.report._summary import ReportError, known_metrics, resolve_metric, summary_frame
+from atlas_ray.search._results import ResultsObject
+from matplotlib.figure import Figure
+
+
+def baseball_card(result: ResultsObject, split: str = "test") -> Figure:
+    """The classifier or regressor baseball card, whichever fits ``result``'s task."""
+    from atlas_ray.featurestore._prepared import Task
+
+    if result.task is Task.REGRESSION:
+        return regressor_baseball_card(result, split)
+    return classifier_baseball_card(result, split)
+
+
+__all__ = [
+    "Experiment",
+    "ExperimentNotFoundError",
+    "ReportError",
+    "ReportSettings",
+    "asha_plot",
+    "asha_settings",
+    "backtest_plot",
+    "baseball_card",
+    "build_report",
+    "classifier_baseball_card",
+    "experiment_comparison",
+    "heat_table",
+    "hyperparameter_plot",
+    "known_metrics",
+    "learning_curves",
+    "likelihood_curves",
+    "load_experiment_for_report",
+    "probability_histograms",
+    "regressor_baseball_card",
+    "render_png",
+    "resolve_metric",
+    "roc_threshold_plots",
+    "rungs",
+    "sort_summary",
+    "stats",
+    "summary_frame",
+]

@@ -1,5 +1,40 @@
-"""WorkSpecs searched with Ray Tune and ASHA; every trial gathered into a ResultsObject."""
+"""WorkSpecs searched with Ray Tune and ASHA; every trial gathered into a ResultsObject.
 
-from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus
+``python -m atlas_ray.search SPEC`` runs a spec module (``SPEC = WorkSpec(...)``); ``run`` does the
+same from Python; ``load_results`` / ``load_experiment`` read an experiment back (a local path or a
+storage URI).
+"""
 
-__all__ = ["ResultsObject", "TrialIdentity", "TrialStatus"]
+from atlas_ray.search._asha import ASHA, Mode
+from atlas_ray.search._experiment import Experiment, load_experiment, load_results
+from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus, read_result, write_result
+from atlas_ray.search._runner import DEFAULT_STORAGE, experiment_uri, run
+from atlas_ray.search._spec import ModelSpec, PlannedTrial, Resources, WorkSpec, WorkUnit, trial_plan
+from atlas_ray.search._spec_loader import load_spec
+from atlas_ray.search._trainable import NaNLossError
+from atlas_ray.search._validate import validate
+
+__all__ = [
+    "ASHA",
+    "DEFAULT_STORAGE",
+    "Experiment",
+    "Mode",
+    "ModelSpec",
+    "NaNLossError",
+    "PlannedTrial",
+    "Resources",
+    "ResultsObject",
+    "TrialIdentity",
+    "TrialStatus",
+    "WorkSpec",
+    "WorkUnit",
+    "experiment_uri",
+    "load_experiment",
+    "load_results",
+    "load_spec",
+    "read_result",
+    "run",
+    "trial_plan",
+    "validate",
+    "write_result",
+]

@@ -1,0 +1,217 @@
+"""Building a FeatureLabelSet into a frame: in parallel with Ray Data, or in one process.
+
+Both paths share ``compute_span``: the frame of every feature and label on the bars ``[lo, hi)``.
+It loads the market data over ``[lo - (halo_before + fill_limit) bars, hi + halo_after bars)`` (the
+widest halo of the featureset's features and labels), computes each feature there and keeps the rows
+``[lo, hi)``. The feature library guarantees that such a slice equals the same rows of a computation
+over any wider range, so cutting the range into chunks changes nothing: the partitioned build equals
+the single-process build exactly.
+
+Realignment: a row is kept only when every feature and label has a value. Cutting the leading and
+trailing rows where some column is NaN (the common valid range) and dropping the rows inside it that
+still hold NaN (gaps longer than ``fill_limit`` bars) together drop exactly the rows holding a NaN, a
+row-local rule, so each chunk applies it on its own and only valid rows travel through Ray's object
+store.
+
+The Ray Data path (``build_ray``): one dataset row per chunk of consecutive bars (by default as many
+chunks as the cluster has CPUs, at least one per 262,144 rows, cut at UTC midnight when a chunk spans
+days so each daily partition is read by one chunk plus its neighbours' halos); ``map_batches`` computes
+each chunk in its own task and returns an Arrow table; the driver gathers the tables in time order,
+concatenates them without copying and converts once to pandas.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from atlas_ray.errors import AtlasError
+from atlas_ray.featurestore._market_data import MarketData
+from atlas_ray.featurestore._schema import Resolution
+from atlas_ray.featurestore._store import MarketStore
+
+if TYPE_CHECKING:
+    from atlas_ray.featurestore._featureset import FeatureLabelSet
+
+__all__ = [
+    "DEFAULT_MAX_CHUNK_ROWS",
+    "build_local",
+    "build_ray",
+    "chunk_bounds",
+    "compute_span",
+    "ensure_ray",
+    "parse_range",
+    "table_to_frame",
+]
+
+DEFAULT_MAX_CHUNK_ROWS = 262_144
+
+
+def parse_range(start: Any, end: Any, resolution: Resolution) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``start`` and ``end`` as UTC timestamps on the resolution's grid (bars ``start <= t < end``).
+
+    Naive times are read as UTC; both are rounded up to the grid, so the range holds the bars whose
+    open time lies in ``[start, end)``. An empty range is refused, naming it.
+    """
+    try:
+        lo, hi = pd.Timestamp(start), pd.Timestamp(end)
+    except (TypeError, ValueError) as exc:
+        raise AtlasError(f"The range [{start!r}, {end!r}) is not a pair of times: {exc}") from None
+    lo = lo.tz_localize("UTC") if lo.tzinfo is None else lo.tz_convert("UTC")
+    hi = hi.tz_localize("UTC") if hi.tzinfo is None else hi.tz_convert("UTC")
+    lo, hi = lo.as_unit("ns").ceil(resolution.freq), hi.as_unit("ns").ceil(resolution.freq)
+    if hi <= lo:
+        raise AtlasError(
+            f"The range [{lo.isoformat()}, {hi.isoformat()}) holds no {resolution.value} bar, "
+            "but must satisfy `start < end`."
+        )
+    return lo, hi
+
+
+def compute_span(
+    fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp
+) -> pd.DataFrame:
+    """Every feature then label (float64 columns) on the bars ``[lo, hi)``, NaN rows kept."""
+    step = fls.resolution.offset
+    before, after = fls.halo
+    data = MarketData(
+        store,
+        lo - (before + fls.fill_limit) * step,
+        hi + after * step,
+        fls.resolution,
+        fill_limit=fls.fill_limit,
+    )
+    grid = data.grid
+    i0, i1 = grid.searchsorted(lo), grid.searchsorted(hi)
+    columns: dict[str, np.ndarray] = {}
+    for feature in fls.columns:
+        values = feature.compute(data)
+        columns[feature.name] = np.asarray(values.to_numpy(dtype="float64")[i0:i1])
+    index = pd.DatetimeIndex(grid[i0:i1], name="timestamp")
+    return pd.DataFrame(columns, index=index, copy=False)
+
+
+def _valid_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    values = frame.to_numpy(dtype="float64")
+    keep = ~np.isnan(values).any(axis=1)
+    return frame if bool(keep.all()) else frame.loc[keep]
+
+
+def build_local(fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
+    """The single-process build: one ``compute_span`` over the whole range, NaN rows dropped."""
+    return _valid_rows(compute_span(fls, store, lo, hi))
+
+
+def chunk_bounds(
+    lo: pd.Timestamp, hi: pd.Timestamp, resolution: Resolution, *, chunk_rows: int | None, n_cpus: int
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Consecutive ``[a, b)`` chunks covering ``[lo, hi)``.
+
+    ``chunk_rows`` given: chunks of that many bars. Otherwise ``max(n_cpus, ceil(rows / 262,144))``
+    chunks of near-equal size, their edges moved to UTC midnight when every chunk spans a day or more.
+    """
+    step = resolution.offset
+    rows = int((hi - lo) // step)
+    if chunk_rows is not None:
+        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+            raise AtlasError(
+                f"The value of `chunk_rows` is {chunk_rows!r}, but must be an integer `chunk_rows >= 1`."
+            )
+        edges = [lo + k * step for k in range(0, rows, chunk_rows)] + [hi]
+    else:
+        n = max(1, n_cpus, math.ceil(rows / DEFAULT_MAX_CHUNK_ROWS))
+        n = min(n, rows)
+        edges = [lo + ((rows * k) // n) * step for k in range(n)] + [hi]
+        if rows * step >= n * pd.Timedelta(days=1):
+            inner = [e.floor("D") if e.floor("D") > lo else e for e in edges[1:-1]]
+            edges = sorted({lo, *inner, hi})
+    return list(itertools.pairwise(edges))
+
+
+def _frame_to_table(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=True)
+
+
+def table_to_frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table written by this module back into the frame (UTC ``timestamp`` index)."""
+    frame = table.to_pandas()
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        frame = frame.set_index("timestamp")
+    frame.index = pd.DatetimeIndex(frame.index, name="timestamp").as_unit("ns")
+    return frame
+
+
+def _build_chunk_batch(batch: pa.Table, fls: FeatureLabelSet, store: MarketStore) -> pa.Table:
+    tables = []
+    for lo_ns, hi_ns in zip(batch.column("lo").to_pylist(), batch.column("hi").to_pylist(), strict=True):
+        lo, hi = pd.Timestamp(lo_ns, tz="UTC"), pd.Timestamp(hi_ns, tz="UTC")
+        tables.append(_frame_to_table(_valid_rows(compute_span(fls, store, lo, hi))))
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def ensure_ray() -> None:
+    """Start an embedded local Ray (bound to 127.0.0.1, no dashboard) unless one is running."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        configure_logging=False,
+        log_to_driver=False,
+    )
+
+
+def _quiet_data_context() -> None:
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.enable_operator_progress_bars = False
+    context.print_on_execution_start = False
+    context.enable_auto_log_stats = False
+    context.verbose_stats_logs = False
+
+
+def build_ray(
+    fls: FeatureLabelSet,
+    store: MarketStore,
+    lo: pd.Timestamp,
+    hi: pd.Timestamp,
+    *,
+    chunk_rows: int | None = None,
+) -> pa.Table:
+    """The partitioned build with Ray Data: an Arrow table of the valid rows in time order."""
+    import ray
+
+    ensure_ray()
+    _quiet_data_context()
+    n_cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    chunks = chunk_bounds(lo, hi, fls.resolution, chunk_rows=chunk_rows, n_cpus=n_cpus)
+    items = [{"lo": a.value, "hi": b.value} for a, b in chunks]
+    dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        _build_chunk_batch,
+        batch_size=1,
+        batch_format="pyarrow",
+        fn_kwargs={"fls": fls, "store": store},
+        num_cpus=1,
+    )
+    tables = [t for t in ray.get(dataset.to_arrow_refs()) if t.num_rows > 0]
+    return _concat_in_time_order(tables)
+
+
+def _concat_in_time_order(tables: Sequence[pa.Table]) -> pa.Table:
+    if not tables:
+        return pa.Table.from_pandas(pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="timestamp")))
+    ordered = sorted(tables, key=lambda t: t.column("timestamp")[0].value)
+    schema = ordered[0].schema
+    return pa.concat_tables([t.cast(schema) if t.schema != schema else t for t in ordered])

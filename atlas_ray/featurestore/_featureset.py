@@ -1,0 +1,415 @@
+"""``FeatureLabelSet``: features and prediction targets, built together and prepared for models.
+
+A FeatureLabelSet is a frozen definition (no work in ``__init__`` beyond checking it):
+
+* ``build(start, end, store=None)`` computes it with Ray Data in parallel over time chunks into one
+  frame (see ``_build``), cached in the store (see ``_fs_cache``);
+* ``prepare(frame, split)`` and ``walk_forward(frame, folds)`` make ``PreparedSet``s for models: split
+  by time with purge gaps (``_splits``), z-scaled with training statistics (``_scaling``), the label
+  categorised with boundaries fitted on training data (``_labels``), the training classes rebalanced
+  (``_rebalance``) and rows cut into windows (``_windows``);
+* ``plot_data`` and ``coverage`` show what a range holds (``_plot``).
+
+Decisions: when several labels are given, ``prepare`` uses the first unless told ``label=``; the
+purge defaults to that label's horizon; ``rebalance`` needs ``categories`` (a regression target has no
+classes to balance); ``scaling=None`` stores the identity scaling (mean 0, std 1) so serving has one
+path; rows whose label falls on a boundary under ``boundary="drop"`` are dropped from every part, as
+serving would drop them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from atlas_ray.errors import AtlasError, FeatureError
+from atlas_ray.featurestore._build import build_local, build_ray, compute_span, parse_range, table_to_frame
+from atlas_ray.featurestore._feature import DataRequirement, Feature
+from atlas_ray.featurestore._fs_cache import cache_key, cache_path, data_version, read_cached, write_cached
+from atlas_ray.featurestore._labels import (
+    Boundaries,
+    Percentiles,
+    apply_categories,
+    categories_from_definition,
+    fit_categories,
+)
+from atlas_ray.featurestore._market_data import MarketData
+from atlas_ray.featurestore._plot import coverage_of, plot_frame
+from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
+from atlas_ray.featurestore._rebalance import check_rebalance, rebalance_positions
+from atlas_ray.featurestore._scaling import SCALINGS, apply_scaling, fit_scaling, identity_scaling
+from atlas_ray.featurestore._schema import Resolution
+from atlas_ray.featurestore._splits import PartSlices, TimeSplit, split_positions, walk_forward_positions
+from atlas_ray.featurestore._store import MarketStore
+from atlas_ray.featurestore._windows import check_window, cut_windows, window_ends
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["FeatureLabelSet"]
+
+_DEFINITION_FIELDS = ("features", "labels", "fill_limit", "scaling", "categories", "rebalance", "window")
+
+
+@dataclass(frozen=True)
+class FeatureLabelSet:
+    """Features (inputs) and labels (targets) at one resolution, and how to prepare them for models.
+
+    ``features`` and ``labels`` are given as lists and stored as tuples. ``fill_limit``: bars missing
+    up to this many in a row are filled causally (longer gaps leave rows out). ``scaling``: ``"zscore"``
+    or ``None``. ``categories``: ``Percentiles``/``Boundaries`` for a classification label, ``None`` for
+    regression. ``rebalance``: ``"undersample"``/``"oversample"``/``None`` (training part only).
+    ``window``: rows per window for sequence models, ``None`` for flat rows.
+    """
+
+    features: Sequence[Feature]
+    labels: Sequence[Feature]
+    _: KW_ONLY
+    fill_limit: int = 5
+    scaling: Literal["zscore"] | None = "zscore"
+    categories: Percentiles | Boundaries | None = None
+    rebalance: Literal["undersample", "oversample"] | None = None
+    window: int | None = None
+
+    def __post_init__(self) -> None:
+        features = _as_tuple("features", self.features)
+        labels = _as_tuple("labels", self.labels)
+        object.__setattr__(self, "features", features)
+        object.__setattr__(self, "labels", labels)
+        if not features:
+            raise FeatureError(
+                "The value of `features` is [], but a FeatureLabelSet needs at least one feature."
+            )
+        if not labels:
+            raise FeatureError("The value of `labels` is [], but a FeatureLabelSet needs at least one label.")
+        for feature in features:
+            if feature.horizon > 0:
+                raise FeatureError(
+                    f"The feature {feature.name} looks {feature.horizon} row(s) forward: a label leaking "
+                    "into the inputs; features must have `horizon == 0` (put it among the labels)."
+                )
+        first = features[0]
+        for item in (*features, *labels):
+            if item.resolution != first.resolution:
+                raise FeatureError(
+                    f"The feature {item.name} is at resolution {item.resolution.value}, but {first.name} "
+                    f"is at {first.resolution.value}: every feature and label of a FeatureLabelSet must "
+                    "share one."
+                )
+        names = [item.name for item in (*features, *labels)]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise FeatureError(f"The feature(s) {duplicates} appear twice; every column must be unique.")
+        if isinstance(self.fill_limit, bool) or not isinstance(self.fill_limit, int) or self.fill_limit < 0:
+            raise FeatureError(
+                f"The value of `fill_limit` is {self.fill_limit!r}, but must be an integer `fill_limit >= 0`."
+            )
+        if self.scaling is not None and self.scaling not in SCALINGS:
+            raise FeatureError(
+                f"The value of `scaling` is {self.scaling!r}, but must be None or one of {list(SCALINGS)}."
+            )
+        if self.categories is not None and not isinstance(self.categories, (Percentiles, Boundaries)):
+            raise FeatureError(
+                f"The value of `categories` is {self.categories!r}, "
+                "but must be None, Percentiles or Boundaries."
+            )
+        check_rebalance(self.rebalance)
+        if self.rebalance is not None and self.categories is None:
+            raise FeatureError(
+                f"The value of `rebalance` is {self.rebalance!r}, but rebalancing needs `categories` "
+                "(a regression label has no classes to balance)."
+            )
+        check_window(self.window)
+
+    # ------------------------------------------------------------------ description
+    @property
+    def resolution(self) -> Resolution:
+        return self.features[0].resolution
+
+    @property
+    def columns(self) -> tuple[Feature, ...]:
+        """Features then labels: the built frame's columns in order."""
+        return (*self.features, *self.labels)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.labels)
+
+    @property
+    def halo(self) -> tuple[int, int]:
+        """The widest ``(rows_before, rows_after)`` any feature or label needs around a row."""
+        halos = [item.halo for item in self.columns]
+        return max(h[0] for h in halos), max(h[1] for h in halos)
+
+    def definition(self) -> dict[str, Any]:
+        """The JSON-able definition: feature and label names and the preparation parameters."""
+        return {
+            "features": list(self.feature_names),
+            "labels": list(self.label_names),
+            "fill_limit": self.fill_limit,
+            "scaling": self.scaling,
+            "categories": self.categories.definition() if self.categories is not None else None,
+            "rebalance": self.rebalance,
+            "window": self.window,
+        }
+
+    @classmethod
+    def from_definition(cls, definition: dict[str, Any]) -> FeatureLabelSet:
+        """The FeatureLabelSet that ``definition()`` describes (unknown fields are refused)."""
+        if not isinstance(definition, dict):
+            raise FeatureError(
+                f"A FeatureLabelSet definition must be a dict, not {type(definition).__name__}."
+            )
+        unknown = sorted(set(definition) - set(_DEFINITION_FIELDS))
+        if unknown:
+            raise FeatureError(
+                f"The field(s) {unknown} of a FeatureLabelSet definition are unknown; "
+                f"the fields are {', '.join(_DEFINITION_FIELDS)}."
+            )
+        for field in ("features", "labels"):
+            names = definition.get(field)
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise FeatureError(
+                    f"The value of `{field}` is {names!r}, but must be a list of feature names."
+                )
+        return cls(
+            [Feature.from_name(name) for name in definition["features"]],
+            [Feature.from_name(name) for name in definition["labels"]],
+            fill_limit=definition.get("fill_limit", 5),
+            scaling=definition.get("scaling", "zscore"),
+            categories=categories_from_definition(definition.get("categories")),
+            rebalance=definition.get("rebalance"),
+            window=definition.get("window"),
+        )
+
+    # ------------------------------------------------------------------ building
+    def _missing_check(self, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
+        MarketData(store, lo, hi, self.resolution, fill_limit=self.fill_limit).check(list(self.columns))
+
+    def _load_range(self, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+        before, after = self.halo
+        step = self.resolution.offset
+        return lo - (before + self.fill_limit) * step, hi + after * step
+
+    def _cache_key(self, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> str:
+        markets = {(r.exchange, r.pair) for item in self.columns for r in _all_requirements(item)}
+        version = data_version(store, *self._load_range(lo, hi), markets=markets)
+        return cache_key(self.definition(), lo, hi, version)
+
+    def cache_path(self, start: Any, end: Any, store: MarketStore | None = None) -> str:
+        """Where ``build(start, end, store)`` caches its frame (it may not exist yet)."""
+        store = store if store is not None else MarketStore()
+        lo, hi = parse_range(start, end, self.resolution)
+        return cache_path(store, self._cache_key(store, lo, hi))
+
+    def build(
+        self,
+        start: Any,
+        end: Any,
+        store: MarketStore | None = None,
+        *,
+        chunk_rows: int | None = None,
+        cache: bool = True,
+    ) -> pd.DataFrame:
+        """The frame of the bars in ``[start, end)`` (UTC): features then labels, float64, valid rows only.
+
+        Computed with Ray Data in parallel over time chunks (``chunk_rows`` bars each, by default a few
+        large chunks), equal exactly to ``build_local``. Missing data raises ``MissingDataError`` before
+        any Ray work; an empty range, or one without a single valid row, raises ``AtlasError`` naming
+        it. With ``cache`` the frame is read from / written to the store's featureset cache.
+        """
+        store = store if store is not None else MarketStore()
+        lo, hi = parse_range(start, end, self.resolution)
+        self._missing_check(store, lo, hi)
+        key = self._cache_key(store, lo, hi) if cache else ""
+        if cache:
+            cached = read_cached(store, key)
+            if cached is not None:
+                return table_to_frame(cached)
+        table = build_ray(self, store, lo, hi, chunk_rows=chunk_rows)
+        self._check_not_empty(table.num_rows, lo, hi)
+        if cache:
+            write_cached(store, key, table)
+        return table_to_frame(table)
+
+    def build_local(self, start: Any, end: Any, store: MarketStore | None = None) -> pd.DataFrame:
+        """``build`` computed in this process in one piece, without Ray and without the cache."""
+        store = store if store is not None else MarketStore()
+        lo, hi = parse_range(start, end, self.resolution)
+        self._missing_check(store, lo, hi)
+        frame = build_local(self, store, lo, hi)
+        self._check_not_empty(len(frame), lo, hi)
+        return frame
+
+    def _check_not_empty(self, rows: int, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
+        if rows == 0:
+            raise AtlasError(
+                f"The range [{lo.isoformat()}, {hi.isoformat()}) has no row where every feature and label "
+                f"has a value ({len(self.columns)} columns, fill_limit={self.fill_limit})."
+            )
+
+    def plot_data(
+        self, start: Any, end: Any, subplots: bool = True, store: MarketStore | None = None
+    ) -> Figure:
+        """A matplotlib figure of the built range: one panel per column, or all z-scored on one axis."""
+        return plot_frame(self.build(start, end, store), subplots=subplots)
+
+    def coverage(self, start: Any, end: Any, store: MarketStore | None = None) -> pd.DataFrame:
+        """Per feature and label: first / last valid time, share of NaN before dropping, gaps count."""
+        store = store if store is not None else MarketStore()
+        lo, hi = parse_range(start, end, self.resolution)
+        self._missing_check(store, lo, hi)
+        return coverage_of(compute_span(self, store, lo, hi))
+
+    # ------------------------------------------------------------------ preparing
+    def _label(self, label: str | None) -> Feature:
+        if label is None:
+            return self.labels[0]
+        for item in self.labels:
+            if item.name == label:
+                return item
+        raise FeatureError(f"The value of `label` is {label!r}, but must be one of {list(self.label_names)}.")
+
+    def _check_frame(self, frame: pd.DataFrame, label: str) -> None:
+        if not isinstance(frame, pd.DataFrame) or not isinstance(frame.index, pd.DatetimeIndex):
+            raise FeatureError(
+                "The frame to prepare must be a DataFrame indexed by time (what build returns)."
+            )
+        missing = [name for name in (*self.feature_names, label) if name not in frame.columns]
+        if missing:
+            raise FeatureError(f"The frame lacks the column(s) {missing} of this FeatureLabelSet.")
+        if not frame.index.is_monotonic_increasing or frame.index.has_duplicates:
+            raise FeatureError("The frame's index must be strictly increasing times (what build returns).")
+        values = frame.loc[:, list(self.feature_names)].to_numpy(dtype="float64")
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise FeatureError(
+                f"The feature {self.feature_names[col]} is {values[row, col]} at "
+                f"{frame.index[row].isoformat()}, but features must be finite to prepare."
+            )
+
+    def prepare(
+        self, frame: pd.DataFrame, split: TimeSplit | None = None, *, label: str | None = None
+    ) -> PreparedSet:
+        """Train / validation / test parts of ``frame`` (a built frame), fitted on train only.
+
+        ``split`` defaults to ``TimeSplit(0.7, 0.15, 0.15, purge=None)``; ``purge=None`` leaves the
+        label's horizon in rows between parts.
+        """
+        split = split if split is not None else TimeSplit()
+        target = self._label(label)
+        self._check_frame(frame, target.name)
+        purge = split.purge if split.purge is not None else target.horizon
+        return self._prepare_parts(frame, split_positions(len(frame), split, purge), target)
+
+    def walk_forward(
+        self,
+        frame: pd.DataFrame,
+        folds: int,
+        purge: int | None = None,
+        validation: float = 0.15,
+        *,
+        label: str | None = None,
+    ) -> list[PreparedSet]:
+        """Walk-forward folds (expanding train, then validation and test), each fitted on its own train."""
+        target = self._label(label)
+        self._check_frame(frame, target.name)
+        gap = purge if purge is not None else target.horizon
+        slices = walk_forward_positions(len(frame), folds, gap, validation)
+        return [self._prepare_parts(frame, parts, target) for parts in slices]
+
+    def _prepare_parts(self, frame: pd.DataFrame, parts: PartSlices, target: Feature) -> PreparedSet:
+        names = list(self.feature_names)
+        train = frame.iloc[parts.train]
+        scaling = fit_scaling(train, names) if self.scaling == "zscore" else identity_scaling(names)
+        categories = (
+            fit_categories(train[target.name].to_numpy(dtype="float64"), self.categories, label=target.name)
+            if self.categories is not None
+            else None
+        )
+        made = {
+            part: self._make_part(frame.iloc[rows], scaling, categories, target, train=(part == "train"))
+            for part, rows in (("train", parts.train), ("validation", parts.validation), ("test", parts.test))
+        }
+        if categories is None:
+            task, classes = Task.REGRESSION, ()
+        else:
+            classes = tuple(categories["classes"])
+            task = Task.BINARY if len(classes) == 2 else Task.MULTICLASS
+        return PreparedSet(
+            train=made["train"],
+            validation=made["validation"],
+            test=made["test"],
+            feature_names=tuple(names),
+            label_name=target.name,
+            task=task,
+            classes=classes,
+            scaling=scaling,
+            categories=categories,
+            window=self.window,
+            featureset=self.definition(),
+        )
+
+    def _make_part(
+        self,
+        part: pd.DataFrame,
+        scaling: dict[str, Any],
+        categories: dict[str, Any] | None,
+        target: Feature,
+        *,
+        train: bool,
+    ) -> SplitPart:
+        values = apply_scaling(part, scaling).to_numpy(dtype="float32")
+        label_value = part[target.name].to_numpy(dtype="float64")
+        if categories is not None:
+            ids = apply_categories(label_value, categories)
+            keep = ids >= 0
+        else:
+            ids = label_value
+            keep = np.isfinite(label_value)
+        if self.window is not None:
+            ends = window_ends(pd.DatetimeIndex(part.index), self.window, self.resolution.offset)
+            rows = ends[keep[ends]]
+        else:
+            rows = np.flatnonzero(keep)
+        if train and self.rebalance is not None:
+            rows = rows[rebalance_positions(ids[rows], self.rebalance)]
+        X = cut_windows(values, rows, self.window) if self.window is not None else values[rows]
+        y = ids[rows].astype("int64") if categories is not None else ids[rows].astype("float32")
+        return SplitPart(
+            X=X,
+            y=y,
+            index=pd.DatetimeIndex(part.index[rows]),
+            label_value=label_value[rows],
+        )
+
+
+def _as_tuple(field: str, items: Sequence[Feature]) -> tuple[Feature, ...]:
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        raise FeatureError(f"The value of `{field}` is {items!r}, but must be a list of features.")
+    out = tuple(items)
+    for item in out:
+        if not all(hasattr(item, attr) for attr in ("name", "resolution", "horizon", "halo", "compute")):
+            raise FeatureError(
+                f"The value {item!r} in `{field}` is not a feature (LogReturns(), Volume(), ...)."
+            )
+    return out
+
+
+def _all_requirements(feature: Feature) -> list[DataRequirement]:
+    out: list[DataRequirement] = []
+    for requirement in feature.requirements():
+        option: DataRequirement | None = requirement
+        while option is not None:
+            out.append(option)
+            option = option.fallback
+    return out

@@ -1,0 +1,118 @@
+"""The built-featureset cache: ``ROOT/_featuresets/<key>.parquet`` inside the market store.
+
+A search with hundreds of trials asks for the same featureset again and again; it is built once and
+read back afterwards. The key is the SHA-256 of a JSON document holding
+
+* the featureset's ``definition()`` (feature and label names and parameters),
+* the UTC range ``[start, end)``,
+* the data version: path, size and modification time of every store partition of the exchanges and
+  pairs the features read whose date lies within the range widened by the featureset's halo (plus a
+  day each side), so that ingesting new data into the range (which rewrites a partition) gives a new
+  key and a rebuild.
+
+The file is written atomically (a temporary file beside it, then a move), so a reader never sees half
+a file; a cache file that cannot be read is treated as absent and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from atlas_ray.featurestore._store import MarketStore
+
+__all__ = ["CACHE_DIR", "cache_key", "cache_path", "data_version", "read_cached", "write_cached"]
+
+CACHE_DIR = "_featuresets"
+
+
+def _filesystem(store: MarketStore) -> tuple[pafs.FileSystem, str]:
+    root = store.root if "://" in store.root else os.path.abspath(store.root)
+    fs, path = pafs.FileSystem.from_uri(root)
+    return fs, path.rstrip("/")
+
+
+def data_version(
+    store: MarketStore,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    *,
+    markets: set[tuple[str, str]] | None = None,
+) -> list[list[Any]]:
+    """``[path, size, mtime_ns]`` of every partition dated within ``[start - 1 day, end + 1 day]``.
+
+    ``markets``: only the partitions of these ``(exchange, pair)`` (all when ``None``).
+    """
+    lo = (start - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    hi = (end + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    paths = [
+        p.path
+        for p in store.partitions()
+        if lo <= p.date <= hi and (markets is None or (p.exchange, p.pair) in markets)
+    ]
+    if not paths:
+        return []
+    fs, _ = _filesystem(store)
+    infos = fs.get_file_info(paths)
+    out: list[list[Any]] = []
+    for info in infos:
+        mtime = info.mtime_ns if info.mtime_ns is not None else -1
+        out.append([info.path, int(info.size or -1), int(mtime)])
+    return out
+
+
+def cache_key(
+    definition: dict[str, Any], start: pd.Timestamp, end: pd.Timestamp, version: list[list[Any]]
+) -> str:
+    """SHA-256 (hex) of the definition, the range and the data version."""
+    document = {
+        "definition": definition,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "data": version,
+        "format": 1,
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def cache_path(store: MarketStore, key: str) -> str:
+    """Where the featureset with ``key`` is cached (a path on the store's filesystem)."""
+    _, base = _filesystem(store)
+    return f"{base}/{CACHE_DIR}/{key}.parquet"
+
+
+def read_cached(store: MarketStore, key: str) -> pa.Table | None:
+    """The cached table, or ``None`` when absent or unreadable."""
+    fs, _ = _filesystem(store)
+    path = cache_path(store, key)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    try:
+        return pq.read_table(path, filesystem=fs)
+    except (OSError, pa.ArrowException):
+        return None
+
+
+def write_cached(store: MarketStore, key: str, table: pa.Table) -> str:
+    """Write ``table`` to the cache atomically; returns the path."""
+    fs, base = _filesystem(store)
+    path = cache_path(store, key)
+    fs.create_dir(f"{base}/{CACHE_DIR}", recursive=True)
+    temp = f"{path}.{uuid.uuid4().hex}.tmp"
+    try:
+        pq.write_table(table, temp, filesystem=fs)
+        fs.move(temp, path)
+    except BaseException:
+        if fs.get_file_info(temp).type == pafs.FileType.File:
+            fs.delete_file(temp)
+        raise
+    return path

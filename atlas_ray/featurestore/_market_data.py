@@ -1,0 +1,300 @@
+"""``MarketData``: the window of market data features compute on, aligned to one bar grid.
+
+``MarketData(store, start, end, resolution, fill_limit=5)``:
+
+* ``grid``: the bar open times ``start <= t < end`` at ``resolution`` (UTC).
+* ``bars(exchange, pair)``: the store's bars on the grid. A missing bar is filled causally for up to
+  ``fill_limit`` consecutive bars (open = high = low = close = the previous close, volume 0, vwap NaN,
+  trades 0); a longer gap stays NaN from its ``fill_limit + 1``-th bar on. ``fill_limit`` bars before
+  ``start`` are read too, so a fill at the window's first rows equals what a longer window gives.
+* ``quotes(exchange, pair)``: for row ``t`` the last top of book stamped ``<= t + resolution`` (known at
+  the close of bar ``t``), if stamped ``> t - fill_limit * resolution`` (at most ``fill_limit`` bars
+  stale), else NaN. Stored quotes, or where the store holds none, level 0 of the order-book snapshots.
+* ``book(exchange, pair)``: for row ``t`` the last order-book snapshot by the same rule, as arrays
+  (``OrderBooks``).
+* ``check(features)``: ``MissingDataError`` naming the feature and the missing series before any
+  computation; ``FeatureError`` if a feature's resolution is not the window's.
+
+Each series is read from the store once and kept (one read per exchange / pair / kind). A value on
+row ``t`` depends only on data stamped in ``(t - (fill_limit + 1) * resolution, t + resolution]``:
+never on anything after the close of bar ``t``, and never on where the window starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from atlas_ray.errors import FeatureError, MissingDataError
+from atlas_ray.featurestore._feature import DataRequirement, Feature
+from atlas_ray.featurestore._schema import BAR_COLUMNS, Resolution, bars_kind
+from atlas_ray.featurestore._store import MarketStore
+
+__all__ = ["MarketData", "OrderBooks"]
+
+QUOTE_COLUMNS = ("bid_price", "bid_size", "ask_price", "ask_size")
+
+
+@dataclass(frozen=True, eq=False)
+class OrderBooks:
+    """Order-book snapshots and, for each grid row, which snapshot applies.
+
+    ``bid_price`` / ``bid_size`` / ``ask_price`` / ``ask_size``: ``(snapshots, levels)`` float64, level 0
+    best, NaN beyond a side's depth. ``row``: for each grid row, the snapshot index or -1 (none, or
+    too stale).
+    """
+
+    timestamps: pd.DatetimeIndex
+    bid_price: np.ndarray
+    bid_size: np.ndarray
+    ask_price: np.ndarray
+    ask_size: np.ndarray
+    row: np.ndarray
+
+    def on_grid(self, per_snapshot: np.ndarray) -> np.ndarray:
+        """Values computed per snapshot, placed on the grid (NaN where no snapshot applies)."""
+        values = np.asarray(per_snapshot, dtype=np.float64)
+        out = np.full(self.row.shape[0], np.nan)
+        has = self.row >= 0
+        out[has] = values[self.row[has]]
+        return out
+
+    def level(self, side: str, level: int) -> tuple[np.ndarray, np.ndarray]:
+        """Price and size at ``level`` of ``side`` on the grid (NaN where the book is shallower)."""
+        prices, sizes = (self.bid_price, self.bid_size) if side == "bid" else (self.ask_price, self.ask_size)
+        if level >= prices.shape[1]:
+            nan = np.full(self.row.shape[0], np.nan)
+            return nan, nan.copy()
+        return self.on_grid(prices[:, level]), self.on_grid(sizes[:, level])
+
+
+class MarketData:
+    """The market data of one window at one resolution (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: MarketStore,
+        start: pd.Timestamp | str,
+        end: pd.Timestamp | str,
+        resolution: Resolution,
+        *,
+        fill_limit: int = 5,
+    ) -> None:
+        if isinstance(fill_limit, bool) or not isinstance(fill_limit, int) or fill_limit < 0:
+            raise ValueError(f"The value of `fill_limit` is {fill_limit!r}, but must be `fill_limit >= 0`.")
+        if not isinstance(resolution, Resolution):
+            raise ValueError(f"The value of `resolution` is {resolution!r}, but must be a Resolution.")
+        lo, hi = _utc(start), _utc(end)
+        for label, stamp in (("start", lo), ("end", hi)):
+            if stamp != stamp.floor(resolution.freq):
+                raise ValueError(
+                    f"The value of `{label}` is {stamp.isoformat()}, but must fall on a "
+                    f"{resolution.freq} bar boundary."
+                )
+        if hi < lo:
+            raise ValueError(f"The range [{lo.isoformat()}, {hi.isoformat()}) must satisfy `start <= end`.")
+        self.store = store
+        self.start = lo
+        self.end = hi
+        self.resolution = resolution
+        self.fill_limit = fill_limit
+        self.grid = pd.date_range(lo, hi, freq=resolution.freq, inclusive="left", name="timestamp")
+        self._bars: dict[tuple[str, str], pd.DataFrame] = {}
+        self._quotes: dict[tuple[str, str], pd.DataFrame] = {}
+        self._books: dict[tuple[str, str], OrderBooks] = {}
+        self._raw_books: dict[tuple[str, str], pd.DataFrame] = {}
+        self._available: dict[tuple[str, str, str], bool] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"MarketData({self.store!r}, {self.start.isoformat()}, {self.end.isoformat()}, "
+            f"{self.resolution.value}, fill_limit={self.fill_limit})"
+        )
+
+    # ---------------------------------------------------------------------------- availability
+    def has(self, exchange: str, pair: str, kind: str) -> bool:
+        """Whether the store can serve ``kind`` ("bars", "quotes", "book") for the series at all.
+
+        bars: stored bars at the resolution, finer bars that divide it, or trades (as
+        ``MarketStore.bars`` reads them); quotes: stored quotes or book snapshots; book: snapshots.
+        Decided over the whole store, not the window, so the answer never depends on the window.
+        """
+        key = (exchange, pair, kind)
+        if key not in self._available:
+            self._available[key] = self._probe(exchange, pair, kind)
+        return self._available[key]
+
+    def _probe(self, exchange: str, pair: str, kind: str) -> bool:
+        store = self.store
+        if kind == "bars":
+            res = self.resolution
+            finer = [r for r in Resolution if r.seconds <= res.seconds and res.seconds % r.seconds == 0]
+            return any(store.has(exchange, pair, bars_kind(r)) for r in finer) or store.has(
+                exchange, pair, "trades"
+            )
+        if kind == "quotes":
+            return store.has(exchange, pair, "quotes") or store.has(exchange, pair, "book")
+        return store.has(exchange, pair, kind)
+
+    def satisfies(self, requirement: DataRequirement) -> DataRequirement | None:
+        """The requirement itself if the store holds it, else its fallback if held, else None."""
+        option: DataRequirement | None = requirement
+        while option is not None:
+            if self.has(option.exchange, option.pair, option.kind):
+                return option
+            option = option.fallback
+        return None
+
+    def check(self, features: Iterable[Feature]) -> None:
+        """Refuse, before any computation, a feature whose data the store lacks or whose resolution is
+        not this window's; the error names the feature and the series."""
+        for feature in features:
+            if feature.resolution != self.resolution:
+                raise FeatureError(
+                    f"{feature.name} is at resolution {feature.resolution.value}, but the market data is "
+                    f"at {self.resolution.value}; every feature of a set must share one resolution."
+                )
+            for requirement in feature.requirements():
+                if self.satisfies(requirement) is None:
+                    raise MissingDataError(self._missing_message(feature, requirement))
+
+    def _missing_message(self, feature: Feature, requirement: DataRequirement) -> str:
+        wanted: list[DataRequirement] = []
+        option: DataRequirement | None = requirement
+        while option is not None:
+            wanted.append(option)
+            option = option.fallback
+        needs = " or ".join(r.describe() for r in wanted)
+        held = ", ".join(self.store.kinds(requirement.exchange, requirement.pair)) or "nothing"
+        return (
+            f"{feature.name} needs {needs}, but the store at {self.store.root} holds none "
+            f"(for {requirement.exchange} {requirement.pair} it holds: {held})."
+        )
+
+    # ------------------------------------------------------------------------------------- bars
+    def bars(self, exchange: str, pair: str) -> pd.DataFrame:
+        """Bars on the grid (open, high, low, close, volume, vwap, trades as float64), filled causally
+        for up to ``fill_limit`` bars."""
+        key = (exchange, pair)
+        if key not in self._bars:
+            self._bars[key] = self._load_bars(exchange, pair)
+        return self._bars[key]
+
+    def _load_bars(self, exchange: str, pair: str) -> pd.DataFrame:
+        step = self.resolution.offset
+        lead = self.fill_limit * step
+        raw = self.store.bars(exchange, pair, self.resolution, self.start - lead, self.end)
+        extended = pd.date_range(
+            self.start - lead, self.end, freq=self.resolution.freq, inclusive="left", name="timestamp"
+        )
+        frame = pd.DataFrame(
+            {c: raw[c].to_numpy(dtype="float64") for c in BAR_COLUMNS}, index=pd.DatetimeIndex(raw.index)
+        )
+        frame = frame[~frame.index.duplicated(keep="first")].reindex(extended)
+        close = frame["close"]
+        filled_close = close.ffill(limit=self.fill_limit) if self.fill_limit else close
+        filled = (close.isna() & filled_close.notna()).to_numpy()
+        if filled.any():
+            previous = filled_close.to_numpy()[filled]
+            for column in ("open", "high", "low", "close"):
+                frame.loc[filled, column] = previous
+            frame.loc[filled, "volume"] = 0.0
+            frame.loc[filled, "trades"] = 0.0
+            frame.loc[filled, "vwap"] = np.nan
+        return frame.iloc[self.fill_limit :]
+
+    # ----------------------------------------------------------------------------------- quotes
+    def quotes(self, exchange: str, pair: str) -> pd.DataFrame:
+        """Top of book on the grid: the last one stamped ``<= t + resolution``, at most ``fill_limit``
+        bars stale (else NaN)."""
+        key = (exchange, pair)
+        if key not in self._quotes:
+            self._quotes[key] = self._load_quotes(exchange, pair)
+        return self._quotes[key]
+
+    def _read_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        step = self.resolution.offset
+        return self.start - self.fill_limit * step, self.end + pd.Timedelta(1, "ns")
+
+    def _load_quotes(self, exchange: str, pair: str) -> pd.DataFrame:
+        if self.store.has(exchange, pair, "quotes"):
+            lo, hi = self._read_range()
+            raw = self.store.quotes(exchange, pair, lo, hi)
+            stamps = pd.DatetimeIndex(raw.index)
+            values = {c: raw[c].to_numpy(dtype="float64") for c in QUOTE_COLUMNS}
+            rows = self._rows_for(stamps)
+            out = {}
+            for column, array in values.items():
+                column_values = np.full(len(self.grid), np.nan)
+                column_values[rows >= 0] = array[rows[rows >= 0]]
+                out[column] = column_values
+            return pd.DataFrame(out, index=self.grid)
+        if self.store.has(exchange, pair, "book"):
+            books = self.book(exchange, pair)
+            bid_price, bid_size = books.level("bid", 0)
+            ask_price, ask_size = books.level("ask", 0)
+            return pd.DataFrame(
+                {"bid_price": bid_price, "bid_size": bid_size, "ask_price": ask_price, "ask_size": ask_size},
+                index=self.grid,
+            )
+        # neither: let the store say what is missing
+        self.store.quotes(exchange, pair)
+        raise MissingDataError(f"no quotes for {exchange}/{pair}")  # pragma: no cover
+
+    def _rows_for(self, stamps: pd.DatetimeIndex) -> np.ndarray:
+        """For each grid row, the index of the last stamp ``<= t + resolution`` that is
+        ``> t - fill_limit * resolution``, or -1."""
+        times = stamps.asi8 if len(stamps) else np.array([], dtype=np.int64)
+        if len(times) > 1 and not bool(np.all(times[1:] >= times[:-1])):
+            order = np.argsort(times, kind="stable")
+            times = times[order]
+        else:
+            order = None
+        step = self.resolution.offset.value
+        grid = self.grid.asi8
+        position = np.searchsorted(times, grid + step, side="right") - 1
+        valid = position >= 0
+        fresh = np.zeros(len(grid), dtype=bool)
+        fresh[valid] = times[position[valid]] > grid[valid] - self.fill_limit * step
+        rows = np.where(valid & fresh, position, -1)
+        if order is not None:
+            rows = np.where(rows >= 0, order[np.maximum(rows, 0)], -1)
+        return rows
+
+    # ------------------------------------------------------------------------------------- book
+    def book(self, exchange: str, pair: str) -> OrderBooks:
+        """Order-book snapshots and the one that applies to each grid row."""
+        key = (exchange, pair)
+        if key not in self._books:
+            self._books[key] = self._load_book(exchange, pair)
+        return self._books[key]
+
+    def _load_book(self, exchange: str, pair: str) -> OrderBooks:
+        lo, hi = self._read_range()
+        raw = self.store.book(exchange, pair, lo, hi)
+        stamps = pd.DatetimeIndex(raw.index)
+        snapshots = stamps.unique().sort_values()
+        which = snapshots.get_indexer(stamps)
+        side = raw["side"].astype(str).to_numpy()
+        level = raw["level"].to_numpy(dtype="int64")
+        price = raw["price"].to_numpy(dtype="float64")
+        size = raw["size"].to_numpy(dtype="float64")
+        arrays = []
+        for name in ("bid", "ask"):
+            mine = side == name
+            depth = int(level[mine].max()) + 1 if mine.any() else 0
+            prices = np.full((len(snapshots), depth), np.nan)
+            sizes = np.full((len(snapshots), depth), np.nan)
+            prices[which[mine], level[mine]] = price[mine]
+            sizes[which[mine], level[mine]] = size[mine]
+            arrays.extend([prices, sizes])
+        return OrderBooks(snapshots, arrays[0], arrays[1], arrays[2], arrays[3], self._rows_for(snapshots))
+
+
+def _utc(value: pd.Timestamp | str) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.as_unit("ns")

@@ -1,0 +1,117 @@
+"""Time splits (train / validation / test) and walk-forward folds, with purge gaps.
+
+Rows are split by time, in order, never shuffled. Between two consecutive parts ``purge`` rows are
+left out, so that no label of an earlier part (which looks ``horizon`` rows ahead) overlaps the rows
+of a later part. ``FeatureLabelSet.prepare`` uses the label's horizon as the default purge.
+
+Positions are computed on the built frame's rows (``0 .. n-1``); as the frame holds only valid rows
+in time order, ``purge`` rows left out mean at least ``purge + 1`` bars between the last row of one
+part and the first row of the next.
+
+``split_positions``: ``train`` takes the first ``floor(n * train)`` rows, validation the next
+``floor(n * (train + validation)) - floor(n * train)`` less the purge at its start, test the rest less
+the purge at its start.
+
+``walk_forward_positions``: the rows are cut into ``folds + 1`` equal blocks; fold ``i`` (1-based)
+tests on block ``i`` and trains on every row before it (an expanding window), the last
+``validation`` share of those rows being its validation part; purge gaps sit before the validation
+part and before the test block. Test blocks of the folds are disjoint and in time order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from atlas_ray.errors import FeatureError
+
+__all__ = ["PartSlices", "TimeSplit", "split_positions", "walk_forward_positions"]
+
+
+def _check_share(field: str, value: float, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    low_ok = ok and (value >= 0.0 if allow_zero else value > 0.0)
+    if not (low_ok and value < 1.0):
+        rule = "0 <= " if allow_zero else "0 < "
+        raise FeatureError(f"The value of `{field}` is {value!r}, but must satisfy `{rule}{field} < 1`.")
+
+
+def _check_purge(purge: int | None) -> None:
+    if purge is not None and (isinstance(purge, bool) or not isinstance(purge, int) or purge < 0):
+        raise FeatureError(
+            f"The value of `purge` is {purge!r}, but must be `None` or an integer `purge >= 0`."
+        )
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Shares of the rows for train, validation and test (summing to 1); ``purge`` rows between parts.
+
+    ``purge=None`` means the label's horizon (rows of look-forward).
+    """
+
+    train: float = 0.7
+    validation: float = 0.15
+    test: float = 0.15
+    purge: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_share("train", self.train)
+        _check_share("validation", self.validation)
+        _check_share("test", self.test)
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise FeatureError(
+                f"The shares train={self.train}, validation={self.validation}, test={self.test} sum to "
+                f"{total:g}, but must sum to 1."
+            )
+        _check_purge(self.purge)
+
+
+@dataclass(frozen=True)
+class PartSlices:
+    """Row positions (half-open ``slice``) of the three parts of one split or fold."""
+
+    train: slice
+    validation: slice
+    test: slice
+
+    def sizes(self) -> tuple[int, int, int]:
+        return tuple(s.stop - s.start for s in (self.train, self.validation, self.test))  # type: ignore[return-value]
+
+
+def _checked(parts: PartSlices, n: int, purge: int, what: str) -> PartSlices:
+    sizes = parts.sizes()
+    if min(sizes) <= 0:
+        raise FeatureError(
+            f"The {what} of {n} rows with a purge of {purge} rows leaves parts of {list(sizes)} rows "
+            "(train, validation, test), but every part needs at least one row: build a longer range."
+        )
+    return parts
+
+
+def split_positions(n: int, split: TimeSplit, purge: int) -> PartSlices:
+    """The train / validation / test row slices of ``n`` rows (``purge`` rows left out between parts)."""
+    _check_purge(purge)
+    a = math.floor(n * split.train)
+    b = math.floor(n * (split.train + split.validation))
+    parts = PartSlices(slice(0, a), slice(min(a + purge, b), b), slice(min(b + purge, n), n))
+    return _checked(parts, n, purge, "time split")
+
+
+def walk_forward_positions(n: int, folds: int, purge: int, validation: float) -> list[PartSlices]:
+    """Expanding-window folds: fold ``i`` tests on block ``i`` of ``folds + 1`` equal blocks."""
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
+        raise FeatureError(f"The value of `folds` is {folds!r}, but must be an integer `folds >= 1`.")
+    _check_share("validation", validation)
+    _check_purge(purge)
+    edges = [math.floor(n * k / (folds + 1)) for k in range(folds + 2)]
+    out = []
+    for i in range(1, folds + 1):
+        before, test_end = edges[i], edges[i + 1]
+        v = before - math.floor(before * validation)
+        parts = PartSlices(
+            slice(0, v), slice(min(v + purge, before), before), slice(min(before + purge, test_end), test_end)
+        )
+        out.append(_checked(parts, n, purge, f"walk-forward fold {i} of {folds}"))
+    return out

@@ -1,0 +1,295 @@
+"""Build the report: read the experiments, compute the summaries, draw the figures, write the page.
+
+What is drawn, per experiment: the summary table (every trial, sortable in the browser), the
+heat-table of the whole spec (one per task, since classifiers and regressors have different columns)
+and one per work unit when a task has several units, the ASHA picture, hyperparameters against the
+metric, the backtest of the top trials, and for each of the top ``top`` trials per task its baseball
+card, learning curves and (classifiers) ROC / precision-recall against threshold, probability
+histograms and likelihood curves. With several experiments, a comparison table and figure come
+first. Only the top trials get cards, so a report over hundreds of trials stays quick.
+
+The output directory is built in a temporary sibling directory and moved into place at the end, so a
+reader never sees a half-written report; an older report at the same place is replaced whole.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from atlas_ray.featurestore._prepared import Task
+from atlas_ray.report import _html
+from atlas_ray.report._load import Experiment, asha_settings, load_experiment_for_report
+from atlas_ray.report._plots_backtest import backtest_plot
+from atlas_ray.report._plots_classifier import classifier_baseball_card
+from atlas_ray.report._plots_curves import (
+    learning_curves,
+    likelihood_curves,
+    probability_histograms,
+    roc_threshold_plots,
+)
+from atlas_ray.report._plots_heat import heat_table, sort_summary
+from atlas_ray.report._plots_regressor import regressor_baseball_card
+from atlas_ray.report._plots_search import asha_plot, experiment_comparison, hyperparameter_plot
+from atlas_ray.report._style import render_png
+from atlas_ray.report._summary import (
+    DEFAULT_COST,
+    ReportError,
+    check_filters,
+    known_metrics,
+    metric_direction,
+    resolve_metric,
+    summary_frame,
+)
+from atlas_ray.search._results import ResultsObject
+
+__all__ = ["BuiltReport", "ReportSettings", "build_report", "default_out"]
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """How to build a report. ``metric``: the column to rank by (default: the experiment's own metric,
+    else ``loss``); ``top``: cards per experiment and task; ``heat_rows``: rows per heat-table;
+    ``filters``: identity fields to keep (``unit``, ``model``, ``status``, ``task``, ``experiment``);
+    ``split``: the split the cards show; ``cost``: the backtest's cost per unit of position changed."""
+
+    out: Path
+    metric: str | None = None
+    top: int = 5
+    heat_rows: int = 40
+    filters: Mapping[str, str] = field(default_factory=dict)
+    split: str = "test"
+    cost: float = DEFAULT_COST
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.top < 1:
+            raise ReportError(f"The value of `--top` is {self.top}, but must be `--top >= 1`.")
+        if self.heat_rows < 1:
+            raise ReportError(f"The value of `heat_rows` is {self.heat_rows}, but must be `heat_rows >= 1`.")
+        if self.cost < 0:
+            raise ReportError(f"The value of `--cost` is {self.cost}, but must be `--cost >= 0`.")
+        if self.split not in ("train", "validation", "test"):
+            raise ReportError(
+                f"The value of `split` is {self.split!r}, but must be one of train, validation, test."
+            )
+        check_filters(self.filters)
+
+
+@dataclass(frozen=True)
+class BuiltReport:
+    """Where the report is, and what it said was missing."""
+
+    index: Path
+    figures: int
+    missing: tuple[str, ...]
+
+
+def default_out(names: Sequence[str]) -> Path:
+    """``./reports/<experiment name>`` (names joined by ``_vs_`` for several experiments)."""
+    safe = ["".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in n) or "experiment" for n in names]
+    return Path("reports") / "_vs_".join(safe)
+
+
+@dataclass
+class _Job:
+    name: str
+    caption: str
+    make: Callable[[], Figure]
+
+
+def _keep(result: ResultsObject, filters: Mapping[str, str]) -> bool:
+    fields = {
+        "unit": result.identity.unit, "model": result.identity.model, "status": result.status.value,
+        "task": result.task.value, "experiment": result.identity.experiment,
+    }
+    return all(fields[key] == value for key, value in filters.items())
+
+
+def _task_metric(metric: str, rows: pd.DataFrame) -> str:
+    """``metric`` if any row of this task has it, else the task's own ``loss`` / first metric."""
+    if metric in rows.columns and rows[metric].notna().any():
+        return metric
+    for fallback in ("loss", "accuracy", "mse"):
+        if fallback in rows.columns and rows[fallback].notna().any():
+            return fallback
+    known = known_metrics(rows)
+    return known[0] if known else metric
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)
+
+
+def build_report(experiments: Sequence[str | Experiment], settings: ReportSettings) -> BuiltReport:
+    """Write the report for ``experiments`` (URIs or loaded ones) into ``settings.out``."""
+    loaded = [e if isinstance(e, Experiment) else load_experiment_for_report(e) for e in experiments]
+    if not loaded:
+        raise ReportError("no experiment given; name at least one experiment directory")
+    sections: list[_html.Section] = []
+    jobs: list[_Job] = []
+    summaries: dict[str, pd.DataFrame] = {}
+    kept: dict[str, list[ResultsObject]] = {}
+    names: dict[str, str] = {}
+    for i, experiment in enumerate(loaded):
+        key = experiment.name if experiment.name not in names.values() else f"{experiment.name}#{i}"
+        names[experiment.uri + f"#{i}"] = key
+        results = [r for r in experiment.results if _keep(r, settings.filters)]
+        kept[key] = results
+        summaries[key] = summary_frame(results, settings.cost)
+
+    combined = pd.concat([s for s in summaries.values() if not s.empty], ignore_index=True) \
+        if any(not s.empty for s in summaries.values()) else pd.DataFrame()
+    requested = settings.metric or loaded[0].metric or "loss"
+    if settings.metric is not None or known_metrics(combined):
+        try:
+            metric = resolve_metric(requested, combined)
+        except ReportError:
+            if settings.metric is not None:
+                raise
+            metric = resolve_metric("loss", combined) if "loss" in known_metrics(combined) else \
+                known_metrics(combined)[0]
+    else:
+        metric = requested.removeprefix("val_")
+    mode = loaded[0].mode if (loaded[0].metric or "").removeprefix("val_") == metric else None
+    ascending = metric_direction(metric, mode)
+
+    if len(loaded) > 1:
+        jobs.append(_Job("comparison.png", f"every trial's {metric} per experiment and unit",
+                         lambda: experiment_comparison(summaries, metric)))
+        sections.append(_html.comparison_section(summaries, metric, ascending, "comparison.png"))
+
+    for (uri_key, key), experiment in zip(names.items(), loaded, strict=True):
+        del uri_key
+        results = kept[key]
+        summary = summaries[key]
+        by_id = {r.trial_id: r for r in results}
+        prefix = _slug(key)
+        figures: list[tuple[str, str]] = []
+        tables: list[tuple[str, pd.DataFrame, str]] = []
+        cards: list[tuple[str, list[tuple[str, str]]]] = []
+        for task in [t.value for t in Task]:
+            rows = summary[summary["task"] == task] if not summary.empty else summary
+            if rows.empty:
+                continue
+            task_metric = _task_metric(metric, rows)
+            task_ascending = ascending if task_metric == metric else metric_direction(task_metric)
+            ranked = sort_summary(rows, task_metric, task_ascending)
+            tables.append((task, ranked, task_metric))
+            name = f"{prefix}_heat_{task}.png"
+            jobs.append(_Job(name, "", _heat(ranked, task_metric, settings.heat_rows, task, task_ascending,
+                                             f"{key} · all {task} trials")))
+            figures.append((name, f"heat-table of every {task} trial, by {task_metric}"))
+            units = sorted(rows["unit"].astype(str).unique())
+            if len(units) > 1:
+                for unit in units:
+                    name = f"{prefix}_heat_{task}_{_slug(unit)}.png"
+                    jobs.append(_Job(name, "", _heat(ranked[ranked["unit"] == unit], task_metric,
+                                                     settings.heat_rows, task, task_ascending,
+                                                     f"{key} · unit {unit}")))
+                    figures.append((name, f"heat-table of unit {unit}"))
+            top_ids = [t for t in ranked["trial_id"].head(settings.top) if t in by_id]
+            top = [by_id[t] for t in top_ids]
+            name = f"{prefix}_backtest_{task}.png"
+            jobs.append(_Job(name, "", _bind(backtest_plot, top, settings.split, settings.cost)))
+            figures.append((name, f"backtest of the top {len(top)} {task} trials on {settings.split}"))
+            for result in top:
+                cards.append((result.trial_id, _card_jobs(jobs, prefix, result, settings)))
+        if results:
+            max_t, grace, factor = asha_settings(experiment.meta)
+            asha_metric = experiment.metric or "val_loss"
+            name = f"{prefix}_asha.png"
+            jobs.append(_Job(name, "", _bind_asha(results, asha_metric, max_t, grace, factor)))
+            figures.append((name, f"ASHA: {asha_metric} per epoch, where trials stopped"))
+            if not summary.empty and any(c.startswith("hp.") for c in summary.columns):
+                name = f"{prefix}_hyperparameters.png"
+                hp_metric = _task_metric(metric, summary)
+                jobs.append(_Job(name, "", _bind(hyperparameter_plot, summary, hp_metric)))
+                figures.append((name, f"hyperparameters against {hp_metric}"))
+        sections.append(_html.experiment_section(experiment, key, tables, figures, cards, settings.filters))
+
+    images = _render(jobs, settings.threads)
+    out = Path(settings.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        for name, data in images.items():
+            (temp / name).write_bytes(data)
+        encoded = {name: base64.b64encode(data).decode("ascii") for name, data in images.items()}
+        missing = tuple(f"{e.name}: {line}" for e in loaded for line in e.missing)
+        page = _html.page(loaded, sections, encoded, metric, ascending, settings, missing)
+        (temp / "index.html").write_text(page, encoding="utf-8")
+        _replace_directory(temp, out)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return BuiltReport(index=out / "index.html", figures=len(images), missing=missing)
+
+
+def _heat(ranked: pd.DataFrame, metric: str, rows: int, task: str, ascending: bool,
+          title: str) -> Callable[[], Figure]:
+    return lambda: heat_table(ranked, metric, rows, task=task, ascending=ascending, title=title)
+
+
+def _bind(function: Callable[..., Figure], *args: object) -> Callable[[], Figure]:
+    return lambda: function(*args)
+
+
+def _bind_asha(results: list[ResultsObject], metric: str, max_t: int | None, grace: int | None,
+               factor: int | None) -> Callable[[], Figure]:
+    return lambda: asha_plot(results, metric, max_t=max_t, grace_period=grace, reduction_factor=factor)
+
+
+def _card_jobs(jobs: list[_Job], prefix: str, result: ResultsObject,
+               settings: ReportSettings) -> list[tuple[str, str]]:
+    base = f"{prefix}_{_slug(result.trial_id)}"
+    made: list[tuple[str, Callable[[], Figure], str]] = []
+    if result.task is Task.REGRESSION:
+        made.append((f"{base}_card.png", _bind(regressor_baseball_card, result, settings.split),
+                     "regressor baseball card"))
+    else:
+        made.append((f"{base}_card.png", _bind(classifier_baseball_card, result, settings.split),
+                     "classifier baseball card"))
+    made.append((f"{base}_curves.png", _bind(learning_curves, result), "learning curves"))
+    if result.task is not Task.REGRESSION:
+        made.append((f"{base}_roc.png", _bind(roc_threshold_plots, result, settings.split),
+                     "ROC and precision / recall against threshold"))
+        made.append((f"{base}_probabilities.png", _bind(probability_histograms, result, settings.split),
+                     "probability histograms"))
+        made.append((f"{base}_likelihood.png", _bind(likelihood_curves, result, settings.split),
+                     "likelihood curves"))
+    for name, make, caption in made:
+        jobs.append(_Job(name, caption, make))
+    return [(name, caption) for name, _, caption in made]
+
+
+def _render(jobs: list[_Job], threads: int) -> dict[str, bytes]:
+    """Draw and encode every figure; PNG encoding releases the GIL, so a few threads help a little."""
+
+    def draw(job: _Job) -> tuple[str, bytes]:
+        return job.name, render_png(job.make())
+
+    if threads <= 1:
+        return dict(draw(job) for job in jobs)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return dict(pool.map(draw, jobs))
+
+
+def _replace_directory(temp: Path, out: Path) -> None:
+    """Move the finished ``temp`` to ``out``; an existing ``out`` is moved aside first, then removed."""
+    old: Path | None = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)
+    os.replace(temp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,161 @@
+"""Read an experiment directory (a local path or any pyarrow filesystem URI) for the report.
+
+Reads ``EXPERIMENT/experiment.json`` and every ``EXPERIMENT/trials/<trial_id>/result.json`` with
+``atlas_ray.search._results.read_result``. A half-finished experiment is read as far as it exists:
+a missing ``experiment.json``, a trial directory without ``result.json`` (still running, or crashed
+before it wrote one), a trial listed in ``experiment.json`` with no directory, a failed trial without
+predictions and an unfinished experiment are each recorded as one line in ``Experiment.missing``, and
+the report shows them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from atlas_ray.errors import AtlasError
+from atlas_ray.search._results import RESULT_FILE, ResultsObject, TrialStatus, read_result
+
+__all__ = ["Experiment", "ExperimentNotFoundError", "asha_settings", "load_experiment_for_report"]
+
+EXPERIMENT_FILE = "experiment.json"
+TRIALS_DIR = "trials"
+
+
+class ExperimentNotFoundError(AtlasError):
+    """The experiment path does not exist or is not a directory."""
+
+
+@dataclass(frozen=True, eq=False)
+class Experiment:
+    """An experiment as far as it exists: its ``experiment.json`` (``None`` when missing), the trials
+    that could be read, and one line per thing that is missing."""
+
+    name: str
+    uri: str
+    meta: Mapping[str, Any] | None
+    results: tuple[ResultsObject, ...]
+    missing: tuple[str, ...]
+
+    @property
+    def metric(self) -> str | None:
+        value = (self.meta or {}).get("metric")
+        return str(value) if value else None
+
+    @property
+    def mode(self) -> str | None:
+        value = (self.meta or {}).get("mode")
+        return str(value) if value else None
+
+
+def asha_settings(meta: Mapping[str, Any] | None) -> tuple[int | None, int | None, int | None]:
+    """``(max_t, grace_period, reduction_factor)`` from ``experiment.json``: top level, or nested under
+    ``asha`` or ``scheduler``; ``None`` for each one not recorded."""
+    meta = meta or {}
+    places = [meta, meta.get("asha") or {}, meta.get("scheduler") or {}]
+    found: list[int | None] = []
+    for key in ("max_t", "grace_period", "reduction_factor"):
+        value = next((p[key] for p in places if isinstance(p, Mapping) and p.get(key) is not None), None)
+        found.append(int(value) if value is not None else None)
+    return found[0], found[1], found[2]
+
+
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str, str]:
+    """``(filesystem, path inside it, uri to hand to read_result)``."""
+    if "://" not in uri:
+        uri = os.path.abspath(uri)
+        fs, path = pafs.FileSystem.from_uri(uri)
+        return fs, path.rstrip("/"), uri.rstrip("/")
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri)
+    except (pafs.ArrowInvalid, ValueError, OSError) as error:  # type: ignore[attr-defined]
+        raise ExperimentNotFoundError(
+            f"experiment {uri!r} cannot be opened: {' '.join(str(error).split())}"
+        ) from error
+    return fs, path.rstrip("/"), uri.rstrip("/")
+
+
+def _listed_trials(meta: Mapping[str, Any] | None) -> list[str]:
+    if not meta:
+        return []
+    for key in ("trials", "trial_ids"):
+        value = meta.get(key)
+        if isinstance(value, list):
+            return [str(v if not isinstance(v, Mapping) else v.get("trial_id", "")) for v in value]
+    return []
+
+
+def load_experiment_for_report(uri: str, *, threads: int = 8) -> Experiment:
+    """Read the experiment at ``uri`` as far as it exists (see the module docstring).
+
+    Raises ``ExperimentNotFoundError`` when ``uri`` is not an existing directory.
+    """
+    fs, base, root = _filesystem(uri)
+    info = fs.get_file_info(base)
+    if info.type != pafs.FileType.Directory:
+        what = "does not exist" if info.type == pafs.FileType.NotFound else "is not a directory"
+        raise ExperimentNotFoundError(f"experiment {uri!r} {what}; give the experiment directory")
+    missing: list[str] = []
+    meta: dict[str, Any] | None = None
+    meta_path = f"{base}/{EXPERIMENT_FILE}"
+    if fs.get_file_info(meta_path).type == pafs.FileType.File:
+        try:
+            with fs.open_input_stream(meta_path) as stream:
+                meta = json.loads(stream.read().decode())
+        except (ValueError, UnicodeDecodeError) as error:
+            missing.append(f"{EXPERIMENT_FILE} is not valid JSON ({error}); read the trials without it")
+    else:
+        missing.append(f"{EXPERIMENT_FILE} is missing (the search did not finish writing it)")
+    name = str((meta or {}).get("name") or os.path.basename(base) or base)
+    if meta is not None and not meta.get("finished"):
+        missing.append(f"the experiment has not finished (status {meta.get('status', 'unknown')!r})")
+
+    trials_path = f"{base}/{TRIALS_DIR}"
+    present: list[str] = []
+    if fs.get_file_info(trials_path).type == pafs.FileType.Directory:
+        entries = fs.get_file_info(pafs.FileSelector(trials_path))
+        present = sorted(os.path.basename(e.path) for e in entries if e.type == pafs.FileType.Directory)
+    else:
+        missing.append(f"{TRIALS_DIR}/ is missing: no trial has written anything")
+    readable = [t for t in present if fs.get_file_info(f"{trials_path}/{t}/{RESULT_FILE}").type
+                == pafs.FileType.File]
+    for trial in present:
+        if trial not in readable:
+            missing.append(f"trial {trial}: no {RESULT_FILE} (still running or crashed before writing it)")
+    for trial in _listed_trials(meta):
+        if trial and trial not in present:
+            missing.append(f"trial {trial}: listed in {EXPERIMENT_FILE} but has no directory")
+
+    def read(trial: str) -> ResultsObject | str:
+        try:
+            return read_result(f"{root}/{TRIALS_DIR}/{trial}")
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            return f"trial {trial}: {RESULT_FILE} cannot be read ({' '.join(str(error).split())})"
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        loaded = list(pool.map(read, readable))
+    results: list[ResultsObject] = []
+    for item in loaded:
+        if isinstance(item, str):
+            missing.append(item)
+            continue
+        results.append(item)
+        if item.status is TrialStatus.FAILED:
+            reason = item.error or "no error recorded"
+            if item.predictions.empty:
+                missing.append(f"trial {item.trial_id} failed without predictions: {reason}")
+            else:
+                missing.append(f"trial {item.trial_id} failed: {reason}")
+        elif item.status is TrialStatus.RUNNING:
+            missing.append(f"trial {item.trial_id} was still running when its results were written")
+        elif item.predictions.empty:
+            missing.append(f"trial {item.trial_id}: no predictions.parquet")
+    if not results:
+        missing.append("no trial has results yet")
+    return Experiment(name=name, uri=uri, meta=meta, results=tuple(results), missing=tuple(missing))

@@ -1,0 +1,53 @@
+"""The backtest's cumulative-return curve for one trial or several side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from atlas_ray.report import stats
+from atlas_ray.report._style import empty_axes, new_figure
+from atlas_ray.report._summary import DEFAULT_COST
+from atlas_ray.search._results import ResultsObject
+
+__all__ = ["backtest_plot"]
+
+
+def backtest_plot(
+    results: ResultsObject | Sequence[ResultsObject], split: str = "test", cost: float = DEFAULT_COST
+) -> Figure:
+    """Net cumulative log return of each trial's long/short signal on ``split`` (``stats.backtest``,
+    ``cost`` per unit of position changed), with buy-and-hold of the same rows for reference."""
+    many = [results] if isinstance(results, ResultsObject) else list(results)
+    figure = new_figure(11, 4.2)
+    ax = figure.add_subplot()
+    drawn = 0
+    hold_drawn = False
+    for i, result in enumerate(many):
+        frame = stats.split_predictions(result, split)
+        if frame.empty or "label_value" not in frame.columns:
+            continue
+        curve = stats.backtest(frame["timestamp"], stats.positions(result, frame),
+                               frame["label_value"].to_numpy("float64"), cost)
+        summary = stats.backtest_summary(curve)
+        ax.plot(curve.index, curve["cumulative"], linewidth=1, color=f"C{i % 10}",
+                label=f"{result.trial_id} ({result.identity.model}) net {summary['net_return']:+.4f}, "
+                      f"turnover {summary['turnover']:.0f}")
+        if not hold_drawn:
+            hold = np.cumsum(np.nan_to_num(frame["label_value"].to_numpy("float64")))
+            ax.plot(curve.index, hold, color="0.5", linestyle=":", linewidth=1, label="buy and hold")
+            hold_drawn = True
+        drawn += 1
+    if not drawn:
+        empty_axes(ax, f"no trial has {split} predictions with label values")
+        return figure
+    ax.axhline(0.0, color="black", linewidth=0.5)
+    ax.set_ylabel("cumulative log return")
+    ax.set_title(f"long/short backtest on {split} (position +1 up, -1 down, 0 flat; cost {cost:g} per unit "
+                 "of position changed)", fontsize=10, loc="left")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    ax.tick_params(axis="x", labelsize=8, rotation=15)
+    return figure

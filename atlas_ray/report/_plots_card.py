@@ -1,0 +1,95 @@
+"""Panels shared by the classifier and regressor baseball cards."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from atlas_ray.report import stats
+from atlas_ray.report._style import empty_axes
+from atlas_ray.search._results import ResultsObject
+
+__all__ = ["card_split", "draw_accuracy_histogram", "draw_accuracy_over_time", "draw_backtest", "draw_table"]
+
+
+def card_split(result: ResultsObject, split: str) -> tuple[str, pd.DataFrame]:
+    """``split``'s rows, or the first of test / validation / train / all that has rows."""
+    for name in (split, "test", "validation", "train", "all"):
+        frame = stats.split_predictions(result, name)
+        if not frame.empty:
+            return name, frame
+    return split, result.predictions
+
+
+def draw_accuracy_over_time(ax: Axes, over_time: pd.DataFrame, overall: float, what: str) -> None:
+    if over_time.empty:
+        empty_axes(ax, f"no {what} over time")
+        return
+    ax.plot(over_time.index, over_time.iloc[:, 0], marker="o", markersize=3, linewidth=1, color="#1f77b4")
+    ax.axhline(overall, color="black", linestyle="--", linewidth=0.8, label=f"overall {overall:.3f}")
+    ax.set_ylabel(what)
+    ax.set_title(f"{what} over time (buckets of {_bucket_text(over_time)})", fontsize=9, loc="left")
+    ax.legend(fontsize=7, loc="best")
+    ax.tick_params(axis="x", labelsize=7, rotation=20)
+    ax.grid(alpha=0.3)
+
+
+def _bucket_text(over_time: pd.DataFrame) -> str:
+    if len(over_time) < 2:
+        return "one bucket"
+    step = pd.Series(over_time.index).diff().min()
+    return str(step).replace("0 days ", "").replace(":00:00", "h") if pd.notna(step) else "?"
+
+
+def draw_accuracy_histogram(ax: Axes, values: np.ndarray, what: str) -> None:
+    values = np.asarray(values, dtype="float64")
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        empty_axes(ax, f"no {what} buckets")
+        return
+    ax.hist(values, bins=min(20, max(5, values.size // 3)), color="#1f77b4", edgecolor="white")
+    ax.axvline(float(np.mean(values)), color="black", linestyle="--", linewidth=0.8)
+    ax.set_xlabel(f"{what} per bucket")
+    ax.set_ylabel("buckets")
+    ax.set_title(f"histogram of interval {what}", fontsize=9, loc="left")
+
+
+def draw_table(ax: Axes, rows: Sequence[Sequence[str]], columns: Sequence[str], title: str) -> None:
+    ax.axis("off")
+    table = ax.table(cellText=[list(r) for r in rows], colLabels=list(columns), loc="upper center",
+                     cellLoc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    table.scale(1.0, 1.25)
+    for (row, _), cell in table.get_celld().items():
+        if row == 0:
+            cell.set_facecolor("#dde6f0")
+            cell.set_text_props(fontweight="bold")
+    ax.set_title(title, fontsize=9, loc="left")
+
+
+def draw_backtest(ax: Axes, result: ResultsObject, frame: pd.DataFrame, cost: float) -> None:
+    if frame.empty or "label_value" not in frame.columns:
+        empty_axes(ax, "no label values: no backtest")
+        return
+    curve = stats.backtest(frame["timestamp"], stats.positions(result, frame),
+                           frame["label_value"].to_numpy("float64"), cost)
+    ax.plot(curve.index, curve["cumulative"], color="#2ca02c", linewidth=1, label=f"net (cost {cost:g})")
+    ax.plot(curve.index, curve["cumulative_gross"], color="#1f77b4", linewidth=0.8, alpha=0.7, label="gross")
+    hold = np.cumsum(np.nan_to_num(frame["label_value"].to_numpy("float64")))
+    ax.plot(curve.index, hold, color="0.5", linewidth=0.8, linestyle=":", label="buy and hold")
+    ax.axhline(0.0, color="black", linewidth=0.5)
+    ax.set_ylabel("cumulative log return")
+    ax.set_title("long/short backtest of the signal", fontsize=9, loc="left")
+    ax.legend(fontsize=7, loc="best")
+    ax.tick_params(axis="x", labelsize=7, rotation=20)
+    ax.grid(alpha=0.3)
+
+
+def fmt(value: float) -> str:
+    if value is None or not np.isfinite(value):
+        return "–"
+    return f"{value:.3f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"

@@ -1,0 +1,105 @@
+"""The regressor baseball card: the confusion matrix of signs (down / up, rows sum to 1), the metrics
+table against the persistence and zero-change baselines, sign accuracy over time and its histogram,
+predictions against reality, and the backtest of the signal."""
+
+from __future__ import annotations
+
+import numpy as np
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from atlas_ray.featurestore._prepared import Task
+from atlas_ray.report import stats
+from atlas_ray.report._plots_card import (
+    card_split,
+    draw_accuracy_histogram,
+    draw_accuracy_over_time,
+    draw_backtest,
+    draw_table,
+    fmt,
+)
+from atlas_ray.report._style import empty_axes, new_figure, trial_title
+from atlas_ray.report._summary import DEFAULT_COST
+from atlas_ray.search._results import ResultsObject
+
+__all__ = ["regressor_baseball_card"]
+
+
+def regressor_baseball_card(
+    result: ResultsObject, split: str = "test", *, bucket: str | None = None, cost: float = DEFAULT_COST
+) -> Figure:
+    """The baseball card of a regression trial on ``split`` (falls back to a split with rows)."""
+    if result.task is not Task.REGRESSION:
+        raise ValueError(
+            f"The value of `result.task` is {result.task.value!r}, but a regressor card needs a "
+            "regression trial; use `classifier_baseball_card`."
+        )
+    split, frame = card_split(result, split)
+    figure = new_figure(16, 12)
+    grid = figure.add_gridspec(3, 3)
+    hp = ", ".join(f"{a}={b}" for a, b in sorted(result.identity.hyperparameters.items()))
+    figure.suptitle(
+        trial_title(result.trial_id, result.identity.unit, result.identity.model, hp,
+                    f"{split} split, {len(frame)} rows, {result.status.value}"),
+        fontsize=11, x=0.01, ha="left",
+    )
+    ax_cm = figure.add_subplot(grid[0, 0])
+    ax_table = figure.add_subplot(grid[0, 1:])
+    ax_time = figure.add_subplot(grid[1, :2])
+    ax_hist = figure.add_subplot(grid[1, 2])
+    ax_scatter = figure.add_subplot(grid[2, :2])
+    ax_bt = figure.add_subplot(grid[2, 2])
+    if frame.empty:
+        for ax in (ax_cm, ax_table, ax_time, ax_hist, ax_scatter, ax_bt):
+            empty_axes(ax, f"no predictions ({result.status.value}: {result.error or 'none written'})")
+        return figure
+    prediction = frame["prediction"].to_numpy("float64")
+    reality = frame["reality"].to_numpy("float64")
+    sign_true = (reality > 0).astype("int64")
+    sign_pred = (prediction > 0).astype("int64")
+    cm = stats.confusion_matrix(sign_true, sign_pred, 2).astype("float64")
+    rows = cm.sum(axis=1, keepdims=True)
+    normalised = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    prevalence = rows[:, 0] / max(cm.sum(), 1)
+    rate = cm.sum(axis=0) / max(cm.sum(), 1)
+    sns.heatmap(normalised, ax=ax_cm, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, cbar=False,
+                xticklabels=[f"{n}\nPR {r:.2f}" for n, r in zip(("<= 0", "> 0"), rate, strict=True)],
+                yticklabels=[f"{n}\nprev {p:.2f}" for n, p in zip(("<= 0", "> 0"), prevalence, strict=True)])
+    ax_cm.set_xlabel("predicted sign", fontsize=8)
+    ax_cm.set_ylabel("true sign", fontsize=8)
+    ax_cm.tick_params(labelsize=7)
+    ax_cm.set_title("confusion matrix of signs (rows sum to 1)", fontsize=9, loc="left")
+
+    values = stats.regression_statistics(prediction, reality)
+    body = [
+        ["model", fmt(values["mse"]), fmt(values["mae"]), fmt(values["sign_accuracy"])],
+        ["persistence", fmt(values["persistence_mse"]), fmt(float(np.mean(np.abs(np.diff(reality)))))
+         if reality.size > 1 else "–", "–"],
+        ["zero change", fmt(values["zero_mse"]), fmt(float(np.mean(np.abs(reality)))), "–"],
+        ["skill vs zero", fmt(values["skill"]), "", f"n={len(frame)}"],
+    ]
+    draw_table(ax_table, body, ["", "MSE", "MAE", "sign accuracy"],
+               "metrics against the baselines (skill = 1 - MSE / zero-change MSE)")
+
+    correct = (np.sign(prediction) == np.sign(reality)).astype("float64")
+    over_time = stats.accuracy_over_time(frame["timestamp"], correct, bucket)
+    draw_accuracy_over_time(ax_time, over_time, values["sign_accuracy"], "sign accuracy")
+    draw_accuracy_histogram(ax_hist, over_time["accuracy"].to_numpy(), "sign accuracy")
+
+    finite = np.isfinite(prediction) & np.isfinite(reality)
+    if finite.sum() > 1:
+        ax_scatter.hexbin(prediction[finite], reality[finite], gridsize=60, bins="log", cmap="viridis",
+                          mincnt=1)
+        low = float(np.percentile(np.r_[prediction[finite], reality[finite]], 0.5))
+        high = float(np.percentile(np.r_[prediction[finite], reality[finite]], 99.5))
+        ax_scatter.plot([low, high], [low, high], color="red", linewidth=0.8, linestyle="--", label="y = x")
+        ax_scatter.axhline(0, color="black", linewidth=0.4)
+        ax_scatter.axvline(0, color="black", linewidth=0.4)
+        ax_scatter.set_xlabel("prediction")
+        ax_scatter.set_ylabel("reality")
+        ax_scatter.set_title("predictions against reality (log-count hexbins)", fontsize=9, loc="left")
+        ax_scatter.legend(fontsize=7)
+    else:
+        empty_axes(ax_scatter, "no finite predictions")
+    draw_backtest(ax_bt, result, frame, cost)
+    return figure

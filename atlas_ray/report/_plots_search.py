@@ -1,0 +1,187 @@
+"""Views over many trials: hyperparameter against metric, the ASHA picture, and the comparison of
+experiments side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from atlas_ray.report._style import empty_axes, new_figure
+from atlas_ray.report._summary import lower_is_better, resolve_metric, summary_frame
+from atlas_ray.search._results import ResultsObject, TrialStatus
+
+__all__ = ["asha_plot", "experiment_comparison", "hyperparameter_plot", "rungs"]
+
+
+def rungs(max_t: int | None, grace_period: int | None, reduction_factor: int | None) -> list[int]:
+    """ASHA's rung milestones ``grace_period * reduction_factor**k`` below ``max_t``."""
+    if not grace_period or not reduction_factor or reduction_factor < 2 or grace_period < 1:
+        return []
+    limit = max_t or grace_period * reduction_factor**6
+    out, milestone = [], grace_period
+    while milestone < limit:
+        out.append(milestone)
+        milestone *= reduction_factor
+    return out
+
+
+def _summary(data: Sequence[ResultsObject] | pd.DataFrame) -> pd.DataFrame:
+    return data if isinstance(data, pd.DataFrame) else summary_frame(list(data))
+
+
+def hyperparameter_plot(data: Sequence[ResultsObject] | pd.DataFrame, metric: str = "loss") -> Figure:
+    """One panel per hyperparameter: each trial's ``metric`` against its value (log axis for positive
+    numbers spanning more than two decades; categories side by side, jittered). Colour by work unit;
+    degenerate trials ringed in red."""
+    summary = _summary(data)
+    hps = [c for c in summary.columns if c.startswith("hp.")] if not summary.empty else []
+    figure = new_figure(4.2 * min(3, max(len(hps), 1)), 3.4 * ((max(len(hps), 1) + 2) // 3))
+    if not hps:
+        empty_axes(figure.add_subplot(), "no hyperparameters recorded")
+        return figure
+    metric = resolve_metric(metric, summary)
+    cols = min(3, len(hps))
+    grid = figure.add_gridspec((len(hps) + cols - 1) // cols, cols)
+    units = sorted(summary["unit"].astype(str).unique())
+    colour = {u: f"C{i % 10}" for i, u in enumerate(units)}
+    rng = np.random.default_rng(0)
+    figure.suptitle(f"hyperparameters against {metric} ({'lower' if lower_is_better(metric) else 'higher'} "
+                    "is better)", fontsize=10, x=0.01, ha="left")
+    for i, column in enumerate(hps):
+        ax = figure.add_subplot(grid[i // cols, i % cols])
+        rows = summary[summary[column].notna() & summary[metric].notna()]
+        if rows.empty:
+            empty_axes(ax, f"no trial has both {column[3:]} and {metric}")
+            continue
+        y = rows[metric].to_numpy("float64")
+        raw = rows[column]
+        numeric = pd.to_numeric(raw, errors="coerce")
+        if numeric.notna().all() and not raw.map(lambda v: isinstance(v, bool)).any():
+            x = numeric.to_numpy("float64")
+            if (x > 0).all() and x.max() / x.min() > 100:
+                ax.set_xscale("log")
+        else:
+            names = sorted(raw.astype(str).unique())
+            x = raw.astype(str).map({n: j for j, n in enumerate(names)}).to_numpy("float64")
+            x = x + rng.uniform(-0.15, 0.15, x.size)
+            ax.set_xticks(range(len(names)), names, rotation=20, fontsize=7)
+        for unit in units:
+            mask = (rows["unit"].astype(str) == unit).to_numpy()
+            if mask.any():
+                ax.scatter(x[mask], y[mask], s=18, color=colour[unit], alpha=0.75, label=unit)
+        bad = rows["degenerate"].to_numpy(bool) if "degenerate" in rows else np.zeros(len(rows), bool)
+        if bad.any():
+            ax.scatter(x[bad], y[bad], s=70, facecolors="none", edgecolors="red", linewidths=1.2,
+                       label="degenerate")
+        ax.set_xlabel(column[3:])
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="best")
+    return figure
+
+
+def _curve_column(curves: pd.DataFrame, metric: str) -> str | None:
+    for name in (metric, f"val_{metric}", metric.removeprefix("val_")):
+        if name in curves.columns:
+            return name
+    return None
+
+
+def asha_plot(
+    results: Sequence[ResultsObject],
+    metric: str = "val_loss",
+    *,
+    max_t: int | None = None,
+    grace_period: int | None = None,
+    reduction_factor: int | None = None,
+) -> Figure:
+    """The ASHA picture: each trial's per-epoch ``metric`` (from its curves) against epoch, one panel per
+    work unit; a trial's last epoch is marked (red x: stopped by the scheduler, green dot: ran to the
+    end, black square: failed), and dashed lines mark the rungs ``grace_period * reduction_factor**k``
+    when the settings are known."""
+    units: dict[str, list[tuple[ResultsObject, str]]] = {}
+    for result in results:
+        column = _curve_column(result.curves, metric) if not result.curves.empty else None
+        if column is not None and "epoch" in result.curves.columns:
+            units.setdefault(result.identity.unit, []).append((result, column))
+    n = max(len(units), 1)
+    cols = min(2, n)
+    figure = new_figure(6.5 * cols, 3.8 * ((n + cols - 1) // cols))
+    if not units:
+        empty_axes(figure.add_subplot(), f"no trial recorded {metric!r} per epoch")
+        return figure
+    grid = figure.add_gridspec((n + cols - 1) // cols, cols)
+    milestones = rungs(max_t, grace_period, reduction_factor)
+    markers = {TrialStatus.STOPPED: ("x", "red"), TrialStatus.COMPLETED: ("o", "green"),
+               TrialStatus.FAILED: ("s", "black"), TrialStatus.RUNNING: ("^", "orange")}
+    settings = (f"grace {grace_period}, reduction {reduction_factor}, max_t {max_t}"
+                if milestones else "ASHA settings not recorded")
+    figure.suptitle(f"ASHA: {metric} per epoch ({settings}); x = stopped early, o = ran to the end",
+                    fontsize=10, x=0.01, ha="left")
+    for i, (unit, members) in enumerate(sorted(units.items())):
+        ax = figure.add_subplot(grid[i // cols, i % cols])
+        stopped = 0
+        lows, highs = [], []
+        for result, column in members:
+            frame = result.curves[["epoch", column]].dropna()
+            if frame.empty:
+                continue
+            epochs = frame["epoch"].to_numpy()
+            values = frame[column].to_numpy("float64")
+            lows.append(np.nanmin(values))
+            highs.append(np.nanmax(values))
+            ax.plot(epochs, values, linewidth=0.8, alpha=0.55, color="#1f77b4")
+            marker, colour = markers[result.status]
+            ax.scatter(epochs[-1:], values[-1:], marker=marker, color=colour, s=28, zorder=3)
+            stopped += result.status is TrialStatus.STOPPED
+        for milestone in milestones:
+            ax.axvline(milestone, color="0.3", linestyle="--", linewidth=0.8)
+        if lows and min(lows) > 0 and max(highs) / min(lows) > 100:
+            ax.set_yscale("log")
+        ax.set_title(f"{unit}: {len(members)} trials, {stopped} stopped early", fontsize=9, loc="left")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    return figure
+
+
+def experiment_comparison(summaries: dict[str, pd.DataFrame], metric: str = "loss") -> Figure:
+    """Several experiments side by side: per experiment and work unit, every trial's ``metric``
+    (dots) with the best one starred."""
+    frames = [s.assign(experiment=name) for name, s in summaries.items() if not s.empty]
+    figure = new_figure(11, 1.8 + 0.45 * max(1, sum(f["unit"].nunique() for f in frames) if frames else 1))
+    ax = figure.add_subplot()
+    if not frames:
+        empty_axes(ax, "no experiment has results")
+        return figure
+    data = pd.concat(frames, ignore_index=True)
+    metric = resolve_metric(metric, data)
+    data = data[data[metric].notna()]
+    if data.empty:
+        empty_axes(ax, f"no trial has {metric}")
+        return figure
+    labels = sorted({f"{e} · {u}" for e, u in zip(data["experiment"], data["unit"], strict=True)})
+    position = {label: i for i, label in enumerate(labels)}
+    y = np.array([position[f"{e} · {u}"] for e, u in zip(data["experiment"], data["unit"], strict=True)],
+                 dtype="float64")
+    jitter = np.random.default_rng(0).uniform(-0.18, 0.18, y.size)
+    experiments = sorted(data["experiment"].unique())
+    for j, experiment in enumerate(experiments):
+        mask = (data["experiment"] == experiment).to_numpy()
+        ax.scatter(data[metric].to_numpy("float64")[mask], y[mask] + jitter[mask], s=16, alpha=0.7,
+                   color=f"C{j % 10}", label=experiment)
+    lower = lower_is_better(metric)
+    for label, i in position.items():
+        mask = y == i
+        values = data[metric].to_numpy("float64")[mask]
+        best = np.nanmin(values) if lower else np.nanmax(values)
+        ax.scatter([best], [i], marker="*", s=160, color="gold", edgecolors="black", zorder=3)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel(f"{metric} ({'lower' if lower else 'higher'} is better; star = best)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title("experiments side by side", fontsize=10, loc="left")
+    return figure

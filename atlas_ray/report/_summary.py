@@ -1,0 +1,173 @@
+"""The summary frame: one row per trial, its identity and its summary metrics, the heat-table's input.
+
+Metrics are recomputed from each trial's predictions with ``atlas_ray.report.stats`` (one definition
+for every trial, whatever wrote it) on the validation split (plain names, e.g. ``accuracy``) and the
+test split (``test_`` prefix); a metric the search stored in ``result.json`` that the report does not
+compute (``loss``) is taken from there. ``degenerate`` marks models that barely discriminate
+(``stats.is_degenerate`` on the validation split).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from atlas_ray.errors import AtlasError
+from atlas_ray.featurestore._prepared import Task
+from atlas_ray.report import stats
+from atlas_ray.search._results import ResultsObject
+
+__all__ = [
+    "DEFAULT_COST",
+    "IDENTITY_COLUMNS",
+    "ReportError",
+    "heat_columns",
+    "known_metrics",
+    "lower_is_better",
+    "resolve_metric",
+    "summary_frame",
+    "summary_row",
+]
+
+#: The backtest's default cost per unit of position changed, in log-return units (1 basis point).
+DEFAULT_COST = 1e-4
+
+IDENTITY_COLUMNS = (
+    "experiment", "unit", "model", "trial_id", "status", "task", "epochs", "hyperparameters", "degenerate",
+)
+
+_LOWER = ("loss", "mse", "mae", "persistence_mse", "zero_mse", "max_drawdown", "turnover", "lr_minus")
+
+
+class ReportError(AtlasError):
+    """A report option is invalid (an unknown metric, a bad filter); names the option and the value."""
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` is better (losses, errors, drawdown)."""
+    base = metric.removeprefix("test_").removeprefix("val_").split("[")[0]
+    return base in _LOWER or base.endswith("_loss")
+
+
+def _split_metrics(result: ResultsObject, split: str, cost: float) -> dict[str, float]:
+    frame = stats.split_predictions(result, split)
+    out: dict[str, float] = {}
+    if frame.empty:
+        return out
+    if result.task is Task.REGRESSION:
+        out.update(stats.regression_statistics(frame["prediction"].to_numpy("float64"),
+                                               frame["reality"].to_numpy("float64")))
+    else:
+        classes = result.classes
+        y_true = stats.class_codes(frame["reality"], classes)
+        y_pred = stats.class_codes(frame["prediction"], classes)
+        out["accuracy"] = stats.accuracy(y_true, y_pred)
+        table = stats.class_statistics(y_true, y_pred, classes)
+        out["balanced_accuracy"] = float(np.nanmean(table["tpr"])) if len(table) else math.nan
+        probs = stats.probabilities(frame, classes)
+        out["auc"] = stats.macro_auc(y_true, probs) if probs is not None else math.nan
+        for name in classes:
+            out[f"precision[{name}]"] = float(table.at[name, "predictive_value"])
+            out[f"positive_rate[{name}]"] = float(table.at[name, "positive_rate"])
+            out[f"lr_plus[{name}]"] = float(table.at[name, "lr_plus"])
+    if "label_value" in frame.columns:
+        curve = stats.backtest(frame["timestamp"], stats.positions(result, frame),
+                               frame["label_value"].to_numpy("float64"), cost)
+        summary = stats.backtest_summary(curve)
+        out["net_return"] = summary["net_return"]
+        out["hit_rate"] = summary["hit_rate"]
+    return out
+
+
+def summary_row(result: ResultsObject, cost: float = DEFAULT_COST) -> dict[str, Any]:
+    """One trial's row of the summary frame."""
+    identity = result.identity
+    validation = stats.split_predictions(result, "validation")
+    row: dict[str, Any] = {
+        "experiment": identity.experiment,
+        "unit": identity.unit,
+        "model": identity.model,
+        "trial_id": identity.trial_id,
+        "status": result.status.value,
+        "task": result.task.value,
+        "epochs": result.epochs,
+        "hyperparameters": ", ".join(f"{k}={_short(v)}" for k, v in sorted(identity.hyperparameters.items())),
+        "degenerate": stats.is_degenerate(result, validation),
+    }
+    for split, prefix in (("validation", ""), ("test", "test_")):
+        computed = _split_metrics(result, split, cost)
+        for name, value in result.metrics.get(split, {}).items():
+            computed.setdefault(name, float(value))
+        row.update({f"{prefix}{k}": v for k, v in computed.items()})
+    for name, value in identity.hyperparameters.items():
+        row[f"hp.{name}"] = value
+    return row
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def summary_frame(results: Sequence[ResultsObject], cost: float = DEFAULT_COST) -> pd.DataFrame:
+    """One row per trial (see the module docstring); columns the identity, then the metrics."""
+    rows = [summary_row(r, cost) for r in results]
+    frame = pd.DataFrame(rows, columns=None if rows else list(IDENTITY_COLUMNS))
+    if frame.empty:
+        return frame
+    return frame.reset_index(drop=True)
+
+
+def known_metrics(summary: pd.DataFrame) -> list[str]:
+    """The numeric metric columns of ``summary`` (what ``--metric`` accepts, also with ``val_``)."""
+    skip = set(IDENTITY_COLUMNS)
+    return [
+        c for c in summary.columns
+        if c not in skip and not c.startswith("hp.") and pd.api.types.is_numeric_dtype(summary[c])
+    ]
+
+
+def resolve_metric(name: str, summary: pd.DataFrame) -> str:
+    """The summary column ``name`` means: itself, or ``val_X`` -> ``X`` (validation is unprefixed).
+    Raises ``ReportError`` naming the metric and the known ones."""
+    known = known_metrics(summary)
+    for candidate in (name, name.removeprefix("val_"), name.removeprefix("validation_")):
+        if candidate in known:
+            return candidate
+    shown = ", ".join(known) if known else "none: no trial has predictions or metrics"
+    raise ReportError(f"unknown --metric {name!r}; known metrics: {shown}")
+
+
+def heat_columns(summary: pd.DataFrame, task: str, classes: Sequence[str] = ()) -> list[str]:
+    """The heat-table's columns for a task: the headline validation metrics, per class precision and
+    positive rate (a degenerate model shows as one positive rate near 1), the backtest's net return
+    and the test split's headline metric."""
+    if task == Task.REGRESSION.value:
+        wanted = ["loss", "mse", "mae", "sign_accuracy", "skill", "net_return", "hit_rate", "test_mse",
+                  "test_sign_accuracy", "test_net_return"]
+    else:
+        wanted = ["loss", "accuracy", "balanced_accuracy", "auc"]
+        wanted += [f"precision[{c}]" for c in classes] + [f"positive_rate[{c}]" for c in classes]
+        wanted += ["net_return", "test_accuracy", "test_auc", "test_net_return"]
+    return [c for c in wanted if c in summary.columns and summary[c].notna().any()]
+
+
+def metric_direction(metric: str, mode: str | None = None) -> bool:
+    """True when ``metric`` sorts ascending (lower is better); ``mode`` ("min"/"max") wins if given."""
+    if mode in ("min", "max"):
+        return mode == "min"
+    return lower_is_better(metric)
+
+
+def check_filters(filters: Mapping[str, str]) -> None:
+    allowed = {"unit", "model", "status", "task", "experiment"}
+    for key, value in filters.items():
+        if key not in allowed:
+            raise ReportError(
+                f"unknown --filter key {key!r} (in {key}={value}); known keys: {', '.join(sorted(allowed))}"
+            )

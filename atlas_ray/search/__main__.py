@@ -1,0 +1,59 @@
+"""``python -m atlas_ray.search SPEC [--dry-run] [--resume] [--address ADDR] [--storage DIR_OR_URI]
+[--store ROOT] [--max-concurrent N]``: run a WorkSpec on Ray Tune with ASHA.
+
+A user mistake (a bad spec, missing data, nothing to resume) prints one ``error:`` line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from atlas_ray._cli import run_cli
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m atlas_ray.search",
+        description="Run a WorkSpec (a Python file defining SPEC = WorkSpec(...)) on Ray Tune with ASHA.",
+    )
+    parser.add_argument("spec", help="the spec module, e.g. specs/june.py")
+    parser.add_argument("--dry-run", action="store_true", help="validate, show featuresets and the trial plan")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted experiment")
+    parser.add_argument("--address", default=None, help="join a running Ray cluster ('auto' or host:port)")
+    parser.add_argument("--storage", default=None, help="experiments directory or URI (default ./experiments)")
+    parser.add_argument("--store", default=None, help="market-data store root (default $ATLAS_STORE or ./atlas_store)")
+    parser.add_argument("--max-concurrent", type=int, default=None, help="at most N trials at once")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from atlas_ray.featurestore import MarketStore
+    from atlas_ray.search._runner import DEFAULT_STORAGE, run
+    from atlas_ray.search._spec_loader import load_spec
+
+    spec = load_spec(args.spec)
+    experiment = run(
+        spec,
+        storage=args.storage or DEFAULT_STORAGE,
+        store=MarketStore(args.store),
+        resume=args.resume,
+        address=args.address,
+        max_concurrent=args.max_concurrent,
+        dry_run=args.dry_run,
+        spec_path=args.spec,
+    )
+    if args.dry_run:
+        print(f"dry run: {experiment} (nothing trained)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

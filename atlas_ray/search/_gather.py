@@ -1,0 +1,281 @@
+"""From a trained (or failed) trial to its ResultsObject.
+
+Where the final evaluation runs (decided here): inside the trial. At every ASHA rung epoch and at
+``max_t`` (``ASHA.checkpoints()``) the trial evaluates its current model on train, validation and test
+and writes its whole ResultsObject (metrics, predictions, curves, ``model.keras``) *before* it reports
+that epoch to Tune, so when ASHA stops it after that report its results are already on storage. The
+status written there is RUNNING below ``max_t`` and COMPLETED at ``max_t``. Between rungs nothing is
+written (a full evaluation every epoch costs more than the epoch itself for small models).
+
+The driver then settles the status as trials end (a Tune callback, so an interrupted experiment keeps
+every finished trial): a trial that ended before ``max_t`` without error is STOPPED; an errored one is
+FAILED with its error (a result written by the trial itself keeps its metrics and curves; a trial that
+failed before any rung gets a result with its identity, error and curves only). Settling rewrites
+``result.json`` only, atomically, and leaves a trial already settled untouched (idempotent on resume).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
+from atlas_ray.search._results import (
+    MODEL_FILE,
+    RESULT_FILE,
+    ResultsObject,
+    TrialIdentity,
+    TrialStatus,
+    _fs,
+    write_result,
+)
+
+__all__ = [
+    "FINAL_STATUSES",
+    "UnitInfo",
+    "evaluate_trial",
+    "failed_result",
+    "predict_proba",
+    "read_status",
+    "settle_trial",
+]
+
+FINAL_STATUSES = (TrialStatus.COMPLETED, TrialStatus.STOPPED, TrialStatus.FAILED)
+
+UnitInfo = Mapping[str, Any]
+"""What the driver keeps of a PreparedSet to write a result without the data: ``unit_info(prepared)``."""
+
+
+def unit_info(prepared: PreparedSet) -> dict[str, Any]:
+    """The JSON-able description of a PreparedSet that a failed trial's result carries."""
+    return {
+        "task": prepared.task.value,
+        "classes": list(prepared.classes),
+        "features": list(prepared.feature_names),
+        "label": prepared.label_name,
+        "scaling": _jsonable(prepared.scaling),
+        "categories": _jsonable(prepared.categories) if prepared.categories is not None else None,
+        "window": prepared.window,
+        "featureset": _jsonable(prepared.featureset),
+    }
+
+
+def predict_proba(model: Any, X: np.ndarray, task: Task, batch_size: int = 4096) -> np.ndarray:
+    """The model's output on ``X``: class probabilities ``(rows, classes)`` for classifiers (a single
+    sigmoid unit becomes ``[1 - p, p]``), values ``(rows,)`` for regressors."""
+    if len(X) == 0:
+        out = np.zeros((0, 1), dtype=np.float64)
+    else:
+        out = np.asarray(model.predict(X, batch_size=batch_size, verbose=0), dtype=np.float64)
+    if out.ndim == 1:
+        out = out[:, None]
+    if task is Task.REGRESSION:
+        return out[:, 0]
+    if out.shape[1] == 1:
+        return np.concatenate([1.0 - out, out], axis=1)
+    return out
+
+
+def split_loss(task: Task, y: np.ndarray, output: np.ndarray) -> float:
+    """The data loss (no regularisation) on one split: cross-entropy for classifiers, MSE otherwise."""
+    if len(y) == 0:
+        return float("nan")
+    if task is Task.REGRESSION:
+        return float(np.mean((output - y) ** 2))
+    picked = np.clip(output[np.arange(len(y)), y.astype(np.int64)], 1e-7, 1.0)
+    return float(-np.mean(np.log(picked)))
+
+
+def split_metrics(prepared: PreparedSet, part: SplitPart, output: np.ndarray) -> dict[str, float]:
+    """Summary metrics of one split with ``atlas_ray.metrics``."""
+    from atlas_ray import metrics
+
+    loss = split_loss(prepared.task, part.y, output)
+    if prepared.task is Task.REGRESSION:
+        values = metrics.regressor_metrics(part.y, output, label_value=part.label_value, loss=loss)
+    else:
+        values = metrics.classifier_metrics(part.y, output, prepared.classes, loss=loss)
+    return {name: float(value) for name, value in values.items()}
+
+
+def split_predictions(prepared: PreparedSet, split: str, part: SplitPart, output: np.ndarray) -> pd.DataFrame:
+    """One split's prediction series. Classifiers: ``reality`` and ``prediction`` are class names,
+    ``prob_<class>`` the probabilities; regressors: values. ``label_value`` is the continuous label."""
+    frame = pd.DataFrame({"timestamp": pd.DatetimeIndex(part.index).tz_convert("UTC")})
+    frame["split"] = split
+    if prepared.task is Task.REGRESSION:
+        frame["reality"] = np.asarray(part.y, dtype=np.float64)
+        frame["prediction"] = output.astype(np.float64)
+    else:
+        names = np.asarray(prepared.classes, dtype=object)
+        frame["reality"] = names[np.asarray(part.y, dtype=np.int64)].astype(str)
+        frame["prediction"] = names[np.argmax(output, axis=1)].astype(str) if len(output) else []
+        for k, name in enumerate(prepared.classes):
+            frame[f"prob_{name}"] = output[:, k] if len(output) else []
+    frame["label_value"] = np.asarray(part.label_value, dtype=np.float64)
+    return frame
+
+
+def curves_frame(rows: Sequence[Mapping[str, float]]) -> pd.DataFrame:
+    """Per-epoch rows (``epoch`` 1-based first) as the ``curves.parquet`` frame."""
+    frame = pd.DataFrame([dict(row) for row in rows])
+    if frame.empty:
+        return pd.DataFrame({"epoch": pd.Series(dtype="int64")})
+    columns = ["epoch", *sorted(c for c in frame.columns if c != "epoch")]
+    frame = frame[columns]
+    frame["epoch"] = frame["epoch"].astype("int64")
+    return frame
+
+
+def evaluate_trial(
+    model: Any,
+    prepared: PreparedSet,
+    *,
+    identity: TrialIdentity,
+    status: TrialStatus,
+    curves: Sequence[Mapping[str, float]],
+    directory: str,
+) -> ResultsObject:
+    """Evaluate ``model`` on every split, save it as ``model.keras`` and write the ResultsObject."""
+    metrics: dict[str, dict[str, float]] = {}
+    frames = []
+    for split, part in prepared.parts().items():
+        output = predict_proba(model, part.X, prepared.task)
+        metrics[split] = split_metrics(prepared, part, output)
+        frames.append(split_predictions(prepared, split, part, output))
+    info = unit_info(prepared)
+    result = ResultsObject(
+        identity=identity,
+        status=status,
+        task=prepared.task,
+        classes=tuple(prepared.classes),
+        features=tuple(prepared.feature_names),
+        label=prepared.label_name,
+        metrics=metrics,
+        predictions=pd.concat(frames, ignore_index=True),
+        curves=curves_frame(curves),
+        epochs=len(curves),
+        scaling=info["scaling"],
+        categories=info["categories"],
+        window=prepared.window,
+        featureset=info["featureset"],
+        model_file=MODEL_FILE,
+    )
+    _save_model(model, directory)
+    write_result(result, directory)
+    return result
+
+
+def failed_result(
+    info: UnitInfo,
+    *,
+    identity: TrialIdentity,
+    error: str,
+    curves: Sequence[Mapping[str, float]] = (),
+) -> ResultsObject:
+    """The result of a trial that failed before any evaluation: identity, error and curves."""
+    return ResultsObject(
+        identity=identity,
+        status=TrialStatus.FAILED,
+        error=error,
+        task=Task(info["task"]),
+        classes=tuple(info["classes"]),
+        features=tuple(info["features"]),
+        label=str(info["label"]),
+        metrics={},
+        predictions=pd.DataFrame(),
+        curves=curves_frame(curves),
+        epochs=len(curves),
+        scaling=info["scaling"],
+        categories=info["categories"],
+        window=info["window"],
+        featureset=info["featureset"],
+        model_file=None,
+    )
+
+
+def read_status(directory: str) -> tuple[TrialStatus, int] | None:
+    """The status and epochs written in ``directory/result.json``, or None when there is none."""
+    document = _read_document(directory)
+    if document is None:
+        return None
+    return TrialStatus(document["status"]), int(document["epochs"])
+
+
+def settle_trial(
+    directory: str,
+    *,
+    status: TrialStatus,
+    error: str | None = None,
+    fallback: ResultsObject | None = None,
+) -> bool:
+    """Give the trial in ``directory`` its final ``status`` (and ``error``); returns whether anything
+    was written. A trial already settled is left as it is. Without a result, ``fallback`` is written."""
+    document = _read_document(directory)
+    if document is None:
+        if fallback is None:
+            return False
+        write_result(fallback, directory)
+        return True
+    if TrialStatus(document["status"]) in FINAL_STATUSES:
+        return False
+    document["status"] = status.value
+    if error is not None:
+        document["error"] = error
+    _write_document(directory, document)
+    return True
+
+
+def _read_document(directory: str) -> dict[str, Any] | None:
+    import pyarrow.fs as pafs
+
+    fs, base = _fs(directory)
+    path = f"{base}/{RESULT_FILE}"
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as stream:
+        document: dict[str, Any] = json.loads(stream.read().decode())
+    return document
+
+
+def _write_document(directory: str, document: Mapping[str, Any]) -> None:
+    fs, base = _fs(directory)
+    temp = f"{base}/{RESULT_FILE}.tmp"
+    with fs.open_output_stream(temp) as stream:
+        stream.write(json.dumps(document, indent=2, sort_keys=True, allow_nan=True).encode())
+    fs.move(temp, f"{base}/{RESULT_FILE}")
+
+
+def _save_model(model: Any, directory: str) -> None:
+    """Save ``model.keras`` into ``directory`` (any pyarrow filesystem) through a local temp file."""
+    import os
+    import tempfile
+
+    fs, base = _fs(directory)
+    fs.create_dir(base, recursive=True)
+    with tempfile.TemporaryDirectory() as temp:
+        local = os.path.join(temp, MODEL_FILE)
+        model.save(local)
+        with open(local, "rb") as source, fs.open_output_stream(f"{base}/{MODEL_FILE}.tmp") as sink:
+            sink.write(source.read())
+    fs.move(f"{base}/{MODEL_FILE}.tmp", f"{base}/{MODEL_FILE}")
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays, tuples and NaN made plain JSON values."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, float) and math.isinf(value):
+        return value
+    return value

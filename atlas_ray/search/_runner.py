@@ -1,0 +1,451 @@
+"""Running a WorkSpec on Ray Tune with ASHA: ``run(spec, storage=...)``.
+
+Order of work: validate the spec (no Ray yet), start or join Ray, build each unit's featureset once
+(the featureset cache makes a second run read it back), prepare it and ``ray.put`` the PreparedSet
+once; every trial gets the ObjectRef through ``tune.with_parameters`` and reads the arrays in place.
+
+All trials of all units and models run in one Tune experiment named after the spec under
+``storage`` (a local directory or a URI): ``param_space = {"variant": tune.grid_search(variants)}``
+where each variant is one planned trial (unit, model, sample, seed and the model's space with its grid
+points expanded), so Tune's variant generator draws each variant's domains once. One ASHA scheduler
+sees every trial (they share the metric); ``tune.with_resources`` gives each trial the CPUs, GPU
+fraction and TPU chips (custom resource ``"TPU"``) of its model. Actors are reused between trials of
+equal resources (TensorFlow imports once per worker, not once per trial).
+
+A Tune callback settles each trial's ResultsObject as the trial ends (STOPPED / FAILED, see
+``_gather``), so an interrupted experiment keeps everything finished. ``resume=True`` restores the
+experiment (``Tuner.restore``): unfinished trials continue from their last checkpoint, finished and
+errored ones are not run again. The experiment state is saved at least every second
+(``TUNE_GLOBAL_CHECKPOINT_S``) so that a driver killed at any time loses at most that much
+bookkeeping, and a trial that had finished in that window recognises its settled result on restore
+and trains nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from atlas_ray.errors import AtlasError, SpecError
+from atlas_ray.featurestore._prepared import PreparedSet
+from atlas_ray.search._experiment import (
+    Experiment,
+    has_experiment,
+    load_experiment,
+    load_results,
+    now,
+    write_experiment,
+)
+from atlas_ray.search._gather import failed_result, settle_trial, unit_info
+from atlas_ray.search._model_source import full_space
+from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus
+from atlas_ray.search._spec import PlannedTrial, WorkSpec, WorkUnit, trial_plan
+from atlas_ray.search._trainable import TrialContext, train_trial, trial_directory, variant_key
+from atlas_ray.search._validate import check_prepared, validate
+
+__all__ = ["DEFAULT_STORAGE", "PreparedUnit", "experiment_uri", "prepare_units", "run"]
+
+DEFAULT_STORAGE = "./experiments"
+_WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedUnit:
+    """A unit's built frame summary and its PreparedSet."""
+
+    unit: WorkUnit
+    prepared: PreparedSet
+    rows: int
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+
+def experiment_uri(storage: str, name: str) -> str:
+    """``storage/name``: an absolute local path, or the URI as given."""
+    storage = str(storage)
+    if "://" not in storage:
+        storage = os.path.abspath(storage)
+    return f"{storage.rstrip('/')}/{name}"
+
+
+def run(
+    spec: WorkSpec,
+    *,
+    storage: str = DEFAULT_STORAGE,
+    store: Any = None,
+    resume: bool = False,
+    address: str | None = None,
+    max_concurrent: int | None = None,
+    dry_run: bool = False,
+    spec_path: str = "",
+    out: IO[str] | None = None,
+) -> str:
+    """Run (or with ``dry_run`` only plan) the search; returns the experiment's path or URI."""
+    from atlas_ray.featurestore import MarketStore
+
+    out = out if out is not None else sys.stdout
+    store = store if store is not None else MarketStore()
+    if max_concurrent is not None and (isinstance(max_concurrent, bool) or max_concurrent < 1):
+        raise SpecError(f"The value of `max_concurrent` is {max_concurrent!r}, but must be `max_concurrent >= 1`.")
+    validate(spec, store)
+    experiment = experiment_uri(storage, spec.name)
+    exists = has_experiment(experiment)
+    if resume and not exists:
+        raise SpecError(f"--resume: there is no experiment `{spec.name}` at {experiment} to resume.")
+    if not resume and exists and not dry_run:
+        raise SpecError(
+            f"spec `{spec.name}`: the experiment {experiment} already exists; pass --resume to continue it, "
+            "or change --storage or the spec's name."
+        )
+    plan = trial_plan(spec, full_space)
+    if dry_run:
+        units = prepare_units(spec, store, use_ray=False)
+        print_plan(spec, units, plan, experiment, store, out)
+        return experiment
+    started = _ensure_ray(address)
+    try:
+        units = prepare_units(spec, store, use_ray=True)
+        return _run_tune(spec, units, plan, experiment, resume, max_concurrent, spec_path, out)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
+def _ensure_ray(address: str | None) -> bool:
+    """Join ``address`` or start a local Ray on 127.0.0.1 (with the dashboard); whether it started one."""
+    import ray
+
+    for key, value in _WORKER_ENV.items():
+        os.environ.setdefault(key, value)
+    if ray.is_initialized():
+        return False
+    if address:
+        env = {key: os.environ[key] for key in (*_WORKER_ENV, "KERAS_BACKEND") if key in os.environ}
+        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
+    else:
+        ray.init(
+            _node_ip_address="127.0.0.1",
+            dashboard_host="127.0.0.1",
+            include_dashboard=True,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    return True
+
+
+def prepare_units(spec: WorkSpec, store: Any, *, use_ray: bool) -> list[PreparedUnit]:
+    """Build (or read from the cache) and prepare every unit's featureset, once each.
+
+    ``use_ray=False`` (dry runs) reads the cache or builds in this process without starting Ray.
+    """
+    units = []
+    for unit in spec.units:
+        featureset = unit.featureset
+        try:
+            if use_ray or _cached(featureset, unit, store):
+                frame = featureset.build(unit.start, unit.end, store)
+            else:
+                frame = featureset.build_local(unit.start, unit.end, store)
+            prepared = featureset.prepare(frame, unit.split) if unit.split is not None else featureset.prepare(frame)
+        except SpecError:
+            raise
+        except AtlasError as error:
+            raise SpecError(f"unit `{unit.name}`, field `featureset`: {' '.join(str(error).split())}") from None
+        check_prepared(spec, unit, prepared)
+        start = frame.index[0] if len(frame) else pd.NaT
+        end = frame.index[-1] if len(frame) else pd.NaT
+        units.append(PreparedUnit(unit, prepared, len(frame), start, end))
+    return units
+
+
+def _cached(featureset: Any, unit: WorkUnit, store: Any) -> bool:
+    try:
+        path = featureset.cache_path(unit.start, unit.end, store)
+    except (AttributeError, AtlasError):
+        return False
+    import pyarrow.fs as pafs
+
+    fs, inner = pafs.FileSystem.from_uri(path if "://" in path else os.path.abspath(path))
+    return bool(fs.get_file_info(inner).type != pafs.FileType.NotFound)
+
+
+def print_plan(
+    spec: WorkSpec,
+    units: Sequence[PreparedUnit],
+    plan: Sequence[PlannedTrial],
+    experiment: str,
+    store: Any,
+    out: IO[str],
+) -> None:
+    """The dry run's report: featureset shapes and coverage, then the trial plan with resources."""
+    print(f"spec {spec.name}: {len(plan)} trials, ASHA {spec.scheduler.as_dict()}", file=out)
+    for item in units:
+        unit, prepared = item.unit, item.prepared
+        shape = " ".join(f"{name}={part.X.shape}" for name, part in prepared.parts().items())
+        print(
+            f"unit {unit.name}: {item.rows} rows x {prepared.n_features} features "
+            f"[{item.start} .. {item.end}], task {prepared.task.value}, classes {list(prepared.classes)}; "
+            f"X shapes {shape}",
+            file=out,
+        )
+        coverage = _coverage(unit, store)
+        if coverage is not None:
+            print(coverage.to_string(), file=out)
+    print("trial plan:", file=out)
+    rows = {}
+    for trial in plan:
+        key = (trial.unit, trial.model, trial.resources.describe())
+        rows[key] = rows.get(key, 0) + 1
+    for (unit_name, model, resources), count in rows.items():
+        print(f"  {unit_name} / {model}: {count} trials x {spec.scheduler.max_t} epochs max, {resources} each", file=out)
+    cpus = sum(t.resources.cpu for t in plan)
+    print(f"total: {len(plan)} trials, {cpus:g} CPU-trials; experiment {experiment} (dry run: nothing trained)", file=out)
+
+
+def _coverage(unit: WorkUnit, store: Any) -> pd.DataFrame | None:
+    coverage = getattr(unit.featureset, "coverage", None)
+    if coverage is None:
+        return None
+    try:
+        frame: pd.DataFrame = coverage(unit.start, unit.end, store)
+    except AtlasError:
+        return None
+    return frame
+
+
+def _variants(spec: WorkSpec, plan: Sequence[PlannedTrial]) -> list[dict[str, Any]]:
+    return [
+        {"unit": t.unit, "model": t.model, "sample": t.sample, "seed": t.seed, "hp": dict(t.space)} for t in plan
+    ]
+
+
+def _run_tune(
+    spec: WorkSpec,
+    units: Sequence[PreparedUnit],
+    plan: Sequence[PlannedTrial],
+    experiment: str,
+    resume: bool,
+    max_concurrent: int | None,
+    spec_path: str,
+    out: IO[str],
+) -> str:
+    import ray
+    from ray import tune
+
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "0")
+    context = TrialContext(
+        experiment=experiment,
+        spec_name=spec.name,
+        spec_path=spec_path,
+        datasets={item.unit.name: ray.put(item.prepared) for item in units},
+        models={variant_key(u.name, m.name): m.model for u in spec.units for m in u.models},
+        cpus={variant_key(u.name, m.name): spec.resources_for(m).cpu for u in spec.units for m in u.models},
+        scheduler=spec.scheduler,
+    )
+    resources = {
+        variant_key(u.name, m.name): spec.resources_for(m).as_tune() for u in spec.units for m in u.models
+    }
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, context=context), resources=_resources_of(resources)
+    )
+    if resume:
+        record = load_experiment(experiment)
+        tuner = tune.Tuner.restore(
+            experiment, trainable=trainable, resume_unfinished=True, resume_errored=False, restart_errored=False
+        )
+    else:
+        record = Experiment(
+            name=spec.name,
+            spec=spec_path,
+            metric=spec.scheduler.metric,
+            mode=spec.scheduler.mode.value,
+            created=now(),
+            units={u.name: [m.name for m in u.models] for u in spec.units},
+            scheduler=spec.scheduler.as_dict(),
+        )
+        write_experiment(record, experiment)
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"variant": tune.grid_search(_variants(spec, plan))},
+            tune_config=tune.TuneConfig(
+                scheduler=spec.scheduler.to_scheduler(),
+                num_samples=1,
+                max_concurrent_trials=max_concurrent,
+                reuse_actors=True,
+                trial_dirname_creator=_trial_dirname,
+            ),
+            run_config=tune.RunConfig(
+                name=spec.name,
+                storage_path=experiment.rsplit("/", 1)[0],
+                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                progress_reporter=_reporter(spec),
+                callbacks=[
+                    SettleCallback(
+                        experiment,
+                        spec.name,
+                        spec_path,
+                        {item.unit.name: unit_info(item.prepared) for item in units},
+                        spec.scheduler.max_t,
+                    )
+                ],
+                verbose=1,
+            ),
+        )
+    grid = tuner.fit()
+    trial_ids = []
+    for result in grid:
+        trial_id = (result.metrics or {}).get("trial_id") or _trial_id_from_path(result.path)
+        if trial_id:
+            trial_ids.append(str(trial_id))
+    write_experiment(record.finish(sorted(trial_ids)), experiment)
+    print_best(load_results(experiment), spec, experiment, out)
+    return experiment
+
+
+def _trial_id_from_path(path: str | None) -> str | None:
+    """The trial id at the end of a trial directory named by ``_trial_dirname``."""
+    return Path(path).name.rsplit("-", 1)[-1] if path else None
+
+
+def _trial_dirname(trial: Any) -> str:
+    variant = trial.config.get("variant", {})
+    return f"{variant.get('unit', 'unit')}-{variant.get('model', 'model')}-{trial.trial_id}"
+
+
+def _resources_of(resources: Mapping[str, Mapping[str, float]]) -> Any:
+    from ray.tune import PlacementGroupFactory
+
+    def of(config: Mapping[str, Any]) -> Any:
+        variant = config["variant"]
+        wanted = resources[variant_key(variant["unit"], variant["model"])]
+        bundle = {"CPU": wanted["cpu"]}
+        if wanted.get("gpu"):
+            bundle["GPU"] = wanted["gpu"]
+        if wanted.get("TPU"):
+            bundle["TPU"] = wanted["TPU"]
+        return PlacementGroupFactory([bundle])
+
+    return of
+
+
+def _reporter(spec: WorkSpec) -> Any:
+    from ray.tune import CLIReporter
+
+    return CLIReporter(
+        metric_columns={spec.scheduler.metric: spec.scheduler.metric, "training_iteration": "epochs"},
+        parameter_columns={"variant/unit": "unit", "variant/model": "model"},
+        max_progress_rows=12,
+        max_error_rows=5,
+        max_report_frequency=15,
+        sort_by_metric=True,
+        metric=spec.scheduler.metric,
+        mode=spec.scheduler.mode.value,
+    )
+
+
+def print_best(results: Sequence[ResultsObject], spec: WorkSpec, experiment: str, out: IO[str], top: int = 5) -> None:
+    """The best trials by the scheduler's metric on validation (its ``val_`` prefix dropped)."""
+    metric = spec.scheduler.metric.removeprefix("val_")
+    sign = spec.scheduler.mode.sign
+    scored = [r for r in results if r.status is not TrialStatus.FAILED]
+    scored.sort(key=lambda r: _sort_key(r.metric(metric, "validation"), sign))
+    counts = {status: sum(r.status is status for r in results) for status in TrialStatus}
+    print(
+        "trials: " + ", ".join(f"{n} {s.value}" for s, n in counts.items() if n),
+        file=out,
+    )
+    if scored:
+        rows = [
+            {
+                "trial": r.trial_id,
+                "unit": r.identity.unit,
+                "model": r.identity.model,
+                "status": r.status.value,
+                "epochs": r.epochs,
+                f"validation {metric}": r.metric(metric, "validation"),
+                f"test {metric}": r.metric(metric, "test"),
+                "hyperparameters": _short(r.identity.hyperparameters),
+            }
+            for r in scored[:top]
+        ]
+        print(f"best trials by validation {metric} ({spec.scheduler.mode.value}):", file=out)
+        print(pd.DataFrame(rows).to_string(index=False), file=out)
+    print(f"experiment: {experiment}", file=out)
+
+
+def _sort_key(value: float, sign: float) -> tuple[int, float]:
+    import math
+
+    return (1, 0.0) if math.isnan(value) else (0, -sign * value)
+
+
+def _short(hyperparameters: Mapping[str, Any]) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in sorted(hyperparameters.items()))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _callback_base() -> type:
+    from ray.tune import Callback
+
+    return Callback
+
+
+class SettleCallback(_callback_base()):  # type: ignore[misc]
+    """Settles each trial's ResultsObject as it ends (driver side; see ``_gather``)."""
+
+    def __init__(
+        self, experiment: str, spec_name: str, spec_path: str, infos: Mapping[str, Mapping[str, Any]], max_t: int
+    ) -> None:
+        self.experiment = experiment
+        self.spec_name = spec_name
+        self.spec_path = spec_path
+        self.infos = dict(infos)
+        self.max_t = max_t
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        epochs = int((trial.last_result or {}).get("training_iteration", 0))
+        status = TrialStatus.COMPLETED if epochs >= self.max_t else TrialStatus.STOPPED
+        settle_trial(trial_directory(self.experiment, trial.trial_id), status=status)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        error = _error_line(trial)
+        variant = trial.config["variant"]
+        identity = TrialIdentity(
+            experiment=self.spec_name,
+            spec=self.spec_path,
+            unit=variant["unit"],
+            model=variant["model"],
+            trial_id=trial.trial_id,
+            hyperparameters=dict(variant["hp"]),
+            seed=int(variant["seed"]),
+        )
+        fallback = failed_result(self.infos[variant["unit"]], identity=identity, error=error)
+        settle_trial(
+            trial_directory(self.experiment, trial.trial_id), status=TrialStatus.FAILED, error=error, fallback=fallback
+        )
+
+
+def _error_line(trial: Any) -> str:
+    """The last meaningful line of a trial's error (the exception and its message)."""
+    try:
+        error = trial.get_error()
+    except Exception:  # the error file may be gone; the status is what matters
+        error = None
+    text = str(error) if error is not None else "the trial failed (no error recorded)"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "Error" in line.split(":", 1)[0] or "Exception" in line.split(":", 1)[0]:
+            return line[:500]
+    return lines[-1][:500] if lines else text

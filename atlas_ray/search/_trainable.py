@@ -1,0 +1,212 @@
+"""The Ray Tune trainable: one trial trains one model on one unit's PreparedSet.
+
+The PreparedSet comes from Ray's object store (``ray.get`` of the unit's ObjectRef, put once by the
+driver; its numpy arrays are read in place, not copied per trial). Each epoch a Keras callback reports
+the epoch's metrics (``loss``, ``val_loss`` and the others Keras logs) to Tune with a checkpoint
+(``model.keras`` and the curves so far); at ASHA's rung epochs and at ``max_t`` the trial first
+evaluates itself and writes its ResultsObject (see ``_gather``). A NaN or infinite training loss
+stops training (``TerminateOnNaN``) and fails the trial with ``NaNLossError``; any exception writes the
+trial's result as FAILED with the error, then re-raises so that Tune retries it (``max_failures``).
+
+Restored from a checkpoint (a retry, or ``--resume`` after the driver died) the trial loads the model
+and curves and goes on from the next epoch; a trial whose result is already settled COMPLETED or
+STOPPED at the checkpoint's epoch (it finished before the driver could record it) only reports its
+last epoch again and trains nothing.
+
+Threads: a trial sets OMP and TensorFlow's intra-op threads to its CPUs (and one inter-op thread), so
+concurrent trials do not oversubscribe the cores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from atlas_ray.featurestore._prepared import PreparedSet
+from atlas_ray.search._asha import ASHA
+from atlas_ray.search._gather import (
+    _jsonable,
+    evaluate_trial,
+    failed_result,
+    read_status,
+    settle_trial,
+    unit_info,
+)
+from atlas_ray.search._model_source import resolve_model
+from atlas_ray.search._results import MODEL_FILE, TrialIdentity, TrialStatus
+
+__all__ = ["NaNLossError", "TrialContext", "train_trial", "trial_directory", "variant_key"]
+
+CURVES_STATE = "curves.json"
+DEFAULT_BATCH_SIZE = 256
+
+
+class NaNLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial shares, passed once through ``tune.with_parameters``.
+
+    ``datasets``: unit name -> ObjectRef of its PreparedSet; ``models`` and ``cpus``: ``"unit/model"``
+    -> the ModelSpec's ``model`` and the CPUs a trial of it holds.
+    """
+
+    experiment: str
+    spec_name: str
+    spec_path: str
+    datasets: Mapping[str, Any]
+    models: Mapping[str, Any]
+    cpus: Mapping[str, float]
+    scheduler: ASHA
+
+
+def variant_key(unit: str, model: str) -> str:
+    return f"{unit}/{model}"
+
+
+def trial_directory(experiment: str, trial_id: str) -> str:
+    """Where a trial's ResultsObject lives: ``EXPERIMENT/trials/<trial_id>``."""
+    return f"{experiment.rstrip('/')}/trials/{trial_id}"
+
+
+def configure_threads(cpus: float) -> None:
+    """Limit OMP and TensorFlow to the trial's CPUs (TensorFlow only before its runtime starts)."""
+    threads = max(1, int(cpus))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # the runtime already started in this (reused) worker
+        pass
+
+
+def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
+    """Train one trial (the function Tune runs); see the module docstring."""
+    import ray
+    from ray import tune
+
+    variant = config["variant"]
+    unit, model_name = str(variant["unit"]), str(variant["model"])
+    seed, hp = int(variant["seed"]), dict(variant["hp"])
+    key = variant_key(unit, model_name)
+    configure_threads(context.cpus[key])
+    trial_id = tune.get_context().get_trial_id()
+    directory = trial_directory(context.experiment, trial_id)
+    prepared: PreparedSet = ray.get(context.datasets[unit])
+    identity = TrialIdentity(
+        experiment=context.spec_name,
+        spec=context.spec_path,
+        unit=unit,
+        model=model_name,
+        trial_id=trial_id,
+        hyperparameters=_jsonable(hp),
+        seed=seed,
+    )
+    curves: list[dict[str, float]] = []
+    try:
+        _train(context, prepared, hp, seed, key, identity, directory, curves)
+    except Exception as error:
+        message = f"{type(error).__name__}: {' '.join(str(error).split())}"
+        settle_trial(
+            directory,
+            status=TrialStatus.FAILED,
+            error=message,
+            fallback=failed_result(unit_info(prepared), identity=identity, error=message, curves=curves),
+        )
+        raise
+
+
+def _train(
+    context: TrialContext,
+    prepared: PreparedSet,
+    hp: dict[str, Any],
+    seed: int,
+    key: str,
+    identity: TrialIdentity,
+    directory: str,
+    curves: list[dict[str, float]],
+) -> None:
+    import keras
+    from ray import tune
+
+    asha = context.scheduler
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as state:
+            model = keras.models.load_model(os.path.join(state, MODEL_FILE))
+            with open(os.path.join(state, CURVES_STATE)) as stream:
+                curves.extend(json.load(stream))
+        settled = read_status(directory)
+        if (
+            settled is not None
+            and settled[0] in (TrialStatus.COMPLETED, TrialStatus.STOPPED)
+            and settled[1] == len(curves)
+        ):
+            tune.report(dict(curves[-1]))
+            return
+    else:
+        keras.utils.set_random_seed(seed)
+        builder = resolve_model(context.models[key], name=identity.model)
+        model = builder.build(
+            {**hp, "seed": seed},
+            input_shape=tuple(prepared.train.X.shape[1:]),
+            task=prepared.task,
+            n_classes=prepared.n_classes,
+            train_X=prepared.train.X,
+        )
+    if len(curves) >= asha.max_t:
+        tune.report(dict(curves[-1]))
+        return
+    rungs = set(asha.checkpoints())
+
+    def on_epoch(epoch: int, logs: Mapping[str, Any]) -> None:
+        loss = float(logs.get("loss", float("nan")))
+        if not math.isfinite(loss):
+            raise NaNLossError(f"the training loss is {loss} at epoch {epoch}, but must be finite")
+        row = {"epoch": epoch, **{name: float(value) for name, value in logs.items()}}
+        curves.append(row)
+        if epoch in rungs:
+            status = TrialStatus.COMPLETED if epoch >= asha.max_t else TrialStatus.RUNNING
+            evaluate_trial(model, prepared, identity=identity, status=status, curves=curves, directory=directory)
+        with tempfile.TemporaryDirectory() as state:
+            model.save(os.path.join(state, MODEL_FILE))
+            with open(os.path.join(state, CURVES_STATE), "w") as stream:
+                json.dump(curves, stream)
+            tune.report(dict(row), checkpoint=tune.Checkpoint.from_directory(state))
+
+    train, validation = prepared.train, prepared.validation
+    model.fit(
+        train.X,
+        train.y,
+        validation_data=(validation.X, validation.y),
+        batch_size=int(hp.get("batch_size", DEFAULT_BATCH_SIZE)),
+        epochs=asha.max_t,
+        initial_epoch=len(curves),
+        shuffle=True,
+        verbose=0,
+        callbacks=[keras.callbacks.TerminateOnNaN(), _epoch_callback(on_epoch)],
+    )
+    if curves and len(curves) < asha.max_t:
+        last = curves[-1]["loss"]
+        raise NaNLossError(f"training stopped at epoch {len(curves)} with loss {last}, but must reach max_t")
+
+
+def _epoch_callback(on_epoch: Any) -> Any:
+    import keras
+
+    class EpochReporter(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+            on_epoch(epoch + 1, dict(logs or {}))
+
+    return EpochReporter()

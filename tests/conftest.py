@@ -80,3 +80,48 @@ def book_store(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Mark
     events = data_dir / "bitstamp_orders_2015-05-01" / "orders.csv.xz"
     store.ingest(events, exchange="bitstamp", pair="btc_usd")
     return store
+
+
+BITFLYER_DAYS = ("20180121", "20180122")
+
+
+@pytest.fixture(scope="session")
+def bitflyer_store(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> MarketStore:
+    """A ``MarketStore`` holding bitFlyer btc_jpy for the JST days 2018-01-21 and 2018-01-22 (UTC
+    2018-01-20 15:00 .. 2018-01-22 15:00): every execution (``trades``; ``store.bars`` builds 1m / 5m /
+    10m / 1h bars from them) and the ticker (``quotes``, about one a minute)."""
+    from atlas_ray.featurestore import MarketStore
+
+    store = MarketStore(tmp_path_factory.mktemp("bitflyer_store"))
+    folder = data_dir / "bitflyer_2018-01"
+    executions = [folder / f"bitflyer.execution.{day}.BTC_JPY.csv.gz" for day in BITFLYER_DAYS]
+    tickers = [folder / f"bitflyer.ticker.{day}.BTC_JPY.csv.gz" for day in BITFLYER_DAYS]
+    store.ingest_many(executions, exchange="bitflyer", pair="btc_jpy")
+    store.ingest_many(tickers, exchange="bitflyer", pair="btc_jpy")
+    return store
+
+
+@pytest.fixture(scope="session")
+def lean_store(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> MarketStore:
+    """A ``MarketStore`` holding the LEAN Coinbase btc_usd minute data: ``bars_1m`` from every trade zip
+    (2016-10-07..09, 2017-09-03/04, 2017-12-17, 2018-04-04..06) and ``quotes`` from every quote zip
+    (2017-09-03/04, 2017-12-17, 2018-04-04/05; a quote row is the bar's bid / ask close at t + 60 s)."""
+    from atlas_ray.featurestore import MarketStore
+
+    store = MarketStore(tmp_path_factory.mktemp("lean_store"))
+    zips = sorted((data_dir / "lean_coinbase_btcusd").glob("*.zip"))
+    store.ingest_many(zips, exchange="coinbase", pair="btc_usd")
+    return store
+
+
+@pytest.fixture(scope="session")
+def cdd_store(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> MarketStore:
+    """A ``MarketStore`` holding the CryptoDataDownload hourly bars (``bars_1h``) of bitstamp btc_usd
+    (2017-07-01..2019-03-12, one 50-day gap) and bitfinex btc_usd (2017-10-09..2019-03-12)."""
+    from atlas_ray.featurestore import MarketStore
+
+    store = MarketStore(tmp_path_factory.mktemp("cdd_store"))
+    folder = data_dir / "hourly_cdd"
+    store.ingest(folder / "Bitstamp_BTCUSD_1h.csv", exchange="bitstamp", pair="btc_usd")
+    store.ingest(folder / "Bitfinex_BTCUSD_1h.csv", exchange="bitfinex", pair="btc_usd")
+    return store

@@ -12,8 +12,8 @@ from atlas_ray.featurestore._ingest import GapRange, IngestReport
 __all__ += ["GapRange", "IngestReport", "as_resolution", "bars_from_trades", "resample_bars"]
 
 # The feature library: features, their names and the market-data window they compute on.
-from atlas_ray.featurestore._feature import DataRequirement, Feature
-from atlas_ray.featurestore._feature_library import (
+from atlas_ray.featurestore._feature import DataRequirement, Feature  # noqa: E402
+from atlas_ray.featurestore._feature_library import (  # noqa: E402
     FV,
     VWAP,
     Ask,
@@ -33,7 +33,7 @@ from atlas_ray.featurestore._feature_library import (
     Volatility,
     Volume,
 )
-from atlas_ray.featurestore._market_data import MarketData, OrderBooks
+from atlas_ray.featurestore._market_data import MarketData, OrderBooks  # noqa: E402
 
 __all__ += [
     "FV",
@@ -58,4 +58,23 @@ __all__ += [
     "Spread",
     "Volatility",
     "Volume",
+]
+
+# FeatureLabelSets: building featuresets with Ray Data and preparing them for models.
+from atlas_ray.featurestore._featureset import FeatureLabelSet
+from atlas_ray.featurestore._labels import Boundaries, Percentiles, apply_categories
+from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
+from atlas_ray.featurestore._scaling import apply_scaling
+from atlas_ray.featurestore._splits import TimeSplit
+
+__all__ += [
+    "Boundaries",
+    "FeatureLabelSet",
+    "Percentiles",
+    "PreparedSet",
+    "SplitPart",
+    "Task",
+    "TimeSplit",
+    "apply_categories",
+    "apply_scaling",
 ]

@@ -120,13 +120,37 @@ def difference(values: np.ndarray, lookback: int = 1, lookforward: int = 0) -> n
     return out
 
 
+_CHUNK = 32_768
+"""Rows per block in ``_lagged_sum``: small enough that a block's columns stay in cache."""
+
+
+def _lagged_sum(values: np.ndarray, window: int, centre: np.ndarray | None = None) -> np.ndarray:
+    """``s[t] = sum_{k=window-1}^{0} f(x[t-k])`` for ``t >= window - 1`` (oldest term first), where
+    ``f(x) = (x - centre[t])**2`` when a per-row ``centre`` is given, else ``x``.
+
+    Works block by block on views, one column at a time: each row sees the same operations in the
+    same order wherever it sits, memory stays O(rows) whatever the window."""
+    n = values.shape[0]
+    rows = max(n - window + 1, 0)
+    total = np.zeros(rows)
+    for lo in range(0, rows, _CHUNK):
+        hi = min(lo + _CHUNK, rows)
+        block = total[lo:hi]
+        for k in range(window - 1, -1, -1):
+            column = values[lo + window - 1 - k : hi + window - 1 - k]
+            if centre is None:
+                block += column
+            else:
+                block += (column - centre[lo:hi]) ** 2
+    return total
+
+
 def window_sum(values: np.ndarray, window: int) -> np.ndarray:
     """``s[t] = sum_{k=0}^{window-1} x[t-k]``, added oldest first; NaN if any term is NaN or outside."""
     values = _as_float(values)
-    total = np.zeros(values.shape[0])
-    for k in range(window - 1, -1, -1):
-        total = total + shift(values, k)
-    return total
+    out = np.full(values.shape[0], np.nan)
+    out[window - 1 :] = _lagged_sum(values, window)
+    return out
 
 
 def volatility(close: np.ndarray, window: int) -> np.ndarray:
@@ -138,15 +162,11 @@ def volatility(close: np.ndarray, window: int) -> np.ndarray:
     """
     close = _as_float(close)
     returns = np.log(close / shift(close, 1))
-    lagged = [shift(returns, k) for k in range(window - 1, -1, -1)]
-    total = np.zeros(close.shape[0])
-    for column in lagged:
-        total = total + column
-    mean = total / window
-    squares = np.zeros(close.shape[0])
-    for column in lagged:
-        squares = squares + (column - mean) ** 2
-    return np.sqrt(squares / (window - 1))
+    out = np.full(close.shape[0], np.nan)
+    mean = _lagged_sum(returns, window) / window
+    squares = _lagged_sum(returns, window, centre=mean)
+    out[window - 1 :] = np.sqrt(squares / (window - 1))
+    return out
 
 
 def midpoint(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:

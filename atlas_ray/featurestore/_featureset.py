@@ -38,7 +38,6 @@ from atlas_ray.featurestore._labels import (
     fit_categories,
 )
 from atlas_ray.featurestore._market_data import MarketData
-from atlas_ray.featurestore._plot import coverage_of, plot_frame
 from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
 from atlas_ray.featurestore._rebalance import check_rebalance, rebalance_positions
 from atlas_ray.featurestore._scaling import SCALINGS, apply_scaling, fit_scaling, identity_scaling
@@ -260,10 +259,14 @@ class FeatureLabelSet:
         self, start: Any, end: Any, subplots: bool = True, store: MarketStore | None = None
     ) -> Figure:
         """A matplotlib figure of the built range: one panel per column, or all z-scored on one axis."""
+        from atlas_ray.featurestore._plot import plot_frame  # matplotlib loads only when drawing
+
         return plot_frame(self.build(start, end, store), subplots=subplots)
 
     def coverage(self, start: Any, end: Any, store: MarketStore | None = None) -> pd.DataFrame:
         """Per feature and label: first / last valid time, share of NaN before dropping, gaps count."""
+        from atlas_ray.featurestore._plot import coverage_of
+
         store = store if store is not None else MarketStore()
         lo, hi = parse_range(start, end, self.resolution)
         self._missing_check(store, lo, hi)

@@ -202,6 +202,8 @@ def _prepare(path: Path, format: str | None) -> _Prepared:
 def validate(source: Source) -> tuple[pd.DataFrame, dict[str, int]]:
     """Drop and count rejected rows (see the module docstring); returns the kept rows sorted by time."""
     frame = source.frame
+    if frame["timestamp"].dtype != "datetime64[ns, UTC]":
+        frame = frame.assign(timestamp=pd.DatetimeIndex(frame["timestamp"]).as_unit("ns"))
     rejected = dict.fromkeys(REJECT_REASONS, 0)
     rejected["unparseable"] = source.unparseable
 
@@ -224,7 +226,7 @@ def validate(source: Source) -> tuple[pd.DataFrame, dict[str, int]]:
     if source.order == "unordered":
         kept = kept.sort_values("timestamp", kind="stable")
     else:
-        times = pd.DatetimeIndex(kept["timestamp"]).asi8
+        times = pd.DatetimeIndex(kept["timestamp"]).as_unit("ns").asi8
         if source.order == "descending":
             times = times[::-1]
         running = np.maximum.accumulate(times)
@@ -255,7 +257,7 @@ def find_gaps(times: pd.DatetimeIndex, interval: pd.Timedelta) -> tuple[GapRange
     """Runs of missing intervals between consecutive ``times`` (sorted) spaced ``interval`` apart."""
     if len(times) < 2:
         return ()
-    values = times.sort_values().asi8
+    values = times.sort_values().as_unit("ns").asi8
     step = int(interval.value)
     diffs = np.diff(values)
     where = np.flatnonzero(diffs > step * 1.5)

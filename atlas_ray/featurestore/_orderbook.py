@@ -42,7 +42,7 @@ def snapshot_times(times: pd.DatetimeIndex, interval: pd.Timedelta) -> pd.Dateti
     stop = last.floor(interval)
     if stop < start:
         return pd.DatetimeIndex([], tz="UTC")
-    return pd.date_range(start, stop, freq=interval, tz="UTC")
+    return pd.date_range(start, stop, freq=interval).as_unit("ns")
 
 
 def book_snapshots(
@@ -57,7 +57,7 @@ def book_snapshots(
     step = interval if interval is not None else pd.Timedelta(minutes=1)
     times = pd.DatetimeIndex(events["timestamp"])
     boundaries = snapshot_times(times, step)
-    cuts = np.searchsorted(times.asi8, boundaries.asi8, side="left").tolist()
+    cuts = np.searchsorted(times.as_unit("ns").asi8, boundaries.as_unit("ns").asi8, side="left").tolist()
 
     ids = events["id"].astype(str).tolist()
     prices = events["price"].to_numpy(dtype="float64").tolist()
@@ -75,7 +75,7 @@ def book_snapshots(
 
     gone: set[str] = set()
     position = 0
-    for boundary, cut in zip(boundaries.asi8.tolist(), cuts, strict=True):
+    for boundary, cut in zip(boundaries.as_unit("ns").asi8.tolist(), cuts, strict=True):
         while position < cut:
             _apply(position, ids, actions, sides, prices, sizes, orders, levels, gone)
             position += 1

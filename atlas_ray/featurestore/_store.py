@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -115,8 +117,20 @@ class MarketStore:
         return self._children(f"{self._base}/exchange={exchange}/pair={pair}", "kind=")
 
     def dates(self, exchange: str, pair: str, kind: str) -> list[str]:
-        dates = self._children(self._dir(exchange, pair, kind), "date=")
-        return [d for d in dates if self._exists(self._file(exchange, pair, kind, d))]
+        directory = self._dir(exchange, pair, kind)
+        try:
+            infos = self._fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True, recursive=True))
+        except FileNotFoundError:
+            return []
+        suffix = "/data.parquet"
+        dates = set()
+        for info in infos:
+            path = info.path
+            if info.type == pafs.FileType.File and path.endswith(suffix):
+                folder = path[: -len(suffix)].rsplit("/", 1)[-1]
+                if folder.startswith("date="):
+                    dates.add(folder[len("date=") :])
+        return sorted(dates)
 
     def has(self, exchange: str, pair: str, kind: str) -> bool:
         return bool(self.dates(exchange, pair, kind))
@@ -155,29 +169,46 @@ class MarketStore:
         lo = _utc(start) if start is not None else None
         hi = _utc(end) if end is not None else None
         wanted = list(columns) if columns is not None else list(COLUMNS.get(kind, ()))
-        frames = []
+        files = []
         for date in self.dates(exchange, pair, kind):
             day = pd.Timestamp(date, tz="UTC")
             if lo is not None and day + pd.Timedelta(days=1) <= lo:
                 continue
             if hi is not None and day >= hi:
                 continue
-            table = pq.read_table(self._file(exchange, pair, kind, date), filesystem=self._fs)
-            frames.append(table.to_pandas())
-        if not frames:
+            files.append(self._file(exchange, pair, kind, date))
+        if not files:
             empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in wanted})
             empty.index = pd.DatetimeIndex([], tz="UTC", name="timestamp")
             return empty
-        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        mask = pd.Series(True, index=frame.index)
-        if lo is not None:
-            mask &= frame["timestamp"] >= lo
-        if hi is not None:
-            mask &= frame["timestamp"] < hi
-        frame = frame.loc[mask.to_numpy()]
+        # One dataset over every partition file: read in parallel, converted to pandas once.
+        dataset = pads.dataset(files, format="parquet", filesystem=self._fs)
+        present = [c for c in wanted if c in dataset.schema.names and c != "timestamp"]
+        table = dataset.to_table(columns=["timestamp", *present])
+        if lo is not None or hi is not None:
+            times = table.column("timestamp")
+            mask = pa.scalar(True)
+            if lo is not None:
+                mask = pc.and_(mask, pc.greater_equal(times, pa.scalar(lo.as_unit("ns"), times.type)))
+            if hi is not None:
+                mask = pc.and_(mask, pc.less(times, pa.scalar(hi.as_unit("ns"), times.type)))
+            table = table.filter(mask)
+        frame = table.to_pandas()
         frame = frame.set_index("timestamp")
-        present = [c for c in wanted if c in frame.columns]
         return frame[present]
+
+    def timestamps(self, exchange: str, pair: str, kind: str) -> pd.DatetimeIndex:
+        """Every stored timestamp of a series (only that column is read), sorted, repeats kept."""
+        parts = [
+            pq.read_table(self._file(exchange, pair, kind, d), columns=["timestamp"], filesystem=self._fs)
+            .column("timestamp")
+            .to_numpy()
+            for d in self.dates(exchange, pair, kind)
+        ]
+        if not parts:
+            return pd.DatetimeIndex([], tz="UTC", name="timestamp")
+        values = np.concatenate(parts).astype("datetime64[ns]")
+        return pd.DatetimeIndex(np.sort(values), name="timestamp").tz_localize("UTC")
 
     def time_range(self, exchange: str, pair: str, kind: str) -> tuple[pd.Timestamp, pd.Timestamp]:
         """First and last timestamp stored for a series (raises ``KeyError`` if absent)."""
@@ -214,22 +245,31 @@ class MarketStore:
         try:
             for frame, exchange, pair, kind in items:
                 added.setdefault((exchange, pair, kind), 0)
-                for date, part in _split_by_date(_normalise(frame, kind)):
+                normal = _sorted_by_time(_normalise(frame, kind))
+                whole: pa.Table | None = None
+                for date, first, stop in _date_slices(normal):
                     target = self._file(exchange, pair, kind, date)
-                    merged, new_rows = self._merge(target, part, kind, unique)
-                    if new_rows == 0:
-                        continue
+                    if unique and not self._exists(target):
+                        # A new partition of rows known to be unique: slice one arrow table, no merge.
+                        if whole is None:
+                            whole = pa.Table.from_pandas(normal, preserve_index=False)
+                        table = whole.slice(first, stop - first)
+                        new_rows = stop - first
+                    else:
+                        merged, new_rows = self._merge(target, normal.iloc[first:stop], kind, unique)
+                        if new_rows == 0:
+                            continue
+                        table = pa.Table.from_pandas(merged, preserve_index=False)
                     added[(exchange, pair, kind)] += new_rows
                     temp = f"{target}.{uuid.uuid4().hex}.tmp"
                     self._fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-                    table = pa.Table.from_pandas(merged, preserve_index=False)
                     # Dictionary-encode only the low-cardinality text column; statistics only for time
                     # (both choices make writing trades several times faster).
                     pq.write_table(
                         table,
                         temp,
                         filesystem=self._fs,
-                        use_dictionary=[c for c in ("side",) if c in merged.columns],
+                        use_dictionary=[c for c in ("side",) if c in table.column_names],
                         write_statistics=["timestamp"],
                     )
                     staged.append((temp, target))
@@ -249,12 +289,18 @@ class MarketStore:
             part = part.drop_duplicates(subset=keys, keep="first")
         if not self._exists(target):
             return _sorted_by_time(part), len(part)
-        existing = pq.read_table(target, filesystem=self._fs).to_pandas()
-        stored = pd.DatetimeIndex(existing["timestamp"]).asi8
-        incoming = pd.DatetimeIndex(part["timestamp"]).asi8
+        incoming = pd.DatetimeIndex(part["timestamp"]).as_unit("ns").asi8
         if keys == ["timestamp"]:
+            # Read only the stored times first: a re-ingest then touches nothing else.
+            stamps = pq.read_table(target, columns=["timestamp"], filesystem=self._fs).column("timestamp")
+            stored = pd.DatetimeIndex(stamps.to_pandas()).as_unit("ns").asi8
             fresh = part.loc[~np.isin(incoming, stored)]
+            if fresh.empty:
+                return part.iloc[:0], 0
+            existing = pq.read_table(target, filesystem=self._fs).to_pandas()
         else:
+            existing = pq.read_table(target, filesystem=self._fs).to_pandas()
+            stored = pd.DatetimeIndex(existing["timestamp"]).as_unit("ns").asi8
             # Only rows inside the stored time span can repeat a stored key: compare just those.
             inside = (incoming >= stored.min()) & (incoming <= stored.max()) if len(stored) else incoming < 0
             outside = part.loc[~inside]
@@ -382,20 +428,15 @@ def _sorted_by_time(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
-def _split_by_date(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+def _date_slices(frame: pd.DataFrame) -> list[tuple[str, int, int]]:
+    """``(date, first, stop)`` row ranges of each UTC day in a frame sorted by time."""
     if frame.empty:
         return []
-    nanos = pd.DatetimeIndex(frame["timestamp"]).asi8
-    days = nanos // _DAY_NS
-    if len(days) > 1 and bool((days[1:] >= days[:-1]).all()):
-        # Sorted input (the usual case): slice instead of grouping.
-        bounds = np.flatnonzero(np.diff(days)) + 1
-        starts = [0, *bounds.tolist()]
-        stops = [*bounds.tolist(), len(days)]
-        return [
-            (_day_name(int(days[a])), frame.iloc[a:b]) for a, b in zip(starts, stops, strict=True)
-        ]
-    return [(_day_name(int(day)), part) for day, part in frame.groupby(days, sort=True)]
+    days = pd.DatetimeIndex(frame["timestamp"]).as_unit("ns").asi8 // _DAY_NS
+    bounds = np.flatnonzero(np.diff(days)) + 1
+    starts = [0, *bounds.tolist()]
+    stops = [*bounds.tolist(), len(days)]
+    return [(_day_name(int(days[a])), a, b) for a, b in zip(starts, stops, strict=True)]
 
 
 _DAY_NS = 86_400_000_000_000

@@ -12,6 +12,8 @@ From the shell: ``python -m atlas_ray.report EXPERIMENT [EXPERIMENT ...] [--out 
 headless ``matplotlib.figure.Figure``.
 """
 
+from matplotlib.figure import Figure
+
 from atlas_ray.report import stats
 from atlas_ray.report._build import ReportSettings, build_report
 from atlas_ray.report._load import (
@@ -34,7 +36,6 @@ from atlas_ray.report._plots_search import asha_plot, experiment_comparison, hyp
 from atlas_ray.report._style import render_png
 from atlas_ray.report._summary import ReportError, known_metrics, resolve_metric, summary_frame
 from atlas_ray.search._results import ResultsObject
-from matplotlib.figure import Figure
 
 
 def baseball_card(result: ResultsObject, split: str = "test") -> Figure:

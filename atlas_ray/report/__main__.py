@@ -39,7 +39,9 @@ def _filters(items: Sequence[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
-            raise ReportError(f"The value of `--filter` is {item!r}, but must be `KEY=VALUE`, e.g. unit=NAME.")
+            raise ReportError(
+                f"The value of `--filter` is {item!r}, but must be `KEY=VALUE`, e.g. unit=NAME."
+            )
         out[key.strip()] = value.strip()
     return out
 

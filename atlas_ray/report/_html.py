@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,7 +88,7 @@ def _fmt(value: Any) -> tuple[str, str]:
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
         if math.isnan(number):
-            return ("–", "")
+            return ("-", "")
         shown = f"{number:.4g}" if abs(number) >= 1e-3 or number == 0 else f"{number:.3e}"
         return (shown, repr(number))
     return (str(value), str(value))
@@ -122,7 +123,7 @@ def comparison_section(summaries: Mapping[str, pd.DataFrame], metric: str, ascen
     rows = []
     for name, summary in summaries.items():
         counts = summary["status"].value_counts() if not summary.empty else pd.Series(dtype="int64")
-        best_id, best = "–", math.nan
+        best_id, best = "-", math.nan
         if not summary.empty and metric in summary.columns and summary[metric].notna().any():
             ranked = summary.sort_values(metric, ascending=ascending, na_position="last")
             best_id, best = str(ranked["trial_id"].iloc[0]), float(ranked[metric].iloc[0])
@@ -147,9 +148,9 @@ def experiment_section(
     filters: Mapping[str, str],
 ) -> Section:
     meta = experiment.meta or {}
-    facts = [("directory", experiment.uri), ("spec", meta.get("spec", "–")),
-             ("created", meta.get("created", "–")), ("finished", meta.get("finished") or "not finished"),
-             ("search metric", f"{meta.get('metric', '–')} ({meta.get('mode', '–')})"),
+    facts = [("directory", experiment.uri), ("spec", meta.get("spec", "-")),
+             ("created", meta.get("created", "-")), ("finished", meta.get("finished") or "not finished"),
+             ("search metric", f"{meta.get('metric', '-')} ({meta.get('mode', '-')})"),
              ("trials read", len(experiment.results))]
     if filters:
         facts.append(("filter", ", ".join(f"{k}={v}" for k, v in filters.items())))
@@ -160,8 +161,8 @@ def experiment_section(
         parts.append(f'<div class="missing"><b>Missing or incomplete</b><ul>{items}</ul></div>')
     linked = {trial for trial, _ in cards}
     for task, frame, metric in tables:
-        classes = [c[len("precision["):-1] for c in frame.columns
-                   if c.startswith("precision[") and frame[c].notna().any()]
+        classes = [c for value in frame["classes"].dropna().unique() for c in str(value).split("|") if c]
+        classes = list(dict.fromkeys(classes))
         columns = ["trial_id", "unit", "model", "status", "epochs", "hyperparameters", "degenerate",
                    *heat_columns(frame, task, classes)]
         parts.append(f"<h3>{_e(task)} trials ({len(frame)}), best first by {_e(metric)}; click a header "
@@ -192,11 +193,18 @@ def page(
             f"task on the {_e(settings.split)} split; backtest cost {settings.cost:g} per unit of position "
             f"changed. Written {stamp}.</p>")
     if missing:
-        head += f'<p class="missing">{len(missing)} things are missing or incomplete; see each experiment.</p>'
+        head += (f'<p class="missing">{len(missing)} things are missing or incomplete; '
+                 "see each experiment.</p>")
     body = "\n".join(f"<h2>{_e(s.title)}</h2>\n{s.body}" for s in sections)
-    for name, data in images.items():
-        tag = f'<img alt="{_e(name)}" src="data:image/png;base64,{data}">'
-        body = body.replace(f"{{{{img:{name}}}}}", tag)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>atlas_ray report: {_e(names)}'
-            f"</title><style>{_CSS}</style></head><body>{head}\n{body}\n<script>{_SORT_JS}</script>"
+
+    def embed(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in images:
+            return f"<p>figure {_e(name)} was not drawn</p>"
+        return f'<img alt="{_e(name)}" src="data:image/png;base64,{images[name]}">'
+
+    body = re.sub(r"\{\{img:([^}]+)\}\}", embed, body)
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>atlas_ray report: {_e(names)}</title><style>{_CSS}</style></head>"
+            f"<body>{head}\n{body}\n<script>{_SORT_JS}</script>"
             "</body></html>\n")

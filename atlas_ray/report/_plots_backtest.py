@@ -22,6 +22,7 @@ def backtest_plot(
     ``cost`` per unit of position changed), with buy-and-hold of the same rows for reference."""
     many = [results] if isinstance(results, ResultsObject) else list(results)
     figure = new_figure(11, 4.2)
+    figure.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.14)
     ax = figure.add_subplot()
     drawn = 0
     hold_drawn = False

@@ -91,5 +91,15 @@ def draw_backtest(ax: Axes, result: ResultsObject, frame: pd.DataFrame, cost: fl
 
 def fmt(value: float) -> str:
     if value is None or not np.isfinite(value):
-        return "–"
+        return "-"
     return f"{value:.3f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+
+
+def draw_matrix(ax: Axes, matrix: np.ndarray, xlabels: Sequence[str], ylabels: Sequence[str]) -> None:
+    """A row-normalised confusion matrix as a viridis image with each cell's value written in it."""
+    ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=9,
+                color="black" if value > 0.6 else "white")
+    ax.set_xticks(range(len(xlabels)), list(xlabels), fontsize=7)
+    ax.set_yticks(range(len(ylabels)), list(ylabels), fontsize=7)

@@ -10,7 +10,6 @@ interval accuracy, LR+ against frequency per class, ROC per class, and the backt
 from __future__ import annotations
 
 import numpy as np
-import seaborn as sns
 from matplotlib.figure import Figure
 
 from atlas_ray.featurestore._prepared import Task
@@ -20,14 +19,20 @@ from atlas_ray.report._plots_card import (
     draw_accuracy_histogram,
     draw_accuracy_over_time,
     draw_backtest,
+    draw_matrix,
     draw_table,
     fmt,
 )
 from atlas_ray.report._style import class_colour, empty_axes, new_figure, trial_title
+from atlas_ray.report._style import grid as layout
 from atlas_ray.report._summary import DEFAULT_COST
 from atlas_ray.search._results import ResultsObject
 
 __all__ = ["classifier_baseball_card"]
+
+_TABLE_COLUMNS = (
+    "prevalence", "positive_rate", "predictive_value", "npv", "tpr", "tnr", "lr_plus", "lr_minus"
+)
 
 
 def classifier_baseball_card(
@@ -43,7 +48,7 @@ def classifier_baseball_card(
     classes = list(result.classes)
     k = len(classes)
     figure = new_figure(16, 12)
-    grid = figure.add_gridspec(3, 3)
+    grid = layout(figure, 3, 3, left=0.9, top=0.7, bottom=0.75, hspace=0.55, wspace=0.28)
     hp = ", ".join(f"{a}={b}" for a, b in sorted(result.identity.hyperparameters.items()))
     figure.suptitle(
         trial_title(result.trial_id, result.identity.unit, result.identity.model, hp,
@@ -71,13 +76,11 @@ def classifier_baseball_card(
     prevalence = table["prevalence"].to_numpy()
     rate = table["positive_rate"].to_numpy()
     bias = np.divide(rate, prevalence, out=np.full(k, np.nan), where=prevalence > 0)
-    sns.heatmap(normalised, ax=ax_cm, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, cbar=False,
-                annot_kws={"fontsize": 9},
-                xticklabels=[f"{c}\nPR {r:.2f}\nbias {b:.2f}" for c, r, b in zip(classes, rate, bias, strict=True)],
-                yticklabels=[f"{c}\nprev {p:.2f}" for c, p in zip(classes, prevalence, strict=True)])
+    draw_matrix(ax_cm, normalised,
+                [f"{c}\nPR {r:.2f}\nbias {b:.2f}" for c, r, b in zip(classes, rate, bias, strict=True)],
+                [f"{c}\nprev {p:.2f}" for c, p in zip(classes, prevalence, strict=True)])
     ax_cm.set_xlabel("predicted", fontsize=8)
     ax_cm.set_ylabel("true", fontsize=8)
-    ax_cm.tick_params(labelsize=7)
     ax_cm.set_title("confusion matrix (rows sum to 1)", fontsize=9, loc="left")
 
     probs = stats.probabilities(frame, classes)
@@ -85,9 +88,8 @@ def classifier_baseball_card(
     auc_value = stats.macro_auc(y_true, probs) if probs is not None else float("nan")
     columns = ["class", "prevalence", "PR", "PV", "NPV", "TPR", "TNR", "LR+", "LR-"]
     body = [
-        [name, *(fmt(table.at[name, c]) for c in
-                 ("prevalence", "positive_rate", "predictive_value", "npv", "tpr", "tnr", "lr_plus", "lr_minus"))]
-        for name in classes
+        [name, *(fmt(float(table[c].to_numpy()[i])) for c in _TABLE_COLUMNS)]
+        for i, name in enumerate(classes)
     ]
     loss = result.metric("loss", split)
     body.append(["all", f"n={len(frame)}", "", f"acc {fmt(acc)}", "", f"AUC {fmt(auc_value)}", "",

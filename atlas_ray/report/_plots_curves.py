@@ -4,12 +4,14 @@ Jane Street notebook's plots), probability histograms and likelihood-ratio curve
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from atlas_ray.featurestore._prepared import Task
 from atlas_ray.report import stats
 from atlas_ray.report._plots_card import card_split
 from atlas_ray.report._style import class_colour, empty_axes, new_figure
+from atlas_ray.report._style import grid as layout
 from atlas_ray.search._results import ResultsObject
 
 __all__ = ["learning_curves", "likelihood_curves", "probability_histograms", "roc_threshold_plots"]
@@ -18,7 +20,7 @@ __all__ = ["learning_curves", "likelihood_curves", "probability_histograms", "ro
 def _panel_grid(figure: Figure, n: int, columns: int = 3) -> list:
     cols = min(columns, max(n, 1))
     rows = (max(n, 1) + cols - 1) // cols
-    grid = figure.add_gridspec(rows, cols)
+    grid = layout(figure, rows, cols, hspace=0.5, wspace=0.3)
     return [figure.add_subplot(grid[i // cols, i % cols]) for i in range(max(n, 1))]
 
 
@@ -30,7 +32,7 @@ def learning_curves(result: ResultsObject) -> Figure:
     if not curves.empty and "epoch" in curves.columns:
         for column in curves.columns:
             base = column.removeprefix("val_")
-            if column != "epoch" and base not in names and np.issubdtype(curves[column].dtype, np.number):
+            if column != "epoch" and base not in names and pd.api.types.is_numeric_dtype(curves[column]):
                 names.append(base)
     figure = new_figure(4.2 * min(3, max(len(names), 1)), 3.2 * ((max(len(names), 1) + 2) // 3))
     axes = _panel_grid(figure, len(names))
@@ -57,7 +59,8 @@ def _class_inputs(result: ResultsObject, split: str) -> tuple[str, np.ndarray, n
     split, frame = card_split(result, split)
     if frame.empty or result.task is Task.REGRESSION:
         return split, np.zeros(0, dtype="int64"), None
-    return split, stats.class_codes(frame["reality"], result.classes), stats.probabilities(frame, result.classes)
+    y_true = stats.class_codes(frame["reality"], result.classes)
+    return split, y_true, stats.probabilities(frame, result.classes)
 
 
 def roc_threshold_plots(result: ResultsObject, split: str = "test") -> Figure:
@@ -66,7 +69,7 @@ def roc_threshold_plots(result: ResultsObject, split: str = "test") -> Figure:
     split, y_true, probs = _class_inputs(result, split)
     classes = list(result.classes)
     figure = new_figure(4.2 * (1 + max(len(classes), 1)), 3.8)
-    grid = figure.add_gridspec(1, 1 + max(len(classes), 1))
+    grid = layout(figure, 1, 1 + max(len(classes), 1), wspace=0.25)
     axes = [figure.add_subplot(grid[0, i]) for i in range(1 + max(len(classes), 1))]
     figure.suptitle(f"ROC and precision / recall against threshold · {result.trial_id} · {split}",
                     fontsize=10, x=0.01, ha="left")
@@ -106,7 +109,7 @@ def probability_histograms(result: ResultsObject, split: str = "test") -> Figure
     split, y_true, probs = _class_inputs(result, split)
     classes = list(result.classes)
     figure = new_figure(4.2 * max(len(classes), 1), 3.4)
-    grid = figure.add_gridspec(1, max(len(classes), 1))
+    grid = layout(figure, 1, max(len(classes), 1), wspace=0.25)
     axes = [figure.add_subplot(grid[0, i]) for i in range(max(len(classes), 1))]
     figure.suptitle(f"probability histograms · {result.trial_id} · {split}", fontsize=10, x=0.01, ha="left")
     if probs is None:
@@ -116,7 +119,7 @@ def probability_histograms(result: ResultsObject, split: str = "test") -> Figure
         ax = axes[c]
         score = probs[:, c]
         low, high = float(np.nanmin(score)), float(np.nanmax(score))
-        bins = np.linspace(low, high if high > low else low + 1e-6, 40)
+        bins = np.linspace(low, high if high > low else low + 1e-6, 40).tolist()
         ax.hist(score[y_true == c], bins=bins, density=True, alpha=0.6, color=class_colour(c, len(classes)),
                 label=f"is {name}")
         ax.hist(score[y_true != c], bins=bins, density=True, alpha=0.5, color="0.4", label=f"not {name}",
@@ -133,7 +136,7 @@ def likelihood_curves(result: ResultsObject, split: str = "test") -> Figure:
     split, y_true, probs = _class_inputs(result, split)
     classes = list(result.classes)
     figure = new_figure(12, 3.8)
-    grid = figure.add_gridspec(1, 3)
+    grid = layout(figure, 1, 3, wspace=0.25)
     axes = [figure.add_subplot(grid[0, i]) for i in range(3)]
     figure.suptitle(f"likelihood curves · {result.trial_id} · {split}", fontsize=10, x=0.01, ha="left")
     if probs is None:

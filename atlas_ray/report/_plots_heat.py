@@ -32,8 +32,12 @@ def sort_summary(summary: pd.DataFrame, metric: str, ascending: bool | None = No
 
 
 def _classes(summary: pd.DataFrame) -> list[str]:
-    return [c[len("precision["):-1] for c in summary.columns
-            if c.startswith("precision[") and summary[c].notna().any()]
+    """The classes of these rows, in each trial's own order (``classes`` column, ``|``-joined)."""
+    out: list[str] = []
+    if "classes" in summary.columns:
+        for value in summary["classes"].dropna().unique():
+            out += [c for c in str(value).split("|") if c and c not in out]
+    return out
 
 
 def _label(row: pd.Series, width: int = 52) -> str:
@@ -42,6 +46,8 @@ def _label(row: pd.Series, width: int = 52) -> str:
         text += f"  {row['hyperparameters']}"
     if len(text) > width:
         text = text[: width - 1] + "…"
+    if row.get("status") not in (None, "completed"):
+        text += f" ({row['status']})"
     if bool(row.get("degenerate", False)):
         text = "DEGENERATE · " + text
     return text
@@ -95,7 +101,12 @@ def heat_table(
         colours[:, j] = 1.0 - scaled if lower_is_better(column) else scaled
 
     n_rows, n_cols = values.shape
-    figure = new_figure(4.6 + 0.95 * n_cols, 1.5 + 0.3 * n_rows)
+    labels = [_label(row) for _, row in shown.iterrows()]
+    left = 0.3 + 0.062 * max(len(label) for label in labels)
+    width, height = left + 0.95 * n_cols + 0.4, 1.75 + 0.3 * n_rows
+    figure = new_figure(width, height)
+    figure.subplots_adjust(left=left / width, right=1 - 0.4 / width, top=1 - 1.55 / height,
+                           bottom=0.1 / height)
     ax = figure.add_subplot()
     ax.imshow(np.ma.masked_invalid(colours), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto",
               interpolation="nearest")
@@ -104,7 +115,7 @@ def heat_table(
         for j in range(n_cols):
             value = values[i, j]
             shade = colours[i, j]
-            text = "–" if not np.isfinite(value) else f"{value:.3g}"
+            text = "-" if not np.isfinite(value) else f"{value:.3g}"
             colour = "black" if np.isfinite(shade) and shade > 0.6 else "white"
             if not np.isfinite(shade):
                 colour = "black"
@@ -112,7 +123,6 @@ def heat_table(
     headers = [f"▼ {c}" if c == metric else c for c in columns]
     ax.set_xticks(range(n_cols), headers, rotation=35, ha="left", fontsize=8)
     ax.xaxis.tick_top()
-    labels = [_label(row) for _, row in shown.iterrows()]
     ax.set_yticks(range(n_rows), labels, fontsize=8)
     degenerate = shown["degenerate"].to_numpy(bool) if "degenerate" in shown else np.zeros(n_rows, bool)
     for i, tick in enumerate(ax.get_yticklabels()):

@@ -5,7 +5,6 @@ predictions against reality, and the backtest of the signal."""
 from __future__ import annotations
 
 import numpy as np
-import seaborn as sns
 from matplotlib.figure import Figure
 
 from atlas_ray.featurestore._prepared import Task
@@ -15,10 +14,12 @@ from atlas_ray.report._plots_card import (
     draw_accuracy_histogram,
     draw_accuracy_over_time,
     draw_backtest,
+    draw_matrix,
     draw_table,
     fmt,
 )
 from atlas_ray.report._style import empty_axes, new_figure, trial_title
+from atlas_ray.report._style import grid as layout
 from atlas_ray.report._summary import DEFAULT_COST
 from atlas_ray.search._results import ResultsObject
 
@@ -36,7 +37,7 @@ def regressor_baseball_card(
         )
     split, frame = card_split(result, split)
     figure = new_figure(16, 12)
-    grid = figure.add_gridspec(3, 3)
+    grid = layout(figure, 3, 3, left=0.9, top=0.7, bottom=0.75, hspace=0.55, wspace=0.28)
     hp = ", ".join(f"{a}={b}" for a, b in sorted(result.identity.hyperparameters.items()))
     figure.suptitle(
         trial_title(result.trial_id, result.identity.unit, result.identity.model, hp,
@@ -62,20 +63,19 @@ def regressor_baseball_card(
     normalised = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     prevalence = rows[:, 0] / max(cm.sum(), 1)
     rate = cm.sum(axis=0) / max(cm.sum(), 1)
-    sns.heatmap(normalised, ax=ax_cm, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, cbar=False,
-                xticklabels=[f"{n}\nPR {r:.2f}" for n, r in zip(("<= 0", "> 0"), rate, strict=True)],
-                yticklabels=[f"{n}\nprev {p:.2f}" for n, p in zip(("<= 0", "> 0"), prevalence, strict=True)])
+    draw_matrix(ax_cm, normalised,
+                [f"{n}\nPR {r:.2f}" for n, r in zip(("<= 0", "> 0"), rate, strict=True)],
+                [f"{n}\nprev {p:.2f}" for n, p in zip(("<= 0", "> 0"), prevalence, strict=True)])
     ax_cm.set_xlabel("predicted sign", fontsize=8)
     ax_cm.set_ylabel("true sign", fontsize=8)
-    ax_cm.tick_params(labelsize=7)
     ax_cm.set_title("confusion matrix of signs (rows sum to 1)", fontsize=9, loc="left")
 
     values = stats.regression_statistics(prediction, reality)
     body = [
         ["model", fmt(values["mse"]), fmt(values["mae"]), fmt(values["sign_accuracy"])],
         ["persistence", fmt(values["persistence_mse"]), fmt(float(np.mean(np.abs(np.diff(reality)))))
-         if reality.size > 1 else "–", "–"],
-        ["zero change", fmt(values["zero_mse"]), fmt(float(np.mean(np.abs(reality)))), "–"],
+         if reality.size > 1 else "-", "-"],
+        ["zero change", fmt(values["zero_mse"]), fmt(float(np.mean(np.abs(reality)))), "-"],
         ["skill vs zero", fmt(values["skill"]), "", f"n={len(frame)}"],
     ]
     draw_table(ax_table, body, ["", "MSE", "MAE", "sign accuracy"],

@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from atlas_ray.report._style import empty_axes, new_figure
+from atlas_ray.report._style import grid as layout
 from atlas_ray.report._summary import lower_is_better, resolve_metric, summary_frame
 from atlas_ray.search._results import ResultsObject, TrialStatus
 
@@ -44,7 +45,7 @@ def hyperparameter_plot(data: Sequence[ResultsObject] | pd.DataFrame, metric: st
         return figure
     metric = resolve_metric(metric, summary)
     cols = min(3, len(hps))
-    grid = figure.add_gridspec((len(hps) + cols - 1) // cols, cols)
+    grid = layout(figure, (len(hps) + cols - 1) // cols, cols, left=0.9, hspace=0.5, wspace=0.35)
     units = sorted(summary["unit"].astype(str).unique())
     colour = {u: f"C{i % 10}" for i, u in enumerate(units)}
     rng = np.random.default_rng(0)
@@ -113,7 +114,7 @@ def asha_plot(
     if not units:
         empty_axes(figure.add_subplot(), f"no trial recorded {metric!r} per epoch")
         return figure
-    grid = figure.add_gridspec((n + cols - 1) // cols, cols)
+    grid = layout(figure, (n + cols - 1) // cols, cols, left=0.9, hspace=0.45, wspace=0.25)
     milestones = rungs(max_t, grace_period, reduction_factor)
     markers = {TrialStatus.STOPPED: ("x", "red"), TrialStatus.COMPLETED: ("o", "green"),
                TrialStatus.FAILED: ("s", "black"), TrialStatus.RUNNING: ("^", "orange")}
@@ -153,6 +154,10 @@ def experiment_comparison(summaries: dict[str, pd.DataFrame], metric: str = "los
     (dots) with the best one starred."""
     frames = [s.assign(experiment=name) for name, s in summaries.items() if not s.empty]
     figure = new_figure(11, 1.8 + 0.45 * max(1, sum(f["unit"].nunique() for f in frames) if frames else 1))
+    pairs = [f"{e} · {u}" for f in frames for e, u in zip(f["experiment"], f["unit"], strict=True)]
+    longest = max((len(p) for p in pairs), default=10)
+    width = figure.get_size_inches()[0]
+    figure.subplots_adjust(left=min(0.6, (0.3 + 0.065 * longest) / width), right=0.98, top=0.88, bottom=0.2)
     ax = figure.add_subplot()
     if not frames:
         empty_axes(ax, "no experiment has results")
@@ -174,7 +179,7 @@ def experiment_comparison(summaries: dict[str, pd.DataFrame], metric: str = "los
         ax.scatter(data[metric].to_numpy("float64")[mask], y[mask] + jitter[mask], s=16, alpha=0.7,
                    color=f"C{j % 10}", label=experiment)
     lower = lower_is_better(metric)
-    for label, i in position.items():
+    for i in position.values():
         mask = y == i
         values = data[metric].to_numpy("float64")[mask]
         best = np.nanmin(values) if lower else np.nanmax(values)

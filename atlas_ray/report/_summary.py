@@ -37,7 +37,8 @@ __all__ = [
 DEFAULT_COST = 1e-4
 
 IDENTITY_COLUMNS = (
-    "experiment", "unit", "model", "trial_id", "status", "task", "epochs", "hyperparameters", "degenerate",
+    "experiment", "unit", "model", "trial_id", "status", "task", "classes", "epochs", "hyperparameters",
+    "degenerate",
 )
 
 _LOWER = ("loss", "mse", "mae", "persistence_mse", "zero_mse", "max_drawdown", "turnover", "lr_minus")
@@ -54,29 +55,28 @@ def lower_is_better(metric: str) -> bool:
 
 
 def _split_metrics(result: ResultsObject, split: str, cost: float) -> dict[str, float]:
-    frame = stats.split_predictions(result, split)
+    arrays = stats.trial_arrays(result)
+    mask = arrays.mask(split)
     out: dict[str, float] = {}
-    if frame.empty:
+    if not mask.any():
         return out
+    y_true, y_pred = arrays.y_true[mask], arrays.y_pred[mask]
     if result.task is Task.REGRESSION:
-        out.update(stats.regression_statistics(frame["prediction"].to_numpy("float64"),
-                                               frame["reality"].to_numpy("float64")))
+        out.update(stats.regression_statistics(y_pred, y_true))
     else:
         classes = result.classes
-        y_true = stats.class_codes(frame["reality"], classes)
-        y_pred = stats.class_codes(frame["prediction"], classes)
         out["accuracy"] = stats.accuracy(y_true, y_pred)
         table = stats.class_statistics(y_true, y_pred, classes)
         out["balanced_accuracy"] = float(np.nanmean(table["tpr"])) if len(table) else math.nan
-        probs = stats.probabilities(frame, classes)
+        probs = arrays.probs[mask] if arrays.probs is not None else None
         out["auc"] = stats.macro_auc(y_true, probs) if probs is not None else math.nan
-        for name in classes:
-            out[f"precision[{name}]"] = float(table.at[name, "predictive_value"])
-            out[f"positive_rate[{name}]"] = float(table.at[name, "positive_rate"])
-            out[f"lr_plus[{name}]"] = float(table.at[name, "lr_plus"])
-    if "label_value" in frame.columns:
-        curve = stats.backtest(frame["timestamp"], stats.positions(result, frame),
-                               frame["label_value"].to_numpy("float64"), cost)
+        for i, name in enumerate(classes):
+            out[f"precision[{name}]"] = float(table["predictive_value"].to_numpy()[i])
+            out[f"positive_rate[{name}]"] = float(table["positive_rate"].to_numpy()[i])
+            out[f"lr_plus[{name}]"] = float(table["lr_plus"].to_numpy()[i])
+    label = arrays.label_value[mask]
+    if np.isfinite(label).any():
+        curve = stats.backtest(arrays.timestamps[mask], arrays.position[mask], label, cost)
         summary = stats.backtest_summary(curve)
         out["net_return"] = summary["net_return"]
         out["hit_rate"] = summary["hit_rate"]
@@ -86,7 +86,6 @@ def _split_metrics(result: ResultsObject, split: str, cost: float) -> dict[str, 
 def summary_row(result: ResultsObject, cost: float = DEFAULT_COST) -> dict[str, Any]:
     """One trial's row of the summary frame."""
     identity = result.identity
-    validation = stats.split_predictions(result, "validation")
     row: dict[str, Any] = {
         "experiment": identity.experiment,
         "unit": identity.unit,
@@ -94,9 +93,10 @@ def summary_row(result: ResultsObject, cost: float = DEFAULT_COST) -> dict[str, 
         "trial_id": identity.trial_id,
         "status": result.status.value,
         "task": result.task.value,
+        "classes": "|".join(result.classes),
         "epochs": result.epochs,
         "hyperparameters": ", ".join(f"{k}={_short(v)}" for k, v in sorted(identity.hyperparameters.items())),
-        "degenerate": stats.is_degenerate(result, validation),
+        "degenerate": _degenerate(result),
     }
     for split, prefix in (("validation", ""), ("test", "test_")):
         computed = _split_metrics(result, split, cost)
@@ -106,6 +106,24 @@ def summary_row(result: ResultsObject, cost: float = DEFAULT_COST) -> dict[str, 
     for name, value in identity.hyperparameters.items():
         row[f"hp.{name}"] = value
     return row
+
+
+def _degenerate(result: ResultsObject) -> bool:
+    """``stats.is_degenerate`` on the validation split (all rows when it has none), from the arrays."""
+    arrays = stats.trial_arrays(result)
+    mask = arrays.mask("validation")
+    if not mask.any():
+        mask = np.ones(arrays.split.shape, bool)
+    if not mask.any():
+        return False
+    if result.task is Task.REGRESSION:
+        p = arrays.y_pred[mask]
+        if np.nanstd(p) == 0:
+            return True
+        return bool(max(np.mean(p > 0), np.mean(p < 0)) >= stats.DEGENERATE_SHARE)
+    codes = arrays.y_pred[mask]
+    share = np.bincount(codes[codes >= 0], minlength=max(len(result.classes), 1)) / max(codes.size, 1)
+    return bool(share.max() >= stats.DEGENERATE_SHARE)
 
 
 def _short(value: Any) -> str:

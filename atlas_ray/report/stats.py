@@ -26,10 +26,14 @@ row less ``cost * |position change|``, and sums it (log returns add) into the cu
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from atlas_ray.featurestore._prepared import Task
 from atlas_ray.search._results import ResultsObject
@@ -60,6 +64,8 @@ __all__ = [
     "roc_auc",
     "roc_curve",
     "split_predictions",
+    "trial_arrays",
+    "TrialArrays",
     "threshold_predictions",
 ]
 
@@ -88,6 +94,10 @@ def split_predictions(result: ResultsObject, split: str) -> pd.DataFrame:
 
 def class_codes(values: pd.Series | np.ndarray, classes: Sequence[str]) -> np.ndarray:
     """Class ids ``0..k-1`` from class names (or from ids already); ``-1`` for anything else."""
+    if isinstance(values, pd.Series) and not pd.api.types.is_numeric_dtype(values):
+        # strings: pyarrow's hash lookup is ten times quicker than pandas' categorical on 30k rows.
+        found = pc.index_in(pa.array(values, from_pandas=True), value_set=pa.array(list(classes), pa.string()))
+        return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype="int64")
     array = np.asarray(values)
     if array.dtype.kind in "iu":
         return np.where((array >= 0) & (array < len(classes)), array, -1).astype("int64")
@@ -455,3 +465,61 @@ def is_degenerate(result: ResultsObject, frame: pd.DataFrame) -> bool:
     codes = class_codes(frame["prediction"], result.classes)
     share = np.bincount(codes[codes >= 0], minlength=max(len(result.classes), 1)) / max(len(codes), 1)
     return bool(share.max() >= DEGENERATE_SHARE)
+
+
+# ------------------------------------------------------------------------- per-trial arrays, cached
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True, eq=False)
+class TrialArrays:
+    """A trial's predictions as numpy arrays in time order, computed once (``trial_arrays``).
+
+    ``split``: 0 train, 1 validation, 2 test, -1 other; ``y_true`` / ``y_pred``: class ids (-1 unknown)
+    for classifiers, values for regressors; ``probs``: ``(n, k)`` or ``None``; ``position``: the
+    signal (``positions``); ``label_value``: the realised value (NaN when absent)."""
+
+    split: np.ndarray
+    timestamps: pd.DatetimeIndex
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    probs: np.ndarray | None
+    position: np.ndarray
+    label_value: np.ndarray
+
+    def mask(self, split: str) -> np.ndarray:
+        return self.split == SPLITS.index(split) if split in SPLITS else np.ones(self.split.shape, bool)
+
+
+_ARRAYS: weakref.WeakKeyDictionary[ResultsObject, TrialArrays] = weakref.WeakKeyDictionary()
+
+
+def trial_arrays(result: ResultsObject) -> TrialArrays:
+    """``result``'s predictions as ``TrialArrays`` (cached per ResultsObject)."""
+    cached = _ARRAYS.get(result)
+    if cached is not None:
+        return cached
+    frame = result.predictions
+    if not frame.empty and "timestamp" in frame.columns and not frame["timestamp"].is_monotonic_increasing:
+        frame = frame.sort_values("timestamp", kind="stable")
+    n = len(frame)
+    if frame.empty:
+        empty = np.zeros(0)
+        arrays = TrialArrays(np.zeros(0, "int64"), pd.DatetimeIndex([], tz="UTC"), empty, empty, None, empty,
+                             empty)
+    else:
+        split = class_codes(frame["split"].astype("str"), SPLITS) if "split" in frame else np.full(n, -1)
+        if result.task is Task.REGRESSION:
+            y_true = frame["reality"].to_numpy("float64")
+            y_pred = frame["prediction"].to_numpy("float64")
+        else:
+            y_true = class_codes(frame["reality"], result.classes)
+            y_pred = class_codes(frame["prediction"], result.classes)
+        label = frame["label_value"].to_numpy("float64") if "label_value" in frame else np.full(n, np.nan)
+        arrays = TrialArrays(
+            split=split, timestamps=pd.DatetimeIndex(frame["timestamp"]), y_true=y_true, y_pred=y_pred,
+            probs=probabilities(frame, result.classes), position=positions(result, frame), label_value=label,
+        )
+    _ARRAYS[result] = arrays
+    return arrays

@@ -7,6 +7,7 @@ storage URI).
 
 from atlas_ray.search._asha import ASHA, Mode
 from atlas_ray.search._experiment import Experiment, load_experiment, load_results
+from atlas_ray.search._gather import load_model
 from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus, read_result, write_result
 from atlas_ray.search._runner import DEFAULT_STORAGE, experiment_uri, run
 from atlas_ray.search._spec import ModelSpec, PlannedTrial, Resources, WorkSpec, WorkUnit, trial_plan
@@ -30,6 +31,7 @@ __all__ = [
     "WorkUnit",
     "experiment_uri",
     "load_experiment",
+    "load_model",
     "load_results",
     "load_spec",
     "read_result",

@@ -37,6 +37,7 @@ from atlas_ray.search._results import (
 
 __all__ = [
     "FINAL_STATUSES",
+    "load_model",
     "UnitInfo",
     "evaluate_trial",
     "failed_result",
@@ -229,6 +230,29 @@ def settle_trial(
         document["error"] = error
     _write_document(directory, document)
     return True
+
+
+def load_model(result_or_path: ResultsObject | str) -> Any:
+    """The trained ``keras.Model`` of a trial (a ResultsObject, or the path or URI of its ``model.keras``),
+    with the zoo's custom layers and metrics registered first."""
+    import os
+    import tempfile
+
+    import keras
+
+    import atlas_ray.search._models._common  # noqa: F401  (registers the zoo's custom objects)
+
+    path = result_or_path.model_path if isinstance(result_or_path, ResultsObject) else result_or_path
+    if path is None:
+        raise ValueError("this trial has no model (it failed before any evaluation)")
+    if "://" not in path:
+        return keras.models.load_model(path)
+    fs, inner = _fs(path)
+    with tempfile.TemporaryDirectory() as temp, fs.open_input_stream(inner) as stream:
+        local = os.path.join(temp, MODEL_FILE)
+        with open(local, "wb") as sink:
+            sink.write(stream.read())
+        return keras.models.load_model(local)
 
 
 def _read_document(directory: str) -> dict[str, Any] | None:

@@ -32,6 +32,7 @@ from atlas_ray.search._asha import ASHA
 from atlas_ray.search._gather import (
     _jsonable,
     evaluate_trial,
+    load_model,
     failed_result,
     read_status,
     settle_trial,
@@ -144,7 +145,7 @@ def _train(
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as state:
-            model = keras.models.load_model(os.path.join(state, MODEL_FILE))
+            model = load_model(os.path.join(state, MODEL_FILE))
             with open(os.path.join(state, CURVES_STATE)) as stream:
                 curves.extend(json.load(stream))
         settled = read_status(directory)

@@ -174,13 +174,32 @@ def _check_model(spec: WorkSpec, unit: WorkUnit, model: ModelSpec) -> None:
             f"{where}, field `featureset.window`: the value is None, but `{zoo_model.name}` reads windows: "
             "give the featureset `window=<rows>`."
         )
+    task = expected_task(unit.featureset)
+    if task is not None and task not in zoo_model.tasks:
+        supported = ", ".join(sorted(t.value for t in zoo_model.tasks))
+        raise SpecError(
+            f"{where}, field `model`: the featureset's task is {task.value}, but `{zoo_model.name}` supports {supported}."
+        )
     metric = spec.scheduler.metric
-    known = {*reported_metrics(Task.MULTICLASS), *reported_metrics(Task.REGRESSION)}
+    known = reported_metrics(task) if task is not None else (*reported_metrics(Task.MULTICLASS), "mae", "val_mae")
     if metric not in known and not zoo_model.accepts_any:
         raise SpecError(
-            f"{where}, field `scheduler.metric`: the value is {metric!r}, but must be one the models report: "
-            f"{', '.join(sorted(known))}."
+            f"{where}, field `scheduler.metric`: the value is {metric!r}, but must be one the model reports: "
+            f"{', '.join(known)}."
         )
+
+
+def expected_task(featureset: Any) -> Task | None:
+    """The task a FeatureLabelSet's ``categories`` make (None when it cannot be told before building)."""
+    if not hasattr(featureset, "categories"):
+        return None
+    categories = featureset.categories
+    if categories is None:
+        return Task.REGRESSION
+    n_classes = getattr(categories, "n_classes", None)
+    if n_classes is None:
+        return None
+    return Task.BINARY if n_classes == 2 else Task.MULTICLASS
 
 
 def _strip_model(message: str, name: str) -> str:
@@ -189,7 +208,9 @@ def _strip_model(message: str, name: str) -> str:
 
 
 def _check_data(unit: WorkUnit, store: Any) -> None:
-    """Every series the unit's featureset reads exists in ``store`` over the unit's range."""
+    """Every series the unit's featureset reads exists in ``store`` and has a day within the range."""
+    import pandas as pd
+
     from atlas_ray.featurestore._build import parse_range
 
     featureset = unit.featureset
@@ -200,6 +221,30 @@ def _check_data(unit: WorkUnit, store: Any) -> None:
         featureset._missing_check(store, lo, hi)
     except AtlasError as error:
         raise SpecError(f"unit `{unit.name}`, field `featureset`: {' '.join(str(error).split())}") from None
+    first, last = lo.strftime("%Y-%m-%d"), (hi - pd.Timedelta(1)).strftime("%Y-%m-%d")
+    for feature in featureset.columns:
+        for requirement in feature.requirements():
+            options, held = [], []
+            option = requirement
+            while option is not None:
+                options.append(option)
+                dates = store.dates(option.exchange, option.pair, _kind_name(option))
+                held.extend(dates)
+                if any(first <= date <= last for date in dates):
+                    break
+                option = option.fallback
+            else:
+                stored = f"{min(held)} .. {max(held)}" if held else "no dates"
+                raise SpecError(
+                    f"unit `{unit.name}`, field `start`: {feature.name} needs {options[0].describe()} in "
+                    f"[{first}, {last}], but the store at {store.root} holds {stored}."
+                )
+
+
+def _kind_name(requirement: Any) -> str:
+    from atlas_ray.featurestore._schema import bars_kind
+
+    return bars_kind(requirement.resolution) if requirement.kind == "bars" else str(requirement.kind)
 
 
 def check_prepared(spec: WorkSpec, unit: WorkUnit, prepared: PreparedSet) -> None:

@@ -92,7 +92,9 @@ CASES: tuple[Case, ...] = (
     Case(
         FV(Midpoint().coinbase().one_min(), Midpoint().kraken().one_min(), Midpoint().binance().one_min()),
         "minute",
-        _reads((*CB, "quotes"), (*KR, "quotes"), (*BN, "quotes"), (*CB, "bars"), (*KR, "bars"), (*BN, "bars")),
+        _reads(
+            (*CB, "quotes"), (*KR, "quotes"), (*BN, "quotes"), (*CB, "bars"), (*KR, "bars"), (*BN, "bars")
+        ),
         missing=FV(Midpoint().coinbase().one_min(), Midpoint().gemini().one_min()),
     ),
     Case(

@@ -34,7 +34,9 @@ def binance(data_dir: Path) -> pd.DataFrame:
 def _same(actual: np.ndarray, expected: pd.Series | np.ndarray, rtol: float = 1e-10) -> None:
     expected = np.asarray(expected, dtype="float64")
     np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
-    np.testing.assert_allclose(actual[~np.isnan(actual)], expected[~np.isnan(expected)], rtol=rtol, atol=1e-12)
+    np.testing.assert_allclose(
+        actual[~np.isnan(actual)], expected[~np.isnan(expected)], rtol=rtol, atol=1e-12
+    )
     assert (~np.isnan(expected)).sum() > 100  # never a vacuous comparison
 
 
@@ -106,7 +108,9 @@ def test_vwap_uses_the_source_vwap_and_falls_back_to_the_typical_price(binance: 
 
 
 def test_fair_value_is_the_weighted_mean(coinbase: pd.DataFrame, data_dir: Path) -> None:
-    kraken = pd.read_parquet(data_dir / "minute_bars_2023-03" / "kraken_btcusd.parquet").reindex(coinbase.index)
+    kraken = pd.read_parquet(data_dir / "minute_bars_2023-03" / "kraken_btcusd.parquet").reindex(
+        coinbase.index
+    )
     prices = [coinbase["close"].to_numpy(), kraken["close"].to_numpy(dtype="float64")]
     weights = [coinbase["volume"].to_numpy(), kraken["volume"].to_numpy(dtype="float64")]
     frame = pd.DataFrame({"p0": prices[0], "p1": prices[1], "w0": weights[0], "w1": weights[1]})

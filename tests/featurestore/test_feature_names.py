@@ -54,9 +54,12 @@ def test_names_are_canonical_whatever_the_order_of_the_steps() -> None:
     assert a == b and hash(a) == hash(b)
     assert a.name == "LogReturns().kraken().hour().lookback(3)"
     # default pair and default values are omitted; a default pair written out is the same feature
-    assert LogReturns().bitstamp().pair("btc_usd").one_min().lookback(1).name == "LogReturns().bitstamp().one_min()"
+    assert (
+        LogReturns().bitstamp().pair("btc_usd").one_min().lookback(1).name
+        == "LogReturns().bitstamp().one_min()"
+    )
     assert BidStrength().bitstamp().slippage(0.1).name == "BidStrength().bitstamp().one_min()"
-    assert Feature.from_name(' LogReturns( ) . kraken ( ).hour( ).lookback( 3 ) ') == a
+    assert Feature.from_name(" LogReturns( ) . kraken ( ).hour( ).lookback( 3 ) ") == a
     assert Feature.from_name('Volume().exchange("bitstamp").one_min()') == Volume().bitstamp()
 
 
@@ -110,7 +113,17 @@ def test_each_exchange_has_its_default_pair_unless_a_pair_was_given() -> None:
     assert LogReturns().itbit().requirements()[0].pair == "btc_usd"
     assert LogReturns().pair("btc_eur").kraken().requirements()[0].pair == "btc_eur"
     assert LogReturns().bitflyer().pair("fx_btc_jpy").requirements()[0].pair == "fx_btc_jpy"
-    for method in ("bitstamp", "itbit", "coinbase", "kraken", "binance", "bitfinex", "bitflyer", "gemini", "okcoin"):
+    for method in (
+        "bitstamp",
+        "itbit",
+        "coinbase",
+        "kraken",
+        "binance",
+        "bitfinex",
+        "bitflyer",
+        "gemini",
+        "okcoin",
+    ):
         assert getattr(Volume(), method)() == Volume().exchange(method)
 
 

@@ -8,7 +8,6 @@ import io
 import math
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +17,7 @@ from atlas_ray.search import (
     ModelSpec,
     TrialStatus,
     load_experiment,
+    load_model,
     load_results,
     run,
 )
@@ -100,7 +100,7 @@ def test_the_saved_model_made_the_predictions(searched) -> None:  # type: ignore
     _, _, results, prepared, _ = searched
     result = by_model(results, "dnn")[0]
     assert result.model_path is not None and Path(result.model_path).is_file()
-    model = keras.models.load_model(result.model_path)
+    model = load_model(result)
     test = result.predictions[result.predictions["split"] == "test"]
     stored = test[[f"prob_{c}" for c in result.classes]].to_numpy()
     np.testing.assert_allclose(model.predict(prepared.test.X, verbose=0), stored, rtol=1e-4, atol=1e-5)

@@ -47,7 +47,7 @@ def infer_resolution(timestamps: pd.DatetimeIndex, *, name: str, default: Resolu
 
     A file of one bar takes ``default``. A step that is no known resolution refuses the file.
     """
-    values = timestamps.dropna().asi8
+    values = timestamps.dropna().as_unit("ns").asi8
     if values.size < 2:
         return default
     steps = np.abs(np.diff(values))

@@ -68,10 +68,11 @@ def read_bitflyer_executions(path: Path, name: str) -> Source:
     side = pc.fill_null(pc.utf8_lower(table.column("side")), "")
     ids = pc.fill_null(table.column("id"), "")
     numeric_ids = pc.cast(pc.if_else(pc.equal(ids, ""), "-1", ids), pa.int64(), safe=False)
-    order = pa.array(np.lexsort((np.asarray(numeric_ids.to_numpy()), times.asi8)))
+    nanos = times.as_unit("ns").asi8
+    order = pa.array(np.lexsort((np.asarray(numeric_ids.to_numpy()), nanos)))
     columns = pa.table(
         {
-            "timestamp": pa.array(times.asi8, pa.timestamp("ns", tz="UTC"), mask=np.asarray(times.isna())),
+            "timestamp": pa.array(nanos, pa.timestamp("ns", tz="UTC"), mask=np.asarray(times.isna())),
             "price": pa.array(price),
             "size": pa.array(size),
             "side": side,

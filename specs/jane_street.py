@@ -24,7 +24,7 @@ from atlas_ray.featurestore import (
     Volatility,
     Volume,
 )
-from atlas_ray.search import ASHA, ModelSpec, Mode, Resources, WorkSpec, WorkUnit
+from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, WorkSpec, WorkUnit
 
 WINDOW = 20
 LOOKBACKS = (1, 5, 15, 60)

@@ -26,7 +26,7 @@ from atlas_ray.featurestore import (
     Volatility,
     Volume,
 )
-from atlas_ray.search import ASHA, ModelSpec, Mode, Resources, WorkSpec, WorkUnit
+from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, WorkSpec, WorkUnit
 
 LOOKBACKS = (1, 5, 15, 60)
 

@@ -61,11 +61,11 @@ __all__ += [
 ]
 
 # FeatureLabelSets: building featuresets with Ray Data and preparing them for models.
-from atlas_ray.featurestore._featureset import FeatureLabelSet
-from atlas_ray.featurestore._labels import Boundaries, Percentiles, apply_categories
-from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
-from atlas_ray.featurestore._scaling import apply_scaling
-from atlas_ray.featurestore._splits import TimeSplit
+from atlas_ray.featurestore._featureset import FeatureLabelSet  # noqa: E402
+from atlas_ray.featurestore._labels import Boundaries, Percentiles, apply_categories  # noqa: E402
+from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task  # noqa: E402
+from atlas_ray.featurestore._scaling import apply_scaling  # noqa: E402
+from atlas_ray.featurestore._splits import TimeSplit  # noqa: E402
 
 __all__ += [
     "Boundaries",

@@ -13,11 +13,11 @@ still hold NaN (gaps longer than ``fill_limit`` bars) together drop exactly the 
 row-local rule, so each chunk applies it on its own and only valid rows travel through Ray's object
 store.
 
-The Ray Data path (``build_ray``): one dataset row per chunk of consecutive bars (by default as many
-chunks as the cluster has CPUs, at least one per 262,144 rows, cut at UTC midnight when a chunk spans
-days so each daily partition is read by one chunk plus its neighbours' halos); ``map_batches`` computes
-each chunk in its own task and returns an Arrow table; the driver gathers the tables in time order,
-concatenates them without copying and converts once to pandas.
+The Ray Data path (``build_ray``): one dataset row per chunk of consecutive bars (by default a
+multiple of the cluster's CPU count, about 262,144 rows at most each, cut at UTC midnight when chunks
+span days so each daily partition is read by one chunk plus its neighbours' halos); ``map_batches``
+computes each chunk in its own task and returns an Arrow table; the driver streams the tables back in
+time order and copies each once into the frame's preallocated float64 block.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,6 +48,7 @@ __all__ = [
     "chunk_bounds",
     "compute_span",
     "ensure_ray",
+    "frame_to_table",
     "parse_range",
     "table_to_frame",
 ]
@@ -114,8 +116,9 @@ def chunk_bounds(
 ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """Consecutive ``[a, b)`` chunks covering ``[lo, hi)``.
 
-    ``chunk_rows`` given: chunks of that many bars. Otherwise ``max(n_cpus, ceil(rows / 262,144))``
-    chunks of near-equal size, their edges moved to UTC midnight when every chunk spans a day or more.
+    ``chunk_rows`` given: chunks of that many bars. Otherwise the smallest multiple of ``n_cpus`` chunks
+    holding at most about 262,144 rows each, of near-equal size, their edges moved to UTC midnight when
+    every chunk spans a day or more.
     """
     step = resolution.offset
     rows = int((hi - lo) // step)
@@ -126,7 +129,8 @@ def chunk_bounds(
             )
         edges = [lo + k * step for k in range(0, rows, chunk_rows)] + [hi]
     else:
-        n = max(1, n_cpus, math.ceil(rows / DEFAULT_MAX_CHUNK_ROWS))
+        # A multiple of the CPU count, so the last round of tasks keeps every CPU busy.
+        n = max(1, n_cpus) * max(1, math.ceil(rows / DEFAULT_MAX_CHUNK_ROWS / max(1, n_cpus)))
         n = min(n, rows)
         edges = [lo + ((rows * k) // n) * step for k in range(n)] + [hi]
         if rows * step >= n * pd.Timedelta(days=1):
@@ -171,15 +175,30 @@ def ensure_ray() -> None:
     )
 
 
-def _quiet_data_context() -> None:
+@contextmanager
+def _data_context() -> Iterator[None]:
+    """Ray Data settings for one build (quiet, blocks in order), restored afterwards."""
     from ray.data import DataContext
 
     context = DataContext.get_current()
-    context.enable_progress_bars = False
-    context.enable_operator_progress_bars = False
-    context.print_on_execution_start = False
-    context.enable_auto_log_stats = False
-    context.verbose_stats_logs = False
+    settings = {
+        "enable_progress_bars": False,
+        "enable_operator_progress_bars": False,
+        "print_on_execution_start": False,
+        "enable_auto_log_stats": False,
+        "verbose_stats_logs": False,
+    }
+    saved = {name: getattr(context, name) for name in settings}
+    saved_order = context.execution_options.preserve_order
+    try:
+        for name, value in settings.items():
+            setattr(context, name, value)
+        context.execution_options.preserve_order = True
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(context, name, value)
+        context.execution_options.preserve_order = saved_order
 
 
 def build_ray(
@@ -189,29 +208,49 @@ def build_ray(
     hi: pd.Timestamp,
     *,
     chunk_rows: int | None = None,
-) -> pa.Table:
-    """The partitioned build with Ray Data: an Arrow table of the valid rows in time order."""
+) -> pd.DataFrame:
+    """The partitioned build with Ray Data: the frame of the valid rows in time order.
+
+    Chunks stream back in order while later chunks are still computing; each is copied once into a
+    preallocated ``(columns, rows)`` float64 block that becomes the frame without another copy, and its
+    object-store copy is released, so the driver never holds every chunk twice.
+    """
     import ray
 
     ensure_ray()
-    _quiet_data_context()
     n_cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     chunks = chunk_bounds(lo, hi, fls.resolution, chunk_rows=chunk_rows, n_cpus=n_cpus)
-    items = [{"lo": a.value, "hi": b.value} for a, b in chunks]
-    dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        _build_chunk_batch,
-        batch_size=1,
-        batch_format="pyarrow",
-        fn_kwargs={"fls": fls, "store": store},
-        num_cpus=1,
-    )
-    tables = [t for t in ray.get(dataset.to_arrow_refs()) if t.num_rows > 0]
-    return _concat_in_time_order(tables)
+    names = [item.name for item in fls.columns]
+    capacity = int((hi - lo) // fls.resolution.offset)
+    values = np.empty((len(names), capacity), dtype="float64")
+    stamps = np.empty(capacity, dtype="int64")
+    filled = 0
+    with _data_context():
+        items = [{"lo": a.value, "hi": b.value} for a, b in chunks]
+        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            _build_chunk_batch,
+            batch_size=1,
+            batch_format="pyarrow",
+            fn_kwargs={"fls": fls, "store": store},
+            num_cpus=1,
+        )
+        for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
+            n = table.num_rows
+            if n == 0:
+                continue
+            stamps[filled : filled + n] = table.column("timestamp").cast(pa.int64()).to_numpy()
+            for j, name in enumerate(names):
+                values[j, filled : filled + n] = table.column(name).to_numpy()
+            filled += n
+            del table
+    stamps, block = stamps[:filled], values[:, :filled]
+    if filled > 1 and bool((np.diff(stamps) <= 0).any()):  # blocks out of order: put them in order once
+        order = np.argsort(stamps, kind="stable")
+        stamps, block = stamps[order], block[:, order]
+    index = pd.DatetimeIndex(pd.to_datetime(stamps, utc=True), name="timestamp").as_unit("ns")
+    return pd.DataFrame(block.T, index=index, columns=names, copy=False)
 
 
-def _concat_in_time_order(tables: Sequence[pa.Table]) -> pa.Table:
-    if not tables:
-        return pa.Table.from_pandas(pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC", name="timestamp")))
-    ordered = sorted(tables, key=lambda t: t.column("timestamp")[0].value)
-    schema = ordered[0].schema
-    return pa.concat_tables([t.cast(schema) if t.schema != schema else t for t in ordered])
+def frame_to_table(frame: pd.DataFrame) -> pa.Table:
+    """A built frame as an Arrow table (the cache's format; ``table_to_frame`` reads it back)."""
+    return _frame_to_table(frame)

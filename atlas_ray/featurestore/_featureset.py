@@ -27,7 +27,14 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray.errors import AtlasError, FeatureError
-from atlas_ray.featurestore._build import build_local, build_ray, compute_span, parse_range, table_to_frame
+from atlas_ray.featurestore._build import (
+    build_local,
+    build_ray,
+    compute_span,
+    frame_to_table,
+    parse_range,
+    table_to_frame,
+)
 from atlas_ray.featurestore._feature import DataRequirement, Feature
 from atlas_ray.featurestore._fs_cache import cache_key, cache_path, data_version, read_cached, write_cached
 from atlas_ray.featurestore._labels import (
@@ -233,11 +240,11 @@ class FeatureLabelSet:
             cached = read_cached(store, key)
             if cached is not None:
                 return table_to_frame(cached)
-        table = build_ray(self, store, lo, hi, chunk_rows=chunk_rows)
-        self._check_not_empty(table.num_rows, lo, hi)
+        frame = build_ray(self, store, lo, hi, chunk_rows=chunk_rows)
+        self._check_not_empty(len(frame), lo, hi)
         if cache:
-            write_cached(store, key, table)
-        return table_to_frame(table)
+            write_cached(store, key, frame_to_table(frame))
+        return frame
 
     def build_local(self, start: Any, end: Any, store: MarketStore | None = None) -> pd.DataFrame:
         """``build`` computed in this process in one piece, without Ray and without the cache."""

@@ -48,6 +48,7 @@ import pandas as pd
 from atlas_ray.errors import IngestError
 from atlas_ray.featurestore._formats import Source, read_source
 from atlas_ray.featurestore._schema import COLUMNS
+from atlas_ray.featurestore._store import dedupe_keys
 
 if TYPE_CHECKING:
     from atlas_ray.featurestore._store import MarketStore
@@ -131,7 +132,8 @@ def ingest_files(
     format: str | None = None,
 ) -> list[IngestReport]:
     """Ingest several files: all are parsed and validated before any is written (a broken file refuses
-    the whole call), then each file is written atomically in turn."""
+    the whole call). Files of one plain kind going into new partitions are written together as one
+    atomic write; otherwise each file is written atomically in turn."""
     exchange = validate_name(exchange, "exchange")
     pair = validate_name(pair, "pair")
     files = [Path(path) for path in paths]
@@ -141,6 +143,11 @@ def ingest_files(
             prepared = list(pool.map(lambda path: _prepare(path, format), files))
     else:
         prepared = [_prepare(path, format) for path in files]
+    together = _write_together(store, prepared, exchange, pair)
+    if together is not None:
+        return [
+            batch.report(exchange, pair, written) for batch, written in zip(prepared, together, strict=True)
+        ]
     reports = []
     for batch in prepared:
         items = [(frame, exchange, pair, kind) for kind, frame in batch.outputs.items()]
@@ -148,6 +155,54 @@ def ingest_files(
         written = {kind: counts.get((exchange, pair, kind), 0) for kind in batch.outputs}
         reports.append(batch.report(exchange, pair, written))
     return reports
+
+
+def _write_together(
+    store: MarketStore, prepared: list[_Prepared], exchange: str, pair: str
+) -> list[dict[str, int]] | None:
+    """Write several files of one plain kind into partitions the store does not hold yet as one
+    atomic write (each partition written once, no merging); None when that does not apply.
+
+    Rows of a later file that repeat a row of an earlier one (files of API data overlap at their
+    edges) count as that later file's duplicates.
+    """
+    kinds = {tuple(batch.outputs) for batch in prepared}
+    if len(prepared) < 2 or len(kinds) != 1:
+        return None
+    (kind_tuple,) = kinds
+    if len(kind_tuple) != 1 or kind_tuple[0] not in COLUMNS or prepared[0].source.kind != kind_tuple[0]:
+        return None
+    kind = kind_tuple[0]
+    frames = [batch.outputs[kind] for batch in prepared]
+    owner = np.concatenate([np.full(len(frame), i, dtype="int64") for i, frame in enumerate(frames)])
+    combined = pd.concat(frames, ignore_index=True)
+    nanos = pd.DatetimeIndex(combined["timestamp"]).as_unit("ns").asi8
+    if len(nanos) == 0:
+        return None
+    stored = set(store.dates(exchange, pair, kind))
+    days = {
+        str(pd.Timestamp(int(d) * 86_400_000_000_000).date()) for d in np.unique(nanos // 86_400_000_000_000)
+    }
+    if stored & days:
+        return None
+    # Only rows inside another file's time span can repeat a row of that file.
+    spans = [
+        (int(nanos[owner == i].min()), int(nanos[owner == i].max()))
+        for i in range(len(frames))
+        if len(frames[i])
+    ]
+    candidate = np.zeros(len(combined), dtype=bool)
+    for i, (low, high) in enumerate(spans):
+        candidate |= (owner != i) & (nanos >= low) & (nanos <= high)
+    repeated = np.zeros(len(combined), dtype=bool)
+    if candidate.any():
+        keys = list(dedupe_keys(kind))
+        repeated[candidate] = combined.loc[candidate].duplicated(subset=keys, keep="first").to_numpy()
+    kept = combined.loc[~repeated]
+    order = np.argsort(pd.DatetimeIndex(kept["timestamp"]).as_unit("ns").asi8, kind="stable")
+    store.write_counted([(kept.iloc[order], exchange, pair, kind)], unique=True)
+    counts = np.bincount(owner[~repeated], minlength=len(frames))
+    return [{kind: int(count)} for count in counts]
 
 
 @dataclass(frozen=True)

@@ -210,11 +210,14 @@ def build_report(experiments: Sequence[str | Experiment], settings: ReportSettin
             name = f"{prefix}_asha.png"
             jobs.append(_Job(name, "", _bind_asha(results, asha_metric, max_t, grace, factor)))
             figures.append((name, f"ASHA: {asha_metric} per epoch, where trials stopped"))
-            if not summary.empty and any(c.startswith("hp.") for c in summary.columns):
-                name = f"{prefix}_hyperparameters.png"
-                hp_metric = _task_metric(metric, summary)
-                jobs.append(_Job(name, "", _bind(hyperparameter_plot, summary, hp_metric)))
-                figures.append((name, f"hyperparameters against {hp_metric}"))
+            for task, ranked, task_metric in tables:
+                hps = [c for c in ranked.columns if c.startswith("hp.") and ranked[c].notna().any()]
+                if hps:
+                    name = f"{prefix}_hyperparameters_{task}.png"
+                    frame = ranked.drop(columns=[c for c in ranked.columns
+                                                 if c.startswith("hp.") and c not in hps])
+                    jobs.append(_Job(name, "", _bind(hyperparameter_plot, frame, task_metric)))
+                    figures.append((name, f"{task} trials: hyperparameters against {task_metric}"))
         sections.append(_html.experiment_section(experiment, key, tables, figures, cards, settings.filters))
 
     images = _render(jobs, settings.threads)

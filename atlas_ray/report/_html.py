@@ -94,7 +94,8 @@ def _fmt(value: Any) -> tuple[str, str]:
     return (str(value), str(value))
 
 
-def _table(frame: pd.DataFrame, columns: Sequence[str], text_columns: set[str], links: set[str]) -> str:
+def _table(frame: pd.DataFrame, columns: Sequence[str], text_columns: set[str], links: set[str],
+           kind: str = "trials") -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
     lines = []
     for _, row in frame.iterrows():
@@ -109,7 +110,7 @@ def _table(frame: pd.DataFrame, columns: Sequence[str], text_columns: set[str], 
             cells.append(f'<td{css} data-v="{_e(key)}">{inner}</td>')
         degenerate = ' class="degenerate"' if bool(row.get("degenerate", False)) else ""
         lines.append(f"<tr{degenerate}>{''.join(cells)}</tr>")
-    return (f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>'
+    return (f'<div class="scroll"><table class="sortable {kind}"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(lines)}</tbody></table></div>")
 
 
@@ -134,7 +135,7 @@ def comparison_section(summaries: Mapping[str, pd.DataFrame], metric: str, ascen
             "best trial": best_id, f"best {metric}": best,
         })
     frame = pd.DataFrame(rows)
-    body = _table(frame, list(frame.columns), {"experiment", "best trial"}, set())
+    body = _table(frame, list(frame.columns), {"experiment", "best trial"}, set(), kind="experiments")
     body += _figure(figure, f"every trial's {metric} per experiment and work unit; star = best")
     return Section("Experiments side by side", body)
 

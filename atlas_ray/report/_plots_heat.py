@@ -2,7 +2,7 @@
 
 Each column is coloured on its own scale over the rows shown (yellow = best for metrics with a
 direction, so a bright column is a good one; positive rates are coloured by their value, 0..1). Rows
-are sorted by the chosen metric (best first) and cut to the top ``top``. A degenerate model (one class
+are sorted by the chosen metric (best first; its column comes first, marked ▼) and cut to the top ``top``. A degenerate model (one class
 predicted on at least 95% of the validation rows, see ``stats.is_degenerate``) has its row label in
 red, prefixed "DEGENERATE", and its row hatched, so it stands out at a glance however well it scores.
 """
@@ -83,8 +83,7 @@ def heat_table(
     if metric is None:
         metric = "loss" if "loss" in columns else columns[0]
     metric = resolve_metric(metric, rows)
-    if metric not in columns:
-        columns = [metric, *columns]
+    columns = [metric, *(c for c in columns if c != metric)]
     shown = sort_summary(rows, metric, ascending).head(top)
     values = shown[columns].to_numpy("float64")
     colours = np.full(values.shape, np.nan)

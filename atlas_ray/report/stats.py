@@ -96,7 +96,8 @@ def class_codes(values: pd.Series | np.ndarray, classes: Sequence[str]) -> np.nd
     """Class ids ``0..k-1`` from class names (or from ids already); ``-1`` for anything else."""
     if isinstance(values, pd.Series) and not pd.api.types.is_numeric_dtype(values):
         # strings: pyarrow's hash lookup is ten times quicker than pandas' categorical on 30k rows.
-        found = pc.index_in(pa.array(values, from_pandas=True), value_set=pa.array(list(classes), pa.string()))
+        names = pa.array([str(c) for c in classes], pa.string())
+        found = pc.index_in(pa.array(values.astype("str"), from_pandas=True), value_set=names)
         return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype="int64")
     array = np.asarray(values)
     if array.dtype.kind in "iu":

@@ -22,11 +22,17 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a WorkSpec (a Python file defining SPEC = WorkSpec(...)) on Ray Tune with ASHA.",
     )
     parser.add_argument("spec", help="the spec module, e.g. specs/june.py")
-    parser.add_argument("--dry-run", action="store_true", help="validate, show featuresets and the trial plan")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="validate, show featuresets and the trial plan"
+    )
     parser.add_argument("--resume", action="store_true", help="continue the interrupted experiment")
     parser.add_argument("--address", default=None, help="join a running Ray cluster ('auto' or host:port)")
-    parser.add_argument("--storage", default=None, help="experiments directory or URI (default ./experiments)")
-    parser.add_argument("--store", default=None, help="market-data store root (default $ATLAS_STORE or ./atlas_store)")
+    parser.add_argument(
+        "--storage", default=None, help="experiments directory or URI (default ./experiments)"
+    )
+    parser.add_argument(
+        "--store", default=None, help="market-data store root (default $ATLAS_STORE or ./atlas_store)"
+    )
     parser.add_argument("--max-concurrent", type=int, default=None, help="at most N trials at once")
     return parser
 
@@ -40,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from atlas_ray.search._spec_loader import load_spec
 
     spec = load_spec(args.spec)
-    experiment = run(
+    run(
         spec,
         storage=args.storage or DEFAULT_STORAGE,
         store=MarketStore(args.store),
@@ -50,8 +56,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         dry_run=args.dry_run,
         spec_path=args.spec,
     )
-    if args.dry_run:
-        print(f"dry run: {experiment} (nothing trained)")
     return 0
 
 

@@ -64,7 +64,9 @@ class ASHA:
                 f"`grace_period <= max_t` ({self.max_t})."
             )
         if not isinstance(self.metric, str) or not self.metric:
-            raise SpecError(f"scheduler: the value of `metric` is {self.metric!r}, but must be a metric name.")
+            raise SpecError(
+                f"scheduler: the value of `metric` is {self.metric!r}, but must be a metric name."
+            )
         if not isinstance(self.mode, Mode):
             raise SpecError(
                 f"scheduler: the value of `mode` is {self.mode!r}, but must be `Mode.MIN` or `Mode.MAX`."

@@ -86,7 +86,9 @@ def load_experiment(directory: str) -> Experiment:
     fs, base = _fs(str(directory))
     path = f"{base}/{EXPERIMENT_FILE}"
     if fs.get_file_info(path).type != pafs.FileType.File:
-        raise AtlasError(f"The directory {directory} holds no {EXPERIMENT_FILE}: it is not an atlas_ray experiment.")
+        raise AtlasError(
+            f"The directory {directory} holds no {EXPERIMENT_FILE}: it is not an atlas_ray experiment."
+        )
     with fs.open_input_stream(path) as stream:
         document = json.loads(stream.read().decode())
     return Experiment(

@@ -66,13 +66,26 @@ def unit_info(prepared: PreparedSet) -> dict[str, Any]:
     }
 
 
-def predict_proba(model: Any, X: np.ndarray, task: Task, batch_size: int = 4096) -> np.ndarray:
+def predict_proba(model: Any, X: np.ndarray, task: Task, batch_size: int = 8192) -> np.ndarray:
     """The model's output on ``X``: class probabilities ``(rows, classes)`` for classifiers (a single
-    sigmoid unit becomes ``[1 - p, p]``), values ``(rows,)`` for regressors."""
+    sigmoid unit becomes ``[1 - p, p]``), values ``(rows,)`` for regressors.
+
+    The model is called directly (eagerly, in inference mode) in large chunks: ``model.predict`` would
+    trace a new function for every model and every distinct final-batch shape, which costs more than
+    the prediction itself for the small models of a search.
+    """
+    import keras
+
     if len(X) == 0:
         out = np.zeros((0, 1), dtype=np.float64)
     else:
-        out = np.asarray(model.predict(X, batch_size=batch_size, verbose=0), dtype=np.float64)
+        chunks = [
+            np.asarray(
+                keras.ops.convert_to_numpy(model(X[i : i + batch_size], training=False)), dtype=np.float64
+            )
+            for i in range(0, len(X), batch_size)
+        ]
+        out = np.concatenate(chunks, axis=0)
     if out.ndim == 1:
         out = out[:, None]
     if task is Task.REGRESSION:

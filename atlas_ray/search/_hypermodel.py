@@ -45,6 +45,8 @@ What is discovered, and what is not:
   Ray Tune key and is refused; hyperparameters declared in ``HyperModel.fit`` are not discovered
   (the runner trains with its own fit): declare them in ``build``.
 - ``name_scope`` prefixes become part of the key (``"block/units"``).
+- Discovery runs once per HyperModel object (cached on it): a HyperModel whose declarations change
+  after that needs a fresh instance.
 """
 
 from __future__ import annotations
@@ -122,17 +124,26 @@ def hypermodel_zoo_model(hm: Any, name: str | None = None) -> ZooModel:
 
 
 class _Recording:
-    """The hyperparameters a HyperModel declares, discovered on first use and then kept."""
+    """The hyperparameters a HyperModel declares, discovered on first use and then kept.
+
+    The discovered list is also cached on the HyperModel itself (attribute ``CACHE``, plain
+    keras-tuner objects), so a HyperModel validated in the driver and shipped to Ray's workers is not
+    rebuilt for discovery in every trial, and every trial sees the space the driver validated.
+    """
+
+    CACHE = "_atlas_ray_hyperparameters"
 
     def __init__(self, hm: Any) -> None:
         _require_hypermodel(hm)
         self._hm = hm
-        self._space: list[Any] | None = None
+        self._space: list[Any] | None = getattr(hm, "__dict__", {}).get(self.CACHE)
 
     def space(self) -> list[Any]:
         """One ``HyperParameter`` per name, in declaration order."""
         if self._space is None:
             self._space = _unique_by_name(_discover(self._hm), _label(self._hm))
+            if hasattr(self._hm, "__dict__"):
+                self._hm.__dict__[self.CACHE] = self._space
         return list(self._space)
 
     def ray_space(self) -> dict[str, Any]:

@@ -9,7 +9,10 @@ Experiment directory (a local path or any pyarrow filesystem URI)::
                                       metrics per split, epochs, scaling, categories, window,
                                       featureset definition, model file name
         predictions.parquet           timestamp (UTC), split, reality, prediction,
-                                      prob_<class> per class (classifiers), label_value
+                                      prob_<class> per class (classifiers), label_value;
+                                      classifiers: reality / prediction are class names
+                                      (prediction = the most probable class); regressors:
+                                      float values; label_value is the continuous label
         curves.parquet                one row per epoch: epoch (1-based), loss, val_loss and the
                                       other per-epoch metrics (validation ones prefixed ``val_``)
         model.keras                   the trained Keras model (absent for failed trials)

@@ -7,7 +7,8 @@ once; every trial gets the ObjectRef through ``tune.with_parameters`` and reads 
 All trials of all units and models run in one Tune experiment named after the spec under
 ``storage`` (a local directory or a URI): ``param_space = {"variant": tune.grid_search(variants)}``
 where each variant is one planned trial (unit, model, sample, seed and the model's space with its grid
-points expanded), so Tune's variant generator draws each variant's domains once. One ASHA scheduler
+points expanded), so Tune's variant generator draws each variant's domains once, from a random state
+seeded with the spec's ``seed``: the same spec draws the same hyperparameters every time. One ASHA scheduler
 sees every trial (they share the metric); ``tune.with_resources`` gives each trial the CPUs, GPU
 fraction and TPU chips (custom resource ``"TPU"``) of its model. Actors are reused between trials of
 equal resources (TensorFlow imports once per worker, not once per trial).
@@ -62,8 +63,8 @@ class PreparedUnit:
     unit: WorkUnit
     prepared: PreparedSet
     rows: int
-    start: pd.Timestamp
-    end: pd.Timestamp
+    start: Any
+    end: Any
 
 
 def experiment_uri(storage: str, name: str) -> str:
@@ -92,7 +93,9 @@ def run(
     out = out if out is not None else sys.stdout
     store = store if store is not None else MarketStore()
     if max_concurrent is not None and (isinstance(max_concurrent, bool) or max_concurrent < 1):
-        raise SpecError(f"The value of `max_concurrent` is {max_concurrent!r}, but must be `max_concurrent >= 1`.")
+        raise SpecError(
+            f"The value of `max_concurrent` is {max_concurrent!r}, but must be `max_concurrent >= 1`."
+        )
     validate(spec, store)
     experiment = experiment_uri(storage, spec.name)
     exists = has_experiment(experiment)
@@ -154,11 +157,15 @@ def prepare_units(spec: WorkSpec, store: Any, *, use_ray: bool) -> list[Prepared
                 frame = featureset.build(unit.start, unit.end, store)
             else:
                 frame = featureset.build_local(unit.start, unit.end, store)
-            prepared = featureset.prepare(frame, unit.split) if unit.split is not None else featureset.prepare(frame)
+            prepared = (
+                featureset.prepare(frame, unit.split) if unit.split is not None else featureset.prepare(frame)
+            )
         except SpecError:
             raise
         except AtlasError as error:
-            raise SpecError(f"unit `{unit.name}`, field `featureset`: {' '.join(str(error).split())}") from None
+            raise SpecError(
+                f"unit `{unit.name}`, field `featureset`: {' '.join(str(error).split())}"
+            ) from None
         check_prepared(spec, unit, prepared)
         start = frame.index[0] if len(frame) else pd.NaT
         end = frame.index[-1] if len(frame) else pd.NaT
@@ -200,14 +207,20 @@ def print_plan(
         if coverage is not None:
             print(coverage.to_string(), file=out)
     print("trial plan:", file=out)
-    rows = {}
+    rows: dict[tuple[str, str, str], int] = {}
     for trial in plan:
         key = (trial.unit, trial.model, trial.resources.describe())
         rows[key] = rows.get(key, 0) + 1
     for (unit_name, model, resources), count in rows.items():
-        print(f"  {unit_name} / {model}: {count} trials x {spec.scheduler.max_t} epochs max, {resources} each", file=out)
+        print(
+            f"  {unit_name} / {model}: {count} trials x {spec.scheduler.max_t} epochs max, {resources} each",
+            file=out,
+        )
     cpus = sum(t.resources.cpu for t in plan)
-    print(f"total: {len(plan)} trials, {cpus:g} CPU-trials; experiment {experiment} (dry run: nothing trained)", file=out)
+    print(
+        f"total: {len(plan)} trials, {cpus:g} CPU-trials; experiment {experiment} (dry run: nothing trained)",
+        file=out,
+    )
 
 
 def _coverage(unit: WorkUnit, store: Any) -> pd.DataFrame | None:
@@ -223,7 +236,8 @@ def _coverage(unit: WorkUnit, store: Any) -> pd.DataFrame | None:
 
 def _variants(spec: WorkSpec, plan: Sequence[PlannedTrial]) -> list[dict[str, Any]]:
     return [
-        {"unit": t.unit, "model": t.model, "sample": t.sample, "seed": t.seed, "hp": dict(t.space)} for t in plan
+        {"unit": t.unit, "model": t.model, "sample": t.sample, "seed": t.seed, "hp": dict(t.space)}
+        for t in plan
     ]
 
 
@@ -239,6 +253,7 @@ def _run_tune(
 ) -> str:
     import ray
     from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -262,7 +277,11 @@ def _run_tune(
     if resume:
         record = load_experiment(experiment)
         tuner = tune.Tuner.restore(
-            experiment, trainable=trainable, resume_unfinished=True, resume_errored=False, restart_errored=False
+            experiment,
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
         )
     else:
         record = Experiment(
@@ -279,9 +298,9 @@ def _run_tune(
             trainable,
             param_space={"variant": tune.grid_search(_variants(spec, plan))},
             tune_config=tune.TuneConfig(
+                search_alg=BasicVariantGenerator(max_concurrent=max_concurrent or 0, random_state=spec.seed),
                 scheduler=spec.scheduler.to_scheduler(),
                 num_samples=1,
-                max_concurrent_trials=max_concurrent,
                 reuse_actors=True,
                 trial_dirname_creator=_trial_dirname,
             ),
@@ -291,24 +310,23 @@ def _run_tune(
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 progress_reporter=_reporter(spec),
-                callbacks=[
-                    SettleCallback(
-                        experiment,
-                        spec.name,
-                        spec_path,
-                        {item.unit.name: unit_info(item.prepared) for item in units},
-                        spec.scheduler.max_t,
-                    )
-                ],
+                callbacks=[_settler(experiment, spec, spec_path, units)],
                 verbose=1,
             ),
         )
     grid = tuner.fit()
+    settler = _settler(experiment, spec, spec_path, units)
     trial_ids = []
     for result in grid:
         trial_id = (result.metrics or {}).get("trial_id") or _trial_id_from_path(result.path)
-        if trial_id:
-            trial_ids.append(str(trial_id))
+        if not trial_id:
+            continue
+        trial_ids.append(str(trial_id))
+        # A safety net: some trial endings reach no callback (a failed actor reuse ends a trial in ERROR
+        # without `on_trial_error`); settling again is a no-op for trials already settled.
+        epochs = int((result.metrics or {}).get("training_iteration", 0))
+        error = _error_text(result.error) if result.error is not None else None
+        settler.settle(str(trial_id), result.config or {}, epochs=epochs, error=error)
     write_experiment(record.finish(sorted(trial_ids)), experiment)
     print_best(load_results(experiment), spec, experiment, out)
     return experiment
@@ -355,7 +373,9 @@ def _reporter(spec: WorkSpec) -> Any:
     )
 
 
-def print_best(results: Sequence[ResultsObject], spec: WorkSpec, experiment: str, out: IO[str], top: int = 5) -> None:
+def print_best(
+    results: Sequence[ResultsObject], spec: WorkSpec, experiment: str, out: IO[str], top: int = 5
+) -> None:
     """The best trials by the scheduler's metric on validation (its ``val_`` prefix dropped)."""
     metric = spec.scheduler.metric.removeprefix("val_")
     sign = spec.scheduler.mode.sign
@@ -406,7 +426,12 @@ class SettleCallback(_callback_base()):  # type: ignore[misc]
     """Settles each trial's ResultsObject as it ends (driver side; see ``_gather``)."""
 
     def __init__(
-        self, experiment: str, spec_name: str, spec_path: str, infos: Mapping[str, Mapping[str, Any]], max_t: int
+        self,
+        experiment: str,
+        spec_name: str,
+        spec_path: str,
+        infos: Mapping[str, Mapping[str, Any]],
+        max_t: int,
     ) -> None:
         self.experiment = experiment
         self.spec_name = spec_name
@@ -416,25 +441,40 @@ class SettleCallback(_callback_base()):  # type: ignore[misc]
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         epochs = int((trial.last_result or {}).get("training_iteration", 0))
-        status = TrialStatus.COMPLETED if epochs >= self.max_t else TrialStatus.STOPPED
-        settle_trial(trial_directory(self.experiment, trial.trial_id), status=status)
+        self.settle(trial.trial_id, trial.config, epochs=epochs, error=None)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        error = _error_line(trial)
-        variant = trial.config["variant"]
+        self.settle(trial.trial_id, trial.config, epochs=0, error=_error_line(trial))
+
+    def settle(self, trial_id: str, config: Mapping[str, Any], *, epochs: int, error: str | None) -> None:
+        """FAILED with ``error``, else COMPLETED at ``max_t`` epochs and STOPPED below (idempotent)."""
+        directory = trial_directory(self.experiment, trial_id)
+        if error is None:
+            status = TrialStatus.COMPLETED if epochs >= self.max_t else TrialStatus.STOPPED
+            settle_trial(directory, status=status)
+            return
+        variant = config["variant"]
         identity = TrialIdentity(
             experiment=self.spec_name,
             spec=self.spec_path,
             unit=variant["unit"],
             model=variant["model"],
-            trial_id=trial.trial_id,
+            trial_id=trial_id,
             hyperparameters=dict(variant["hp"]),
             seed=int(variant["seed"]),
         )
         fallback = failed_result(self.infos[variant["unit"]], identity=identity, error=error)
-        settle_trial(
-            trial_directory(self.experiment, trial.trial_id), status=TrialStatus.FAILED, error=error, fallback=fallback
-        )
+        settle_trial(directory, status=TrialStatus.FAILED, error=error, fallback=fallback)
+
+
+def _settler(experiment: str, spec: WorkSpec, spec_path: str, units: Sequence[PreparedUnit]) -> Any:
+    return SettleCallback(
+        experiment,
+        spec.name,
+        spec_path,
+        {item.unit.name: unit_info(item.prepared) for item in units},
+        spec.scheduler.max_t,
+    )
 
 
 def _error_line(trial: Any) -> str:
@@ -443,6 +483,11 @@ def _error_line(trial: Any) -> str:
         error = trial.get_error()
     except Exception:  # the error file may be gone; the status is what matters
         error = None
+    return _error_text(error)
+
+
+def _error_text(error: object) -> str:
+    """The last line of ``error`` that names an exception, else its last line."""
     text = str(error) if error is not None else "the trial failed (no error recorded)"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in reversed(lines):

@@ -41,9 +41,14 @@ def load_spec(path: str | Path) -> WorkSpec:
         raise SpecError(f"spec file {source}{line}: {kind}{' '.join(str(error).split())}") from None
     spec = getattr(module, "SPEC", None)
     if spec is None:
-        raise SpecError(f"spec file {source}, field `SPEC`: it is not defined, but the file must define `SPEC = WorkSpec(...)`.")
+        raise SpecError(
+            f"spec file {source}, field `SPEC`: it is not defined, "
+            "but the file must define `SPEC = WorkSpec(...)`."
+        )
     if not isinstance(spec, WorkSpec):
-        raise SpecError(f"spec file {source}, field `SPEC`: it is a {type(spec).__name__}, but must be a WorkSpec.")
+        raise SpecError(
+            f"spec file {source}, field `SPEC`: it is a {type(spec).__name__}, but must be a WorkSpec."
+        )
     import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(module)

@@ -9,9 +9,9 @@ stops training (``TerminateOnNaN``) and fails the trial with ``NaNLossError``; a
 trial's result as FAILED with the error, then re-raises so that Tune retries it (``max_failures``).
 
 Restored from a checkpoint (a retry, or ``--resume`` after the driver died) the trial loads the model
-and curves and goes on from the next epoch; a trial whose result is already settled COMPLETED or
-STOPPED at the checkpoint's epoch (it finished before the driver could record it) only reports its
-last epoch again and trains nothing.
+and curves and goes on from the next epoch. A trial whose result is already settled COMPLETED or STOPPED (it
+finished, or was stopped, before the driver's experiment state recorded it) only reports its last
+epoch again and trains nothing: its result is never written twice.
 
 Threads: a trial sets OMP and TensorFlow's intra-op threads to its CPUs (and one inter-op thread), so
 concurrent trials do not oversubscribe the cores.
@@ -32,14 +32,14 @@ from atlas_ray.search._asha import ASHA
 from atlas_ray.search._gather import (
     _jsonable,
     evaluate_trial,
-    load_model,
     failed_result,
+    load_model,
     read_status,
     settle_trial,
     unit_info,
 )
 from atlas_ray.search._model_source import resolve_model
-from atlas_ray.search._results import MODEL_FILE, TrialIdentity, TrialStatus
+from atlas_ray.search._results import MODEL_FILE, TrialIdentity, TrialStatus, read_result
 
 __all__ = ["NaNLossError", "TrialContext", "train_trial", "trial_directory", "variant_key"]
 
@@ -97,6 +97,9 @@ def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
     import ray
     from ray import tune
 
+    # Reused actors wait for the previous trial's thread to end (it ends at its next report); Ray's
+    # default of 2 s is too short on a busy machine and fails the next trial, so allow 60 s.
+    os.environ["TUNE_FUNCTION_THREAD_TIMEOUT_S"] = "60"
     variant = config["variant"]
     unit, model_name = str(variant["unit"]), str(variant["model"])
     seed, hp = int(variant["seed"]), dict(variant["hp"])
@@ -142,21 +145,20 @@ def _train(
     from ray import tune
 
     asha = context.scheduler
+    settled = read_status(directory)
+    if settled is not None and settled[0] in (TrialStatus.COMPLETED, TrialStatus.STOPPED):
+        # It finished before the driver could record it (the driver died): train nothing, say so again.
+        last = read_result(directory).curves.iloc[-1].to_dict()
+        tune.report({name: float(value) for name, value in last.items()})
+        return
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as state:
             model = load_model(os.path.join(state, MODEL_FILE))
             with open(os.path.join(state, CURVES_STATE)) as stream:
                 curves.extend(json.load(stream))
-        settled = read_status(directory)
-        if (
-            settled is not None
-            and settled[0] in (TrialStatus.COMPLETED, TrialStatus.STOPPED)
-            and settled[1] == len(curves)
-        ):
-            tune.report(dict(curves[-1]))
-            return
     else:
+        keras.backend.clear_session()
         keras.utils.set_random_seed(seed)
         builder = resolve_model(context.models[key], name=identity.model)
         model = builder.build(
@@ -179,7 +181,9 @@ def _train(
         curves.append(row)
         if epoch in rungs:
             status = TrialStatus.COMPLETED if epoch >= asha.max_t else TrialStatus.RUNNING
-            evaluate_trial(model, prepared, identity=identity, status=status, curves=curves, directory=directory)
+            evaluate_trial(
+                model, prepared, identity=identity, status=status, curves=curves, directory=directory
+            )
         with tempfile.TemporaryDirectory() as state:
             model.save(os.path.join(state, MODEL_FILE))
             with open(os.path.join(state, CURVES_STATE), "w") as stream:
@@ -199,8 +203,10 @@ def _train(
         callbacks=[keras.callbacks.TerminateOnNaN(), _epoch_callback(on_epoch)],
     )
     if curves and len(curves) < asha.max_t:
-        last = curves[-1]["loss"]
-        raise NaNLossError(f"training stopped at epoch {len(curves)} with loss {last}, but must reach max_t")
+        final_loss = curves[-1]["loss"]
+        raise NaNLossError(
+            f"training stopped at epoch {len(curves)} with loss {final_loss}, but must reach max_t"
+        )
 
 
 def _epoch_callback(on_epoch: Any) -> Any:

@@ -47,22 +47,33 @@ def validate_static(spec: WorkSpec) -> None:
         raise SpecError(f"`SPEC` is a {type(spec).__name__}, but must be a WorkSpec.")
     _check_name("spec", "name", spec.name)
     if not spec.units:
-        raise SpecError(f"spec `{spec.name}`, field `units`: the value is [], but must hold at least one WorkUnit.")
+        raise SpecError(
+            f"spec `{spec.name}`, field `units`: the value is [], but must hold at least one WorkUnit."
+        )
     _check_resources(f"spec `{spec.name}`", spec.resources)
-    if isinstance(spec.max_failures, bool) or not isinstance(spec.max_failures, int) or spec.max_failures < -1:
+    if (
+        isinstance(spec.max_failures, bool)
+        or not isinstance(spec.max_failures, int)
+        or spec.max_failures < -1
+    ):
         raise SpecError(
             f"spec `{spec.name}`, field `max_failures`: the value is {spec.max_failures!r}, but must be an "
             "integer `max_failures >= 0` (or -1: retry forever)."
         )
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or spec.seed < 0:
-        raise SpecError(f"spec `{spec.name}`, field `seed`: the value is {spec.seed!r}, but must be an integer `seed >= 0`.")
+        raise SpecError(
+            f"spec `{spec.name}`, field `seed`: the value is {spec.seed!r}, "
+            "but must be an integer `seed >= 0`."
+        )
     seen: set[str] = set()
     for unit in spec.units:
         if not isinstance(unit, WorkUnit):
             raise SpecError(f"spec `{spec.name}`, field `units`: {unit!r} is not a WorkUnit.")
         _check_name(f"spec `{spec.name}`, unit", "name", unit.name)
         if unit.name in seen:
-            raise SpecError(f"unit `{unit.name}`, field `name`: the name appears twice, but unit names must be unique.")
+            raise SpecError(
+                f"unit `{unit.name}`, field `name`: the name appears twice, but unit names must be unique."
+            )
         seen.add(unit.name)
         _check_unit(spec, unit)
 
@@ -70,7 +81,8 @@ def validate_static(spec: WorkSpec) -> None:
 def _check_name(where: str, field: str, value: object) -> None:
     if not isinstance(value, str) or not _NAME.match(value):
         raise SpecError(
-            f"{where} field `{field}`: the value is {value!r}, but must be a non-empty name of letters, digits, "
+            f"{where} field `{field}`: the value is {value!r}, "
+            "but must be a non-empty name of letters, digits, "
             "'_', '.' and '-' (it names directories)."
         )
 
@@ -81,11 +93,18 @@ def _check_resources(where: str, resources: object) -> None:
     checks = (
         ("cpu", resources.cpu, resources.cpu > 0 if _number(resources.cpu) else False, "cpu > 0"),
         ("gpu", resources.gpu, resources.gpu >= 0 if _number(resources.gpu) else False, "gpu >= 0"),
-        ("tpu", resources.tpu, isinstance(resources.tpu, int) and resources.tpu >= 0, "tpu >= 0 (an integer)"),
+        (
+            "tpu",
+            resources.tpu,
+            isinstance(resources.tpu, int) and resources.tpu >= 0,
+            "tpu >= 0 (an integer)",
+        ),
     )
     for field, value, ok, rule in checks:
         if not ok:
-            raise SpecError(f"{where}, field `resources.{field}`: the value is {value!r}, but must be `{rule}`.")
+            raise SpecError(
+                f"{where}, field `resources.{field}`: the value is {value!r}, but must be `{rule}`."
+            )
     if resources.gpu > 1 and resources.gpu != int(resources.gpu):
         raise SpecError(
             f"{where}, field `resources.gpu`: the value is {resources.gpu!r}, but must be a fraction "
@@ -103,7 +122,8 @@ def _check_unit(spec: WorkSpec, unit: WorkUnit) -> None:
     for attribute in ("build", "prepare", "definition", "features", "labels"):
         if not hasattr(featureset, attribute):
             raise SpecError(
-                f"{where}, field `featureset`: {type(featureset).__name__} is not a FeatureLabelSet (no `{attribute}`)."
+                f"{where}, field `featureset`: {type(featureset).__name__} is not a FeatureLabelSet "
+                f"(no `{attribute}`)."
             )
     _check_range(where, unit)
     feature_names = {getattr(f, "name", str(f)) for f in featureset.features}
@@ -117,7 +137,10 @@ def _check_unit(spec: WorkSpec, unit: WorkUnit) -> None:
     resolutions = {getattr(f, "resolution", None) for f in (*featureset.features, *featureset.labels)}
     if len(resolutions) > 1:
         shown = sorted(str(getattr(r, "value", r)) for r in resolutions)
-        raise SpecError(f"{where}, field `featureset`: features and labels mix the resolutions {shown}, but must share one.")
+        raise SpecError(
+            f"{where}, field `featureset`: features and labels mix the resolutions {shown}, "
+            "but must share one."
+        )
     if not unit.models:
         raise SpecError(f"{where}, field `models`: the value is [], but a unit needs at least one ModelSpec.")
     names: set[str] = set()
@@ -126,7 +149,9 @@ def _check_unit(spec: WorkSpec, unit: WorkUnit) -> None:
             raise SpecError(f"{where}, field `models`: {model!r} is not a ModelSpec.")
         _check_name(f"{where}, model", "name", model.name)
         if model.name in names:
-            raise SpecError(f"{where}, model `{model.name}`, field `name`: the name appears twice in the unit.")
+            raise SpecError(
+                f"{where}, model `{model.name}`, field `name`: the name appears twice in the unit."
+            )
         names.add(model.name)
         _check_model(spec, unit, model)
 
@@ -140,11 +165,14 @@ def _check_range(where: str, unit: WorkUnit) -> None:
         try:
             stamps.append(pd.Timestamp(value))
         except (TypeError, ValueError):
-            raise SpecError(f"{where}, field `{field}`: the value is {value!r}, but must be a date or time.") from None
+            raise SpecError(
+                f"{where}, field `{field}`: the value is {value!r}, but must be a date or time."
+            ) from None
     start, end = (s.tz_localize("UTC") if s.tzinfo is None else s.tz_convert("UTC") for s in stamps)
     if not start < end:
         raise SpecError(
-            f"{where}, field `end`: the range [{unit.start}, {unit.end}) is empty, but must satisfy `start < end`."
+            f"{where}, field `end`: the range [{unit.start}, {unit.end}) is empty, "
+            "but must satisfy `start < end`."
         )
 
 
@@ -152,7 +180,8 @@ def _check_model(spec: WorkSpec, unit: WorkUnit, model: ModelSpec) -> None:
     where = f"unit `{unit.name}`, model `{model.name}`"
     if isinstance(model.num_samples, bool) or not isinstance(model.num_samples, int) or model.num_samples < 1:
         raise SpecError(
-            f"{where}, field `num_samples`: the value is {model.num_samples!r}, but must be an integer `num_samples >= 1`."
+            f"{where}, field `num_samples`: the value is {model.num_samples!r}, "
+            "but must be an integer `num_samples >= 1`."
         )
     if model.resources is not None:
         _check_resources(where, model.resources)
@@ -178,10 +207,13 @@ def _check_model(spec: WorkSpec, unit: WorkUnit, model: ModelSpec) -> None:
     if task is not None and task not in zoo_model.tasks:
         supported = ", ".join(sorted(t.value for t in zoo_model.tasks))
         raise SpecError(
-            f"{where}, field `model`: the featureset's task is {task.value}, but `{zoo_model.name}` supports {supported}."
+            f"{where}, field `model`: the featureset's task is {task.value}, "
+            f"but `{zoo_model.name}` supports {supported}."
         )
     metric = spec.scheduler.metric
-    known = reported_metrics(task) if task is not None else (*reported_metrics(Task.MULTICLASS), "mae", "val_mae")
+    known = (
+        reported_metrics(task) if task is not None else (*reported_metrics(Task.MULTICLASS), "mae", "val_mae")
+    )
     if metric not in known and not zoo_model.accepts_any:
         raise SpecError(
             f"{where}, field `scheduler.metric`: the value is {metric!r}, but must be one the model reports: "
@@ -255,7 +287,8 @@ def check_prepared(spec: WorkSpec, unit: WorkUnit, prepared: PreparedSet) -> Non
         if prepared.task not in zoo_model.tasks:
             supported = ", ".join(sorted(t.value for t in zoo_model.tasks))
             raise SpecError(
-                f"{where}, field `model`: the featureset's task is {prepared.task.value}, but `{zoo_model.name}` "
+                f"{where}, field `model`: the featureset's task is {prepared.task.value}, "
+                f"but `{zoo_model.name}` "
                 f"supports {supported}."
             )
         if not zoo_model.accepts_any and spec.scheduler.metric not in reported_metrics(prepared.task):
@@ -265,6 +298,7 @@ def check_prepared(spec: WorkSpec, unit: WorkUnit, prepared: PreparedSet) -> Non
             )
     if len(prepared.train) == 0 or len(prepared.validation) == 0:
         raise SpecError(
-            f"unit `{unit.name}`, field `split`: the train part has {len(prepared.train)} rows and validation "
+            f"unit `{unit.name}`, field `split`: the train part has {len(prepared.train)} rows "
+            "and validation "
             f"{len(prepared.validation)}, but both must hold rows: widen [start, end)."
         )

@@ -129,10 +129,10 @@ class ParameterRule:
 
     def _list_violation(self, name: str, value: Any) -> str | None:
         shown = _show(value)
-        limit = f" of at most {self.max_length}" if self.max_length is not None else ""
+        limit = f" of at most {self.max_length}" if self.max_length is not None else " of"
         element = self.range_text("each")
         if not isinstance(value, list | tuple) or not value or not all(_is_int(v) for v in value):
-            return f"The value of `{name}` is {shown}, but must be a non-empty list{limit} of integers."
+            return f"The value of `{name}` is {shown}, but must be a non-empty list{limit} integers."
         if self.max_length is not None and len(value) > self.max_length:
             return f"The value of `{name}` is {shown}, but must be a list{limit} integers."
         if not all(self._in_range(float(v)) for v in value):

@@ -75,7 +75,9 @@ def test_realignment_to_the_common_valid_range(ray_cluster: None, minute_store: 
     volume, returns = "Volume().kraken().one_min()", fls.feature_names[0]
     assert coverage.loc[volume, "last_valid"] < coverage.loc[returns, "last_valid"]
     built = fls.build(start, end, minute_store, cache=False)
-    assert built.index[-1] == coverage["last_valid"].min() == pd.Timestamp("2023-03-22 00:03", tz="UTC")
+    # The label (7 bars ahead of Coinbase's last fill at 00:04) ends first, at 23:57.
+    assert built.index[-1] == coverage["last_valid"].min() == pd.Timestamp("2023-03-21 23:57", tz="UTC")
+    assert built.index[0] == coverage["first_valid"].max()
     # At the start of the data, the lookback halos cut the leading rows.
     early = fls.build("2023-03-01 00:00", "2023-03-01 03:00", minute_store, cache=False)
     assert early.index[0] == pd.Timestamp("2023-03-01 00:45", tz="UTC")  # Volatility window(45)

@@ -122,7 +122,7 @@ def ragged_row(data_dir: Path, tmp: Path) -> Path:
 def bad_action(data_dir: Path, tmp: Path) -> Path:
     text = lzma.decompress((data_dir / "bitstamp_orders_2015-05-01" / "orders.csv.xz").read_bytes()).decode()
     lines = text.splitlines()[:50]
-    lines[9] = lines[9].replace(",created,", ",opened,")
+    lines[10] = lines[10].replace(",created,", ",opened,")
     path = tmp / "orders_bad_action.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -165,7 +165,7 @@ REFUSED: list[tuple[Callable[[Path, Path], Path], str | None, tuple[str, ...]]] 
     (unknown_content, None, ("notes.csv", "format cannot be told")),
     (lambda d, t: _write(_bars_csv(d), t / "bars.csv"), "klines", ("bars.csv", "'klines' is unknown")),
     (ragged_row, None, ("ragged.csv", "not a readable CSV", "Expected")),
-    (bad_action, None, ("orders_bad_action.csv row 10 field 'action'", "'opened' is not one of")),
+    (bad_action, None, ("orders_bad_action.csv row 11 field 'action'", "'opened' is not one of")),
     (two_member_zip, None, ("20170903_trade.zip", "holds 2 files")),
     (lean_time_outside_day, "lean_trade", ("20170903_trade.zip row 12 field 'time'", "90000000")),
 ]
@@ -201,7 +201,7 @@ def test_a_broken_file_in_a_batch_refuses_the_whole_batch(
 ) -> None:
     good = data_dir / "lean_coinbase_btcusd" / "20170904_trade.zip"
     before = _snapshot(Path(store.root))
-    with pytest.raises(IngestError, match="empty.csv"):
+    with pytest.raises(IngestError, match=r"empty\.csv"):
         store.ingest_many([good, empty_file(data_dir, tmp_path)], exchange="coinbase", pair="btc_usd")
     assert _snapshot(Path(store.root)) == before
 

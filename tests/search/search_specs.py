@@ -24,7 +24,7 @@ from atlas_ray.featurestore import (
     TimeSplit,
     Volume,
 )
-from atlas_ray.search import ASHA, ModelSpec, Mode, Resources, WorkSpec, WorkUnit
+from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, WorkSpec, WorkUnit
 
 FEATURES = [
     LogReturns().coinbase().one_min(),
@@ -75,7 +75,11 @@ def spec(
             )
         ],
         scheduler=ASHA(
-            max_t=max_t, grace_period=grace_period, reduction_factor=reduction_factor, metric="val_loss", mode=Mode.MIN
+            max_t=max_t,
+            grace_period=grace_period,
+            reduction_factor=reduction_factor,
+            metric="val_loss",
+            mode=Mode.MIN,
         ),
         resources=Resources(cpu=1),
         max_failures=max_failures,
@@ -122,7 +126,9 @@ class TinyHyperModel(keras_tuner.HyperModel):
             ]
         )
         model.compile(
-            optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+            optimizer=keras.optimizers.Adam(rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
         )
         return model
 

@@ -41,7 +41,13 @@ def searched(ray_cluster: None, minute_store, tmp_path_factory: pytest.TempPathF
         max_t=MAX_T,
     )
     out = io.StringIO()
-    experiment = run(spec, storage=str(tmp_path_factory.mktemp("experiments")), store=minute_store, spec_path="tiny.py", out=out)
+    experiment = run(
+        spec,
+        storage=str(tmp_path_factory.mktemp("experiments")),
+        store=minute_store,
+        spec_path="tiny.py",
+        out=out,
+    )
     unit = spec.units[0]
     frame = unit.featureset.build_local(unit.start, unit.end, minute_store)
     prepared = unit.featureset.prepare(frame, TimeSplit(0.7, 0.15, 0.15))
@@ -53,7 +59,7 @@ def by_model(results, model):  # type: ignore[no-untyped-def]
 
 
 def test_every_trial_is_gathered_once(searched) -> None:  # type: ignore[no-untyped-def]
-    spec, experiment, results, _, printed = searched
+    _, experiment, results, _, printed = searched
     record = load_experiment(experiment)
     assert record.status == "finished" and record.finished is not None
     assert sorted(record.trial_ids) == sorted(r.trial_id for r in results)
@@ -65,7 +71,7 @@ def test_every_trial_is_gathered_once(searched) -> None:  # type: ignore[no-unty
 
 
 def test_trained_trials_have_every_part(searched) -> None:  # type: ignore[no-untyped-def]
-    spec, _, results, prepared, _ = searched
+    _, _, results, prepared, _ = searched
     trained = by_model(results, "dnn") + by_model(results, "hyper")
     assert len(trained) == 3
     for result in trained:
@@ -138,6 +144,6 @@ def test_hypermodel_runs_unchanged(searched) -> None:  # type: ignore[no-untyped
 
 
 def test_tensorboard_logs_are_written(searched) -> None:  # type: ignore[no-untyped-def]
-    _, experiment, results, _, _ = searched
+    _, experiment, _, _, _ = searched
     events = list(Path(experiment).glob("*/events.out.tfevents.*"))
     assert len(events) >= 3

@@ -31,7 +31,10 @@ def test_milestones_are_rays_rungs(max_t: int, grace_period: int, reduction_fact
     [
         ({"max_t": 0}, "the value of `max_t` is 0, but must be an integer `max_t >= 1`."),
         ({"grace_period": 0}, "`grace_period >= 1`"),
-        ({"reduction_factor": 1}, "the value of `reduction_factor` is 1, but must be an integer `reduction_factor >= 2`."),
+        (
+            {"reduction_factor": 1},
+            "the value of `reduction_factor` is 1, but must be an integer `reduction_factor >= 2`.",
+        ),
         ({"max_t": 3, "grace_period": 4}, "`grace_period <= max_t` (3)"),
         ({"mode": "min"}, "must be `Mode.MIN` or `Mode.MAX`"),
         ({"metric": ""}, "`metric`"),
@@ -58,7 +61,9 @@ def test_resources_become_tune_resources() -> None:
 
 
 def test_grid_points_expand_nested_grids() -> None:
-    points = grid_points({"a": tune.grid_search([1, 2]), "b": {"c": tune.grid_search(["x", "y", "z"])}, "d": 5})
+    points = grid_points(
+        {"a": tune.grid_search([1, 2]), "b": {"c": tune.grid_search(["x", "y", "z"])}, "d": 5}
+    )
     assert len(points) == 6
     assert {(p["a"], p["b"]["c"]) for p in points} == {(a, c) for a in (1, 2) for c in "xyz"}
     assert all(p["d"] == 5 for p in points)
@@ -86,3 +91,34 @@ def test_definitions_are_frozen() -> None:
     with pytest.raises(AttributeError):
         spec.name = "other"  # type: ignore[misc]
     assert isinstance(spec.units, tuple)
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", ["tpu.yaml", "gpu.yaml"])
+def test_cluster_files_are_valid_launcher_configs(name: str) -> None:
+    """cluster/*.yaml load and pass Ray's own cluster-launcher schema (defaults filled as `ray up` does)."""
+    import yaml
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = yaml.safe_load((ROOT / "cluster" / name).read_text())
+    for key in (
+        "cluster_name",
+        "provider",
+        "auth",
+        "available_node_types",
+        "head_node_type",
+        "setup_commands",
+        "head_start_ray_commands",
+        "worker_start_ray_commands",
+    ):
+        assert key in config, key
+    assert config["provider"]["type"] == "gcp"
+    validate_config(prepare_config(config))
+    workers = [t for n, t in config["available_node_types"].items() if n != config["head_node_type"]]
+    if name == "tpu.yaml":
+        assert any(t["resources"].get("TPU") == 4 and "acceleratorType" in t["node_config"] for t in workers)
+    else:
+        assert any(t["resources"].get("GPU") and t["node_config"].get("guestAccelerators") for t in workers)
+    assert any("atlas_ray" in command for command in config["setup_commands"])

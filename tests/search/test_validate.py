@@ -30,17 +30,26 @@ def test_a_good_spec_passes(minute_store: MarketStore) -> None:
 @pytest.mark.parametrize(
     ("model", "expected"),
     [
-        (ModelSpec("m", "transformer"), ["unit `direction`", "model `m`", "field `model`", "`transformer`", "dnn"]),
+        (
+            ModelSpec("m", "transformer"),
+            ["unit `direction`", "model `m`", "field `model`", "`transformer`", "dnn"],
+        ),
         (ModelSpec("m", "dnn", {"hiden_units": [3]}), ["model `m`", "field `space`", "`hiden_units`"]),
         (
             ModelSpec("m", "dnn", {"dropout": tune.choice([0.0, 1.5])}),
             ["unit `direction`", "model `m`", "field `space`", "`dropout` is 1.5", "dropout < 1"],
         ),
-        (ModelSpec("m", "dnn", {"learning_rate": tune.loguniform(1e-4, 2.0)}), ["field `space`", "learning_rate"]),
+        (
+            ModelSpec("m", "dnn", {"learning_rate": tune.loguniform(1e-4, 2.0)}),
+            ["field `space`", "learning_rate"],
+        ),
         (ModelSpec("m", "dnn", {"epochs": 10}), ["field `space`", "max_t"]),
         (ModelSpec("m", "lstm"), ["model `m`", "field `featureset.window`", "window"]),
         (ModelSpec("m", "dnn", num_samples=0), ["model `m`", "field `num_samples`", "num_samples >= 1"]),
-        (ModelSpec("m", "dnn", resources=Resources(cpu=0)), ["model `m`", "field `resources.cpu`", "cpu > 0"]),
+        (
+            ModelSpec("m", "dnn", resources=Resources(cpu=0)),
+            ["model `m`", "field `resources.cpu`", "cpu > 0"],
+        ),
     ],
 )
 def test_bad_models_name_unit_model_and_field(model: ModelSpec, expected: list[str]) -> None:
@@ -50,7 +59,9 @@ def test_bad_models_name_unit_model_and_field(model: ModelSpec, expected: list[s
 
 
 def test_empty_date_range() -> None:
-    message = one_line_error(search_specs.spec("bad", [search_specs.small_dnn()], start="2023-03-05", end="2023-03-05"))
+    message = one_line_error(
+        search_specs.spec("bad", [search_specs.small_dnn()], start="2023-03-05", end="2023-03-05")
+    )
     assert "unit `direction`" in message and "field `end`" in message and "start < end" in message
 
 
@@ -79,7 +90,9 @@ def test_bad_spec_name() -> None:
 
 def test_missing_data_names_unit_and_series(tmp_path: Path, data_dir: Path) -> None:
     store = MarketStore(tmp_path / "store")
-    store.ingest(data_dir / "minute_bars_2023-03" / "coinbase_btcusd.parquet", exchange="coinbase", pair="btc_usd")
+    store.ingest(
+        data_dir / "minute_bars_2023-03" / "coinbase_btcusd.parquet", exchange="coinbase", pair="btc_usd"
+    )
     message = one_line_error(search_specs.spec("bad", [search_specs.small_dnn()]), store)
     assert "unit `direction`" in message and "field `featureset`" in message and "kraken" in message
 
@@ -87,7 +100,9 @@ def test_missing_data_names_unit_and_series(tmp_path: Path, data_dir: Path) -> N
 def test_data_outside_the_store_range(minute_store: MarketStore) -> None:
     spec = search_specs.spec("bad", [search_specs.small_dnn()], start="2021-01-01", end="2021-01-02")
     message = one_line_error(spec, minute_store)
-    assert "unit `direction`" in message and "field `featureset`" in message
+    assert (
+        "unit `direction`" in message and "field `start`" in message and "2023-03-01 .. 2023-03-21" in message
+    )
 
 
 def write_spec(tmp_path: Path, body: str) -> Path:
@@ -108,7 +123,9 @@ def test_label_among_features_in_a_spec_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as error:
         load_spec(path)
     message = str(error.value)
-    assert str(path) in message and "line 4" in message and "lookforward(1)" in message and "\n" not in message
+    assert (
+        str(path) in message and "line 4" in message and "lookforward(1)" in message and "\n" not in message
+    )
 
 
 def test_mismatched_resolutions_in_a_spec_file(tmp_path: Path) -> None:
@@ -142,4 +159,7 @@ def test_percentile_labels_make_a_classifier_task() -> None:
     binary = FeatureLabelSet(search_specs.FEATURES, [search_specs.LABEL], categories=Percentiles((50.0,)))
     assert expected_task(binary) is Task.BINARY
     assert expected_task(search_specs.direction()) is Task.MULTICLASS
-    assert expected_task(FeatureLabelSet([LogReturns().coinbase().one_min()], [search_specs.LABEL])) is Task.REGRESSION
+    assert (
+        expected_task(FeatureLabelSet([LogReturns().coinbase().one_min()], [search_specs.LABEL]))
+        is Task.REGRESSION
+    )

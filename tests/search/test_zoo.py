@@ -32,7 +32,7 @@ TINY: dict[str, dict[str, Any]] = {
     "logistic": {"l1": 1e-4, "l2": 1e-4},
     "dnn": {"hidden_units": [4, 3], "dropout": 0.1, "batch_norm": True, "l2": 1e-4},
     "lstm": {"units": 4, "dropout": 0.1},
-    "gru": {"units": 4, "layers": 2},
+    "gru": {"units": 4, "recurrent_dropout": 0.1},
     "conv1d_resnet": {"filters": 8, "kernel_size": 3, "dense_units": 4, "dropout": 0.1},
 }
 CASES = [(name, task) for name in TINY for task in sorted(ZOO[name].tasks, key=lambda t: t.value)]
@@ -71,15 +71,17 @@ def test_model_trains_two_epochs_on_real_data(name: str, task: Task, data: Minut
     parts = data.parts(task, model.windowed)
     network = _build(model, task, data, TINY[name])
     validation = (parts["validation"].X, parts["validation"].y) if name == "dnn" else None
+    # One batch per epoch: a partial last batch would make TensorFlow trace the step twice.
+    train = parts["train"]
     history = network.fit(
-        parts["train"].X, parts["train"].y, epochs=2, batch_size=256, verbose=0, validation_data=validation
+        train.X, train.y, epochs=2, batch_size=len(train.y), verbose=0, validation_data=validation
     ).history
     expected = {"loss", "mae"} if task is Task.REGRESSION else {"loss", "accuracy", "auc"}
     if validation is not None:
         expected |= {f"val_{key}" for key in expected}
     assert set(history) == expected
     assert len(history["loss"]) == 2 and np.isfinite(history["loss"]).all()
-    prediction = network.predict(parts["test"].X, batch_size=1024, verbose=0)
+    prediction = np.asarray(network(parts["test"].X, training=False))
     width = 3 if task is Task.MULTICLASS else 1
     assert prediction.shape == (len(parts["test"].y), width)
     assert np.isfinite(prediction).all()
@@ -91,6 +93,7 @@ def test_model_trains_two_epochs_on_real_data(name: str, task: Task, data: Minut
     assert float(network.optimizer.learning_rate) == pytest.approx(3e-3)
 
 
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
 def test_conv1d_resnet_normalisation_is_adapted_on_train_only(data: MinuteData, tmp_path: Path) -> None:
     parts = data.parts(Task.MULTICLASS, windowed=True)
     network = _build(ZOO["conv1d_resnet"], Task.MULTICLASS, data, TINY["conv1d_resnet"])
@@ -100,12 +103,13 @@ def test_conv1d_resnet_normalisation_is_adapted_on_train_only(data: MinuteData, 
     np.testing.assert_allclose(np.ravel(layer.variance), rows.var(axis=0), rtol=1e-4, atol=1e-5)
     everything = np.concatenate([parts[s].X for s in ("train", "validation", "test")])
     assert not np.allclose(np.ravel(layer.mean), everything.reshape(-1, rows.shape[1]).mean(axis=0))
-    assert {type(network.get_layer(n)).__name__ for n in ("noise", "residual_add")} == {"GaussianNoise", "Add"}
+    kinds = {type(network.get_layer(name)).__name__ for name in ("noise", "residual_add")}
+    assert kinds == {"GaussianNoise", "Add"}
     # A saved model (custom multi-class AUC, adapted normalisation) reloads and predicts the same.
     network.save(tmp_path / "model.keras")
     reloaded = keras.models.load_model(tmp_path / "model.keras")
     sample = parts["test"].X[:64]
-    np.testing.assert_allclose(reloaded.predict(sample, verbose=0), network.predict(sample, verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(reloaded(sample)), np.asarray(network(sample)), rtol=1e-6)
     np.testing.assert_allclose(np.ravel(reloaded.get_layer("normalization").mean), np.ravel(layer.mean))
 
 
@@ -187,7 +191,7 @@ def test_every_default_space_is_valid_and_samples_valid_configs() -> None:
 
 
 def test_get_model_lists_known_names() -> None:
-    with pytest.raises(SpecError, match=r"model `resnet` is not in the zoo; known models: conv1d_resnet, dnn"):
+    with pytest.raises(SpecError, match=r"model `resnet` is not in the zoo; known models: conv1d_resnet, "):
         get_model("resnet")
 
 
@@ -196,7 +200,7 @@ def test_build_refuses_an_unsupported_task_or_missing_window(data: MinuteData) -
     with pytest.raises(SpecError, match=r"model `logistic`: task `regression` is not supported; it supports: "
                        r"binary, multiclass"):
         ZOO["logistic"].build({}, input_shape=flat.shape[1:], task=Task.REGRESSION, n_classes=1, train_X=flat)
-    with pytest.raises(SpecError, match=r"model `lstm`: the input shape is \(5,\), but the model reads windows"):
+    with pytest.raises(SpecError, match=r"model `lstm`: the input shape is \(5,\), but the model reads"):
         ZOO["lstm"].build({}, input_shape=flat.shape[1:], task=Task.REGRESSION, n_classes=1, train_X=flat)
 
 

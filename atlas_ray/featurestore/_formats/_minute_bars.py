@@ -58,9 +58,10 @@ _REQUIRED = ("open", "high", "low", "close", "volume")
 
 
 def looks_like_minute_bars(columns: list[str]) -> bool:
-    """True when ``columns`` (lower-cased) hold a time and the OHLCV fields."""
+    """True when ``columns`` (lower-cased) hold a time and most OHLCV fields (a file lacking one of
+    them is still read as bars, so that the error names the missing column)."""
     names = {c.lower() for c in columns}
-    return set(_REQUIRED) <= names and any(t in names for t in _TIME_COLUMNS)
+    return len(set(_REQUIRED) & names) >= 3 and any(t in names for t in _TIME_COLUMNS)
 
 
 def looks_like_headerless_klines(first_line: str) -> bool:

@@ -29,7 +29,7 @@ __all__ = ["DNN"]
 PARAMETERS = {
     **COMMON_PARAMETERS,
     "hidden_units": ParameterRule(
-        ParameterKind.INT_LIST, [6, 6], "sizes of the hidden layers", low=1, high=65_536, max_length=32
+        ParameterKind.INT_LIST, (6, 6), "sizes of the hidden layers", low=1, high=65_536, max_length=32
     ),
     "activation": choice_rule("relu", ACTIVATIONS, doc="activation of the hidden layers"),
     "l1": float_rule(0.0, 0.0, doc="L1 penalty on every kernel"),

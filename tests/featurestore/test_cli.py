@@ -1,0 +1,89 @@
+"""``python -m atlas_ray.featurestore`` in a subprocess: exit codes, report lines, one error line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, store: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ATLAS_STORE": str(store) if store else ""}
+    return subprocess.run(
+        [sys.executable, "-m", "atlas_ray.featurestore", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_ingest_then_show(data_dir: Path, tmp_path: Path) -> None:
+    lean = data_dir / "lean_coinbase_btcusd"
+    store = tmp_path / "store"
+    done = _run(
+        "ingest",
+        str(lean / "20170903_trade.zip"),
+        str(lean / "20170903_quote.zip"),
+        "--exchange",
+        "coinbase",
+        "--pair",
+        "btc_usd",
+        "--store",
+        str(store),
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("20170903_trade.zip: lean_trade -> coinbase/btc_usd bars_1m")
+    assert "written 1440" in lines[0]
+    shown = _run("show", store=store)  # the store from $ATLAS_STORE
+    assert shown.returncode == 0, shown.stderr
+    assert "bars_1m" in shown.stdout and "quotes" in shown.stdout and "coverage" in shown.stdout
+
+
+def test_broken_file_is_one_error_line_and_exit_2(data_dir: Path, tmp_path: Path) -> None:
+    raw = (data_dir / "bitflyer_2018-01" / "bitflyer.ticker.20180121.BTC_JPY.csv.gz").read_bytes()
+    broken = tmp_path / "ticker.csv.gz"
+    broken.write_bytes(raw[:5000])
+    store = tmp_path / "store"
+    done = _run("ingest", str(broken), "--exchange", "bitflyer", "--pair", "btc_jpy", "--store", str(store))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: ingest: ticker.csv.gz: the gzip data is truncated")
+    assert not store.exists() or not any(p.is_file() for p in store.rglob("*"))
+
+
+def test_usage_mistakes_exit_2_with_one_line(tmp_path: Path, data_dir: Path) -> None:
+    missing = _run("ingest", str(data_dir / "README.md"), "--pair", "btc_usd", "--store", str(tmp_path))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        "error: python -m atlas_ray.featurestore ingest: the following arguments are required: --exchange"
+    ]
+    bad_format = _run(
+        "ingest",
+        str(data_dir / "README.md"),
+        "--exchange",
+        "x",
+        "--pair",
+        "y",
+        "--format",
+        "csv",
+        "--store",
+        str(tmp_path),
+    )
+    assert bad_format.returncode == 2 and len(bad_format.stderr.strip().splitlines()) == 1
+    assert "invalid choice: 'csv'" in bad_format.stderr
+
+
+def test_show_an_empty_store(tmp_path: Path) -> None:
+    done = _run("show", "--store", str(tmp_path / "nothing"))
+    assert done.returncode == 0
+    assert done.stdout.strip().endswith(": empty")

@@ -1,0 +1,84 @@
+"""MarketStore: partitioned writes and reads, atomic multi-partition writes, inventory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from atlas_ray.featurestore import MarketStore, default_root
+from atlas_ray.featurestore._inventory import format_inventory, inventory
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_minute_store_holds_the_three_exchanges(minute_store: MarketStore) -> None:
+    assert minute_store.exchanges() == ["binance", "coinbase", "kraken"]
+    assert minute_store.kinds("kraken", "btc_usd") == ["bars_1m"]
+    assert minute_store.dates("kraken", "btc_usd", "bars_1m")[0] == "2023-03-01"
+    assert len(minute_store.dates("kraken", "btc_usd", "bars_1m")) == 21
+    first, last = minute_store.time_range("binance", "btc_usdt", "bars_1m")
+    assert (first, last) == (pd.Timestamp("2023-03-01", tz="UTC"), pd.Timestamp("2023-03-21 23:59", tz="UTC"))
+
+
+def test_read_filters_the_range_across_partitions(minute_store: MarketStore) -> None:
+    part = minute_store.read("kraken", "btc_usd", "bars_1m", "2023-03-05 23:50", "2023-03-06 00:10")
+    raw = minute_store.read("kraken", "btc_usd", "bars_1m")
+    expected = raw.loc[(raw.index >= "2023-03-05 23:50") & (raw.index < "2023-03-06 00:10")]
+    pd.testing.assert_frame_equal(part, expected)
+    assert part.index.tz is not None and str(part.index.dtype) == "datetime64[ns, UTC]"
+
+
+def test_write_merges_and_counts_new_rows(minute_store: MarketStore, tmp_path: Path) -> None:
+    bars = minute_store.read("kraken", "btc_usd", "bars_1m", "2023-03-01 23:00", "2023-03-02 01:00")
+    store = MarketStore(tmp_path / "s")
+    assert store.write(bars.iloc[:70], exchange="kraken", pair="btc_usd", kind="bars_1m") == 70
+    assert store.write(bars, exchange="kraken", pair="btc_usd", kind="bars_1m") == len(bars) - 70
+    assert store.write(bars, exchange="kraken", pair="btc_usd", kind="bars_1m") == 0
+    pd.testing.assert_frame_equal(store.read("kraken", "btc_usd", "bars_1m"), bars)
+    assert store.dates("kraken", "btc_usd", "bars_1m") == ["2023-03-01", "2023-03-02"]
+
+
+def test_write_many_is_atomic(minute_store: MarketStore, tmp_path: Path) -> None:
+    bars = minute_store.read("kraken", "btc_usd", "bars_1m", "2023-03-01", "2023-03-03")
+    store = MarketStore(tmp_path / "s")
+    store.write(bars.iloc[:10], exchange="kraken", pair="btc_usd", kind="bars_1m")
+    before = _snapshot(tmp_path / "s")
+    broken = bars.drop(columns=["close"])
+    with pytest.raises(ValueError, match="lacks the columns"):
+        store.write_many([(bars, "kraken", "btc_usd", "bars_1m"), (broken, "kraken", "btc_usd", "bars_5m")])
+    assert _snapshot(tmp_path / "s") == before
+
+
+def test_timestamps_reads_only_times(book_store: MarketStore) -> None:
+    times = book_store.timestamps("bitstamp", "btc_usd", "quotes")
+    assert len(times) == 304 and times.is_monotonic_increasing
+    assert times.equals(book_store.quotes("bitstamp", "btc_usd").index)
+
+
+def test_inventory_coverage_and_gaps(minute_store: MarketStore) -> None:
+    summaries = {(s.exchange, s.kind): s for s in inventory(minute_store)}
+    coinbase = summaries[("coinbase", "bars_1m")]
+    raw = minute_store.read("coinbase", "btc_usd", "bars_1m")
+    expected = int((raw.index[-1] - raw.index[0]) / pd.Timedelta(minutes=1)) + 1
+    assert coinbase.rows == len(raw)
+    assert coinbase.expected == expected
+    assert coinbase.coverage == pytest.approx(100 * len(raw) / expected)
+    steps = np.diff(raw.index.as_unit("ns").asi8) // 60_000_000_000
+    assert coinbase.gaps == int((steps > 1).sum())
+    assert coinbase.missing == int((steps[steps > 1] - 1).sum())
+    assert summaries[("binance", "bars_1m")].coverage == 100.0
+    text = format_inventory(minute_store, inventory(minute_store))
+    assert "coinbase" in text and "kraken" in text and "% of" in text
+
+
+def test_default_root_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ATLAS_STORE", str(tmp_path / "x"))
+    assert default_root() == str(tmp_path / "x")
+    assert MarketStore().root == str(tmp_path / "x")
+    monkeypatch.delenv("ATLAS_STORE")
+    assert default_root() == "./atlas_store"

@@ -1,0 +1,108 @@
+"""Kill the driver with SIGKILL mid-run; ``--resume`` finishes the experiment with no finished trial lost
+or run twice. The search runs in a subprocess (the CLI) joined to the test's real Ray cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from atlas_ray.search import TrialStatus, load_experiment, load_results
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+TRIALS = 3
+MAX_T = 2
+
+
+def cli(spec: Path, storage: Path, store: str, address: str, *extra: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "atlas_ray.search",
+            str(spec),
+            "--storage",
+            str(storage),
+            "--store",
+            store,
+            "--address",
+            address,
+            "--max-concurrent",
+            "1",
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def finished_trials(experiment: Path) -> dict[str, bytes]:
+    """result.json bytes of every trial whose result is settled COMPLETED."""
+    found = {}
+    for path in experiment.glob("trials/*/result.json"):
+        data = path.read_bytes()
+        if json.loads(data)["status"] == TrialStatus.COMPLETED.value:
+            found[path.parent.name] = data
+    return found
+
+
+def test_sigkill_then_resume_finishes_every_trial_once(
+    ray_cluster: None, minute_store, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
+    spec = tmp_path / "resumable.py"
+    spec.write_text(
+        textwrap.dedent(
+            f"""
+            from tests.search import search_specs
+            MODELS = [search_specs.small_dnn(num_samples={TRIALS})]
+            SPEC = search_specs.spec("resumable", MODELS, max_t={MAX_T}, grace_period={MAX_T})
+            """
+        )
+    )
+    storage = tmp_path / "experiments"
+    experiment = storage / "resumable"
+    first = cli(spec, storage, minute_store.root, address)
+    deadline = time.monotonic() + 400
+    try:
+        while not finished_trials(experiment):
+            assert first.poll() is None, first.stdout.read().decode()[-3000:] if first.stdout else ""
+            assert time.monotonic() < deadline, "no trial finished in time"
+            time.sleep(0.5)
+        before = finished_trials(experiment)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert load_experiment(experiment).status == "running"
+    mtimes = {tid: (experiment / "trials" / tid / "result.json").stat().st_mtime_ns for tid in before}
+
+    second = cli(spec, storage, minute_store.root, address, "--resume")
+    output, _ = second.communicate(timeout=400)
+    assert second.returncode == 0, output.decode()[-3000:]
+
+    record = load_experiment(experiment)
+    assert record.status == "finished" and len(record.trial_ids) == TRIALS
+    on_disk = sorted(p.name for p in (experiment / "trials").iterdir() if p.is_dir())
+    assert on_disk == sorted(record.trial_ids)
+    results = load_results(experiment)
+    assert len(results) == TRIALS and all(r.status is TrialStatus.COMPLETED for r in results)
+    assert all(r.epochs == MAX_T for r in results)
+    for trial_id, data in before.items():
+        path = experiment / "trials" / trial_id / "result.json"
+        assert path.read_bytes() == data, f"{trial_id} was trained again"
+        assert path.stat().st_mtime_ns == mtimes[trial_id]

@@ -1,0 +1,145 @@
+"""Summary metrics against scikit-learn on real predictions: logistic and linear regressions fitted on
+Coinbase minute returns (../shared/data), and the edge cases that must give NaN or inf, never raise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    log_loss,
+    mean_absolute_error,
+    mean_squared_error,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+from atlas_ray.featurestore._prepared import Task
+from atlas_ray.metrics import (
+    REGRESSOR_METRICS,
+    classifier_metric_names,
+    classifier_metrics,
+    regressor_metrics,
+)
+from tests.search.zoo_data import MinuteData, load_minute_data
+
+
+@pytest.fixture(scope="module")
+def data(data_dir: Path) -> MinuteData:
+    return load_minute_data(data_dir)
+
+
+def _fitted_proba(data: MinuteData, task: Task) -> tuple[np.ndarray, np.ndarray]:
+    parts = data.parts(task, windowed=False)
+    model = LogisticRegression(max_iter=500).fit(parts["train"].X, parts["train"].y)
+    return parts["test"].y, model.predict_proba(parts["test"].X)
+
+
+def _sklearn_rates(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
+    matrix = confusion_matrix(y, predicted, labels=list(range(n_classes)))
+    tp = np.diag(matrix).astype(float)
+    fn = matrix.sum(axis=1) - tp
+    fp = matrix.sum(axis=0) - tp
+    tn = matrix.sum() - tp - fn - fp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"npv": tn / (tn + fn), "tnr": tn / (tn + fp)}
+
+
+@pytest.mark.parametrize("task", [Task.MULTICLASS, Task.BINARY])
+def test_classifier_metrics_match_scikit_learn(data: MinuteData, task: Task) -> None:
+    y, proba = _fitted_proba(data, task)
+    classes = data.classes[task.value]
+    predicted = proba.argmax(axis=1)
+    metrics = classifier_metrics(y, proba, classes)
+    assert list(metrics) == list(classifier_metric_names(classes))
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(y, predicted))
+    assert metrics["loss"] == pytest.approx(log_loss(y, proba), rel=1e-6)
+    if task is Task.MULTICLASS:
+        expected_auc = roc_auc_score(y, proba, multi_class="ovr", average="macro")
+    else:
+        expected_auc = roc_auc_score(y, proba[:, 1])
+    assert metrics["auc"] == pytest.approx(expected_auc, rel=1e-9)
+    precision, recall, _, _ = precision_recall_fscore_support(
+        y, predicted, labels=list(range(len(classes))), zero_division=np.nan
+    )
+    rates = _sklearn_rates(y, predicted, len(classes))
+    for index, name in enumerate(classes):
+        assert metrics[f"precision[{name}]"] == pytest.approx(precision[index], nan_ok=True)
+        assert metrics[f"tpr[{name}]"] == pytest.approx(recall[index])
+        assert metrics[f"npv[{name}]"] == pytest.approx(rates["npv"][index])
+        assert metrics[f"tnr[{name}]"] == pytest.approx(rates["tnr"][index])
+        assert metrics[f"lr_plus[{name}]"] == pytest.approx(recall[index] / (1 - rates["tnr"][index]))
+        assert metrics[f"lr_minus[{name}]"] == pytest.approx((1 - recall[index]) / rates["tnr"][index])
+    assert metrics["auc"] > 0.5  # a real, if weak, signal in minute returns: the test sees real models
+
+
+def test_binary_probability_shapes_agree(data: MinuteData) -> None:
+    y, proba = _fitted_proba(data, Task.BINARY)
+    classes = data.classes[Task.BINARY.value]
+    by_matrix = classifier_metrics(y, proba, classes, loss=0.5)
+    assert by_matrix["loss"] == 0.5
+    for shaped in (proba[:, 1], proba[:, 1:2]):
+        same = classifier_metrics(y, shaped, classes, loss=0.5)
+        assert same == pytest.approx(by_matrix, nan_ok=True)
+
+
+def test_undefined_classifier_metrics_are_nan_or_inf_never_raise() -> None:
+    classes = ("down", "flat", "up")
+    y = np.array([0, 0, 2, 2])  # "flat" never occurs
+    proba = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.1, 0.2, 0.7], [0.2, 0.1, 0.7]])
+    metrics = classifier_metrics(y, proba, classes)
+    assert metrics["accuracy"] == 1.0
+    assert np.isnan(metrics["auc"])  # one-vs-rest AUC of an absent class is undefined
+    assert np.isnan(metrics["precision[flat]"]) and np.isnan(metrics["tpr[flat]"])
+    assert metrics["tnr[flat]"] == 1.0
+    assert metrics["lr_plus[up]"] == np.inf  # perfect: TPR 1, no false positives
+    assert metrics["lr_minus[up]"] == 0.0
+    assert np.isnan(metrics["lr_plus[flat]"])  # TPR undefined
+    # every row predicted "up": TNR of "up" is 0, so lr_minus[up] = (1 - 1) / 0 is 0/0
+    everything_up = classifier_metrics(np.array([0, 2]), np.array([[0.1, 0.1, 0.8]] * 2), classes)
+    assert np.isnan(everything_up["lr_minus[up]"]) and everything_up["lr_plus[up]"] == 1.0
+    assert everything_up["lr_minus[down]"] == 1.0 and np.isnan(everything_up["precision[down]"])
+    empty = classifier_metrics(np.array([], dtype=int), np.empty((0, 3)), classes)
+    assert all(np.isnan(value) for value in empty.values())
+    diverged = classifier_metrics(y, np.full((4, 3), np.nan), classes, loss=float("nan"))
+    assert set(diverged) == set(classifier_metric_names(classes))
+    assert all(np.isnan(value) for value in diverged.values())
+
+
+def test_regressor_metrics_match_scikit_learn(data: MinuteData) -> None:
+    parts = data.parts(Task.REGRESSION, windowed=False)
+    model = LinearRegression().fit(parts["train"].X, parts["train"].y)
+    y, label_value = parts["test"].y.astype(float), parts["test"].label_value
+    predicted = model.predict(parts["test"].X)
+    metrics = regressor_metrics(y, predicted.reshape(-1, 1), label_value=label_value)
+    assert tuple(metrics) == REGRESSOR_METRICS
+    assert metrics["mse"] == pytest.approx(mean_squared_error(y, predicted))
+    assert metrics["loss"] == metrics["mse"]
+    assert metrics["mae"] == pytest.approx(mean_absolute_error(y, predicted))
+    moved = y != 0
+    expected_sign = accuracy_score(np.sign(y[moved]), np.sign(predicted[moved]))
+    assert metrics["sign_accuracy"] == pytest.approx(expected_sign)
+    assert metrics["persistence_mse"] == pytest.approx(mean_squared_error(y[1:], label_value[:-1]))
+    assert metrics["zero_mse"] == pytest.approx(mean_squared_error(y, np.zeros_like(y)))
+    three = regressor_metrics(y, predicted, label_value=label_value, horizon=3, loss=1.5)
+    assert three["persistence_mse"] == pytest.approx(mean_squared_error(y[3:], label_value[:-3]))
+    assert three["loss"] == 1.5
+    by_default = regressor_metrics(y, predicted)["persistence_mse"]  # label_value defaults to y_true
+    assert by_default == pytest.approx(metrics["persistence_mse"], rel=1e-5)
+
+
+def test_undefined_regressor_metrics_are_nan_never_raise() -> None:
+    empty = regressor_metrics(np.array([]), np.array([]))
+    assert all(np.isnan(value) for value in empty.values())
+    flat = regressor_metrics(np.zeros(3), np.array([0.1, -0.1, 0.0]))
+    assert np.isnan(flat["sign_accuracy"]) and flat["zero_mse"] == 0.0
+    short = regressor_metrics(np.array([1.0]), np.array([1.0]))
+    assert np.isnan(short["persistence_mse"]) and short["sign_accuracy"] == 1.0
+    diverged = regressor_metrics(np.array([1.0, -1.0]), np.array([np.nan, 1.0]))
+    assert np.isnan(diverged["mse"]) and np.isnan(diverged["sign_accuracy"]) and diverged["zero_mse"] == 1.0
+    with pytest.raises(ValueError, match=r"The value of `horizon` is 0, but must be `horizon >= 1`"):
+        regressor_metrics(np.ones(3), np.ones(3), horizon=0)

@@ -14,6 +14,7 @@ from atlas_ray.search._spec import ModelSpec, PlannedTrial, Resources, WorkSpec,
 from atlas_ray.search._spec_loader import load_spec
 from atlas_ray.search._trainable import NaNLossError
 from atlas_ray.search._validate import validate
+from atlas_ray.search._zoo import ZOO, ZooModel, callable_model, get_model
 
 __all__ = [
     "ASHA",
@@ -29,7 +30,11 @@ __all__ = [
     "TrialStatus",
     "WorkSpec",
     "WorkUnit",
+    "ZOO",
+    "ZooModel",
+    "callable_model",
     "experiment_uri",
+    "get_model",
     "load_experiment",
     "load_model",
     "load_results",

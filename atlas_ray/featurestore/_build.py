@@ -77,10 +77,9 @@ def parse_range(start: Any, end: Any, resolution: Resolution) -> tuple[pd.Timest
     return lo, hi
 
 
-def compute_span(
+def _span_columns(
     fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp
-) -> pd.DataFrame:
-    """Every feature then label (float64 columns) on the bars ``[lo, hi)``, NaN rows kept."""
+) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray]]:
     step = fls.resolution.offset
     before, after = fls.halo
     data = MarketData(
@@ -96,8 +95,27 @@ def compute_span(
     for feature in fls.columns:
         values = feature.compute(data)
         columns[feature.name] = np.asarray(values.to_numpy(dtype="float64")[i0:i1])
-    index = pd.DatetimeIndex(grid[i0:i1], name="timestamp")
+    return pd.DatetimeIndex(grid[i0:i1], name="timestamp"), columns
+
+
+def compute_span(
+    fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp
+) -> pd.DataFrame:
+    """Every feature then label (float64 columns) on the bars ``[lo, hi)``, NaN rows kept."""
+    index, columns = _span_columns(fls, store, lo, hi)
     return pd.DataFrame(columns, index=index, copy=False)
+
+
+def _chunk_table(fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> pa.Table:
+    """``compute_span``'s valid rows as an Arrow table, built from the columns without a frame."""
+    index, columns = _span_columns(fls, store, lo, hi)
+    keep = np.ones(len(index), dtype=bool)
+    for values in columns.values():
+        keep &= ~np.isnan(values)
+    every = bool(keep.all())
+    arrays = [pa.array(index.asi8 if every else index.asi8[keep], type=pa.timestamp("ns", tz="UTC"))]
+    arrays += [pa.array(values if every else values[keep]) for values in columns.values()]
+    return pa.table(arrays, names=["timestamp", *columns])
 
 
 def _valid_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -156,7 +174,7 @@ def _build_chunk_batch(batch: pa.Table, fls: FeatureLabelSet, store: MarketStore
     tables = []
     for lo_ns, hi_ns in zip(batch.column("lo").to_pylist(), batch.column("hi").to_pylist(), strict=True):
         lo, hi = pd.Timestamp(lo_ns, tz="UTC"), pd.Timestamp(hi_ns, tz="UTC")
-        tables.append(_frame_to_table(_valid_rows(compute_span(fls, store, lo, hi))))
+        tables.append(_chunk_table(fls, store, lo, hi))
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 

@@ -19,7 +19,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from matplotlib.figure import Figure
 from atlas_ray.featurestore._prepared import Task
 from atlas_ray.report import _html
 from atlas_ray.report._load import Experiment, asha_settings, load_experiment_for_report
+from atlas_ray.report._parallel import default_workers, map_in_workers
 from atlas_ray.report._plots_backtest import backtest_plot
 from atlas_ray.report._plots_classifier import classifier_baseball_card
 from atlas_ray.report._plots_curves import (
@@ -49,6 +49,7 @@ from atlas_ray.report._summary import (
     metric_direction,
     resolve_metric,
     summary_frame,
+    summary_row,
 )
 from atlas_ray.search._results import ResultsObject
 
@@ -60,16 +61,17 @@ class ReportSettings:
     """How to build a report. ``metric``: the column to rank by (default: the experiment's own metric,
     else ``loss``); ``top``: cards per experiment and task; ``heat_rows``: rows per heat-table;
     ``filters``: identity fields to keep (``unit``, ``model``, ``status``, ``task``, ``experiment``);
-    ``split``: the split the cards show; ``cost``: the backtest's cost per unit of position changed."""
+    ``split``: the split the cards show; ``cost``: the backtest's cost per unit of position changed;
+    ``workers``: processes drawing figures and summarising trials (default: the usable CPUs, at most 8)."""
 
     out: Path
     metric: str | None = None
     top: int = 5
-    heat_rows: int = 40
+    heat_rows: int = 30
     filters: Mapping[str, str] = field(default_factory=dict)
     split: str = "test"
     cost: float = DEFAULT_COST
-    threads: int = 1
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         if self.top < 1:
@@ -145,7 +147,7 @@ def build_report(experiments: Sequence[str | Experiment], settings: ReportSettin
         names[experiment.uri + f"#{i}"] = key
         results = [r for r in experiment.results if _keep(r, settings.filters)]
         kept[key] = results
-        summaries[key] = summary_frame(results, settings.cost)
+        summaries[key] = _summaries(results, settings)
 
     combined = pd.concat([s for s in summaries.values() if not s.empty], ignore_index=True) \
         if any(not s.empty for s in summaries.values()) else pd.DataFrame()
@@ -202,8 +204,8 @@ def build_report(experiments: Sequence[str | Experiment], settings: ReportSettin
             name = f"{prefix}_backtest_{task}.png"
             jobs.append(_Job(name, "", _bind(backtest_plot, top, settings.split, settings.cost)))
             figures.append((name, f"backtest of the top {len(top)} {task} trials on {settings.split}"))
-            for result in top:
-                cards.append((result.trial_id, _card_jobs(jobs, prefix, result, settings)))
+            for rank, result in enumerate(top):
+                cards.append((result.trial_id, _card_jobs(jobs, prefix, result, settings, full=rank == 0)))
         if results:
             max_t, grace, factor = asha_settings(experiment.meta)
             asha_metric = experiment.metric or "val_loss"
@@ -220,7 +222,7 @@ def build_report(experiments: Sequence[str | Experiment], settings: ReportSettin
                     figures.append((name, f"{task} trials: hyperparameters against {task_metric}"))
         sections.append(_html.experiment_section(experiment, key, tables, figures, cards, settings.filters))
 
-    images = _render(jobs, settings.threads)
+    images = _render(jobs, _workers(settings))
     out = Path(settings.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -252,20 +254,26 @@ def _bind_asha(results: list[ResultsObject], metric: str, max_t: int | None, gra
     return lambda: asha_plot(results, metric, max_t=max_t, grace_period=grace, reduction_factor=factor)
 
 
-def _card_jobs(jobs: list[_Job], prefix: str, result: ResultsObject,
-               settings: ReportSettings) -> list[tuple[str, str]]:
+def _card_jobs(jobs: list[_Job], prefix: str, result: ResultsObject, settings: ReportSettings,
+               full: bool) -> list[tuple[str, str]]:
+    """A top trial's figures: its card, learning curves and ROC / threshold plots; the best trial of
+    each task (``full``) also gets probability histograms and likelihood curves."""
     base = f"{prefix}_{_slug(result.trial_id)}"
     made: list[tuple[str, Callable[[], Figure], str]] = []
     if result.task is Task.REGRESSION:
-        made.append((f"{base}_card.png", _bind(regressor_baseball_card, result, settings.split),
+        made.append((f"{base}_card.png",
+                     lambda: regressor_baseball_card(result, settings.split, cost=settings.cost),
                      "regressor baseball card"))
     else:
-        made.append((f"{base}_card.png", _bind(classifier_baseball_card, result, settings.split),
+        made.append((f"{base}_card.png",
+                     lambda: classifier_baseball_card(result, settings.split, cost=settings.cost),
                      "classifier baseball card"))
-    made.append((f"{base}_curves.png", _bind(learning_curves, result), "learning curves"))
+    if not result.curves.empty:
+        made.append((f"{base}_curves.png", _bind(learning_curves, result), "learning curves"))
     if result.task is not Task.REGRESSION:
         made.append((f"{base}_roc.png", _bind(roc_threshold_plots, result, settings.split),
                      "ROC and precision / recall against threshold"))
+    if result.task is not Task.REGRESSION and full:
         made.append((f"{base}_probabilities.png", _bind(probability_histograms, result, settings.split),
                      "probability histograms"))
         made.append((f"{base}_likelihood.png", _bind(likelihood_curves, result, settings.split),
@@ -275,16 +283,34 @@ def _card_jobs(jobs: list[_Job], prefix: str, result: ResultsObject,
     return [(name, caption) for name, _, caption in made]
 
 
-def _render(jobs: list[_Job], threads: int) -> dict[str, bytes]:
-    """Draw and encode every figure; PNG encoding releases the GIL, so a few threads help a little."""
+def _workers(settings: ReportSettings) -> int:
+    return settings.workers if settings.workers is not None else default_workers()
 
-    def draw(job: _Job) -> tuple[str, bytes]:
-        return job.name, render_png(job.make())
 
-    if threads <= 1:
-        return dict(draw(job) for job in jobs)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return dict(pool.map(draw, jobs))
+def _summaries(results: list[ResultsObject], settings: ReportSettings) -> pd.DataFrame:
+    """``summary_frame`` with the rows computed in worker processes, a block of trials each."""
+    workers = _workers(settings)
+    if workers <= 1 or len(results) < 50:
+        return summary_frame(results, settings.cost)
+    blocks = [results[i::workers] for i in range(workers)]
+    parts = map_in_workers([_bind_rows(block, settings.cost) for block in blocks], workers)
+    order = {r.trial_id: i for i, r in enumerate(results)}
+    rows = sorted((row for part in parts for row in part), key=lambda row: order[row["trial_id"]])
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
+def _bind_rows(block: list[ResultsObject], cost: float) -> Callable[[], list[dict[str, object]]]:
+    return lambda: [summary_row(r, cost) for r in block]
+
+
+def _render(jobs: list[_Job], workers: int) -> dict[str, bytes]:
+    """Draw and encode every figure, in worker processes."""
+    tasks = [_bind_png(job) for job in jobs]
+    return dict(zip([job.name for job in jobs], map_in_workers(tasks, workers), strict=True))
+
+
+def _bind_png(job: _Job) -> Callable[[], bytes]:
+    return lambda: render_png(job.make())
 
 
 def _replace_directory(temp: Path, out: Path) -> None:

@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from atlas_ray.report import stats
-from atlas_ray.report._style import empty_axes
+from atlas_ray.report._style import empty_axes, plain_times
 from atlas_ray.search._results import ResultsObject
 
 __all__ = ["card_split", "draw_accuracy_histogram", "draw_accuracy_over_time", "draw_backtest", "draw_table"]
@@ -28,7 +28,7 @@ def draw_accuracy_over_time(ax: Axes, over_time: pd.DataFrame, overall: float, w
     if over_time.empty:
         empty_axes(ax, f"no {what} over time")
         return
-    ax.plot(over_time.index, over_time.iloc[:, 0], marker="o", markersize=3, linewidth=1, color="#1f77b4")
+    ax.plot(plain_times(over_time.index), over_time.iloc[:, 0], marker="o", markersize=3, linewidth=1, color="#1f77b4")
     ax.axhline(overall, color="black", linestyle="--", linewidth=0.8, label=f"overall {overall:.3f}")
     ax.set_ylabel(what)
     ax.set_title(f"{what} over time (buckets of {_bucket_text(over_time)})", fontsize=9, loc="left")
@@ -77,10 +77,10 @@ def draw_backtest(ax: Axes, result: ResultsObject, frame: pd.DataFrame, cost: fl
         return
     curve = stats.backtest(frame["timestamp"], stats.positions(result, frame),
                            frame["label_value"].to_numpy("float64"), cost)
-    ax.plot(curve.index, curve["cumulative"], color="#2ca02c", linewidth=1, label=f"net (cost {cost:g})")
-    ax.plot(curve.index, curve["cumulative_gross"], color="#1f77b4", linewidth=0.8, alpha=0.7, label="gross")
+    ax.plot(plain_times(curve.index), curve["cumulative"], color="#2ca02c", linewidth=1, label=f"net (cost {cost:g})")
+    ax.plot(plain_times(curve.index), curve["cumulative_gross"], color="#1f77b4", linewidth=0.8, alpha=0.7, label="gross")
     hold = np.cumsum(np.nan_to_num(frame["label_value"].to_numpy("float64")))
-    ax.plot(curve.index, hold, color="0.5", linewidth=0.8, linestyle=":", label="buy and hold")
+    ax.plot(plain_times(curve.index), hold, color="0.5", linewidth=0.8, linestyle=":", label="buy and hold")
     ax.axhline(0.0, color="black", linewidth=0.5)
     ax.set_ylabel("cumulative log return")
     ax.set_title("long/short backtest of the signal", fontsize=9, loc="left")

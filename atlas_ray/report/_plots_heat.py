@@ -2,7 +2,8 @@
 
 Each column is coloured on its own scale over the rows shown (yellow = best for metrics with a
 direction, so a bright column is a good one; positive rates are coloured by their value, 0..1). Rows
-are sorted by the chosen metric (best first; its column comes first, marked ▼) and cut to the top ``top``. A degenerate model (one class
+are sorted by the chosen metric (best first; its column comes first, marked ▼), cut to the top ``top``.
+A degenerate model (one class
 predicted on at least 95% of the validation rows, see ``stats.is_degenerate``) has its row label in
 red, prefixed "DEGENERATE", and its row hatched, so it stands out at a glance however well it scores.
 """

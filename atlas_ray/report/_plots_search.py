@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from atlas_ray.report._style import empty_axes, new_figure
@@ -126,18 +127,26 @@ def asha_plot(
         ax = figure.add_subplot(grid[i // cols, i % cols])
         stopped = 0
         lows, highs = [], []
+        segments = []
+        ends: dict[TrialStatus, list[tuple[float, float]]] = {}
         for result, column in members:
             frame = result.curves[["epoch", column]].dropna()
             if frame.empty:
                 continue
-            epochs = frame["epoch"].to_numpy()
-            values = frame[column].to_numpy("float64")
-            lows.append(np.nanmin(values))
-            highs.append(np.nanmax(values))
-            ax.plot(epochs, values, linewidth=0.8, alpha=0.55, color="#1f77b4")
-            marker, colour = markers[result.status]
-            ax.scatter(epochs[-1:], values[-1:], marker=marker, color=colour, s=28, zorder=3)
+            points = frame.to_numpy("float64")
+            lows.append(np.nanmin(points[:, 1]))
+            highs.append(np.nanmax(points[:, 1]))
+            segments.append(points)
+            ends.setdefault(result.status, []).append((points[-1, 0], points[-1, 1]))
             stopped += result.status is TrialStatus.STOPPED
+        # one collection for all the curves: hundreds of trials draw as quickly as one
+        ax.add_collection(LineCollection(segments, linewidths=0.8, alpha=0.55, colors="#1f77b4"))
+        for status, xy in ends.items():
+            marker, colour = markers[status]
+            ax.scatter([p[0] for p in xy], [p[1] for p in xy], marker=marker, color=colour, s=28, zorder=3,
+                       label=f"{status.value} ({len(xy)})")
+        ax.autoscale_view()
+        ax.legend(fontsize=7, loc="best")
         for milestone in milestones:
             ax.axvline(milestone, color="0.3", linestyle="--", linewidth=0.8)
         if lows and min(lows) > 0 and max(highs) / min(lows) > 100:

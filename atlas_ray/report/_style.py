@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
 
 __all__ = [
-    "CLASS_COLOURS", "DPI", "class_colour", "empty_axes", "grid", "new_figure", "render_png", "trial_title",
+    "CLASS_COLOURS", "DPI", "class_colour", "empty_axes", "grid", "new_figure", "plain_times", "render_png",
+    "trial_title",
 ]
 
 DPI = 80
@@ -87,3 +88,12 @@ def grid(
         rows, cols, left=min(left / width, 0.6), right=1 - right / width, top=1 - top / height,
         bottom=min(bottom / height, 0.5), hspace=hspace, wspace=wspace,
     )
+
+
+def plain_times(index: pd.DatetimeIndex | pd.Index) -> np.ndarray:
+    """UTC times as naive ``datetime64[ns]``: matplotlib converts those in one vectorised step, while a
+    tz-aware index goes through a Python loop over Timestamps (seconds for a few thousand rows)."""
+    times = pd.DatetimeIndex(index)
+    if times.tz is not None:
+        times = times.tz_convert("UTC").tz_localize(None)
+    return times.to_numpy()

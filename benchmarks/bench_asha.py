@@ -1,6 +1,6 @@
 """ASHA against the full budget: the june search (specs/june.py) run twice on the real minute bars.
 
-Once with the spec's ASHA (rungs at 1, 3 and 9 epochs, reduction factor 3) and once with the same
+Once with the spec's ASHA (rungs at 1, 4 and 16 epochs, reduction factor 4) and once with the same
 trials (the same hyperparameters, drawn from the spec's seed, and the same model seeds) trained to
 the full budget (``grace_period = max_t``: nothing stopped). For each: the best validation loss and
 the total epochs trained. Ratio = ASHA's best / the full-budget best (validation loss: lower is

@@ -48,7 +48,8 @@ def perturbed(result: ResultsObject, index: int, rng: np.random.Generator) -> Re
             frame["prediction"] = frame["prediction"] + rng.normal(0, scale * rng.uniform(0.2, 2), len(frame))
         else:
             columns = [f"prob_{c}" for c in result.classes]
-            probs = frame[columns].to_numpy() * rng.lognormal(0, rng.uniform(0.05, 0.6), (len(frame), len(columns)))
+            noise = rng.lognormal(0, rng.uniform(0.05, 0.6), (len(frame), len(columns)))
+            probs = frame[columns].to_numpy() * noise
             probs /= probs.sum(axis=1, keepdims=True)
             frame[columns] = probs
             frame["prediction"] = np.asarray(result.classes, dtype=object)[probs.argmax(axis=1)]
@@ -67,7 +68,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_report-"))
     try:
         t0 = time.perf_counter()
-        source = build_experiment(work / "source", "source", load_bars(ROOT.parent / "shared" / "data"), lags=5)
+        bars = load_bars(ROOT.parent / "shared" / "data")
+        source = build_experiment(work / "source", "source", bars, lags=5)
         real = load_experiment_for_report(str(source)).results
         rng = np.random.default_rng(7)
         target = work / "bench500"

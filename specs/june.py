@@ -6,9 +6,10 @@ features: log returns over 1, 5, 15 and 60 minutes on both exchanges, both excha
 30-minute volatility and the Coinbase / Kraken midpoint spread.
 
 Models: DNNs with hidden layers [3], [6], [3, 3] and [6, 6] (a grid, 5 draws of learning rate and
-l1 / l2 each) and a logistic model (4 draws): 24 trials, ASHA over at most 9 epochs (rungs at 1, 3
-and 9 epochs). Sized to finish on a 2-core machine within 10 minutes: one week of bars (about 9,700
-rows), batches of 256 rows.
+l1 / l2 each) and a logistic model (4 draws): 24 trials, ASHA over at most 16 epochs (rungs at 1, 4
+and 16 epochs, reduction factor 4: about a quarter of the full budget's epochs, see
+benchmarks/bench_asha.py). Sized to finish on a 2-core machine within 10 minutes: one week of
+bars (about 9,700 rows), batches of 256 rows.
 
 Run: ``python -m atlas_ray.search specs/june.py --store ROOT`` (the store holds coinbase and kraken
 ``btc_usd`` 1-minute bars; the spec names exchanges and dates only).
@@ -82,7 +83,7 @@ SPEC = WorkSpec(
             ],
         )
     ],
-    scheduler=ASHA(max_t=9, grace_period=1, reduction_factor=3, metric="val_loss", mode=Mode.MIN),
+    scheduler=ASHA(max_t=16, grace_period=1, reduction_factor=4, metric="val_loss", mode=Mode.MIN),
     resources=Resources(cpu=1),
     max_failures=1,
     seed=2017,

@@ -1,19 +1,12 @@
-"""The market-data store, the feature library and FeatureLabelSets."""
+"""The market-data store, the feature library and FeatureLabelSets.
 
-from atlas_ray.featurestore._schema import Kind, Resolution, bars_kind
-from atlas_ray.featurestore._store import MarketStore, PartitionInfo, default_root
+Market data in (``MarketStore.ingest``), features in plain words (``LogReturns().coinbase().one_min()``)
+and FeatureLabelSets built with Ray Data into aligned frames and prepared for models.
+"""
 
-__all__ = ["Kind", "MarketStore", "PartitionInfo", "Resolution", "bars_kind", "default_root"]
-
-# Market data in: ingest reports, bars helpers.
 from atlas_ray.featurestore._bars import as_resolution, bars_from_trades, resample_bars
-from atlas_ray.featurestore._ingest import GapRange, IngestReport
-
-__all__ += ["GapRange", "IngestReport", "as_resolution", "bars_from_trades", "resample_bars"]
-
-# The feature library: features, their names and the market-data window they compute on.
-from atlas_ray.featurestore._feature import DataRequirement, Feature  # noqa: E402
-from atlas_ray.featurestore._feature_library import (  # noqa: E402
+from atlas_ray.featurestore._feature import DataRequirement, Feature
+from atlas_ray.featurestore._feature_library import (
     FV,
     VWAP,
     Ask,
@@ -33,9 +26,30 @@ from atlas_ray.featurestore._feature_library import (  # noqa: E402
     Volatility,
     Volume,
 )
-from atlas_ray.featurestore._market_data import MarketData, OrderBooks  # noqa: E402
+from atlas_ray.featurestore._featureset import FeatureLabelSet
+from atlas_ray.featurestore._ingest import GapRange, IngestReport
+from atlas_ray.featurestore._labels import Boundaries, Percentiles, apply_categories
+from atlas_ray.featurestore._market_data import MarketData, OrderBooks
+from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
+from atlas_ray.featurestore._scaling import apply_scaling
+from atlas_ray.featurestore._schema import Kind, Resolution, bars_kind
+from atlas_ray.featurestore._splits import TimeSplit
+from atlas_ray.featurestore._store import MarketStore, PartitionInfo, default_root
 
-__all__ += [
+__all__ = [
+    # market data in
+    "GapRange",
+    "IngestReport",
+    "Kind",
+    "MarketStore",
+    "PartitionInfo",
+    "Resolution",
+    "as_resolution",
+    "bars_from_trades",
+    "bars_kind",
+    "default_root",
+    "resample_bars",
+    # the feature library
     "FV",
     "VWAP",
     "Ask",
@@ -58,16 +72,7 @@ __all__ += [
     "Spread",
     "Volatility",
     "Volume",
-]
-
-# FeatureLabelSets: building featuresets with Ray Data and preparing them for models.
-from atlas_ray.featurestore._featureset import FeatureLabelSet  # noqa: E402
-from atlas_ray.featurestore._labels import Boundaries, Percentiles, apply_categories  # noqa: E402
-from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task  # noqa: E402
-from atlas_ray.featurestore._scaling import apply_scaling  # noqa: E402
-from atlas_ray.featurestore._splits import TimeSplit  # noqa: E402
-
-__all__ += [
+    # FeatureLabelSets
     "Boundaries",
     "FeatureLabelSet",
     "Percentiles",

@@ -33,12 +33,13 @@ def backtest_plot(
         curve = stats.backtest(frame["timestamp"], stats.positions(result, frame),
                                frame["label_value"].to_numpy("float64"), cost)
         summary = stats.backtest_summary(curve)
-        ax.plot(plain_times(curve.index), curve["cumulative"], linewidth=1, color=f"C{i % 10}",
+        times = plain_times(curve.index)
+        ax.plot(times, curve["cumulative"], linewidth=1, color=f"C{i % 10}",
                 label=f"{result.trial_id} ({result.identity.model}) net {summary['net_return']:+.4f}, "
                       f"turnover {summary['turnover']:.0f}")
         if not hold_drawn:
             hold = np.cumsum(np.nan_to_num(frame["label_value"].to_numpy("float64")))
-            ax.plot(plain_times(curve.index), hold, color="0.5", linestyle=":", linewidth=1, label="buy and hold")
+            ax.plot(times, hold, color="0.5", linestyle=":", linewidth=1, label="buy and hold")
             hold_drawn = True
         drawn += 1
     if not drawn:

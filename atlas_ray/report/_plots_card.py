@@ -28,7 +28,8 @@ def draw_accuracy_over_time(ax: Axes, over_time: pd.DataFrame, overall: float, w
     if over_time.empty:
         empty_axes(ax, f"no {what} over time")
         return
-    ax.plot(plain_times(over_time.index), over_time.iloc[:, 0], marker="o", markersize=3, linewidth=1, color="#1f77b4")
+    ax.plot(plain_times(over_time.index), over_time.iloc[:, 0], marker="o", markersize=3, linewidth=1,
+            color="#1f77b4")
     ax.axhline(overall, color="black", linestyle="--", linewidth=0.8, label=f"overall {overall:.3f}")
     ax.set_ylabel(what)
     ax.set_title(f"{what} over time (buckets of {_bucket_text(over_time)})", fontsize=9, loc="left")
@@ -58,16 +59,16 @@ def draw_accuracy_histogram(ax: Axes, values: np.ndarray, what: str) -> None:
 
 
 def draw_table(ax: Axes, rows: Sequence[Sequence[str]], columns: Sequence[str], title: str) -> None:
+    """A metrics table as one block of monospaced text (one text object lays out ten times quicker than
+    matplotlib's cell-by-cell table), header underlined."""
     ax.axis("off")
-    table = ax.table(cellText=[list(r) for r in rows], colLabels=list(columns), loc="upper center",
-                     cellLoc="center")
-    table.auto_set_font_size(False)
-    table.set_fontsize(8)
-    table.scale(1.0, 1.25)
-    for (row, _), cell in table.get_celld().items():
-        if row == 0:
-            cell.set_facecolor("#dde6f0")
-            cell.set_text_props(fontweight="bold")
+    cells = [list(columns), *[list(r) for r in rows]]
+    widths = [max(len(str(row[j])) for row in cells) for j in range(len(columns))]
+    lines = ["  ".join(str(cell).rjust(width) for cell, width in zip(row, widths, strict=True))
+             for row in cells]
+    lines.insert(1, "-" * len(lines[0]))
+    ax.text(0.0, 1.0, "\n".join(lines), family="monospace", fontsize=9, va="top", ha="left",
+            transform=ax.transAxes, linespacing=1.5)
     ax.set_title(title, fontsize=9, loc="left")
 
 
@@ -77,10 +78,11 @@ def draw_backtest(ax: Axes, result: ResultsObject, frame: pd.DataFrame, cost: fl
         return
     curve = stats.backtest(frame["timestamp"], stats.positions(result, frame),
                            frame["label_value"].to_numpy("float64"), cost)
-    ax.plot(plain_times(curve.index), curve["cumulative"], color="#2ca02c", linewidth=1, label=f"net (cost {cost:g})")
-    ax.plot(plain_times(curve.index), curve["cumulative_gross"], color="#1f77b4", linewidth=0.8, alpha=0.7, label="gross")
+    times = plain_times(curve.index)
+    ax.plot(times, curve["cumulative"], color="#2ca02c", linewidth=1, label=f"net (cost {cost:g})")
+    ax.plot(times, curve["cumulative_gross"], color="#1f77b4", linewidth=0.8, alpha=0.7, label="gross")
     hold = np.cumsum(np.nan_to_num(frame["label_value"].to_numpy("float64")))
-    ax.plot(plain_times(curve.index), hold, color="0.5", linewidth=0.8, linestyle=":", label="buy and hold")
+    ax.plot(times, hold, color="0.5", linewidth=0.8, linestyle=":", label="buy and hold")
     ax.axhline(0.0, color="black", linewidth=0.5)
     ax.set_ylabel("cumulative log return")
     ax.set_title("long/short backtest of the signal", fontsize=9, loc="left")

@@ -90,9 +90,11 @@ def regressor_baseball_card(
     if finite.sum() > 1:
         ax_scatter.hexbin(prediction[finite], reality[finite], gridsize=60, bins="log", cmap="viridis",
                           mincnt=1)
-        low = float(np.percentile(np.r_[prediction[finite], reality[finite]], 0.5))
-        high = float(np.percentile(np.r_[prediction[finite], reality[finite]], 99.5))
-        ax_scatter.plot([low, high], [low, high], color="red", linewidth=0.8, linestyle="--", label="y = x")
+        low, high = np.percentile(prediction[finite], [0.5, 99.5])
+        pad = (high - low) * 0.1 or 1e-9
+        ax_scatter.plot([low - pad, high + pad], [low - pad, high + pad], color="red", linewidth=0.8,
+                        linestyle="--", label="y = x")
+        ax_scatter.set_xlim(low - pad, high + pad)  # the predictions' own range: they are often tiny
         ax_scatter.axhline(0, color="black", linewidth=0.4)
         ax_scatter.axvline(0, color="black", linewidth=0.4)
         ax_scatter.set_xlabel("prediction")

@@ -46,7 +46,7 @@ def hyperparameter_plot(data: Sequence[ResultsObject] | pd.DataFrame, metric: st
         return figure
     metric = resolve_metric(metric, summary)
     cols = min(3, len(hps))
-    grid = layout(figure, (len(hps) + cols - 1) // cols, cols, left=0.9, hspace=0.5, wspace=0.35)
+    grid = layout(figure, (len(hps) + cols - 1) // cols, cols, left=0.9, top=0.75, bottom=0.9, hspace=0.6, wspace=0.35)
     units = sorted(summary["unit"].astype(str).unique())
     colour = {u: f"C{i % 10}" for i, u in enumerate(units)}
     rng = np.random.default_rng(0)
@@ -115,7 +115,7 @@ def asha_plot(
     if not units:
         empty_axes(figure.add_subplot(), f"no trial recorded {metric!r} per epoch")
         return figure
-    grid = layout(figure, (n + cols - 1) // cols, cols, left=0.9, hspace=0.45, wspace=0.25)
+    grid = layout(figure, (n + cols - 1) // cols, cols, left=0.9, top=0.85, hspace=0.5, wspace=0.25)
     milestones = rungs(max_t, grace_period, reduction_factor)
     markers = {TrialStatus.STOPPED: ("x", "red"), TrialStatus.COMPLETED: ("o", "green"),
                TrialStatus.FAILED: ("s", "black"), TrialStatus.RUNNING: ("^", "orange")}

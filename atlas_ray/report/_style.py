@@ -11,6 +11,8 @@ import io
 from collections.abc import Sequence
 
 import matplotlib
+import numpy as np
+import pandas as pd
 
 matplotlib.use("Agg", force=False)
 

@@ -307,7 +307,7 @@ def _run_tune(
                 name=spec.name,
                 storage_path=experiment.rsplit("/", 1)[0],
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                 progress_reporter=_reporter(spec),
                 callbacks=[_settler(experiment, spec, spec_path, units)],
                 verbose=1,

@@ -60,7 +60,8 @@ def test_the_page_loads_in_chromium_sorts_and_shows_every_image(built):
         # a numeric column sorts as numbers, NaN ("-") last
         accuracy = page.evaluate(
             "(() => { const t = document.querySelector('table.sortable.trials');"
-            " const i = Array.from(t.tHead.rows[0].cells).findIndex(c => c.textContent.startsWith('accuracy'));"
+            " const i = Array.from(t.tHead.rows[0].cells)"
+            "   .findIndex(c => c.textContent.startsWith('accuracy'));"
             " t.tHead.rows[0].cells[i].click();"
             " return Array.from(t.tBodies[0].rows).map(r => r.cells[i].getAttribute('data-v')); })()")
         numbers = [float(v) for v in accuracy if v]

@@ -85,7 +85,7 @@ def test_heat_table_counts_cells_and_marks_degenerate_rows(june_a):
     assert len(ax.patches) == 1
     values = [float(ax.texts[i * columns].get_text()) for i in range(rows)]
     assert values == sorted(values, reverse=True)
-    with pytest.raises(ReportError, match="unknown --metric 'sharpe'; known metrics: .*accuracy"):
+    with pytest.raises(ReportError, match=r"unknown --metric 'sharpe'; known metrics: .*accuracy"):
         report.heat_table(summary, metric="sharpe")
 
 
@@ -113,8 +113,10 @@ def test_search_views(june_a, report_experiments):
     titles = [a.get_title(loc="left") for a in figure.axes]
     assert titles == ["regression: 1 trials, 0 stopped early", "three_class: 9 trials, 3 stopped early"]
     ax = figure.axes[1]
-    stopped = [c for c in ax.collections if tuple(np.round(c.get_facecolor()[0][:3], 2)) == (1.0, 0.0, 0.0)]
-    assert len(stopped) == 3  # the three trials the ASHA rule stopped
+    stopped = [c for c in ax.collections if c.get_label().startswith("stopped")]
+    assert len(stopped) == 1 and len(stopped[0].get_offsets()) == 3  # the three trials ASHA stopped
+    assert tuple(np.round(stopped[0].get_facecolor()[0][:3], 2)) == (1.0, 0.0, 0.0)
+    assert len(ax.collections[0].get_segments()) == 9  # every three_class trial's curve
     assert sum(1 for line in ax.get_lines() if line.get_linestyle() == "--") == 2  # rungs at epochs 2 and 4
     assert report.rungs(8, 2, 2) == [2, 4]
     assert_not_blank(figure)

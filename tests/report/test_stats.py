@@ -54,7 +54,8 @@ def test_class_statistics_match_sklearn(multiclass):
         assert row["lr_minus"] == pytest.approx(lr_minus)
         assert row["prevalence"] == pytest.approx(truth.mean())
         assert row["positive_rate"] == pytest.approx(predicted.mean())
-    atlas = stats.atlas_likelihood_ratio(table["positive_rate"].to_numpy(), table["predictive_value"].to_numpy())
+    rate, value = table["positive_rate"].to_numpy(), table["predictive_value"].to_numpy()
+    atlas = stats.atlas_likelihood_ratio(rate, value)
     np.testing.assert_allclose(atlas, table["positive_rate"] / (1 - table["predictive_value"]))
 
 
@@ -66,7 +67,8 @@ def test_roc_and_auc_match_sklearn(multiclass, binary):
         np.testing.assert_allclose(fpr, e_fpr)
         np.testing.assert_allclose(tpr, e_tpr)
         np.testing.assert_allclose(thresholds, e_thr)
-        assert stats.roc_auc(y_true == c, probs[:, c]) == pytest.approx(skm.roc_auc_score(y_true == c, probs[:, c]))
+        expected = skm.roc_auc_score(y_true == c, probs[:, c])
+        assert stats.roc_auc(y_true == c, probs[:, c]) == pytest.approx(expected)
     assert stats.macro_auc(y_true, probs) == pytest.approx(
         skm.roc_auc_score(y_true, probs, multi_class="ovr", average="macro"))
     _, b_true, _, b_probs = _classifier_inputs(binary)

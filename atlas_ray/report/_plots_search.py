@@ -46,7 +46,8 @@ def hyperparameter_plot(data: Sequence[ResultsObject] | pd.DataFrame, metric: st
         return figure
     metric = resolve_metric(metric, summary)
     cols = min(3, len(hps))
-    grid = layout(figure, (len(hps) + cols - 1) // cols, cols, left=0.9, top=0.75, bottom=0.9, hspace=0.6, wspace=0.35)
+    grid = layout(figure, (len(hps) + cols - 1) // cols, cols, left=0.9, top=0.75, bottom=0.9, hspace=0.6,
+                  wspace=0.35)
     units = sorted(summary["unit"].astype(str).unique())
     colour = {u: f"C{i % 10}" for i, u in enumerate(units)}
     rng = np.random.default_rng(0)

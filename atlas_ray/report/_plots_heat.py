@@ -41,10 +41,26 @@ def _classes(summary: pd.DataFrame) -> list[str]:
     return out
 
 
-def _label(row: pd.Series, width: int = 52) -> str:
+def _varying_hyperparameters(rows: pd.DataFrame) -> list[str]:
+    """The ``hp.*`` columns whose values differ among ``rows``: what tells these trials apart."""
+    varying = []
+    for column in (c for c in rows.columns if c.startswith("hp.")):
+        values = {repr(v) for v in rows[column] if not (isinstance(v, float) and np.isnan(v))}
+        if len(values) > 1:
+            varying.append(column)
+    return varying
+
+
+def _label(row: pd.Series, varying: Sequence[str], width: int = 64) -> str:
+    """``trial model`` and the hyperparameters that vary among the rows shown (not those all share)."""
     text = f"{row['trial_id']}  {row['model']}"
-    if row.get("hyperparameters"):
-        text += f"  {row['hyperparameters']}"
+    shown = [
+        f"{column[3:]}={_short_value(row[column])}"
+        for column in varying
+        if not (isinstance(row[column], float) and np.isnan(row[column]))
+    ]
+    if shown:
+        text += "  " + ", ".join(shown)
     if len(text) > width:
         text = text[: width - 1] + "…"
     if row.get("status") not in (None, "completed"):
@@ -52,6 +68,12 @@ def _label(row: pd.Series, width: int = 52) -> str:
     if bool(row.get("degenerate", False)):
         text = "DEGENERATE · " + text
     return text
+
+
+def _short_value(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value).replace(" ", "")
 
 
 def heat_table(
@@ -101,8 +123,9 @@ def heat_table(
         colours[:, j] = 1.0 - scaled if lower_is_better(column) else scaled
 
     n_rows, n_cols = values.shape
-    labels = [_label(row) for _, row in shown.iterrows()]
-    left = 0.3 + 0.062 * max(len(label) for label in labels)
+    varying = _varying_hyperparameters(shown)
+    labels = [_label(row, varying) for _, row in shown.iterrows()]
+    left = 0.3 + 0.068 * max(len(label) for label in labels)
     width, height = left + 0.95 * n_cols + 0.4, 1.75 + 0.3 * n_rows
     figure = new_figure(width, height)
     figure.subplots_adjust(left=left / width, right=1 - 0.4 / width, top=1 - 1.55 / height,

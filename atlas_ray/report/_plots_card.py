@@ -7,12 +7,22 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.gridspec import GridSpec
 
 from atlas_ray.report import stats
-from atlas_ray.report._style import empty_axes, plain_times
+from atlas_ray.report._style import empty_axes, new_figure, plain_times, trial_title
+from atlas_ray.report._style import grid as layout
 from atlas_ray.search._results import ResultsObject
 
-__all__ = ["card_split", "draw_accuracy_histogram", "draw_accuracy_over_time", "draw_backtest", "draw_table"]
+__all__ = [
+    "card_figure",
+    "card_split",
+    "draw_accuracy_histogram",
+    "draw_accuracy_over_time",
+    "draw_backtest",
+    "draw_table",
+]
 
 
 def card_split(result: ResultsObject, split: str) -> tuple[str, pd.DataFrame]:
@@ -22,6 +32,20 @@ def card_split(result: ResultsObject, split: str) -> tuple[str, pd.DataFrame]:
         if not frame.empty:
             return name, frame
     return split, result.predictions
+
+
+def card_figure(result: ResultsObject, split: str) -> tuple[str, pd.DataFrame, Figure, GridSpec]:
+    """A baseball card's frame: the split shown and its rows, and a titled 3 x 3 figure and its grid."""
+    split, frame = card_split(result, split)
+    figure = new_figure(16, 12)
+    grid = layout(figure, 3, 3, left=0.9, top=0.7, bottom=0.75, hspace=0.55, wspace=0.28)
+    hp = ", ".join(f"{a}={b}" for a, b in sorted(result.identity.hyperparameters.items()))
+    figure.suptitle(
+        trial_title(result.trial_id, result.identity.unit, result.identity.model, hp,
+                    f"{split} split, {len(frame)} rows, {result.status.value}"),
+        fontsize=11, x=0.01, ha="left",
+    )
+    return split, frame, figure, grid
 
 
 def draw_accuracy_over_time(ax: Axes, over_time: pd.DataFrame, overall: float, what: str) -> None:

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from atlas_ray.featurestore._prepared import Task
 from atlas_ray.report import stats
 from atlas_ray.report._plots_card import (
-    card_split,
+    card_figure,
     draw_accuracy_histogram,
     draw_accuracy_over_time,
     draw_backtest,
@@ -18,8 +18,7 @@ from atlas_ray.report._plots_card import (
     draw_table,
     fmt,
 )
-from atlas_ray.report._style import empty_axes, new_figure, trial_title
-from atlas_ray.report._style import grid as layout
+from atlas_ray.report._style import empty_axes
 from atlas_ray.report._summary import DEFAULT_COST
 from atlas_ray.search._results import ResultsObject
 
@@ -35,15 +34,7 @@ def regressor_baseball_card(
             f"The value of `result.task` is {result.task.value!r}, but a regressor card needs a "
             "regression trial; use `classifier_baseball_card`."
         )
-    split, frame = card_split(result, split)
-    figure = new_figure(16, 12)
-    grid = layout(figure, 3, 3, left=0.9, top=0.7, bottom=0.75, hspace=0.55, wspace=0.28)
-    hp = ", ".join(f"{a}={b}" for a, b in sorted(result.identity.hyperparameters.items()))
-    figure.suptitle(
-        trial_title(result.trial_id, result.identity.unit, result.identity.model, hp,
-                    f"{split} split, {len(frame)} rows, {result.status.value}"),
-        fontsize=11, x=0.01, ha="left",
-    )
+    split, frame, figure, grid = card_figure(result, split)
     ax_cm = figure.add_subplot(grid[0, 0])
     ax_table = figure.add_subplot(grid[0, 1:])
     ax_time = figure.add_subplot(grid[1, :2])

@@ -27,13 +27,14 @@ from atlas_ray.featurestore._feature_library import (
     Volume,
 )
 from atlas_ray.featurestore._featureset import FeatureLabelSet
+from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._ingest import GapRange, IngestReport
 from atlas_ray.featurestore._labels import Boundaries, Percentiles, apply_categories
 from atlas_ray.featurestore._market_data import MarketData, OrderBooks
 from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
 from atlas_ray.featurestore._scaling import apply_scaling
 from atlas_ray.featurestore._schema import Kind, Resolution, bars_kind
-from atlas_ray.featurestore._splits import TimeSplit
+from atlas_ray.featurestore._splits import TimeSplit, WalkForward
 from atlas_ray.featurestore._store import MarketStore, PartitionInfo, default_root
 
 __all__ = [
@@ -75,11 +76,13 @@ __all__ = [
     # FeatureLabelSets
     "Boundaries",
     "FeatureLabelSet",
+    "FoldedSet",
     "Percentiles",
     "PreparedSet",
     "SplitPart",
     "Task",
     "TimeSplit",
+    "WalkForward",
     "apply_categories",
     "apply_scaling",
 ]

@@ -7,7 +7,12 @@ A FeatureLabelSet is a frozen definition (no work in ``__init__`` beyond checkin
 * ``prepare(frame, split)`` and ``walk_forward(frame, folds)`` make ``PreparedSet``s for models: split
   by time with purge gaps (``_splits``), z-scaled with training statistics (``_scaling``), the label
   categorised with boundaries fitted on training data (``_labels``), the training classes rebalanced
-  (``_rebalance``) and rows cut into windows (``_windows``);
+  (``_rebalance``, its draws from ``seed``) and rows cut into windows (``_windows``); with a
+  ``WalkForward`` split, ``prepare`` gives a ``FoldedSet`` (one PreparedSet per fold, see ``_folded``);
+* label gaps: ``build`` marks the rows whose label spans a bar that was missing and filled (its value
+  rests on an invented price): ``label_gap_counts(frame)`` counts them per label, and
+  ``label_gaps="drop"`` leaves them out of every part when preparing (the default ``"keep"`` keeps
+  them, as before, and the count is printed by the search);
 * ``plot_data`` and ``coverage`` show what a range holds (``_plot``).
 
 Decisions: when several labels are given, ``prepare`` uses the first unless told ``label=``; the
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -36,6 +41,7 @@ from atlas_ray.featurestore._build import (
     table_to_frame,
 )
 from atlas_ray.featurestore._feature import DataRequirement, Feature
+from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._fs_cache import cache_key, cache_path, data_version, read_cached, write_cached
 from atlas_ray.featurestore._labels import (
     Boundaries,
@@ -49,7 +55,14 @@ from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
 from atlas_ray.featurestore._rebalance import check_rebalance, rebalance_positions
 from atlas_ray.featurestore._scaling import SCALINGS, apply_scaling, fit_scaling, identity_scaling
 from atlas_ray.featurestore._schema import Resolution
-from atlas_ray.featurestore._splits import PartSlices, TimeSplit, split_positions, walk_forward_positions
+from atlas_ray.featurestore._splits import (
+    PartSlices,
+    TimeSplit,
+    WalkForward,
+    split_positions,
+    walk_forward_positions,
+    walk_forward_split,
+)
 from atlas_ray.featurestore._store import MarketStore
 from atlas_ray.featurestore._windows import check_window, cut_windows, window_ends
 
@@ -58,7 +71,13 @@ if TYPE_CHECKING:
 
 __all__ = ["FeatureLabelSet"]
 
-_DEFINITION_FIELDS = ("features", "labels", "fill_limit", "scaling", "categories", "rebalance", "window")
+_DEFINITION_FIELDS = (
+    "features", "labels", "fill_limit", "scaling", "categories", "rebalance", "window", "label_gaps"
+)
+LABEL_GAPS: tuple[str, ...] = ("keep", "drop")
+#: ``frame.attrs`` key under which ``build`` records, per label name, the times (int64 ns, UTC) of the
+#: rows whose label spans a filled bar.
+LABEL_GAPS_ATTR = "label_gaps"
 
 
 @dataclass(frozen=True)
@@ -69,7 +88,8 @@ class FeatureLabelSet:
     up to this many in a row are filled causally (longer gaps leave rows out). ``scaling``: ``"zscore"``
     or ``None``. ``categories``: ``Percentiles``/``Boundaries`` for a classification label, ``None`` for
     regression. ``rebalance``: ``"undersample"``/``"oversample"``/``None`` (training part only).
-    ``window``: rows per window for sequence models, ``None`` for flat rows.
+    ``window``: rows per window for sequence models, ``None`` for flat rows. ``label_gaps``:
+    ``"keep"`` or ``"drop"`` the rows whose label spans a filled (missing) bar.
     """
 
     features: Sequence[Feature]
@@ -80,6 +100,7 @@ class FeatureLabelSet:
     categories: Percentiles | Boundaries | None = None
     rebalance: Literal["undersample", "oversample"] | None = None
     window: int | None = None
+    label_gaps: Literal["keep", "drop"] = "keep"
 
     def __post_init__(self) -> None:
         features = _as_tuple("features", self.features)
@@ -130,6 +151,10 @@ class FeatureLabelSet:
                 "(a regression label has no classes to balance)."
             )
         check_window(self.window)
+        if self.label_gaps not in LABEL_GAPS:
+            raise FeatureError(
+                f"The value of `label_gaps` is {self.label_gaps!r}, but must be one of {list(LABEL_GAPS)}."
+            )
 
     # ------------------------------------------------------------------ description
     @property
@@ -165,6 +190,7 @@ class FeatureLabelSet:
             "categories": self.categories.definition() if self.categories is not None else None,
             "rebalance": self.rebalance,
             "window": self.window,
+            **({"label_gaps": self.label_gaps} if self.label_gaps != "keep" else {}),
         }
 
     @classmethod
@@ -194,6 +220,7 @@ class FeatureLabelSet:
             categories=categories_from_definition(definition.get("categories")),
             rebalance=definition.get("rebalance"),
             window=definition.get("window"),
+            label_gaps=definition.get("label_gaps", "keep"),
         )
 
     # ------------------------------------------------------------------ building
@@ -239,12 +266,12 @@ class FeatureLabelSet:
         if cache:
             cached = read_cached(store, key)
             if cached is not None:
-                return table_to_frame(cached)
+                return self._mark_label_gaps(table_to_frame(cached), store)
         frame = build_ray(self, store, lo, hi, chunk_rows=chunk_rows)
         self._check_not_empty(len(frame), lo, hi)
         if cache:
             write_cached(store, key, frame_to_table(frame))
-        return frame
+        return self._mark_label_gaps(frame, store)
 
     def build_local(self, start: Any, end: Any, store: MarketStore | None = None) -> pd.DataFrame:
         """``build`` computed in this process in one piece, without Ray and without the cache."""
@@ -253,7 +280,38 @@ class FeatureLabelSet:
         self._missing_check(store, lo, hi)
         frame = build_local(self, store, lo, hi)
         self._check_not_empty(len(frame), lo, hi)
+        return self._mark_label_gaps(frame, store)
+
+    def data_state(self, start: Any, end: Any, store: MarketStore | None = None) -> dict[str, Any]:
+        """What ``build(start, end, store)`` reads: its cache key and the store partitions (path, size,
+        modification time) it depends on, for an experiment's provenance."""
+        store = store if store is not None else MarketStore()
+        lo, hi = parse_range(start, end, self.resolution)
+        markets = {(r.exchange, r.pair) for item in self.columns for r in _all_requirements(item)}
+        return {
+            "store": str(store.root),
+            "cache_key": self._cache_key(store, lo, hi),
+            "partitions": data_version(store, *self._load_range(lo, hi), markets=markets),
+        }
+
+    # ------------------------------------------------------------------ label gaps
+    def _mark_label_gaps(self, frame: pd.DataFrame, store: MarketStore) -> pd.DataFrame:
+        """``frame`` with ``attrs["label_gaps"]``: per label, the times of rows whose label looks across
+        a bar the store lacks (filled causally when built), i.e. a missing bar in ``(t, t + horizon]``."""
+        gaps: dict[str, np.ndarray] = {}
+        if len(frame):
+            index = pd.DatetimeIndex(frame.index)
+            for label in self.labels:
+                gaps[label.name] = index.asi8[_label_gap_mask(label, index, store, self.resolution)]
+        frame.attrs[LABEL_GAPS_ATTR] = gaps
         return frame
+
+    def label_gap_counts(self, frame: pd.DataFrame) -> dict[str, int]:
+        """Per label, how many rows of ``frame`` (as ``build`` returned it) hold a label that spans a
+        filled bar; empty when the frame does not come from ``build``."""
+        gaps = frame.attrs.get(LABEL_GAPS_ATTR) or {}
+        index = pd.DatetimeIndex(frame.index).asi8
+        return {name: int(np.isin(index, stamps).sum()) for name, stamps in gaps.items()}
 
     def _check_not_empty(self, rows: int, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
         if rows == 0:
@@ -307,19 +365,62 @@ class FeatureLabelSet:
                 f"{frame.index[row].isoformat()}, but features must be finite to prepare."
             )
 
+    @overload
     def prepare(
-        self, frame: pd.DataFrame, split: TimeSplit | None = None, *, label: str | None = None
-    ) -> PreparedSet:
+        self, frame: pd.DataFrame, split: TimeSplit | None = None, *, label: str | None = None, seed: int = 0
+    ) -> PreparedSet: ...
+
+    @overload
+    def prepare(
+        self, frame: pd.DataFrame, split: WalkForward, *, label: str | None = None, seed: int = 0
+    ) -> FoldedSet: ...
+
+    def prepare(
+        self,
+        frame: pd.DataFrame,
+        split: TimeSplit | WalkForward | None = None,
+        *,
+        label: str | None = None,
+        seed: int = 0,
+    ) -> PreparedSet | FoldedSet:
         """Train / validation / test parts of ``frame`` (a built frame), fitted on train only.
 
         ``split`` defaults to ``TimeSplit(0.7, 0.15, 0.15, purge=None)``; ``purge=None`` leaves the
-        label's horizon in rows between parts.
+        label's horizon in rows between parts. A ``WalkForward`` split gives a ``FoldedSet``: one
+        PreparedSet per fold, each fitted on its own training window, each holding the sealed test
+        block as its ``test`` part. ``seed``: the random state of rebalancing draws.
         """
         split = split if split is not None else TimeSplit()
         target = self._label(label)
         self._check_frame(frame, target.name)
+        frame = self._drop_label_gaps(frame, target)
         purge = split.purge if split.purge is not None else target.horizon
-        return self._prepare_parts(frame, split_positions(len(frame), split, purge), target)
+        if isinstance(split, WalkForward):
+            folds, _ = walk_forward_split(len(frame), split, purge)
+            return FoldedSet(
+                folds=tuple(self._prepare_parts(frame, parts, target, seed) for parts in folds),
+                split={
+                    "kind": "walk_forward",
+                    "folds": split.folds,
+                    "test": split.test,
+                    "purge": purge,
+                    "embargo": split.embargo,
+                    "window": split.window,
+                },
+            )
+        if not isinstance(split, TimeSplit):
+            raise FeatureError(
+                f"The value of `split` is {split!r}, but must be a TimeSplit or a WalkForward."
+            )
+        return self._prepare_parts(frame, split_positions(len(frame), split, purge), target, seed)
+
+    def _drop_label_gaps(self, frame: pd.DataFrame, target: Feature) -> pd.DataFrame:
+        if self.label_gaps != "drop":
+            return frame
+        stamps = (frame.attrs.get(LABEL_GAPS_ATTR) or {}).get(target.name)
+        if stamps is None or len(stamps) == 0:
+            return frame
+        return frame.loc[~np.isin(pd.DatetimeIndex(frame.index).asi8, stamps)]
 
     def walk_forward(
         self,
@@ -335,9 +436,11 @@ class FeatureLabelSet:
         self._check_frame(frame, target.name)
         gap = purge if purge is not None else target.horizon
         slices = walk_forward_positions(len(frame), folds, gap, validation)
-        return [self._prepare_parts(frame, parts, target) for parts in slices]
+        return [self._prepare_parts(frame, parts, target, 0) for parts in slices]
 
-    def _prepare_parts(self, frame: pd.DataFrame, parts: PartSlices, target: Feature) -> PreparedSet:
+    def _prepare_parts(
+        self, frame: pd.DataFrame, parts: PartSlices, target: Feature, seed: int
+    ) -> PreparedSet:
         names = list(self.feature_names)
         train = frame.iloc[parts.train]
         scaling = fit_scaling(train, names) if self.scaling == "zscore" else identity_scaling(names)
@@ -347,7 +450,9 @@ class FeatureLabelSet:
             else None
         )
         made = {
-            part: self._make_part(frame.iloc[rows], scaling, categories, target, train=(part == "train"))
+            part: self._make_part(
+                frame.iloc[rows], scaling, categories, target, train=(part == "train"), seed=seed
+            )
             for part, rows in (("train", parts.train), ("validation", parts.validation), ("test", parts.test))
         }
         if categories is None:
@@ -377,6 +482,7 @@ class FeatureLabelSet:
         target: Feature,
         *,
         train: bool,
+        seed: int = 0,
     ) -> SplitPart:
         values = apply_scaling(part, scaling).to_numpy(dtype="float32")
         label_value = part[target.name].to_numpy(dtype="float64")
@@ -392,7 +498,7 @@ class FeatureLabelSet:
         else:
             rows = np.flatnonzero(keep)
         if train and self.rebalance is not None:
-            rows = rows[rebalance_positions(ids[rows], self.rebalance)]
+            rows = rows[rebalance_positions(ids[rows], self.rebalance, seed=seed)]
         X = cut_windows(values, rows, self.window) if self.window is not None else values[rows]
         y = ids[rows].astype("int64") if categories is not None else ids[rows].astype("float32")
         return SplitPart(
@@ -423,3 +529,28 @@ def _all_requirements(feature: Feature) -> list[DataRequirement]:
             out.append(option)
             option = option.fallback
     return out
+
+
+def _label_gap_mask(
+    label: Feature, index: pd.DatetimeIndex, store: MarketStore, resolution: Resolution
+) -> np.ndarray:
+    """Rows of ``index`` whose ``label`` looks across a bar missing from the store (a bar of one of
+    its markets, in ``(t, t + horizon]``); all False for a label without bars or horizon."""
+    horizon = label.horizon
+    mask = np.zeros(len(index), dtype=bool)
+    bars = {(r.exchange, r.pair) for r in _all_requirements(label) if r.kind == "bars"}
+    if horizon <= 0 or not bars or not len(index):
+        return mask
+    step = resolution.offset
+    data = MarketData(store, index[0], index[-1] + (horizon + 1) * step, resolution, fill_limit=0)
+    grid = data.grid.asi8
+    positions = np.searchsorted(grid, index.asi8)
+    for exchange, pair in sorted(bars):
+        if not data.has(exchange, pair, "bars"):
+            continue
+        missing = data.bars(exchange, pair)["close"].isna().to_numpy()
+        before = np.concatenate([[0], np.cumsum(missing)])
+        # missing bars among positions p + 1 .. p + horizon
+        upper = np.minimum(positions + horizon + 1, len(missing))
+        mask |= (before[upper] - before[np.minimum(positions + 1, len(missing))]) > 0
+    return mask

@@ -5,6 +5,8 @@ read back afterwards. The key is the SHA-256 of a JSON document holding
 
 * the featureset's ``definition()`` (feature and label names and parameters),
 * the UTC range ``[start, end)``,
+* the feature code's version (``feature_code_version``: the SHA-256 of the source of every module
+  that computes feature values), so a fix to a feature never reuses a frame the old code built,
 * the data version: path, size and modification time of every store partition of the exchanges and
   pairs the features read whose date lies within the range widened by the featureset's halo (plus a
   day each side), so that ingesting new data into the range (which rewrites a partition) gives a new
@@ -16,10 +18,12 @@ a file; a cache file that cannot be read is treated as absent and rebuilt.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -29,9 +33,40 @@ import pyarrow.parquet as pq
 
 from atlas_ray.featurestore._store import MarketStore
 
-__all__ = ["CACHE_DIR", "cache_key", "cache_path", "data_version", "read_cached", "write_cached"]
+__all__ = [
+    "CACHE_DIR",
+    "cache_key",
+    "cache_path",
+    "data_version",
+    "feature_code_version",
+    "read_cached",
+    "write_cached",
+]
 
 CACHE_DIR = "_featuresets"
+#: The modules whose code decides a built frame's values (the feature library and the build).
+FEATURE_CODE_MODULES = (
+    "_bars.py",
+    "_build.py",
+    "_feature.py",
+    "_feature_library.py",
+    "_feature_math.py",
+    "_feature_names.py",
+    "_market_data.py",
+    "_orderbook.py",
+    "_schema.py",
+)
+
+
+@functools.cache
+def feature_code_version() -> str:
+    """SHA-256 (hex) of the source of ``FEATURE_CODE_MODULES``, in that order."""
+    digest = hashlib.sha256()
+    folder = Path(__file__).resolve().parent
+    for name in FEATURE_CODE_MODULES:
+        digest.update(name.encode())
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()
 
 
 def _filesystem(store: MarketStore) -> tuple[pafs.FileSystem, str]:
@@ -72,8 +107,9 @@ def data_version(
 def cache_key(
     definition: dict[str, Any], start: pd.Timestamp, end: pd.Timestamp, version: list[list[Any]]
 ) -> str:
-    """SHA-256 (hex) of the definition, the range and the data version."""
+    """SHA-256 (hex) of the definition, the range, the data version and the feature code's version."""
     document = {
+        "code": feature_code_version(),
         "definition": definition,
         "start": start.isoformat(),
         "end": end.isoformat(),

@@ -4,7 +4,8 @@
 * ``oversample``: every class grows to as many rows as the commonest class, its extra rows drawn with
   replacement from its own rows (every original row is kept).
 
-Draws use a fixed seed, so a featureset prepares the same way every time; the chosen positions are
+Draws come from ``seed`` (``FeatureLabelSet.prepare(..., seed=)``; a search passes its spec's seed),
+so a featureset prepares the same way every time for one seed; the chosen positions are
 returned sorted, so the rows stay in time order. Only the training part is rebalanced: validation and
 test keep the true class frequencies.
 """

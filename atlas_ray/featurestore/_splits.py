@@ -16,16 +16,36 @@ the purge at its start.
 tests on block ``i`` and trains on every row before it (an expanding window), the last
 ``validation`` share of those rows being its validation part; purge gaps sit before the validation
 part and before the test block. Test blocks of the folds are disjoint and in time order.
+
+``WalkForward`` (the search's walk-forward split) and ``walk_forward_split``: the last ``test`` share
+of the rows is a sealed test block; before it, ``purge + embargo`` rows are left out; the rows before
+that gap (the research range) are cut into ``folds + 1`` equal blocks ``e_0 .. e_{folds+1}``. Fold
+``i`` (1-based) validates on block ``i``: rows ``[e_i + purge, e_{i+1} - embargo)`` (``purge`` rows
+after its training window, ``embargo`` rows left out at the block's end, so the next fold's
+validation never starts where this one ended and the test block starts ``embargo + purge`` rows after
+the last validation row). Its training window ends at ``e_i``; it starts at row 0 (``expanding``) or
+at ``e_{i-1}`` (``rolling``: one block, as long as fold 1's window). Every fold's validation rows come
+after all its training rows, and the test block after every fold.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from atlas_ray.errors import FeatureError
 
-__all__ = ["PartSlices", "TimeSplit", "split_positions", "walk_forward_positions"]
+__all__ = [
+    "PartSlices",
+    "TimeSplit",
+    "WalkForward",
+    "split_positions",
+    "walk_forward_positions",
+    "walk_forward_split",
+]
+
+WINDOWS: tuple[str, ...] = ("expanding", "rolling")
 
 
 def _check_share(field: str, value: float, *, allow_zero: bool = False) -> None:
@@ -66,6 +86,40 @@ class TimeSplit:
                 f"{total:g}, but must sum to 1."
             )
         _check_purge(self.purge)
+
+
+@dataclass(frozen=True)
+class WalkForward:
+    """Walk-forward folds and a sealed test block after them (see the module docstring).
+
+    ``folds``: how many train / validation folds (each trial trains on every one); ``test``: the share
+    of the rows in the final test block; ``purge``: rows left out after each training window and
+    before the test block (``None``: the label's horizon); ``embargo``: rows left out after each
+    validation block; ``window``: ``"expanding"`` (train from the first row) or ``"rolling"`` (train
+    on the one block before the validation block).
+    """
+
+    folds: int = 3
+    test: float = 0.15
+    purge: int | None = None
+    embargo: int = 0
+    window: Literal["expanding", "rolling"] = "expanding"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 1:
+            raise FeatureError(
+                f"The value of `folds` is {self.folds!r}, but must be an integer `folds >= 1`."
+            )
+        _check_share("test", self.test)
+        _check_purge(self.purge)
+        if isinstance(self.embargo, bool) or not isinstance(self.embargo, int) or self.embargo < 0:
+            raise FeatureError(
+                f"The value of `embargo` is {self.embargo!r}, but must be an integer `embargo >= 0`."
+            )
+        if self.window not in WINDOWS:
+            raise FeatureError(
+                f"The value of `window` is {self.window!r}, but must be one of {list(WINDOWS)}."
+            )
 
 
 @dataclass(frozen=True)
@@ -115,3 +169,22 @@ def walk_forward_positions(n: int, folds: int, purge: int, validation: float) ->
         )
         out.append(_checked(parts, n, purge, f"walk-forward fold {i} of {folds}"))
     return out
+
+
+def walk_forward_split(n: int, split: WalkForward, purge: int) -> tuple[list[PartSlices], slice]:
+    """The folds of ``split`` over ``n`` rows (each fold's ``test`` slice is the sealed test block)
+    and the test block itself; ``purge`` is the purge in rows (``split.purge`` resolved)."""
+    _check_purge(purge)
+    test_rows = math.floor(n * split.test)
+    test = slice(n - test_rows, n)
+    research = max(0, n - test_rows - purge - split.embargo)
+    k = split.folds
+    edges = [math.floor(research * j / (k + 1)) for j in range(k + 2)]
+    folds = []
+    for i in range(1, k + 1):
+        start = 0 if split.window == "expanding" else edges[i - 1]
+        first = min(edges[i] + purge, edges[i + 1])
+        validation = slice(first, max(first, edges[i + 1] - split.embargo))
+        parts = PartSlices(slice(start, edges[i]), validation, test)
+        folds.append(_checked(parts, n, purge, f"walk-forward fold {i} of {k}"))
+    return folds, test

@@ -2,11 +2,17 @@
 
     python -m atlas_ray.featurestore ingest PATH [PATH ...] --exchange NAME --pair PAIR [--format F]
                                            [--store ROOT]
+    python -m atlas_ray.featurestore ingest [mysql://USER:PASS@HOST[:PORT]/DB] --gds [--exchange A,B]
+                                           [--pair PAIR] [--gds-option-file FILE] [--follow]
+                                           [--interval S] [--store ROOT]
     python -m atlas_ray.featurestore show [--store ROOT]
 
 The store defaults to ``$ATLAS_STORE``, else ``./atlas_store``. ``ingest`` prints one report line per
 file; a broken file is one ``error:`` line on stderr and exit status 2, with the store unchanged (all
-files are parsed before any is written).
+files are parsed before any is written). With ``--gds`` it reads a Gryphon Data Service database
+instead (the URL, else ``$ATLAS_GDS_URL``; see ``atlas_ray.featurestore._gds``), only rows past the
+watermark kept in the store, and prints one report line per table and exchange / pair; ``--follow``
+keeps reading every ``--interval`` seconds until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -35,9 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m atlas_ray.featurestore", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     ingest = commands.add_parser("ingest", help="ingest market-data files into the store")
-    ingest.add_argument("paths", nargs="+", metavar="PATH")
-    ingest.add_argument("--exchange", required=True)
-    ingest.add_argument("--pair", required=True)
+    ingest.add_argument("paths", nargs="*", metavar="PATH")
+    ingest.add_argument("--exchange", help="the exchange (with --gds: only these, comma-separated)")
+    ingest.add_argument("--pair", help="the pair (with --gds: of order books whose exchange names none)")
+    _add_gds_options(ingest)
     ingest.add_argument("--format", choices=sorted(FORMATS), default=None)
     ingest.add_argument("--store", default=None, help=f"store root (default {default_root()})")
     show = commands.add_parser("show", help="list exchanges, pairs, kinds, ranges, coverage and gaps")
@@ -48,13 +55,60 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     store = MarketStore(args.store)
+    if args.command == "ingest" and args.gds:
+        return _ingest_gds(store, args)
     if args.command == "ingest":
+        _require_file_options(args)
         for report in store.ingest_many(
             args.paths, exchange=args.exchange, pair=args.pair, format=args.format
         ):
             print(report)
         return 0
     print(format_inventory(store, inventory(store)))
+    return 0
+
+
+def _add_gds_options(ingest: argparse.ArgumentParser) -> None:
+    ingest.add_argument("--gds", action="store_true", help="PATH is a GDS database URL (mysql://...)")
+    ingest.add_argument("--gds-option-file", default=None, help="MySQL option file ([client] password=...)")
+    ingest.add_argument(
+        "--follow", action="store_true", help="with --gds: keep reading as the database fills"
+    )
+    ingest.add_argument("--interval", type=float, default=5.0, help="with --follow: seconds between reads")
+
+
+def _require_file_options(args: argparse.Namespace) -> None:
+    missing = [name for name, value in (("PATH", args.paths), ("--exchange", args.exchange)) if not value]
+    missing += ["--pair"] if not args.pair else []
+    if missing:
+        raise IngestError(
+            f"python -m atlas_ray.featurestore ingest: the following arguments are required: "
+            f"{', '.join(missing)}"
+        )
+    for flag, used in (("--follow", args.follow), ("--gds-option-file", args.gds_option_file)):
+        if used:
+            raise IngestError(f"python -m atlas_ray.featurestore ingest: {flag} needs --gds")
+
+
+def _ingest_gds(store: MarketStore, args: argparse.Namespace) -> int:
+    from atlas_ray.featurestore._gds import follow, ingest_gds, parse_gds_url
+
+    if len(args.paths) > 1:
+        raise IngestError(f"ingest --gds: give one database URL, not {len(args.paths)} arguments")
+    if args.interval <= 0:
+        raise IngestError(f"ingest --gds: the value of --interval is {args.interval}, but must be > 0")
+    url = parse_gds_url(args.paths[0] if args.paths else None, option_file=args.gds_option_file)
+    exchanges = [e for e in (args.exchange or "").split(",") if e.strip()] or None
+    if not args.follow:
+        for report in ingest_gds(store, url, exchanges=exchanges, pair=args.pair).reports:
+            print(report)
+        return 0
+    try:
+        for round in follow(store, url, interval=args.interval, exchanges=exchanges, pair=args.pair):
+            for report in round.reports:
+                print(report, flush=True)
+    except KeyboardInterrupt:
+        return 0
     return 0
 
 

@@ -53,7 +53,15 @@ from atlas_ray.featurestore._store import dedupe_keys
 if TYPE_CHECKING:
     from atlas_ray.featurestore._store import MarketStore
 
-__all__ = ["REJECT_REASONS", "GapRange", "IngestReport", "ingest_file", "ingest_files", "validate_name"]
+__all__ = [
+    "REJECT_REASONS",
+    "GapRange",
+    "IngestReport",
+    "ingest_file",
+    "ingest_files",
+    "prepare_source",
+    "validate_name",
+]
 
 REJECT_REASONS = ("unparseable", "bad_price", "duplicate", "out_of_order")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
@@ -244,14 +252,19 @@ def _prepare(path: Path, format: str | None) -> _Prepared:
         raise IngestError(f"ingest: {path}: no such file")
     if path.is_dir():
         raise IngestError(f"ingest: {path}: is a folder, but must be a file")
-    source = read_source(path, format)
+    return prepare_source(read_source(path, format), path.name)
+
+
+def prepare_source(source: Source, name: str) -> _Prepared:
+    """Validate and derive rows already parsed into a ``Source`` (a file's, or rows read from a
+    database) by the rules above; nothing is written. ``name`` stands for the file in the report."""
     frame, rejected = validate(source)
     outputs = derive(source, frame)
     gap_frame = outputs.get(source.kind, frame) if source.kind in COLUMNS else next(iter(outputs.values()))
     interval = source.interval
     gaps = () if interval is None else find_gaps(pd.DatetimeIndex(gap_frame["timestamp"]).unique(), interval)
     span = (frame["timestamp"].min(), frame["timestamp"].max()) if len(frame) else None
-    return _Prepared(source, path.name, outputs, rejected, len(frame), gaps, span)
+    return _Prepared(source, name, outputs, rejected, len(frame), gaps, span)
 
 
 def validate(source: Source) -> tuple[pd.DataFrame, dict[str, int]]:

@@ -27,7 +27,7 @@ from atlas_ray.errors import MissingDataError
 from atlas_ray.featurestore._schema import BAR_COLUMNS, Resolution, bars_kind
 
 if TYPE_CHECKING:
-    from atlas_ray.featurestore._store import MarketStore
+    from atlas_ray.featurestore._source import MarketSource
 
 __all__ = ["as_resolution", "bars_from_trades", "read_bars", "resample_bars"]
 
@@ -157,7 +157,7 @@ def _utc(value: pd.Timestamp | str) -> pd.Timestamp:
 
 
 def read_bars(
-    store: MarketStore,
+    store: MarketSource,
     exchange: str,
     pair: str,
     resolution: Resolution | str,

@@ -1,6 +1,7 @@
 """``MarketData``: the window of market data features compute on, aligned to one bar grid.
 
-``MarketData(store, start, end, resolution, fill_limit=5)``:
+``MarketData(store, start, end, resolution, fill_limit=5)`` (``store``: any ``MarketSource``, the
+``MarketStore`` or the serving side's ``LiveMarket``):
 
 * ``grid``: the bar open times ``start <= t < end`` at ``resolution`` (UTC).
 * ``bars(exchange, pair)``: the store's bars on the grid. A missing bar is filled causally for up to
@@ -31,7 +32,7 @@ import pandas as pd
 from atlas_ray.errors import FeatureError, MissingDataError
 from atlas_ray.featurestore._feature import DataRequirement, Feature
 from atlas_ray.featurestore._schema import BAR_COLUMNS, Resolution, bars_kind
-from atlas_ray.featurestore._store import MarketStore
+from atlas_ray.featurestore._source import MarketSource
 
 __all__ = ["MarketData", "OrderBooks"]
 
@@ -76,7 +77,7 @@ class MarketData:
 
     def __init__(
         self,
-        store: MarketStore,
+        store: MarketSource,
         start: pd.Timestamp | str,
         end: pd.Timestamp | str,
         resolution: Resolution,
@@ -190,21 +191,35 @@ class MarketData:
         extended = pd.date_range(
             self.start - lead, self.end, freq=self.resolution.freq, inclusive="left", name="timestamp"
         )
-        frame = pd.DataFrame(
-            {c: raw[c].to_numpy(dtype="float64") for c in BAR_COLUMNS}, index=pd.DatetimeIndex(raw.index)
-        )
-        frame = frame[~frame.index.duplicated(keep="first")].reindex(extended)
-        close = frame["close"]
-        filled_close = close.ffill(limit=self.fill_limit) if self.fill_limit else close
-        filled = (close.isna() & filled_close.notna()).to_numpy()
+        # Place each stored bar on the extended grid (the first of duplicates wins; off-grid rows drop),
+        # in numpy: this runs once per market per window, and on every bar when serving live.
+        stamps = pd.DatetimeIndex(raw.index).as_unit("ns").asi8
+        first = np.ones(len(stamps), dtype=bool)
+        if len(stamps) > 1:
+            _, first_of = np.unique(stamps, return_index=True)
+            first = np.zeros(len(stamps), dtype=bool)
+            first[first_of] = True
+        position = extended.get_indexer(pd.DatetimeIndex(stamps[first], tz="UTC"))
+        on_grid = position >= 0
+        target = position[on_grid]
+        columns: dict[str, np.ndarray] = {}
+        for column in BAR_COLUMNS:
+            values = np.full(len(extended), np.nan)
+            values[target] = raw[column].to_numpy(dtype="float64")[first][on_grid]
+            columns[column] = values
+        close = columns["close"]
+        present = ~np.isnan(close)
+        last = np.maximum.accumulate(np.where(present, np.arange(len(close)), -1))
+        filled = ~present & (last >= 0) & (np.arange(len(close)) - last <= self.fill_limit)
         if filled.any():
-            previous = filled_close.to_numpy()[filled]
+            previous = close[last[filled]]
             for column in ("open", "high", "low", "close"):
-                frame.loc[filled, column] = previous
-            frame.loc[filled, "volume"] = 0.0
-            frame.loc[filled, "trades"] = 0.0
-            frame.loc[filled, "vwap"] = np.nan
-        return frame.iloc[self.fill_limit :]
+                columns[column][filled] = previous
+            columns["volume"][filled] = 0.0
+            columns["trades"][filled] = 0.0
+            columns["vwap"][filled] = np.nan
+        keep = slice(self.fill_limit, None)
+        return pd.DataFrame({c: v[keep] for c, v in columns.items()}, index=extended[keep], copy=False)
 
     # ----------------------------------------------------------------------------------- quotes
     def quotes(self, exchange: str, pair: str) -> pd.DataFrame:

@@ -1,0 +1,350 @@
+"""The driver of ``python -m atlas_ray.serve``: check, start Ray and Serve, deploy or swap, run the feed,
+print a status line a minute, and stop cleanly on SIGINT / SIGTERM.
+
+Order of work: every check a user can fail (the trial, the feed, the store's data, the redis URL and
+whether redis answers) runs before Ray starts, so a mistake is one line and exit status 2. Deploying
+under a name that is already live on the cluster swaps that deployment's model (``--address`` joins
+the cluster the first one runs on) and exits; the first process goes on feeding it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import pandas as pd
+
+from atlas_ray.errors import AtlasError
+from atlas_ray.featurestore._market_data import MarketData
+from atlas_ray.featurestore._store import MarketStore
+from atlas_ray.serve._engine import required_series
+from atlas_ray.serve._feeds import Feed, history_events, paced, parse_feed, replay_ticks, series_events
+from atlas_ray.serve._redis_contract import check_name, latest_key, masked_url, parse_iso, redis_url
+from atlas_ray.serve._trial import ServedTrial, find_trial
+
+__all__ = ["ServeOptions", "serve_main"]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What the command line asked for."""
+
+    experiment: str
+    trial: str | None = None
+    best: bool = False
+    metric: str | None = None
+    name: str | None = None
+    feed: str = "http"
+    redis: str | None = None
+    address: str | None = None
+    store: str | None = None
+    speed: float = 1.0
+    poll: float = 5.0
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    status_every: float = 60.0
+    gryphon_key: bool = False
+    buffer: int = 10_000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __call__(self) -> bool:
+        return self.event.is_set()
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        self.event.set()
+
+
+def serve_main(options: ServeOptions) -> int:
+    served = find_trial(options.experiment, trial=options.trial, best=options.best, metric=options.metric)
+    name = check_name(options.name or served.experiment_name)
+    feed = parse_feed(options.feed)
+    url = redis_url(options.redis)
+    store = MarketStore(options.store) if feed.kind in ("replay", "store") or options.store else None
+    series = required_series(served, store)
+    if feed.kind in ("replay", "store"):
+        assert store is not None
+        _check_store(served, store, feed)
+    if options.speed < 0:
+        raise AtlasError(f"The value of `--speed` is {options.speed}, but must be `--speed >= 0`.")
+    resume_after = _check_redis(url, name)
+    print(
+        f"atlas_ray.serve: {name} <- trial {served.trial_id} of {served.experiment} "
+        f"({served.task.value}, {len(served.featureset.features)} features); "
+        f"predictions -> {masked_url(url)} atlas:pred:{name}",
+        flush=True,
+    )
+    started_ray = _start_ray(options)
+    from ray import serve
+
+    from atlas_ray.serve._deployment import LiveModel
+
+    serve.start(http_options={"host": options.http_host, "port": options.http_port})
+    config = {
+        "name": name,
+        "experiment": served.experiment,
+        "trial": served.trial_id,
+        "redis_url": url,
+        "series": [list(s) for s in series],
+        "gryphon_key": options.gryphon_key,
+        "buffer": options.buffer,
+        "version": 1,
+    }
+    if _is_live(name):
+        handle = serve.get_app_handle(name)
+        stats = handle.swap.remote(config).result()
+        print(
+            f"atlas_ray.serve: swapped {name} to trial {stats['trial']} (version {stats['version']}); "
+            "the running feed goes on",
+            flush=True,
+        )
+        return 0
+    deployment: Any = LiveModel
+    application = deployment.options(name=f"LiveModel_{name}").bind(config)
+    handle = serve.run(application, name=name, route_prefix=f"/{name}")
+    base = f"http://{options.http_host}:{options.http_port}/{name}"
+    print(f"atlas_ray.serve: live; POST bars to {base}/bars, health at {base}/health", flush=True)
+    stop = _Stop()
+    previous = {sig: signal.signal(sig, stop.handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    status = _StatusPrinter(handle, options.status_every, stop)
+    status.start()
+    try:
+        if feed.kind == "replay":
+            assert store is not None and feed.start is not None and feed.end is not None
+            _replay(handle, served, store, series, feed, options.speed, stop)
+        elif feed.kind == "store":
+            assert store is not None
+            _follow_store(handle, served, store, series, feed, options.poll, resume_after, stop)
+        elif feed.kind == "gds":
+            _follow_gds(handle, served, series, feed, options, stop)
+        else:
+            while not stop():
+                time.sleep(0.2)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        status.stop()
+        final = handle.stop.remote().result()
+        print(status.line(final), flush=True)
+        serve.delete(name)
+        if started_ray:
+            serve.shutdown()
+            import ray
+
+            ray.shutdown()
+    return 0
+
+
+# --------------------------------------------------------------------------------------- checks
+def _check_store(served: ServedTrial, store: MarketStore, feed: Feed) -> None:
+    fls = served.featureset
+    probe = feed.start or pd.Timestamp("2000-01-01", tz="UTC")
+    probe = probe.floor(fls.resolution.freq)
+    MarketData(store, probe, probe, fls.resolution, fill_limit=fls.fill_limit).check(list(fls.features))
+
+
+def _check_redis(url: str, name: str) -> int | None:
+    """Ping redis once (refusing a URL that does not answer) and read where this name stopped."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+        client.ping()
+        latest = client.hget(latest_key(name), "ts")
+        client.close()
+    except redis.exceptions.AuthenticationError:
+        raise AtlasError(f"redis at {masked_url(url)} refused the password in the URL.") from None
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
+        reason = str(error).split("\n")[0]
+        if "password" in url:
+            reason = reason.replace(url, masked_url(url))
+        raise AtlasError(f"redis at {masked_url(url)} does not answer ({type(error).__name__}).") from None
+    except redis.exceptions.ResponseError as error:
+        raise AtlasError(f"redis at {masked_url(url)} answered with an error: {error}") from None
+    if not latest:
+        return None
+    return parse_iso(latest.decode() if isinstance(latest, bytes) else str(latest))
+
+
+def _start_ray(options: ServeOptions) -> bool:
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        return False
+    if options.address:
+        try:
+            ray.init(address=options.address, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError) as error:
+            raise AtlasError(
+                f"Cannot join the Ray cluster at {options.address}: {str(error).splitlines()[0]}"
+            ) from None
+        return False
+    ray.init(
+        _node_ip_address="127.0.0.1",
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    return True
+
+
+def _is_live(name: str) -> bool:
+    from ray import serve
+
+    try:
+        applications = serve.status().applications
+    except Exception:
+        return False
+    return name in applications and str(applications[name].status) in ("RUNNING", "ApplicationStatus.RUNNING")
+
+
+# ----------------------------------------------------------------------------------------- feeds
+def _history(served: ServedTrial) -> pd.Timedelta:
+    fls = served.featureset
+    before = max(f.halo[0] for f in fls.features)
+    window = served.result.window or 1
+    return (before + 2 * fls.fill_limit + window + 4) * fls.resolution.offset
+
+
+def _replay(
+    handle: Any,
+    served: ServedTrial,
+    store: MarketStore,
+    series: list[tuple[str, str, str]],
+    feed: Feed,
+    speed: float,
+    stop: _Stop,
+) -> None:
+    assert feed.start is not None and feed.end is not None
+    resolution = served.featureset.resolution
+    lo, hi = feed.start.ceil(resolution.freq), feed.end.ceil(resolution.freq)
+    warm = history_events(store, series, resolution, lo - _history(served), lo)
+    handle.push.remote({"events": warm, "through": (lo - resolution.offset).value, "warm": True}).result()
+    for push, _ in paced(replay_ticks(store, series, resolution, lo, hi), speed, stopped=stop):
+        handle.push.remote(push).result()
+    handle.flush.remote().result()
+
+
+def _follow_store(
+    handle: Any,
+    served: ServedTrial,
+    store: MarketStore,
+    series: list[tuple[str, str, str]],
+    feed: Feed,
+    poll: float,
+    resume_after: int | None,
+    stop: _Stop,
+) -> None:
+    """Poll the store; push every row newer than the last pushed one, per series."""
+    resolution = served.featureset.resolution
+    step = resolution.offset
+    if resume_after is not None:
+        start = pd.Timestamp(resume_after, tz="UTC") + step
+    elif feed.start is not None:
+        start = feed.start.ceil(resolution.freq)
+    else:
+        newest = [n for n in (_newest(store, key) for key in series) if n is not None]
+        latest = min(newest) if len(newest) == len(series) else pd.Timestamp.now(tz="UTC")
+        start = latest.floor(resolution.freq)
+    warm = history_events(store, series, resolution, start - _history(served), start)
+    handle.push.remote({"events": warm, "through": (start - step).value, "warm": True}).result()
+    sent = dict.fromkeys(series, start - pd.Timedelta(1, "ns"))
+    while not stop():
+        events: list[dict[str, object]] = []
+        for key in series:
+            rows = series_events(
+                store, key, resolution, sent[key] + pd.Timedelta(1, "ns"), pd.Timestamp.max.tz_localize("UTC")
+            )
+            if rows:
+                sent[key] = pd.Timestamp(int(rows[-1][1]["ts_ns"]), tz="UTC")  # type: ignore[call-overload]
+                events.extend(event for _, event in rows)
+        if events:
+            handle.push.remote({"events": events}).result()
+        stop.event.wait(poll)
+
+
+def _newest(store: MarketStore, key: tuple[str, str, str]) -> pd.Timestamp | None:
+    exchange, pair, kind = key
+    source_kind = (
+        kind
+        if store.has(exchange, pair, kind)
+        else next((k for k in store.kinds(exchange, pair) if k.startswith("bars_")), "trades")
+    )
+    try:
+        return store.time_range(exchange, pair, source_kind)[1]
+    except KeyError:
+        return None
+
+
+def _follow_gds(
+    handle: Any,
+    served: ServedTrial,
+    series: list[tuple[str, str, str]],
+    feed: Feed,
+    options: ServeOptions,
+    stop: _Stop,
+) -> None:
+    raise AtlasError("The gds: feed needs the Gryphon Data Service ingest (atlas_ray.featurestore, --gds).")
+
+
+# ---------------------------------------------------------------------------------------- status
+class _StatusPrinter:
+    """One concise line every ``every`` seconds from the deployment's counts."""
+
+    def __init__(self, handle: Any, every: float, stop: _Stop) -> None:
+        self.handle = handle
+        self.every = every
+        self.stopped = stop
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        if self.every > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every):
+            with contextlib.suppress(Exception):
+                print(self.line(self.handle.stats.remote().result(timeout_s=10)), flush=True)
+
+    @staticmethod
+    def line(stats: dict[str, Any]) -> str:
+        when = time.strftime("%H:%M:%S")
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.get("rejected_by_reason", {}).items()))
+        rejected = f"{stats['rejected']}" + (f" ({reasons})" if reasons else "")
+        last = stats.get("latency_last_ms")
+        p99 = stats.get("latency_p99_ms")
+        latency = f"last {last:.1f} ms, p99 {p99:.1f} ms" if last is not None and p99 is not None else "n/a"
+        return (
+            f"[{when}] {stats['name']} v{stats['version']} (trial {stats['trial']}): "
+            f"bars in {stats['events']:,} | predictions written {stats['written']:,} | "
+            f"dropped {stats['dropped']:,} | buffered {stats['buffered']:,} | rejected {rejected} | "
+            f"latency {latency} | last bar {stats['last_bar']} | "
+            f"redis {'up' if stats['redis_up'] else 'DOWN'}"
+        )
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    yield
+
+
+def _exit(code: int) -> None:  # pragma: no cover - used by __main__
+    sys.exit(code)

@@ -1,0 +1,235 @@
+"""Market events as a feed hands them to a live model (JSON), and why one is refused.
+
+One event is one row of one series::
+
+    {"exchange": "coinbase", "pair": "btc_usd", "kind": "bars", "ts": "2023-03-01T00:00:00Z",
+     "open": 23150.1, "high": 23160.0, "low": 23140.2, "close": 23155.0, "volume": 12.5}
+
+* ``exchange`` (required), ``pair`` (default: the exchange's default pair, as for features),
+  ``kind``: ``bars`` (default), ``quotes``, ``trades`` or ``book``.
+* ``ts``: ISO 8601 (a naive time is UTC), or ``ts_ms`` / ``ts_ns``: integer milli- / nanoseconds since
+  the epoch (UTC).
+  A bar is stamped with its *open* time and must lie on its resolution's grid; quotes, trades and book
+  snapshots with the time they were observed.
+* bars: ``open high low close volume`` (``vwap``, ``trades`` optional); ``resolution`` defaults to the
+  model's (``1m``, ``5m``, ``10m``, ``1h``; finer bars are aggregated exactly, as the store does).
+  quotes: ``bid_price bid_size ask_price ask_size``. trades: ``price size`` (``side``, ``trade_id``
+  optional). book: ``bids`` and ``asks``, lists of ``[price, size]``, best first.
+
+``parse_event`` refuses a malformed event with a ``EventError`` whose ``reason`` is one of
+``REASONS``; order (``out_of_order``, ``duplicate``) is judged by the engine, which knows each series'
+newest row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from atlas_ray.featurestore._bars import as_resolution
+from atlas_ray.featurestore._feature import default_pair
+from atlas_ray.featurestore._schema import Resolution, bars_kind
+
+__all__ = ["REASONS", "MarketEvent", "EventError", "parse_event"]
+
+REASONS = (
+    "malformed",  # not a JSON object, or an unknown kind
+    "missing_field",  # a required field is absent or null
+    "not_a_number",  # a numeric field is not a finite number (NaN, inf, text)
+    "bad_value",  # a number breaks its rule: price <= 0, size < 0, low > high, ...
+    "bad_time",  # the time cannot be read, or a bar is not on its resolution's grid
+    "out_of_order",  # older than the newest row already taken for its series
+    "duplicate",  # the same time (or trade id) as a row already taken for its series
+    "unknown_series",  # a series the live model does not read
+)
+
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "bars": ("open", "high", "low", "close", "volume"),
+    "quotes": ("bid_price", "bid_size", "ask_price", "ask_size"),
+    "trades": ("price", "size"),
+    "book": (),
+}
+
+
+class EventError(Exception):
+    """An event that cannot be taken; ``reason`` is one of ``REASONS``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class MarketEvent:
+    """One parsed event: its series ``(exchange, pair, kind)`` in the store's kinds, its time (ns since
+    the epoch, UTC) and its row(s) in the store's columns (a book snapshot has one row per level)."""
+
+    exchange: str
+    pair: str
+    kind: str
+    stamp: int
+    rows: Mapping[str, tuple[object, ...]]
+    trade_id: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.exchange, self.pair, self.kind)
+
+    @property
+    def time(self) -> pd.Timestamp:
+        return pd.Timestamp(self.stamp, tz="UTC")
+
+
+def parse_event(item: object, default_resolution: Resolution) -> MarketEvent:
+    """The event ``item`` (a decoded JSON object) checked and in the store's columns."""
+    if not isinstance(item, Mapping):
+        raise EventError("malformed", f"an event must be a JSON object, not {type(item).__name__}")
+    kind = item.get("kind", "bars")
+    if kind not in _FIELDS:
+        raise EventError("malformed", f"kind is {kind!r}, but must be one of {sorted(_FIELDS)}")
+    exchange = item.get("exchange")
+    if not isinstance(exchange, str) or not exchange:
+        raise EventError("missing_field", "the field `exchange` is missing")
+    pair = item.get("pair") or default_pair(exchange)
+    if not isinstance(pair, str):
+        raise EventError("malformed", f"pair is {pair!r}, but must be a text like 'btc_usd'")
+    stamp = _stamp(item)
+    numbers = {name: _number(item, name) for name in _FIELDS[kind]}
+    if kind == "bars":
+        return _bar(item, exchange, pair, stamp, numbers, default_resolution)
+    if kind == "quotes":
+        for side in ("bid", "ask"):
+            _positive(numbers, f"{side}_price")
+            _not_negative(numbers, f"{side}_size")
+        if numbers["bid_price"] > numbers["ask_price"]:
+            raise EventError(
+                "bad_value", f"bid_price {numbers['bid_price']} is above ask_price {numbers['ask_price']}"
+            )
+        return MarketEvent(exchange, pair, "quotes", stamp, {k: (v,) for k, v in numbers.items()})
+    if kind == "trades":
+        _positive(numbers, "price")
+        _positive(numbers, "size")
+        side = str(item.get("side") or "")
+        if side not in ("", "buy", "sell"):
+            raise EventError("bad_value", f"side is {side!r}, but must be 'buy', 'sell' or absent")
+        trade_id = str(item.get("trade_id") or "")
+        rows = {
+            "price": (numbers["price"],),
+            "size": (numbers["size"],),
+            "side": (side,),
+            "trade_id": (trade_id,),
+        }
+        return MarketEvent(exchange, pair, "trades", stamp, rows, trade_id=trade_id)
+    return _book(item, exchange, pair, stamp)
+
+
+def _stamp(item: Mapping[str, Any]) -> int:
+    if item.get("ts") is not None:
+        raw = item["ts"]
+        if not isinstance(raw, str):
+            raise EventError("bad_time", f"ts is {raw!r}, but must be an ISO 8601 time (or use ts_ms)")
+        try:
+            stamp = pd.Timestamp(raw)
+        except (ValueError, TypeError):
+            raise EventError("bad_time", f"ts {raw!r} is not an ISO 8601 time") from None
+        if stamp is pd.NaT:
+            raise EventError("bad_time", f"ts {raw!r} is not a time")
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        return int(stamp.as_unit("ns").value)
+    for name, scale in (("ts_ms", 1_000_000), ("ts_ns", 1)):
+        raw = item.get(name)
+        if raw is not None:
+            if isinstance(raw, bool) or not isinstance(raw, int):
+                raise EventError("bad_time", f"{name} is {raw!r}, but must be a whole number since 1970")
+            return raw * scale
+    raise EventError("missing_field", "the field `ts` (or `ts_ms`, `ts_ns`) is missing")
+
+
+def _number(item: Mapping[str, Any], name: str) -> float:
+    raw = item.get(name)
+    if raw is None:
+        raise EventError("missing_field", f"the field `{name}` is missing")
+    if isinstance(raw, bool):
+        raise EventError("not_a_number", f"{name} is {raw!r}, not a number")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise EventError("not_a_number", f"{name} is {raw!r}, not a number") from None
+    if not math.isfinite(value):
+        raise EventError("not_a_number", f"{name} is {raw!r}, but must be a finite number")
+    return value
+
+
+def _positive(numbers: Mapping[str, float], name: str) -> None:
+    if numbers[name] <= 0:
+        raise EventError("bad_value", f"{name} is {numbers[name]}, but must be > 0")
+
+
+def _not_negative(numbers: Mapping[str, float], name: str) -> None:
+    if numbers[name] < 0:
+        raise EventError("bad_value", f"{name} is {numbers[name]}, but must be >= 0")
+
+
+def _bar(
+    item: Mapping[str, Any],
+    exchange: str,
+    pair: str,
+    stamp: int,
+    numbers: dict[str, float],
+    default_resolution: Resolution,
+) -> MarketEvent:
+    try:
+        resolution = as_resolution(item.get("resolution") or default_resolution)
+    except ValueError as error:
+        raise EventError("malformed", str(error)) from None
+    for name in ("open", "high", "low", "close"):
+        _positive(numbers, name)
+    _not_negative(numbers, "volume")
+    high, low = numbers["high"], numbers["low"]
+    if low > high or not (low <= numbers["open"] <= high and low <= numbers["close"] <= high):
+        raise EventError(
+            "bad_value",
+            f"open {numbers['open']}, high {high}, low {low}, close {numbers['close']} contradict each other",
+        )
+    if stamp % (resolution.seconds * 1_000_000_000):
+        raise EventError(
+            "bad_time",
+            f"the bar at {pd.Timestamp(stamp, tz='UTC').isoformat()} is not on the {resolution.freq} grid "
+            "(a bar is stamped with its open time)",
+        )
+    vwap = _optional(item, "vwap", math.nan)
+    trades = _optional(item, "trades", -1.0)
+    rows = {**{k: (v,) for k, v in numbers.items()}, "vwap": (vwap,), "trades": (trades,)}
+    return MarketEvent(exchange, pair, bars_kind(resolution), stamp, rows)
+
+
+def _optional(item: Mapping[str, Any], name: str, default: float) -> float:
+    if item.get(name) is None:
+        return default
+    return _number(item, name)
+
+
+def _book(item: Mapping[str, Any], exchange: str, pair: str, stamp: int) -> MarketEvent:
+    rows: dict[str, list[object]] = {"side": [], "level": [], "price": [], "size": []}
+    for side in ("bids", "asks"):
+        levels = item.get(side)
+        if levels is None:
+            raise EventError("missing_field", f"the field `{side}` is missing")
+        if not isinstance(levels, list):
+            raise EventError("malformed", f"{side} must be a list of [price, size]")
+        for level, entry in enumerate(levels):
+            if not isinstance(entry, list | tuple) or len(entry) != 2:
+                raise EventError("malformed", f"{side}[{level}] is {entry!r}, but must be [price, size]")
+            price = _number({"price": entry[0]}, "price")
+            size = _number({"size": entry[1]}, "size")
+            if price <= 0 or size < 0:
+                raise EventError("bad_value", f"{side}[{level}] is {entry!r}: price must be > 0, size >= 0")
+            rows["side"].append(side[:-1])
+            rows["level"].append(level)
+            rows["price"].append(price)
+            rows["size"].append(size)
+    return MarketEvent(exchange, pair, "book", stamp, {k: tuple(v) for k, v in rows.items()})

@@ -1,0 +1,219 @@
+"""Feeds: where a live model's market events come from.
+
+* ``replay:START/END``: every series the model reads, from the market store over ``[START, END)``, in
+  time order: each push holds what is known at a bar's close (the bar itself; quotes, book snapshots
+  and trades stamped up to the close) and declares the bar complete (``through``), so each bar is
+  decided exactly once, as the build decided it. History before START (what the features' look-back
+  needs) goes first as a ``warm`` push that predicts nothing. At ``--speed 1`` bars come in real time,
+  at ``--speed 60`` a minute bar a second, at ``--speed 0`` as fast as the model takes them.
+* ``store:`` (or ``store:START``): follows the store as new bars are ingested, polling every
+  ``--poll`` seconds; it starts after the newest prediction already in redis for this name (so a
+  restarted server neither misses nor repeats a bar), else at START, else at the newest bar stored.
+* ``http``: no feed of its own; bars arrive as JSON on ``POST /NAME/bars`` (see ``_deployment``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from atlas_ray.errors import AtlasError
+from atlas_ray.featurestore._bars import as_resolution
+from atlas_ray.featurestore._schema import Resolution
+from atlas_ray.featurestore._source import MarketSource
+from atlas_ray.serve._live_market import SeriesKey
+
+__all__ = ["Feed", "Push", "history_events", "parse_feed", "replay_ticks", "series_events"]
+
+Push = dict[str, object]
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A parsed ``--feed``: ``kind`` is ``replay``, ``store`` or ``http``."""
+
+    kind: str
+    start: pd.Timestamp | None = None
+    end: pd.Timestamp | None = None
+    url: str = ""
+
+
+def parse_feed(text: str) -> Feed:
+    """``replay:START/END``, ``store:[START]`` or ``http``; anything else is refused naming the forms."""
+    forms = "replay:START/END (ISO dates or times), store: or store:START, gds:mysql://..., or http"
+    kind, _, rest = text.partition(":")
+    if kind == "http" and not rest:
+        return Feed("http")
+    if kind == "replay":
+        start, sep, end = rest.partition("/")
+        if not sep or not start or not end:
+            raise AtlasError(f"The value of `--feed` is {text!r}, but must be one of: {forms}.")
+        lo, hi = _time(start, text), _time(end, text)
+        if hi <= lo:
+            raise AtlasError(f"The replay range of `--feed {text}` is empty: END must come after START.")
+        return Feed("replay", lo, hi)
+    if kind == "store":
+        return Feed("store", _time(rest, text) if rest else None)
+    if kind == "gds" and rest:
+        return Feed("gds", url=rest)
+    raise AtlasError(f"The value of `--feed` is {text!r}, but must be one of: {forms}.")
+
+
+def _time(text: str, feed: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise AtlasError(f"{text!r} in `--feed {feed}` is not an ISO date or time.") from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+# ------------------------------------------------------------------------------- events from a store
+def series_events(
+    source: MarketSource, key: SeriesKey, resolution: Resolution, lo: pd.Timestamp, hi: pd.Timestamp
+) -> list[tuple[int, dict[str, object]]]:
+    """``(tick, event)`` for every row of one series in ``[lo, hi)``: ``tick`` is the open time of the
+    bar at whose close the row is known."""
+    exchange, pair, kind = key
+    step = int(resolution.offset.value)
+    out: list[tuple[int, dict[str, object]]] = []
+    base = {"exchange": exchange, "pair": pair}
+    if kind.startswith("bars_"):
+        bars_at = as_resolution(kind)
+        frame = source.bars(exchange, pair, bars_at, lo, hi)
+        stamps = pd.DatetimeIndex(frame.index).asi8
+        columns = {c: frame[c].to_numpy(dtype="float64") for c in frame.columns}
+        for i, stamp in enumerate(stamps):
+            event: dict[str, object] = {
+                **base,
+                "kind": "bars",
+                "resolution": bars_at.short,
+                "ts_ns": int(stamp),
+            }
+            for column, values in columns.items():
+                value = float(values[i])
+                if column in ("vwap", "trades") and (math.isnan(value) or value < 0):
+                    continue
+                event[column] = value
+            out.append((int(stamp), event))
+        return out
+    if kind == "book":
+        frame = source.book(exchange, pair, lo, hi)
+        stamps = pd.DatetimeIndex(frame.index).asi8
+        sides = frame["side"].astype(str).to_numpy()
+        levels = frame["level"].to_numpy(dtype="int64")
+        prices = frame["price"].to_numpy(dtype="float64")
+        sizes = frame["size"].to_numpy(dtype="float64")
+        bounds = np.flatnonzero(np.diff(stamps)) + 1
+        for a, b in zip([0, *bounds.tolist()], [*bounds.tolist(), len(stamps)], strict=True):
+            if a == b:
+                continue
+            book: dict[str, list[list[float]]] = {"bids": [], "asks": []}
+            for j in sorted(range(a, b), key=lambda j: (sides[j], levels[j])):
+                book["bids" if sides[j] == "bid" else "asks"].append([float(prices[j]), float(sizes[j])])
+            first_stamp = int(stamps[a])
+            out.append((_known_at(first_stamp, step), {**base, "kind": "book", "ts_ns": first_stamp, **book}))
+        return out
+    frame = source.read(exchange, pair, kind, lo, hi)
+    stamps = pd.DatetimeIndex(frame.index).asi8
+    records = frame.to_dict("records")
+    for stamp, record in zip(stamps, records, strict=True):
+        event = {**base, "kind": kind, "ts_ns": int(stamp), **{str(k): _plain(v) for k, v in record.items()}}
+        tick = (int(stamp) // step) * step if kind == "trades" else _known_at(int(stamp), step)
+        out.append((tick, event))
+    return out
+
+
+def _known_at(stamp: int, step: int) -> int:
+    """The bar ``t`` whose close ``t + step`` is the first at or after ``stamp``: a quote stamped in
+    ``(t, t + step]`` is known at the close of bar ``t``."""
+    return -((-stamp) // step) * step - step
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def history_events(
+    source: MarketSource,
+    series: Sequence[SeriesKey],
+    resolution: Resolution,
+    lo: pd.Timestamp,
+    hi: pd.Timestamp,
+) -> list[dict[str, object]]:
+    """Every event of ``series`` in ``[lo, hi)`` in time order (for a warm push)."""
+    ticks = [item for key in series for item in series_events(source, key, resolution, lo, hi)]
+    ticks.sort(key=lambda item: item[0])
+    return [event for _, event in ticks]
+
+
+def replay_ticks(
+    source: MarketSource,
+    series: Sequence[SeriesKey],
+    resolution: Resolution,
+    lo: pd.Timestamp,
+    hi: pd.Timestamp,
+) -> Iterator[tuple[int, list[dict[str, object]]]]:
+    """``(t, events)`` for every bar ``t`` of ``[lo, hi)`` on the grid, in order: what becomes known at
+    the close of bar ``t`` (possibly nothing, in a gap)."""
+    step = int(resolution.offset.value)
+    # quotes known at the close of the last bar are stamped up to ``hi``: read 1 ns past it
+    items = [
+        item
+        for key in series
+        for item in series_events(source, key, resolution, lo, hi + pd.Timedelta(1, "ns"))
+        if lo.value <= item[0] < hi.value
+    ]
+    items.sort(key=lambda item: item[0])
+    position = 0
+    for t in range(int(lo.value), int(hi.value), step):
+        events: list[dict[str, object]] = []
+        while position < len(items) and items[position][0] == t:
+            events.append(items[position][1])
+            position += 1
+        yield t, events
+
+
+def paced(
+    ticks: Iterator[tuple[int, list[dict[str, object]]]],
+    speed: float,
+    *,
+    chunk: int = 64,
+    stopped: Callable[[], bool] = lambda: False,
+) -> Iterator[tuple[Push, float]]:
+    """Pushes from ``ticks`` at ``speed`` (market seconds per wall second; 0 = as fast as possible, in
+    pushes of up to ``chunk`` bars), each with the wall time it was due."""
+    started: float | None = None
+    first: int | None = None
+    if speed <= 0:
+        group: list[dict[str, object]] = []
+        last = None
+        count = 0
+        for t, events in ticks:
+            if stopped():
+                return
+            group.extend(events)
+            last, count = t, count + 1
+            if count == chunk:
+                yield {"events": group, "through": last}, time.perf_counter()
+                group, count = [], 0
+        if count:
+            yield {"events": group, "through": last}, time.perf_counter()
+        return
+    for t, events in ticks:
+        if stopped():
+            return
+        if started is None or first is None:
+            started, first = time.perf_counter(), t
+        due = started + (t - first) / 1e9 / speed
+        wait = due - time.perf_counter()
+        while wait > 0 and not stopped():
+            time.sleep(min(wait, 0.5))
+            wait = due - time.perf_counter()
+        yield {"events": events, "through": t}, time.perf_counter()

@@ -1,0 +1,147 @@
+"""The redis contract of live predictions: the one place that knows the keys and the fields.
+
+For a live model named ``NAME`` (letters, digits, ``_ . -``):
+
+* hash ``atlas:pred:NAME``: the latest prediction;
+* stream ``atlas:pred:NAME:stream``: every prediction, oldest first (``XADD ... MAXLEN ~ N``, default
+  100,000 entries), for history and consumer groups;
+* channel ``atlas:pred:NAME``: each prediction ``PUBLISH``-ed as one JSON object with the same fields;
+* optionally (``--gryphon-key``) the string key ``ML_PREDICTION``: the latest prediction as that JSON
+  object, for strategies written for Gryphon Atlas' model runner.
+
+Fields (all strings, identical in the hash, in each stream entry and in the published JSON):
+``ts`` (the bar's open time, ISO 8601 UTC: ``2023-03-01T00:00:00Z``), ``written`` (when it was
+written, ISO 8601 UTC with microseconds), ``experiment``, ``trial``, ``version`` (a counter per name,
+raised by each swap), and either ``class`` and ``probabilities`` (a JSON list in the ResultsObject's
+class order, ``classes``) or ``value`` for a regression model.
+
+A reader::
+
+    import json, redis
+    r = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
+    latest = r.hgetall("atlas:pred:june")                    # {"ts": ..., "class": "up", ...}
+    probabilities = json.loads(latest["probabilities"])
+    history = r.xrange("atlas:pred:june:stream", count=100)  # [(id, fields), ...]
+    pubsub = r.pubsub(); pubsub.subscribe("atlas:pred:june")  # one JSON message per prediction
+
+The URL comes from ``--redis`` or ``$REDIS_URL`` (default ``redis://127.0.0.1:6379/0``); a password and
+TLS (``rediss://``) go in the URL and ``masked_url`` keeps the password out of every message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pandas as pd
+
+from atlas_ray.errors import AtlasError
+from atlas_ray.serve._engine import Prediction
+
+__all__ = [
+    "DEFAULT_REDIS_URL",
+    "DEFAULT_STREAM_MAXLEN",
+    "GRYPHON_KEY",
+    "channel",
+    "check_name",
+    "fields",
+    "latest_key",
+    "masked_url",
+    "redis_url",
+    "stream_key",
+]
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_STREAM_MAXLEN = 100_000
+GRYPHON_KEY = "ML_PREDICTION"
+PREFIX = "atlas:pred"
+_NAME_RULE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+def check_name(name: str) -> str:
+    """A live model's name, refused unless it is 1-100 letters, digits, ``_``, ``.`` or ``-``."""
+    if not isinstance(name, str) or not _NAME_RULE.fullmatch(name):
+        raise AtlasError(
+            f"The value of `--name` is {name!r}, but must be 1-100 letters, digits, '_', '.' or '-'."
+        )
+    return name
+
+
+def latest_key(name: str) -> str:
+    return f"{PREFIX}:{name}"
+
+
+def stream_key(name: str) -> str:
+    return f"{PREFIX}:{name}:stream"
+
+
+def channel(name: str) -> str:
+    return f"{PREFIX}:{name}"
+
+
+def iso(stamp_ns: int) -> str:
+    """``2023-03-01T00:00:00Z`` (microseconds shown only when present)."""
+    text = pd.Timestamp(stamp_ns, tz="UTC").isoformat()
+    return text.replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> int:
+    """The ns timestamp of a ``ts`` field."""
+    return int(pd.Timestamp(text).as_unit("ns").value)
+
+
+def fields(prediction: Prediction, written: float | None = None) -> dict[str, str]:
+    """The fields of one prediction (see the module docstring)."""
+    now = time.time() if written is None else written
+    out = {
+        "ts": iso(prediction.stamp),
+        "written": datetime.fromtimestamp(now, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "experiment": prediction.experiment,
+        "trial": prediction.trial,
+        "version": str(prediction.version),
+    }
+    if prediction.value is not None:
+        out["value"] = repr(float(prediction.value))
+    else:
+        out["class"] = str(prediction.label)
+        out["probabilities"] = json.dumps([float(p) for p in prediction.probabilities or ()])
+    return out
+
+
+def decode(entry: Mapping[Any, Any]) -> dict[str, str]:
+    """A hash, stream entry or published JSON as ``str -> str``."""
+    return {_text(k): _text(v) for k, v in entry.items()}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def redis_url(url: str | None) -> str:
+    """``url``, else ``$REDIS_URL``, else the default; refused unless redis://, rediss:// or unix://."""
+    chosen = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    scheme = urlsplit(chosen).scheme
+    if scheme not in ("redis", "rediss", "unix"):
+        raise AtlasError(
+            f"The redis URL {masked_url(chosen)} has the scheme {scheme!r}, but must be redis://, "
+            "rediss:// (TLS) or unix://."
+        )
+    return chosen
+
+
+def masked_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{user}:***@{host}{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

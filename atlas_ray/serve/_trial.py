@@ -1,0 +1,171 @@
+"""Which trial goes live, checked before anything starts: ``ServedTrial``.
+
+``find_trial(experiment, trial=ID)`` or ``find_trial(experiment, best=True, metric=NAME)`` reads the
+trial's ResultsObject and checks that it can be served: it finished without error, its ``model.keras``
+is there and whole (a zip holding Keras' ``config.json``), and its featureset definition, scaling and
+categories are readable. Every refusal is an ``AtlasError`` naming the experiment, the trial and the
+file, so the command line says it in one line and exits 2 before Ray starts.
+
+``--best`` picks the trial with the best validation figure of ``metric`` (default the experiment's own
+metric, e.g. ``val_loss``: the ``loss`` of the ``validation`` split); never a test figure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from atlas_ray.errors import AtlasError, FeatureError
+from atlas_ray.featurestore._featureset import FeatureLabelSet
+from atlas_ray.featurestore._prepared import Task
+from atlas_ray.search._experiment import EXPERIMENT_FILE, load_experiment, trial_ids_on_disk
+from atlas_ray.search._results import MODEL_FILE, RESULT_FILE, ResultsObject, TrialStatus, _fs, read_result
+
+__all__ = ["ServedTrial", "find_trial", "metric_direction"]
+
+_MINIMISED = ("loss", "mse", "mae", "persistence_mse", "zero_mse")
+
+
+@dataclass(frozen=True, eq=False)
+class ServedTrial:
+    """A trial checked for serving: its ResultsObject and its featureset rebuilt from the definition."""
+
+    experiment: str
+    """The experiment directory (path or URI) as given."""
+    experiment_name: str
+    result: ResultsObject
+    featureset: FeatureLabelSet
+
+    @property
+    def trial_id(self) -> str:
+        return self.result.trial_id
+
+    @property
+    def task(self) -> Task:
+        return self.result.task
+
+    @property
+    def model_path(self) -> str:
+        path = self.result.model_path
+        assert path is not None  # checked by find_trial
+        return path
+
+
+def metric_direction(metric: str) -> tuple[str, str, str]:
+    """``(split, name, mode)`` of a metric as the search names it: ``val_loss`` is the validation
+    split's ``loss``, minimised; ``accuracy`` is the validation ``accuracy``, maximised."""
+    name = metric[4:] if metric.startswith("val_") else metric
+    if metric.startswith(("test_", "train_")):
+        raise AtlasError(
+            f"The value of `--metric` is {metric!r}, but the best trial is chosen on validation figures "
+            "only (a name such as val_loss or accuracy)."
+        )
+    mode = "min" if name in _MINIMISED or name.startswith(("loss", "mse", "mae")) else "max"
+    return "validation", name, mode
+
+
+def find_trial(
+    experiment: str, *, trial: str | None = None, best: bool = False, metric: str | None = None
+) -> ServedTrial:
+    """The trial to serve (see the module docstring)."""
+    if (trial is None) == (not best):
+        raise AtlasError("Choose the model with exactly one of --trial ID or --best.")
+    fs, base = _fs(str(experiment))
+    if fs.get_file_info(f"{base}/{EXPERIMENT_FILE}").type != pafs.FileType.File:
+        raise AtlasError(
+            f"The experiment {experiment} does not exist or is not an atlas_ray experiment "
+            f"(no {EXPERIMENT_FILE} there)."
+        )
+    header = load_experiment(str(experiment))
+    on_disk = trial_ids_on_disk(str(experiment))
+    if best:
+        trial = _best_trial(str(experiment), on_disk, metric or header.metric)
+    assert trial is not None
+    if trial not in on_disk:
+        shown = ", ".join(on_disk[:8]) + (", ..." if len(on_disk) > 8 else "")
+        raise AtlasError(
+            f"The experiment {experiment} has no trial {trial!r} "
+            f"(it holds {len(on_disk)} trial(s): {shown or 'none'})."
+        )
+    directory = f"{str(experiment).rstrip('/')}/trials/{trial}"
+    result = _read(directory)
+    _check_servable(result, directory, fs)
+    try:
+        featureset = FeatureLabelSet.from_definition(dict(result.featureset))
+    except FeatureError as error:
+        raise AtlasError(f"{directory}/{RESULT_FILE}: the featureset cannot be rebuilt: {error}") from None
+    _check_scaling(result, directory, featureset)
+    return ServedTrial(str(experiment), header.name, result, featureset)
+
+
+def _read(directory: str) -> ResultsObject:
+    try:
+        return read_result(directory)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise AtlasError(
+            f"{directory}/{RESULT_FILE} cannot be read as a ResultsObject ({type(error).__name__}: {error})."
+        ) from None
+
+
+def _check_servable(result: ResultsObject, directory: str, fs: pafs.FileSystem) -> None:
+    if result.status is TrialStatus.FAILED:
+        raise AtlasError(f"The trial {result.trial_id} failed ({result.error}); it has no model to serve.")
+    if not result.model_file:
+        raise AtlasError(f"{directory}/{RESULT_FILE} names no model file; the trial has no model to serve.")
+    _, model = _fs(f"{directory}/{result.model_file}")
+    info = fs.get_file_info(model)
+    if info.type != pafs.FileType.File or not info.size:
+        raise AtlasError(
+            f"The model directory {directory} is incomplete: {result.model_file} is missing or empty."
+        )
+    try:
+        with fs.open_input_file(model) as handle, zipfile.ZipFile(handle) as archive:
+            json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        raise AtlasError(
+            f"The model file {directory}/{result.model_file} is damaged: it is not a Keras "
+            f"{MODEL_FILE} archive with a config.json."
+        ) from None
+
+
+def _check_scaling(result: ResultsObject, directory: str, featureset: FeatureLabelSet) -> None:
+    scaling: Any = result.scaling
+    names = set(featureset.feature_names)
+    if (
+        not isinstance(scaling, dict)
+        or set(scaling.get("mean", {})) != names
+        or set(scaling.get("std", {})) != names
+    ):
+        raise AtlasError(
+            f"{directory}/{RESULT_FILE}: the scaling does not cover the featureset's features "
+            f"{sorted(names)}; the trial cannot be served."
+        )
+    if result.task is not Task.REGRESSION and not result.classes:
+        raise AtlasError(f"{directory}/{RESULT_FILE}: a classifier without classes cannot be served.")
+
+
+def _best_trial(experiment: str, trial_ids: list[str], metric: str) -> str:
+    split, name, mode = metric_direction(metric)
+    sign = 1.0 if mode == "min" else -1.0
+    best: tuple[float, str] | None = None
+    for trial_id in trial_ids:
+        try:
+            result = read_result(f"{experiment.rstrip('/')}/trials/{trial_id}")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if result.status is TrialStatus.FAILED or not result.model_file:
+            continue
+        value = result.metric(name, split)
+        if math.isfinite(value) and (best is None or sign * value < best[0]):
+            best = (sign * value, trial_id)
+    if best is None:
+        raise AtlasError(
+            f"The experiment {experiment} has no trial with a model and a finite validation {name!r} "
+            f"(from --metric {metric}) to choose from."
+        )
+    return best[1]

@@ -5,7 +5,8 @@ Reads ``EXPERIMENT/experiment.json`` and every ``EXPERIMENT/trials/<trial_id>/re
 a missing ``experiment.json``, a trial directory without ``result.json`` (still running, or crashed
 before it wrote one), a trial listed in ``experiment.json`` with no directory, a failed trial without
 predictions and an unfinished experiment are each recorded as one line in ``Experiment.missing``, and
-the report shows them.
+the report shows them. An experiment brought home by the SSH harvest also names each trial its
+``harvest.json`` lists as not harvested yet, and why.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from atlas_ray.search._results import RESULT_FILE, ResultsObject, TrialStatus, r
 __all__ = ["Experiment", "ExperimentNotFoundError", "asha_settings", "load_experiment_for_report"]
 
 EXPERIMENT_FILE = "experiment.json"
+HARVEST_FILE = "harvest.json"  # written by atlas_ray.search._harvest
 TRIALS_DIR = "trials"
 
 
@@ -91,6 +93,21 @@ def _listed_trials(meta: Mapping[str, Any] | None) -> list[str]:
     return []
 
 
+def _not_harvested(fs: pafs.FileSystem, path: str) -> list[str]:
+    """One line per trial that the SSH harvest's record lists as not brought home yet (none when the
+    experiment was not harvested)."""
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return []
+    try:
+        with fs.open_input_stream(path) as stream:
+            missing = json.loads(stream.read().decode()).get("missing")
+    except (ValueError, UnicodeDecodeError, AttributeError) as error:
+        return [f"{HARVEST_FILE} cannot be read ({error}); harvest again"]
+    if not isinstance(missing, dict):
+        return []
+    return [f"trial {trial}: not harvested yet ({why})" for trial, why in missing.items()]
+
+
 def load_experiment_for_report(uri: str, *, threads: int = 8) -> Experiment:
     """Read the experiment at ``uri`` as far as it exists (see the module docstring).
 
@@ -131,6 +148,7 @@ def load_experiment_for_report(uri: str, *, threads: int = 8) -> Experiment:
     for trial in _listed_trials(meta):
         if trial and trial not in present:
             missing.append(f"trial {trial}: listed in {EXPERIMENT_FILE} but has no directory")
+    missing.extend(_not_harvested(fs, f"{base}/{HARVEST_FILE}"))
 
     def read(trial: str) -> ResultsObject | str:
         try:

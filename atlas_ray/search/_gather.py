@@ -12,6 +12,8 @@ every finished trial): a trial that ended before ``max_t`` without error is STOP
 FAILED with its error (a result written by the trial itself keeps its metrics and curves; a trial that
 failed before any rung gets a result with its identity, error and curves only). Settling rewrites
 ``result.json`` only, atomically, and leaves a trial already settled untouched (idempotent on resume).
+Every write (evaluation or settling) ends by rewriting the trial's checksum manifest (``_manifest``),
+which the SSH harvest verifies copied files against.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
+from atlas_ray.search._manifest import write_manifest
 from atlas_ray.search._results import (
     MODEL_FILE,
     RESULT_FILE,
@@ -182,6 +185,7 @@ def evaluate_trial(
     )
     _save_model(model, directory)
     write_result(result, directory)
+    write_manifest(directory)
     return result
 
 
@@ -235,6 +239,7 @@ def settle_trial(
         if fallback is None:
             return False
         write_result(fallback, directory)
+        write_manifest(directory)
         return True
     if TrialStatus(document["status"]) in FINAL_STATUSES:
         return False
@@ -242,6 +247,7 @@ def settle_trial(
     if error is not None:
         document["error"] = error
     _write_document(directory, document)
+    write_manifest(directory)
     return True
 
 

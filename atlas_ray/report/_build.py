@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from atlas_ray.featurestore._prepared import Task
 from atlas_ray.report import _html
 from atlas_ray.report._load import Experiment, asha_settings, load_experiment_for_report
+from atlas_ray.report._luck import selection_luck
 from atlas_ray.report._parallel import default_workers, map_in_workers
 from atlas_ray.report._plots_backtest import backtest_plot
 from atlas_ray.report._plots_classifier import classifier_baseball_card
@@ -38,9 +39,15 @@ from atlas_ray.report._plots_curves import (
     roc_threshold_plots,
 )
 from atlas_ray.report._plots_heat import heat_table, sort_summary
+from atlas_ray.report._plots_luck import ic_plot, pbo_plot
 from atlas_ray.report._plots_regressor import regressor_baseball_card
-from atlas_ray.report._plots_search import asha_plot, experiment_comparison, hyperparameter_plot
-from atlas_ray.report._style import render_png
+from atlas_ray.report._plots_search import (
+    asha_plot,
+    experiment_comparison,
+    hyperparameter_plot,
+    varying_hyperparameters,
+)
+from atlas_ray.report._style import render_checked
 from atlas_ray.report._summary import (
     DEFAULT_COST,
     ReportError,
@@ -89,11 +96,13 @@ class ReportSettings:
 
 @dataclass(frozen=True)
 class BuiltReport:
-    """Where the report is, and what it said was missing."""
+    """Where the report is, what it said was missing, and any text that did not fit in its figure
+    (``clipped``, one ``"figure.png: what"`` line each; empty when every title fits)."""
 
     index: Path
     figures: int
     missing: tuple[str, ...]
+    clipped: tuple[str, ...] = ()
 
 
 def default_out(names: Sequence[str]) -> Path:
@@ -178,6 +187,7 @@ def build_report(experiments: Sequence[str | Experiment], settings: ReportSettin
         prefix = _slug(key)
         figures: list[tuple[str, str]] = []
         tables: list[tuple[str, pd.DataFrame, str]] = []
+        luck_html = ""
         cards: list[tuple[str, list[tuple[str, str]]]] = []
         for task in [t.value for t in Task]:
             rows = summary[summary["task"] == task] if not summary.empty else summary
@@ -207,22 +217,38 @@ def build_report(experiments: Sequence[str | Experiment], settings: ReportSettin
             for rank, result in enumerate(top):
                 cards.append((result.trial_id, _card_jobs(jobs, prefix, result, settings, full=rank == 0)))
         if results:
+            best = {f"best {task} trial by {task_metric}": str(ranked["trial_id"].iloc[0])
+                    for task, ranked, task_metric in tables}
+            luck = selection_luck(results, cost=settings.cost, best=best)
+            pbo_name = f"{prefix}_pbo.png"
+            jobs.append(_Job(pbo_name, "", _bind(pbo_plot, luck)))
+            ic_name: str | None = None
+            regression = [t for task, ranked, _ in tables if task == Task.REGRESSION.value
+                          for t in ranked["trial_id"]]
+            shown = {t: luck.daily_ic[t] for t in regression if t in luck.daily_ic}
+            if shown:
+                ic_name = f"{prefix}_ic.png"
+                top_ic = dict(list(shown.items())[: settings.top])
+                jobs.append(_Job(ic_name, "", _bind(ic_plot, top_ic, luck.split)))
+            luck_html = _html.luck_block(luck, settings.cost, pbo_name, ic_name)
             max_t, grace, factor = asha_settings(experiment.meta)
             asha_metric = experiment.metric or "val_loss"
             name = f"{prefix}_asha.png"
             jobs.append(_Job(name, "", _bind_asha(results, asha_metric, max_t, grace, factor)))
             figures.append((name, f"ASHA: {asha_metric} per epoch, where trials stopped"))
             for task, ranked, task_metric in tables:
-                hps = [c for c in ranked.columns if c.startswith("hp.") and ranked[c].notna().any()]
+                hps = varying_hyperparameters(ranked)
                 if hps:
                     name = f"{prefix}_hyperparameters_{task}.png"
                     frame = ranked.drop(columns=[c for c in ranked.columns
                                                  if c.startswith("hp.") and c not in hps])
                     jobs.append(_Job(name, "", _bind(hyperparameter_plot, frame, task_metric)))
-                    figures.append((name, f"{task} trials: hyperparameters against {task_metric}"))
-        sections.append(_html.experiment_section(experiment, key, tables, figures, cards, settings.filters))
+                    figures.append((name, f"{task} trials: each varying hyperparameter against "
+                                          f"{task_metric} (validation)"))
+        sections.append(_html.experiment_section(experiment, key, tables, figures, cards, settings.filters,
+                                                 luck_html))
 
-    images = _render(jobs, _workers(settings))
+    images, clipped = _render(jobs, _workers(settings))
     out = Path(settings.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -237,7 +263,7 @@ def build_report(experiments: Sequence[str | Experiment], settings: ReportSettin
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
-    return BuiltReport(index=out / "index.html", figures=len(images), missing=missing)
+    return BuiltReport(index=out / "index.html", figures=len(images), missing=missing, clipped=clipped)
 
 
 def _heat(ranked: pd.DataFrame, metric: str, rows: int, task: str, ascending: bool,
@@ -303,14 +329,19 @@ def _bind_rows(block: list[ResultsObject], cost: float) -> Callable[[], list[dic
     return lambda: [summary_row(r, cost) for r in block]
 
 
-def _render(jobs: list[_Job], workers: int) -> dict[str, bytes]:
-    """Draw and encode every figure, in worker processes."""
+def _render(jobs: list[_Job], workers: int) -> tuple[dict[str, bytes], tuple[str, ...]]:
+    """Draw and encode every figure, in worker processes; and every text that does not fit in its
+    figure (``_style.overflowing_texts``), as ``"NAME: what"``."""
     tasks = [_bind_png(job) for job in jobs]
-    return dict(zip([job.name for job in jobs], map_in_workers(tasks, workers), strict=True))
+    drawn = map_in_workers(tasks, workers)
+    images = {job.name: png for job, (png, _) in zip(jobs, drawn, strict=True)}
+    clipped = tuple(f"{job.name}: {line}"
+                    for job, (_, lines) in zip(jobs, drawn, strict=True) for line in lines)
+    return images, clipped
 
 
-def _bind_png(job: _Job) -> Callable[[], bytes]:
-    return lambda: render_png(job.make())
+def _bind_png(job: _Job) -> Callable[[], tuple[bytes, list[str]]]:
+    return lambda: render_checked(job.make())
 
 
 def _replace_directory(temp: Path, out: Path) -> None:

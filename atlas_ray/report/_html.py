@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from atlas_ray.report._load import Experiment
@@ -18,8 +19,27 @@ from atlas_ray.report._summary import heat_columns
 
 if TYPE_CHECKING:
     from atlas_ray.report._build import ReportSettings
+    from atlas_ray.report._luck import SelectionLuck
 
-__all__ = ["Section", "comparison_section", "experiment_section", "page"]
+__all__ = ["Section", "comparison_section", "experiment_section", "luck_block", "page"]
+
+#: What each selection-luck statistic means for the reader, one sentence each (shown on the page).
+MEANINGS = {
+    "sharpe": "The Sharpe ratio is the mean of a trial's net backtest return per row divided by its "
+              "standard deviation: return per unit of risk, here per row and not annualised unless the "
+              "column says so.",
+    "dsr": "The deflated Sharpe ratio is the probability that this trial's true Sharpe ratio is above zero "
+           "once the luck of keeping the best of all these trials, the skew and fat tails of its returns "
+           "and the shortness of the record are allowed for: near 1 the edge survives the search, below "
+           "0.95 it may well be luck.",
+    "pbo": "The probability of backtest overfitting is how often the trial that looks best on one half of "
+           "the out-of-sample rows ranks at or below the median of all trials on the other half: near 0 "
+           "picking the best generalises, near 0.5 or above it is no better than picking a trial at random.",
+    "ic": "IC (Pearson) and Rank IC (Spearman) are the correlation between a regressor's prediction and the "
+          "realised value within each UTC day: the mean says how much the predictions order the outcomes "
+          "on a typical day, and ICIR = mean / standard deviation over the days says how steadily (as qlib "
+          "reports them).",
+}
 
 _SORT_JS = """
 document.querySelectorAll('table.sortable').forEach(function (table) {
@@ -64,7 +84,13 @@ td.text { text-align: left; } tr.degenerate td { background: #fbe3e3; }
 .missing { background: #fff4d6; border: 1px solid #e0b84a; padding: .5em 1em; }
 figure { margin: 1em 0; } figcaption { font-size: 12px; color: #555; }
 img { max-width: 100%; border: 1px solid #eee; }
-.scroll { max-height: 32em; overflow: auto; display: inline-block; }
+.scroll { max-height: 32em; max-width: 100%; overflow: auto; display: inline-block; }
+.scroll table.sortable th:first-child, .scroll table.sortable td:first-child {
+  position: sticky; left: 0; background: #fff; z-index: 1; }
+.scroll table.sortable th:first-child { background: #dde6f0; z-index: 2; }
+td.wrap { text-align: left; white-space: normal; min-width: 14em; max-width: 22em; }
+p.data { font-size: 13px; background: #eef3f8; border-left: 4px solid #446; padding: .4em .8em; }
+p.means { font-size: 13px; color: #333; max-width: 60em; }
 .side { display: flex; gap: 1em; flex-wrap: wrap; }
 """
 
@@ -85,13 +111,19 @@ def _fmt(value: Any) -> tuple[str, str]:
     """(shown text, sort key) of a cell."""
     if isinstance(value, bool):
         return ("yes" if value else "", "1" if value else "0")
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return (f"{int(value)}", repr(float(value)))
+    if isinstance(value, float | np.floating):
         number = float(value)
         if math.isnan(number):
             return ("-", "")
         shown = f"{number:.4g}" if abs(number) >= 1e-3 or number == 0 else f"{number:.3e}"
         return (shown, repr(number))
     return (str(value), str(value))
+
+
+#: Text columns whose long values wrap instead of widening the table.
+_WRAPPED = {"hyperparameters"}
 
 
 def _table(frame: pd.DataFrame, columns: Sequence[str], text_columns: set[str], links: set[str],
@@ -103,7 +135,9 @@ def _table(frame: pd.DataFrame, columns: Sequence[str], text_columns: set[str], 
         for column in columns:
             value = row.get(column)
             shown, key = _fmt(value)
-            css = ' class="text"' if column in text_columns else ""
+            css = ""
+            if column in text_columns:
+                css = ' class="wrap"' if column in _WRAPPED else ' class="text"'
             inner = _e(shown)
             if column == "trial_id" and str(value) in links:
                 inner = f'<a href="#trial-{_e(value)}">{inner}</a>'
@@ -147,6 +181,7 @@ def experiment_section(
     figures: Sequence[tuple[str, str]],
     cards: Sequence[tuple[str, Sequence[tuple[str, str]]]],
     filters: Mapping[str, str],
+    luck: str = "",
 ) -> Section:
     meta = experiment.meta or {}
     facts = [("directory", experiment.uri), ("spec", meta.get("spec", "-")),
@@ -171,10 +206,72 @@ def experiment_section(
         parts.append(_table(frame, columns, {"trial_id", "unit", "model", "status", "hyperparameters"},
                             linked))
     parts.append('<div class="side">' + "".join(_figure(n, c) for n, c in figures) + "</div>")
+    if luck:
+        parts.append(luck)
     for trial, images in cards:
         parts.append(f'<h3 id="trial-{_e(trial)}">Trial {_e(trial)}</h3>')
         parts.append("".join(_figure(n, c) for n, c in images))
     return Section(f"Experiment {key}", "\n".join(parts))
+
+
+def _when(stamp: object) -> str:
+    if stamp is None or (isinstance(stamp, float) and math.isnan(stamp)):
+        return "-"
+    return pd.Timestamp(stamp).strftime("%Y-%m-%d %H:%M UTC")  # type: ignore[arg-type]
+
+
+def luck_block(luck: SelectionLuck, cost: float, pbo_figure: str | None, ic_figure: str | None) -> str:
+    """The "how much of the best is luck" part of an experiment's section: which data, the deflated
+    Sharpe ratios beside the plain ones, the PBO with its logit histogram, and the regressors' IC; one
+    sentence per statistic saying what it means."""
+    used = len(luck.sharpes)
+    if used:
+        span = f"from {_when(luck.sharpes['start'].min())} to {_when(luck.sharpes['end'].max())}"
+    else:
+        span = "none"
+    parts = ['<h3 id="selection-luck">How much of the best result is selection luck</h3>',
+             f'<p class="data">Data: the <b>{_e(luck.split)}</b> rows of each trial\'s predictions '
+             f"({'walk-forward out-of-sample predictions' if luck.split == 'oos' else 'the validation part'}"
+             f"), {used} of {luck.tried} trials with a backtest there, rows {span}; every figure in this "
+             f"part is computed on them (backtest: net log return per row, cost {cost:g} per unit of "
+             "position changed). The test rows are never used here.</p>"]
+    if luck.deflated:
+        frame = pd.DataFrame([{
+            "trial": d.trial_id, "shown as": d.role, "Sharpe (per row)": d.sharpe,
+            "Sharpe (annualised)": d.annualised, "rows": d.rows, "skewness": d.skew, "kurtosis": d.kurtosis,
+            "trials N": d.trials, "variance of the trials' Sharpe": d.sharpe_variance,
+            "expected best Sharpe of N skill-less trials": d.expected_max, "deflated Sharpe ratio": d.dsr,
+        } for d in luck.deflated])
+        parts.append("<h4>Deflated Sharpe ratio (Bailey and López de Prado, 2014)</h4>")
+        parts.append(_table(frame, list(frame.columns), {"trial", "shown as"}, set(), kind="deflated"))
+        parts.append(f'<p class="means">{_e(MEANINGS["sharpe"])} {_e(MEANINGS["dsr"])}</p>')
+    parts.append("<h4>Probability of backtest overfitting (CSCV; Bailey, Borwein, López de Prado and Zhu, "
+                 "2015)</h4>")
+    if luck.pbo is not None:
+        result = luck.pbo
+        parts.append(f'<p class="data">PBO = <b>{result.pbo:.3f}</b> over {result.combinations:,} splits of '
+                     f"{result.rows} rows ({_when(luck.pbo_start)} to {_when(luck.pbo_end)}) in "
+                     f"{result.partitions} blocks, {result.trials} trials, performance = Sharpe ratio of "
+                     "the net backtest return.</p>")
+    else:
+        parts.append('<p class="data">not computed: see the notes below.</p>')
+    parts.append(f'<p class="means">{_e(MEANINGS["pbo"])}</p>')
+    if pbo_figure:
+        parts.append(_figure(pbo_figure, f"CSCV logits over the {luck.split} rows; red: the in-sample winner "
+                                         "at or below the out-of-sample median"))
+    if not luck.information.empty:
+        parts.append("<h4>Information coefficient of the regressors</h4>")
+        info = luck.information
+        parts.append(_table(info, list(info.columns), {"trial_id", "unit", "model"}, set(),
+                            kind="information"))
+        parts.append(f'<p class="means">{_e(MEANINGS["ic"])}</p>')
+        if ic_figure:
+            parts.append(_figure(ic_figure, f"IC and Rank IC per UTC day on the {luck.split} rows, top "
+                                            "regressors"))
+    if luck.notes:
+        items = "".join(f"<li>{_e(note)}</li>" for note in luck.notes)
+        parts.append(f'<div class="missing"><b>Notes</b><ul>{items}</ul></div>')
+    return "\n".join(parts)
 
 
 def page(

@@ -15,7 +15,7 @@ from atlas_ray.report._style import grid as layout
 from atlas_ray.report._summary import lower_is_better, resolve_metric, summary_frame
 from atlas_ray.search._results import ResultsObject, TrialStatus
 
-__all__ = ["asha_plot", "experiment_comparison", "hyperparameter_plot", "rungs"]
+__all__ = ["asha_plot", "experiment_comparison", "hyperparameter_plot", "rungs", "varying_hyperparameters"]
 
 
 def rungs(max_t: int | None, grace_period: int | None, reduction_factor: int | None) -> list[int]:
@@ -34,20 +34,38 @@ def _summary(data: Sequence[ResultsObject] | pd.DataFrame) -> pd.DataFrame:
     return data if isinstance(data, pd.DataFrame) else summary_frame(list(data))
 
 
+def _values(column: pd.Series) -> list[str]:
+    """The distinct recorded values of a hyperparameter column, as text (lists are values too)."""
+    return sorted({repr(v) if not isinstance(v, str) else v for v in column if _recorded(v)})
+
+
+def _recorded(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and np.isnan(value))
+
+
+def varying_hyperparameters(summary: pd.DataFrame) -> list[str]:
+    """The ``hp.`` columns of ``summary`` that take at least two distinct values: a constant batch size
+    or a single activation says nothing about the metric and gets no panel."""
+    return [c for c in summary.columns if c.startswith("hp.") and len(_values(summary[c])) >= 2]
+
+
 def hyperparameter_plot(data: Sequence[ResultsObject] | pd.DataFrame, metric: str = "loss") -> Figure:
-    """One panel per hyperparameter: each trial's ``metric`` against its value (log axis for positive
-    numbers spanning more than two decades; categories side by side, jittered). Colour by work unit;
-    degenerate trials ringed in red."""
+    """One panel per hyperparameter that varies (``varying_hyperparameters``): each trial's ``metric``
+    against its value (log axis for positive numbers spanning more than two decades; categories side
+    by side, jittered). Colour by work unit; degenerate trials ringed in red."""
     summary = _summary(data)
-    hps = [c for c in summary.columns if c.startswith("hp.")] if not summary.empty else []
+    recorded = [c for c in summary.columns if c.startswith("hp.")] if not summary.empty else []
+    hps = varying_hyperparameters(summary)
     figure = new_figure(4.2 * min(3, max(len(hps), 1)), 3.4 * ((max(len(hps), 1) + 2) // 3))
     if not hps:
-        empty_axes(figure.add_subplot(), "no hyperparameters recorded")
+        fixed = ", ".join(f"{c[3:]}={_values(summary[c])[0]}" for c in recorded if _values(summary[c]))
+        empty_axes(figure.add_subplot(), f"no hyperparameter varies across these trials ({fixed})"
+                   if recorded else "no hyperparameters recorded")
         return figure
     metric = resolve_metric(metric, summary)
     cols = min(3, len(hps))
-    grid = layout(figure, (len(hps) + cols - 1) // cols, cols, left=0.9, top=0.75, bottom=0.9, hspace=0.6,
-                  wspace=0.35)
+    grid = layout(figure, (len(hps) + cols - 1) // cols, cols, left=1.15, top=0.75, bottom=0.9, hspace=0.6,
+                  wspace=0.5)
     units = sorted(summary["unit"].astype(str).unique())
     colour = {u: f"C{i % 10}" for i, u in enumerate(units)}
     rng = np.random.default_rng(0)
@@ -61,7 +79,10 @@ def hyperparameter_plot(data: Sequence[ResultsObject] | pd.DataFrame, metric: st
             continue
         y = rows[metric].to_numpy("float64")
         raw = rows[column]
-        numeric = pd.to_numeric(raw, errors="coerce")
+        try:
+            numeric = pd.to_numeric(raw, errors="coerce")
+        except TypeError:  # lists (hidden units per layer) are categories
+            numeric = pd.Series(np.nan, index=raw.index)
         if numeric.notna().all() and not raw.map(lambda v: isinstance(v, bool)).any():
             x = numeric.to_numpy("float64")
             if (x > 0).all() and x.max() / x.min() > 100:
@@ -116,14 +137,15 @@ def asha_plot(
     if not units:
         empty_axes(figure.add_subplot(), f"no trial recorded {metric!r} per epoch")
         return figure
-    grid = layout(figure, (n + cols - 1) // cols, cols, left=0.9, top=0.85, hspace=0.5, wspace=0.25)
+    grid = layout(figure, (n + cols - 1) // cols, cols, left=0.9, top=1.05, hspace=0.5, wspace=0.25)
     milestones = rungs(max_t, grace_period, reduction_factor)
     markers = {TrialStatus.STOPPED: ("x", "red"), TrialStatus.COMPLETED: ("o", "green"),
                TrialStatus.FAILED: ("s", "black"), TrialStatus.RUNNING: ("^", "orange")}
-    settings = (f"grace {grace_period}, reduction {reduction_factor}, max_t {max_t}"
+    settings = (f"grace {grace_period}, reduction {reduction_factor}, max_t {max_t}; dashed lines = rungs"
                 if milestones else "ASHA settings not recorded")
-    figure.suptitle(f"ASHA: {metric} per epoch ({settings}); x = stopped early, o = ran to the end",
-                    fontsize=10, x=0.01, ha="left")
+    # two short lines: one line of this text is wider than a one-panel figure
+    figure.suptitle(f"ASHA: {metric} per epoch ({settings})\nx = stopped early, o = ran to the end",
+                    fontsize=10, x=0.01, ha="left", va="top", y=1 - 0.08 / figure.get_size_inches()[1])
     for i, (unit, members) in enumerate(sorted(units.items())):
         ax = figure.add_subplot(grid[i // cols, i % cols])
         stopped = 0

@@ -3,8 +3,10 @@
 Metrics are recomputed from each trial's predictions with ``atlas_ray.report.stats`` (one definition
 for every trial, whatever wrote it) on the validation split (plain names, e.g. ``accuracy``) and the
 test split (``test_`` prefix); a metric the search stored in ``result.json`` that the report does not
-compute (``loss``) is taken from there. ``degenerate`` marks models that barely discriminate
-(``stats.is_degenerate`` on the validation split).
+compute (``loss``) is taken from there. Besides the classifier and regressor statistics: the backtest's
+``net_return``, ``hit_rate`` and ``sharpe`` (per row, not annualised), and for regressors ``ic``,
+``icir``, ``rank_ic`` and ``rank_icir`` (per UTC day, ``stats.information_coefficients``).
+``degenerate`` marks models that barely discriminate (``stats.is_degenerate`` on the validation split).
 """
 
 from __future__ import annotations
@@ -74,11 +76,16 @@ def _split_metrics(result: ResultsObject, split: str, cost: float) -> dict[str, 
             out[f"precision[{name}]"] = float(table["predictive_value"].to_numpy()[i])
             out[f"positive_rate[{name}]"] = float(table["positive_rate"].to_numpy()[i])
             out[f"lr_plus[{name}]"] = float(table["lr_plus"].to_numpy()[i])
+    if result.task is Task.REGRESSION:
+        daily = stats.information_coefficients(arrays.timestamps[mask], y_pred, y_true)
+        information = stats.information_summary(daily)
+        out.update({name: information[name] for name in ("ic", "icir", "rank_ic", "rank_icir")})
     label = arrays.label_value[mask]
     if np.isfinite(label).any():
         curve = stats.backtest(arrays.timestamps[mask], arrays.position[mask], label, cost)
         summary = stats.backtest_summary(curve)
         out["net_return"] = summary["net_return"]
+        out["sharpe"] = stats.sharpe_ratio(curve["net"].to_numpy("float64"))
         out["hit_rate"] = summary["hit_rate"]
     return out
 
@@ -166,12 +173,12 @@ def heat_columns(summary: pd.DataFrame, task: str, classes: Sequence[str] = ()) 
     positive rate (a degenerate model shows as one positive rate near 1), the backtest's net return
     and the test split's headline metric."""
     if task == Task.REGRESSION.value:
-        wanted = ["loss", "mse", "mae", "sign_accuracy", "skill", "net_return", "hit_rate", "test_mse",
-                  "test_sign_accuracy", "test_net_return"]
+        wanted = ["loss", "mse", "mae", "sign_accuracy", "skill", "ic", "rank_ic", "net_return", "sharpe",
+                  "hit_rate", "test_mse", "test_sign_accuracy", "test_net_return"]
     else:
         wanted = ["loss", "accuracy", "balanced_accuracy", "auc"]
         wanted += [f"precision[{c}]" for c in classes] + [f"positive_rate[{c}]" for c in classes]
-        wanted += ["net_return", "test_accuracy", "test_auc", "test_net_return"]
+        wanted += ["net_return", "sharpe", "test_accuracy", "test_auc", "test_net_return"]
     return [c for c in wanted if c in summary.columns and summary[c].notna().any()]
 
 

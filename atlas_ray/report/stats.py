@@ -21,6 +21,12 @@ the persistence baseline (predict the previous row's reality) and the zero-chang
 The trader's view: a signal's position is +1 for "up" (a regression prediction > 0), -1 for "down"
 (< 0) and 0 for "flat"; ``backtest`` earns ``position * label_value`` (the realised log return) per
 row less ``cost * |position change|``, and sums it (log returns add) into the cumulative return.
+
+Selection luck (maths in ``atlas_ray.report._overfitting``, re-exported here): ``sharpe_ratio``,
+``deflated_sharpe_ratio`` (Bailey and López de Prado 2014) with ``expected_max_sharpe`` and
+``probabilistic_sharpe_ratio``, ``cscv`` (the probability of backtest overfitting, Bailey, Borwein,
+López de Prado and Zhu), and ``information_coefficients`` / ``information_summary`` (IC, Rank IC per
+day, ICIR).
 """
 
 from __future__ import annotations
@@ -36,11 +42,27 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from atlas_ray.featurestore._prepared import Task
+from atlas_ray.report._overfitting import (
+    EULER_GAMMA,
+    CSCVResult,
+    cscv,
+    cscv_combinations,
+    deflated_sharpe_ratio,
+    expected_max_sharpe,
+    information_coefficients,
+    information_summary,
+    probabilistic_sharpe_ratio,
+    return_moments,
+    sharpe_ratio,
+)
 from atlas_ray.search._results import ResultsObject
 
 __all__ = [
     "BUCKETS",
+    "CSCVResult",
     "DEGENERATE_SHARE",
+    "EULER_GAMMA",
+    "SPLITS",
     "accuracy",
     "accuracy_over_time",
     "atlas_likelihood_ratio",
@@ -67,6 +89,15 @@ __all__ = [
     "trial_arrays",
     "TrialArrays",
     "threshold_predictions",
+    "cscv",
+    "cscv_combinations",
+    "deflated_sharpe_ratio",
+    "expected_max_sharpe",
+    "information_coefficients",
+    "information_summary",
+    "probabilistic_sharpe_ratio",
+    "return_moments",
+    "sharpe_ratio",
 ]
 
 #: A classifier that predicts one class on at least this share of rows (or a regressor whose
@@ -470,14 +501,15 @@ def is_degenerate(result: ResultsObject, frame: pd.DataFrame) -> bool:
 
 # ------------------------------------------------------------------------- per-trial arrays, cached
 
-SPLITS = ("train", "validation", "test")
+#: The ``split`` values a trial's predictions carry; ``"oos"`` marks walk-forward out-of-sample rows.
+SPLITS = ("train", "validation", "test", "oos")
 
 
 @dataclass(frozen=True, eq=False)
 class TrialArrays:
     """A trial's predictions as numpy arrays in time order, computed once (``trial_arrays``).
 
-    ``split``: 0 train, 1 validation, 2 test, -1 other; ``y_true`` / ``y_pred``: class ids (-1 unknown)
+    ``split``: 0 train, 1 validation, 2 test, 3 oos, -1 other; ``y_true`` / ``y_pred``: class ids (-1 unknown)
     for classifiers, values for regressors; ``probs``: ``(n, k)`` or ``None``; ``position``: the
     signal (``positions``); ``label_value``: the realised value (NaN when absent)."""
 

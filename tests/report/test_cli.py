@@ -53,9 +53,9 @@ def test_user_mistakes_are_one_line_and_exit_2(report_experiments, tmp_path):
     assert done.stderr.strip().count("\n") == 0
     assert done.stderr.startswith("error: experiment ") and "does not exist" in done.stderr
 
-    done = run(str(report_experiments["june_a"]), "--out", str(tmp_path / "x"), "--metric", "sharpe")
+    done = run(str(report_experiments["june_a"]), "--out", str(tmp_path / "x"), "--metric", "sortino")
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
-    assert "unknown --metric 'sharpe'; known metrics: " in done.stderr and "accuracy" in done.stderr
+    assert "unknown --metric 'sortino'; known metrics: " in done.stderr and "accuracy" in done.stderr
 
     done = run(str(report_experiments["june_a"]), "--filter", "colour=blue")
     assert done.returncode == 2 and "unknown --filter key 'colour'" in done.stderr

@@ -85,8 +85,8 @@ def test_heat_table_counts_cells_and_marks_degenerate_rows(june_a):
     assert len(ax.patches) == 1
     values = [float(ax.texts[i * columns].get_text()) for i in range(rows)]
     assert values == sorted(values, reverse=True)
-    with pytest.raises(ReportError, match=r"unknown --metric 'sharpe'; known metrics: .*accuracy"):
-        report.heat_table(summary, metric="sharpe")
+    with pytest.raises(ReportError, match=r"unknown --metric 'sortino'; known metrics: .*accuracy"):
+        report.heat_table(summary, metric="sortino")
 
 
 def test_curves_and_threshold_plots(by_id):
@@ -122,8 +122,14 @@ def test_search_views(june_a, report_experiments):
     assert_not_blank(figure)
 
     figure = report.hyperparameter_plot(june_a.results, "loss")
-    assert sorted(ax.get_xlabel() for ax in figure.axes) == ["C", "alpha", "strategy"]
+    # the majority model's single `strategy` never varies: no panel for it
+    assert sorted(ax.get_xlabel() for ax in figure.axes) == ["C", "alpha"]
     assert_not_blank(figure)
+    fixed = report.summary_frame([r for r in june_a.results if r.identity.model == "majority"])
+    figure = report.hyperparameter_plot(fixed, "loss")
+    assert len(figure.axes) == 1 and not figure.axes[0].collections
+    assert "no hyperparameter varies across these trials (strategy=most_frequent)" in \
+        figure.axes[0].texts[0].get_text()
 
     b = report.load_experiment_for_report(str(report_experiments["june_b"]))
     summaries = {"june_a": report.summary_frame(june_a.results), "june_b": report.summary_frame(b.results)}

@@ -4,7 +4,14 @@
 
     {"format": 1, "name": ..., "spec": <spec path>, "metric": ..., "mode": "min" | "max",
      "created": <ISO UTC>, "finished": <ISO UTC> | null, "status": "running" | "finished",
-     "trial_ids": [...], "units": {unit: [model, ...]}, "scheduler": {ASHA settings and milestones}}
+     "trial_ids": [...], "units": {unit: [model, ...]}, "scheduler": {ASHA settings and milestones},
+     "provenance": {spec source and hash, seed, git commit, library versions, store state}
+                   (see ``_provenance``),
+     "test_openings": [{"opening": n, "at": <ISO UTC>, "trials": [trial ids], "top": K,
+                        "metric": ..., "mode": ..., "trials_tried": <trials with results then>}]}
+
+``test_openings`` records every time ``python -m atlas_ray.search finalize`` opened the sealed test
+set (see ``_finalize``); it is empty until then, and a second opening is recorded as such.
 
 While a run is going (or after it was interrupted) ``trial_ids`` lists what is known so far and
 ``load_results`` reads every ``trials/<id>/result.json`` present; a finished experiment reads exactly
@@ -44,6 +51,8 @@ class Experiment:
     units: Mapping[str, Sequence[str]] = field(default_factory=dict)
     scheduler: Mapping[str, Any] = field(default_factory=dict)
     directory: str = ""
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    test_openings: tuple[Mapping[str, Any], ...] = ()
 
     def finish(self, trial_ids: Sequence[str]) -> Experiment:
         return replace(self, finished=now(), status="finished", trial_ids=tuple(trial_ids))
@@ -69,6 +78,8 @@ def write_experiment(experiment: Experiment, directory: str) -> None:
         "trial_ids": list(experiment.trial_ids),
         "units": {unit: list(models) for unit, models in experiment.units.items()},
         "scheduler": dict(experiment.scheduler),
+        "provenance": dict(experiment.provenance),
+        "test_openings": [dict(opening) for opening in experiment.test_openings],
     }
     temp = f"{base}/{EXPERIMENT_FILE}.tmp"
     with fs.open_output_stream(temp) as stream:
@@ -103,6 +114,8 @@ def load_experiment(directory: str) -> Experiment:
         units={unit: tuple(models) for unit, models in document.get("units", {}).items()},
         scheduler=document.get("scheduler", {}),
         directory=str(directory),
+        provenance=document.get("provenance") or {},
+        test_openings=tuple(document.get("test_openings") or ()),
     )
 
 

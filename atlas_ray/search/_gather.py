@@ -1,11 +1,19 @@
 """From a trained (or failed) trial to its ResultsObject.
 
 Where the final evaluation runs (decided here): inside the trial. At every ASHA rung epoch and at
-``max_t`` (``ASHA.checkpoints()``) the trial evaluates its current model on train, validation and test
-and writes its whole ResultsObject (metrics, predictions, curves, ``model.keras``) *before* it reports
-that epoch to Tune, so when ASHA stops it after that report its results are already on storage. The
-status written there is RUNNING below ``max_t`` and COMPLETED at ``max_t``. Between rungs nothing is
-written (a full evaluation every epoch costs more than the epoch itself for small models).
+``max_t`` (``ASHA.checkpoints()``) the trial evaluates its current model(s) on train and validation,
+never on test (the test part stays sealed until ``finalize``, see ``_finalize``), and writes its whole
+ResultsObject (metrics, predictions, curves, ``model.keras``) *before* it reports that epoch to Tune,
+so when ASHA stops it after that report its results are already on storage. The status written there
+is RUNNING below ``max_t`` and COMPLETED at ``max_t``. Between rungs nothing is written (a full
+evaluation every epoch costs more than the epoch itself for small models).
+
+Walk-forward units (a ``FoldedSet``) train one model per fold: ``metrics["train"]`` and
+``metrics["validation"]`` are the means over the folds of each fold's metrics (what ASHA decided on),
+``metrics["oos"]`` the metrics of the folds' validation predictions joined in time order, ``folds``
+each fold's own metrics and spans; the predictions hold the last fold's train rows and the joined
+out-of-sample rows (split ``"oos"``, with a ``fold`` column); ``model.keras``, ``scaling`` and
+``categories`` are the last fold's.
 
 The driver then settles the status as trials end (a Tune callback, so an interrupted experiment keeps
 every finished trial): a trial that ended before ``max_t`` without error is STOPPED; an errored one is
@@ -26,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
 from atlas_ray.search._manifest import write_manifest
 from atlas_ray.search._results import (
@@ -44,6 +53,7 @@ __all__ = [
     "UnitInfo",
     "evaluate_trial",
     "failed_result",
+    "fold_sets",
     "predict_proba",
     "read_status",
     "settle_trial",
@@ -55,8 +65,15 @@ UnitInfo = Mapping[str, Any]
 """What the driver keeps of a PreparedSet to write a result without the data: ``unit_info(prepared)``."""
 
 
-def unit_info(prepared: PreparedSet) -> dict[str, Any]:
-    """The JSON-able description of a PreparedSet that a failed trial's result carries."""
+def fold_sets(prepared: PreparedSet | FoldedSet) -> tuple[PreparedSet, ...]:
+    """The PreparedSets a trial trains on: every fold of a FoldedSet, or the one PreparedSet."""
+    return prepared.folds if isinstance(prepared, FoldedSet) else (prepared,)
+
+
+def unit_info(prepared: PreparedSet | FoldedSet) -> dict[str, Any]:
+    """The JSON-able description of a PreparedSet (a FoldedSet's last fold) that a failed trial's
+    result carries."""
+    prepared = fold_sets(prepared)[-1]
     return {
         "task": prepared.task.value,
         "classes": list(prepared.classes),
@@ -149,22 +166,39 @@ def curves_frame(rows: Sequence[Mapping[str, float]]) -> pd.DataFrame:
     return frame
 
 
+#: The parts a trial evaluates during the search: never the test part, which stays sealed.
+SEARCH_SPLITS = ("train", "validation")
+
+
 def evaluate_trial(
-    model: Any,
-    prepared: PreparedSet,
+    models: Any,
+    prepared: PreparedSet | FoldedSet,
     *,
     identity: TrialIdentity,
     status: TrialStatus,
     curves: Sequence[Mapping[str, float]],
     directory: str,
 ) -> ResultsObject:
-    """Evaluate ``model`` on every split, save it as ``model.keras`` and write the ResultsObject."""
-    metrics: dict[str, dict[str, float]] = {}
-    frames = []
-    for split, part in prepared.parts().items():
-        output = predict_proba(model, part.X, prepared.task)
-        metrics[split] = split_metrics(prepared, part, output)
-        frames.append(split_predictions(prepared, split, part, output))
+    """Evaluate the model (one per fold: a sequence for a FoldedSet) on train and validation, save
+    the (last fold's) model as ``model.keras`` and write the ResultsObject. The test part is never
+    evaluated here."""
+    folds = fold_sets(prepared)
+    models = list(models) if isinstance(models, list | tuple) else [models]
+    if len(models) != len(folds):
+        raise ValueError(f"{len(models)} model(s) for {len(folds)} fold(s): one model per fold is needed")
+    per_fold: tuple[dict[str, Any], ...] = ()
+    if isinstance(prepared, FoldedSet):
+        metrics, predictions, per_fold = _evaluate_folds(models, prepared)
+    else:
+        metrics, frames = {}, []
+        for split in SEARCH_SPLITS:
+            part = getattr(prepared, split)
+            output = predict_proba(models[0], part.X, prepared.task)
+            metrics[split] = split_metrics(prepared, part, output)
+            frames.append(split_predictions(prepared, split, part, output))
+        predictions = pd.concat(frames, ignore_index=True)
+    model = models[-1]
+    prepared = folds[-1]
     info = unit_info(prepared)
     result = ResultsObject(
         identity=identity,
@@ -174,7 +208,7 @@ def evaluate_trial(
         features=tuple(prepared.feature_names),
         label=prepared.label_name,
         metrics=metrics,
-        predictions=pd.concat(frames, ignore_index=True),
+        predictions=predictions,
         curves=curves_frame(curves),
         epochs=len(curves),
         scaling=info["scaling"],
@@ -182,11 +216,61 @@ def evaluate_trial(
         window=prepared.window,
         featureset=info["featureset"],
         model_file=MODEL_FILE,
+        folds=per_fold,
     )
     _save_model(model, directory)
     write_result(result, directory)
     write_manifest(directory)
     return result
+
+
+def _evaluate_folds(
+    models: Sequence[Any], folded: FoldedSet
+) -> tuple[dict[str, dict[str, float]], pd.DataFrame, tuple[dict[str, Any], ...]]:
+    """Per-fold metrics, their means, the joined out-of-sample metrics and the prediction rows."""
+    per_fold: list[dict[str, Any]] = []
+    oos_frames, outputs, parts = [], [], []
+    train_frame = pd.DataFrame()
+    for k, (model, fold) in enumerate(zip(models, folded.folds, strict=True), start=1):
+        entry: dict[str, Any] = {"fold": k}
+        for split in SEARCH_SPLITS:
+            part = getattr(fold, split)
+            output = predict_proba(model, part.X, fold.task)
+            entry[split] = split_metrics(fold, part, output)
+            entry[f"{split}_span"] = _span(part)
+            entry[f"{split}_rows"] = len(part)
+            if split == "validation":
+                frame = split_predictions(fold, "oos", part, output)
+                frame["fold"] = k
+                oos_frames.append(frame)
+                outputs.append(output)
+                parts.append(part)
+            elif k == len(folded.folds):
+                train_frame = split_predictions(fold, "train", part, output)
+                train_frame["fold"] = k
+        per_fold.append(entry)
+    metrics = {split: _mean_metrics([entry[split] for entry in per_fold]) for split in SEARCH_SPLITS}
+    joined = SplitPart(
+        X=np.zeros((0,)),
+        y=np.concatenate([p.y for p in parts]),
+        index=pd.DatetimeIndex(np.concatenate([p.index.asi8 for p in parts]), tz="UTC"),
+        label_value=np.concatenate([p.label_value for p in parts]),
+    )
+    metrics["oos"] = split_metrics(folded.last, joined, np.concatenate(outputs, axis=0))
+    predictions = pd.concat([train_frame, *oos_frames], ignore_index=True)
+    return metrics, predictions, tuple(per_fold)
+
+
+def _mean_metrics(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the folds (NaN when a fold's value is NaN or the metric is missing)."""
+    names = list(rows[0]) if rows else []
+    return {name: float(np.mean([row.get(name, float("nan")) for row in rows])) for name in names}
+
+
+def _span(part: SplitPart) -> list[str | None]:
+    if len(part) == 0:
+        return [None, None]
+    return [part.index[0].isoformat(), part.index[-1].isoformat()]
 
 
 def failed_result(

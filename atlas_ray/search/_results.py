@@ -7,15 +7,29 @@ Experiment directory (a local path or any pyarrow filesystem URI)::
       trials/<trial_id>/
         result.json                   identity, status, error, task, classes, features, label,
                                       metrics per split, epochs, scaling, categories, window,
-                                      featureset definition, model file name
+                                      featureset definition, model file name; and (additive)
+                                      folds (walk-forward: per fold {fold, train, validation,
+                                      train_span, validation_span, train_rows,
+                                      validation_rows}), finalized (null, or the test
+                                      openings that evaluated this trial: [{opening, at}])
         predictions.parquet           timestamp (UTC), split, reality, prediction,
                                       prob_<class> per class (classifiers), label_value;
                                       classifiers: reality / prediction are class names
                                       (prediction = the most probable class); regressors:
-                                      float values; label_value is the continuous label
+                                      float values; label_value is the continuous label;
+                                      walk-forward trials add ``fold`` (1-based, int)
         curves.parquet                one row per epoch: epoch (1-based), loss, val_loss and the
                                       other per-epoch metrics (validation ones prefixed ``val_``)
         model.keras                   the trained Keras model (absent for failed trials)
+
+Splits (``metrics[split]`` and the predictions' ``split`` column). During the search a trial is
+evaluated on ``train`` and ``validation`` only: the test part is sealed. A TimeSplit trial holds
+``train`` and ``validation`` rows. A walk-forward trial (``WalkForward``) holds the last fold's
+``train`` rows and ``oos`` rows: every fold's validation predictions joined in time order (each fold's
+model on its own validation block), which is what statistics and backtests use; its
+``metrics["train"]`` / ``metrics["validation"]`` are means over the folds (what ASHA decided on) and
+``metrics["oos"]`` the metrics of the joined rows. ``test`` metrics and rows appear only once
+``python -m atlas_ray.search finalize`` opened the test set for the trial (``finalized`` says when).
 
 Metric names (``metrics[split][name]``). Classifiers: ``loss``, ``accuracy``, ``auc`` (macro
 one-vs-rest), and per class ``precision[<c>]``, ``npv[<c>]``, ``tpr[<c>]``, ``tnr[<c>]``,
@@ -96,6 +110,8 @@ class ResultsObject:
     featureset: Mapping[str, Any] = field(default_factory=dict)
     model_file: str | None = None
     directory: str = ""
+    folds: tuple[Mapping[str, Any], ...] = ()
+    finalized: tuple[Mapping[str, Any], ...] | None = None
 
     @property
     def trial_id(self) -> str:
@@ -154,6 +170,8 @@ def write_result(result: ResultsObject, directory: str) -> None:
         "window": result.window,
         "featureset": dict(result.featureset),
         "model_file": result.model_file,
+        "folds": [dict(fold) for fold in result.folds],
+        "finalized": [dict(item) for item in result.finalized] if result.finalized is not None else None,
     }
     text = json.dumps(document, indent=2, sort_keys=True, allow_nan=True, default=_json_default)
     temp = f"{base}/{RESULT_FILE}.tmp"
@@ -197,6 +215,8 @@ def read_result(directory: str) -> ResultsObject:
         featureset=document.get("featureset") or {},
         model_file=document.get("model_file"),
         directory=directory,
+        folds=tuple(document.get("folds") or ()),
+        finalized=tuple(document["finalized"]) if document.get("finalized") else None,
     )
 
 

@@ -1,8 +1,15 @@
 """Running a WorkSpec on Ray Tune with ASHA: ``run(spec, storage=...)``.
 
 Order of work: validate the spec (no Ray yet), start or join Ray, build each unit's featureset once
-(the featureset cache makes a second run read it back), prepare it and ``ray.put`` the PreparedSet
-once; every trial gets the ObjectRef through ``tune.with_parameters`` and reads the arrays in place.
+(the featureset cache makes a second run read it back), prepare it (rebalancing draws from the spec's
+seed; a ``WalkForward`` split gives a FoldedSet, one PreparedSet per fold) and ``ray.put`` it once;
+every trial gets the ObjectRef through ``tune.with_parameters`` and reads the arrays in place.
+
+Research integrity: no trial is evaluated on the test part during the search, and nothing the search
+prints holds a test figure (``finalize`` opens the test set once the search is done, see
+``_finalize``). ``experiment.json`` records the provenance (``_provenance``): the spec's text and hash,
+its seed, atlas_ray's git commit, the library versions and the store state each featureset was built
+from. Rows whose label spans a filled bar are counted and printed per unit.
 
 All trials of all units and models run in one Tune experiment named after the spec under
 ``storage`` (a local directory or a URI): ``param_space = {"variant": tune.grid_search(variants)}``
@@ -27,13 +34,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
 
 from atlas_ray.errors import AtlasError, SpecError
+from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._prepared import PreparedSet
 from atlas_ray.search._experiment import (
     Experiment,
@@ -43,8 +51,9 @@ from atlas_ray.search._experiment import (
     now,
     write_experiment,
 )
-from atlas_ray.search._gather import failed_result, settle_trial, unit_info
+from atlas_ray.search._gather import failed_result, fold_sets, settle_trial, unit_info
 from atlas_ray.search._model_source import full_space
+from atlas_ray.search._provenance import provenance
 from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus
 from atlas_ray.search._spec import PlannedTrial, WorkSpec, WorkUnit, trial_plan
 from atlas_ray.search._trainable import TrialContext, train_trial, trial_directory, variant_key
@@ -61,10 +70,12 @@ class PreparedUnit:
     """A unit's built frame summary and its PreparedSet."""
 
     unit: WorkUnit
-    prepared: PreparedSet
+    prepared: PreparedSet | FoldedSet
     rows: int
     start: Any
     end: Any
+    label_gaps: Mapping[str, int] = field(default_factory=dict)
+    data_state: Mapping[str, Any] = field(default_factory=dict)
 
 
 def experiment_uri(storage: str, name: str) -> str:
@@ -157,20 +168,58 @@ def prepare_units(spec: WorkSpec, store: Any, *, use_ray: bool) -> list[Prepared
                 frame = featureset.build(unit.start, unit.end, store)
             else:
                 frame = featureset.build_local(unit.start, unit.end, store)
-            prepared = (
-                featureset.prepare(frame, unit.split) if unit.split is not None else featureset.prepare(frame)
-            )
+            prepared = featureset.prepare(frame, unit.split, seed=spec.seed)
+            state = _data_state(featureset, unit, store)
         except SpecError:
             raise
         except AtlasError as error:
             raise SpecError(
                 f"unit `{unit.name}`, field `featureset`: {' '.join(str(error).split())}"
             ) from None
-        check_prepared(spec, unit, prepared)
+        for fold in fold_sets(prepared):
+            check_prepared(spec, unit, fold)
         start = frame.index[0] if len(frame) else pd.NaT
         end = frame.index[-1] if len(frame) else pd.NaT
-        units.append(PreparedUnit(unit, prepared, len(frame), start, end))
+        counts = getattr(featureset, "label_gap_counts", None)
+        gaps = counts(frame) if counts is not None else {}
+        units.append(PreparedUnit(unit, prepared, len(frame), start, end, gaps, state))
     return units
+
+
+def _data_state(featureset: Any, unit: WorkUnit, store: Any) -> dict[str, Any]:
+    state = getattr(featureset, "data_state", None)
+    return dict(state(unit.start, unit.end, store)) if state is not None else {}
+
+
+def describe_unit(item: PreparedUnit) -> list[str]:
+    """Lines describing a prepared unit: rows, range, task, classes, part shapes and label gaps."""
+    unit, prepared = item.unit, item.prepared
+    lines = [
+        f"unit {unit.name}: {item.rows} rows x {prepared.n_features} features "
+        f"[{item.start} .. {item.end}], task {prepared.task.value}, classes {list(prepared.classes)}"
+    ]
+    if isinstance(prepared, FoldedSet):
+        for k, fold in enumerate(prepared.folds, start=1):
+            lines.append(
+                f"  fold {k}: train {fold.train.X.shape} [{_span(fold.train.index)}], "
+                f"validation {fold.validation.X.shape} [{_span(fold.validation.index)}]"
+            )
+        lines.append(f"  test (sealed): {prepared.test.X.shape} [{_span(prepared.test.index)}]")
+    else:
+        shape = " ".join(
+            f"{name}={part.X.shape}" for name, part in prepared.parts().items() if name != "test"
+        )
+        lines.append(f"  X shapes {shape}; test (sealed) {prepared.test.X.shape}")
+    policy = getattr(unit.featureset, "label_gaps", "keep")
+    for label, count in item.label_gaps.items():
+        if count:
+            action = "dropped" if policy == "drop" else "kept (label_gaps='drop' leaves them out)"
+            lines.append(f"  label gaps: {count} rows of {label} span a filled bar; {action}")
+    return lines
+
+
+def _span(index: pd.DatetimeIndex) -> str:
+    return f"{index[0]} .. {index[-1]}" if len(index) else "empty"
 
 
 def _cached(featureset: Any, unit: WorkUnit, store: Any) -> bool:
@@ -195,14 +244,8 @@ def print_plan(
     """The dry run's report: featureset shapes and coverage, then the trial plan with resources."""
     print(f"spec {spec.name}: {len(plan)} trials, ASHA {spec.scheduler.as_dict()}", file=out)
     for item in units:
-        unit, prepared = item.unit, item.prepared
-        shape = " ".join(f"{name}={part.X.shape}" for name, part in prepared.parts().items())
-        print(
-            f"unit {unit.name}: {item.rows} rows x {prepared.n_features} features "
-            f"[{item.start} .. {item.end}], task {prepared.task.value}, classes {list(prepared.classes)}; "
-            f"X shapes {shape}",
-            file=out,
-        )
+        unit = item.unit
+        print("\n".join(describe_unit(item)), file=out)
         coverage = _coverage(unit, store)
         if coverage is not None:
             print(coverage.to_string(), file=out)
@@ -291,7 +334,10 @@ def _run_tune(
             created=now(),
             units={u.name: [m.name for m in u.models] for u in spec.units},
             scheduler=spec.scheduler.as_dict(),
+            provenance=provenance(spec_path, spec.seed, {item.unit.name: item.data_state for item in units}),
         )
+        for item in units:
+            print("\n".join(describe_unit(item)), file=out)
         write_experiment(record, experiment)
         tuner = tune.Tuner(
             trainable,
@@ -326,6 +372,7 @@ def _run_tune(
         epochs = int((result.metrics or {}).get("training_iteration", 0))
         error = _error_text(result.error) if result.error is not None else None
         settler.settle(str(trial_id), result.config or {}, epochs=epochs, error=error)
+    record = replace(load_experiment(experiment), directory="")
     write_experiment(record.finish(sorted(trial_ids)), experiment)
     print_best(load_results(experiment), spec, experiment, out)
     return experiment
@@ -375,7 +422,9 @@ def _reporter(spec: WorkSpec) -> Any:
 def print_best(
     results: Sequence[ResultsObject], spec: WorkSpec, experiment: str, out: IO[str], top: int = 5
 ) -> None:
-    """The best trials by the scheduler's metric on validation (its ``val_`` prefix dropped)."""
+    """The best trials by the scheduler's metric on validation (its ``val_`` prefix dropped; for a
+    walk-forward trial the mean over its folds, with the joined out-of-sample figure beside it). No test
+    figure: the test part is sealed until ``finalize``."""
     metric = spec.scheduler.metric.removeprefix("val_")
     sign = spec.scheduler.mode.sign
     scored = [r for r in results if r.status is not TrialStatus.FAILED]
@@ -394,7 +443,7 @@ def print_best(
                 "status": r.status.value,
                 "epochs": r.epochs,
                 f"validation {metric}": r.metric(metric, "validation"),
-                f"test {metric}": r.metric(metric, "test"),
+                **({f"oos {metric}": r.metric(metric, "oos")} if "oos" in r.metrics else {}),
                 "hyperparameters": _short(r.identity.hyperparameters),
             }
             for r in scored[:top]

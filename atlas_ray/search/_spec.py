@@ -38,7 +38,7 @@ class FeaturesetLike(Protocol):
 
     def build(self, start: Any, end: Any, store: Any = None) -> pd.DataFrame: ...
 
-    def prepare(self, frame: pd.DataFrame, split: Any = ...) -> Any: ...
+    def prepare(self, frame: pd.DataFrame, split: Any = ..., *, seed: int = ...) -> Any: ...
 
     def definition(self) -> dict[str, Any]: ...
 
@@ -87,7 +87,12 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """One featureset, built on ``[start, end)`` and split by ``split``, with the models to try on it."""
+    """One featureset, built on ``[start, end)`` and split by ``split``, with the models to try on it.
+
+    ``split``: a ``TimeSplit`` (one train / validation / test split; the default) or a
+    ``WalkForward(folds=K, ...)``: each trial then trains on every fold and ASHA decides on the mean
+    validation metric over the folds. Either way the test part stays sealed during the search.
+    """
 
     name: str
     featureset: Any

@@ -1,14 +1,24 @@
 """The Ray Tune trainable: one trial trains one model on one unit's PreparedSet.
 
-The PreparedSet comes from Ray's object store (``ray.get`` of the unit's ObjectRef, put once by the
-driver; its numpy arrays are read in place, not copied per trial). Each epoch a Keras callback reports
-the epoch's metrics (``loss``, ``val_loss`` and the others Keras logs) to Tune with a checkpoint
-(``model.keras`` and the curves so far); at ASHA's rung epochs and at ``max_t`` the trial first
-evaluates itself and writes its ResultsObject (see ``_gather``). A NaN or infinite training loss
-stops training (``TerminateOnNaN``) and fails the trial with ``NaNLossError``; any exception writes the
-trial's result as FAILED with the error, then re-raises so that Tune retries it (``max_failures``).
+The PreparedSet (or, for a walk-forward unit, the FoldedSet) comes from Ray's object store
+(``ray.get`` of the unit's ObjectRef, put once by the driver; its numpy arrays are read in place, not
+copied per trial). A trial trains one model per fold (one for a plain TimeSplit), the folds in lock
+step: each epoch trains every fold's model one epoch, then reports the mean over the folds of each
+metric Keras logged (``loss``, ``val_loss``, ...) to Tune with a checkpoint (every fold's model and the
+curves so far), so ASHA decides on the mean validation metric over the folds. At ASHA's rung epochs
+and at ``max_t`` the trial first evaluates itself and writes its ResultsObject (see ``_gather``).
 
-Restored from a checkpoint (a retry, or ``--resume`` after the driver died) the trial loads the model
+Seeds: the model is built after ``keras.utils.set_random_seed(seed)``, and every epoch of every fold
+starts from ``keras.utils.set_random_seed(epoch_seed(seed, fold, epoch))``, so an epoch's shuffling
+depends only on the trial's seed, the fold and the epoch (layers' own seed generators, dropout's,
+travel in the checkpointed models): a trial restored from a checkpoint is seeded like an
+uninterrupted one, and a spec run twice on the CPU trains the same models.
+
+A NaN or infinite training loss stops training (``TerminateOnNaN``) and fails the trial with
+``NaNLossError``; any exception writes the trial's result as FAILED with the error, then re-raises so
+that Tune retries it (``max_failures``).
+
+Restored from a checkpoint (a retry, or ``--resume`` after the driver died) the trial loads the models
 and curves and goes on from the next epoch. A trial whose result is already settled COMPLETED or STOPPED (it
 finished, or was stopped, before the driver's experiment state recorded it) only reports its last
 epoch again and trains nothing: its result is never written twice.
@@ -27,21 +37,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._prepared import PreparedSet
 from atlas_ray.search._asha import ASHA
 from atlas_ray.search._gather import (
     _jsonable,
     evaluate_trial,
     failed_result,
+    fold_sets,
     load_model,
     read_status,
     settle_trial,
     unit_info,
 )
 from atlas_ray.search._model_source import resolve_model
-from atlas_ray.search._results import MODEL_FILE, TrialIdentity, TrialStatus, read_result
+from atlas_ray.search._results import TrialIdentity, TrialStatus, read_result
 
-__all__ = ["NaNLossError", "TrialContext", "train_trial", "trial_directory", "variant_key"]
+__all__ = ["NaNLossError", "TrialContext", "epoch_seed", "train_trial", "trial_directory", "variant_key"]
 
 CURVES_STATE = "curves.json"
 DEFAULT_BATCH_SIZE = 256
@@ -77,6 +89,11 @@ def trial_directory(experiment: str, trial_id: str) -> str:
     return f"{experiment.rstrip('/')}/trials/{trial_id}"
 
 
+def epoch_seed(seed: int, fold: int, epoch: int) -> int:
+    """The random seed of ``epoch`` (1-based) of ``fold`` (0-based) of a trial seeded ``seed``."""
+    return (int(seed) * 1_000_003 + fold * 10_007 + epoch) % 2**31
+
+
 def configure_threads(cpus: float) -> None:
     """Limit OMP and TensorFlow to the trial's CPUs (TensorFlow only before its runtime starts)."""
     threads = max(1, int(cpus))
@@ -107,7 +124,7 @@ def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
     configure_threads(context.cpus[key])
     trial_id = tune.get_context().get_trial_id()
     directory = trial_directory(context.experiment, trial_id)
-    prepared: PreparedSet = ray.get(context.datasets[unit])
+    prepared: PreparedSet | FoldedSet = ray.get(context.datasets[unit])
     identity = TrialIdentity(
         experiment=context.spec_name,
         spec=context.spec_path,
@@ -133,7 +150,7 @@ def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
 
 def _train(
     context: TrialContext,
-    prepared: PreparedSet,
+    prepared: PreparedSet | FoldedSet,
     hp: dict[str, Any],
     seed: int,
     key: str,
@@ -151,69 +168,87 @@ def _train(
         last = read_result(directory).curves.iloc[-1].to_dict()
         tune.report({name: float(value) for name, value in last.items()})
         return
+    folds = fold_sets(prepared)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as state:
-            model = load_model(os.path.join(state, MODEL_FILE))
+            models = [load_model(os.path.join(state, _fold_file(k))) for k in range(len(folds))]
             with open(os.path.join(state, CURVES_STATE)) as stream:
                 curves.extend(json.load(stream))
     else:
         keras.backend.clear_session()
-        keras.utils.set_random_seed(seed)
         builder = resolve_model(context.models[key], name=identity.model)
-        model = builder.build(
-            {**hp, "seed": seed},
-            input_shape=tuple(prepared.train.X.shape[1:]),
-            task=prepared.task,
-            n_classes=prepared.n_classes,
-            train_X=prepared.train.X,
-        )
+        models = []
+        for fold in folds:
+            keras.utils.set_random_seed(seed)
+            models.append(
+                builder.build(
+                    {**hp, "seed": seed},
+                    input_shape=tuple(fold.train.X.shape[1:]),
+                    task=fold.task,
+                    n_classes=fold.n_classes,
+                    train_X=fold.train.X,
+                )
+            )
     if len(curves) >= asha.max_t:
         tune.report(dict(curves[-1]))
         return
     rungs = set(asha.checkpoints())
-
-    def on_epoch(epoch: int, logs: Mapping[str, Any]) -> None:
-        loss = float(logs.get("loss", float("nan")))
-        if not math.isfinite(loss):
-            raise NaNLossError(f"the training loss is {loss} at epoch {epoch}, but must be finite")
-        row = {"epoch": epoch, **{name: float(value) for name, value in logs.items()}}
+    batch_size = int(hp.get("batch_size", DEFAULT_BATCH_SIZE))
+    for epoch in range(len(curves) + 1, asha.max_t + 1):
+        logs = [
+            _fit_epoch(model, fold, epoch, epoch_seed(seed, k, epoch), batch_size)
+            for k, (model, fold) in enumerate(zip(models, folds, strict=True))
+        ]
+        row = {"epoch": epoch, **_mean_logs(logs)}
         curves.append(row)
         if epoch in rungs:
             status = TrialStatus.COMPLETED if epoch >= asha.max_t else TrialStatus.RUNNING
             evaluate_trial(
-                model, prepared, identity=identity, status=status, curves=curves, directory=directory
+                models if isinstance(prepared, FoldedSet) else models[0],
+                prepared,
+                identity=identity,
+                status=status,
+                curves=curves,
+                directory=directory,
             )
         with tempfile.TemporaryDirectory() as state:
-            model.save(os.path.join(state, MODEL_FILE))
+            for k, model in enumerate(models):
+                model.save(os.path.join(state, _fold_file(k)))
             with open(os.path.join(state, CURVES_STATE), "w") as stream:
                 json.dump(curves, stream)
             tune.report(dict(row), checkpoint=tune.Checkpoint.from_directory(state))
 
-    train, validation = prepared.train, prepared.validation
-    model.fit(
+
+def _fold_file(fold: int) -> str:
+    return f"fold_{fold}.keras"
+
+
+def _fit_epoch(model: Any, fold: PreparedSet, epoch: int, seed: int, batch_size: int) -> dict[str, float]:
+    """Train ``model`` one epoch (``epoch``, 1-based) on ``fold``, seeded; the epoch's Keras logs."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    train, validation = fold.train, fold.validation
+    history = model.fit(
         train.X,
         train.y,
         validation_data=(validation.X, validation.y),
-        batch_size=int(hp.get("batch_size", DEFAULT_BATCH_SIZE)),
-        epochs=asha.max_t,
-        initial_epoch=len(curves),
+        batch_size=batch_size,
+        epochs=epoch,
+        initial_epoch=epoch - 1,
         shuffle=True,
         verbose=0,
-        callbacks=[keras.callbacks.TerminateOnNaN(), _epoch_callback(on_epoch)],
+        callbacks=[keras.callbacks.TerminateOnNaN()],
     )
-    if curves and len(curves) < asha.max_t:
-        final_loss = curves[-1]["loss"]
-        raise NaNLossError(
-            f"training stopped at epoch {len(curves)} with loss {final_loss}, but must reach max_t"
-        )
+    logs = {name: float(values[-1]) for name, values in history.history.items() if values}
+    loss = logs.get("loss", float("nan"))
+    if not math.isfinite(loss):
+        raise NaNLossError(f"the training loss is {loss} at epoch {epoch}, but must be finite")
+    return logs
 
 
-def _epoch_callback(on_epoch: Any) -> Any:
-    import keras
-
-    class EpochReporter(keras.callbacks.Callback):  # type: ignore[misc]
-        def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-            on_epoch(epoch + 1, dict(logs or {}))
-
-    return EpochReporter()
+def _mean_logs(logs: list[dict[str, float]]) -> dict[str, float]:
+    """Each logged metric's mean over the folds."""
+    names = [name for name in logs[0] if all(name in row for row in logs)]
+    return {name: float(sum(row[name] for row in logs) / len(logs)) for name in names}

@@ -50,7 +50,7 @@ def searched(ray_cluster: None, minute_store, tmp_path_factory: pytest.TempPathF
     )
     unit = spec.units[0]
     frame = unit.featureset.build_local(unit.start, unit.end, minute_store)
-    prepared = unit.featureset.prepare(frame, TimeSplit(0.7, 0.15, 0.15))
+    prepared = unit.featureset.prepare(frame, TimeSplit(0.7, 0.15, 0.15), seed=spec.seed)
     return spec, experiment, load_results(experiment), prepared, out.getvalue()
 
 
@@ -68,6 +68,10 @@ def test_every_trial_is_gathered_once(searched) -> None:  # type: ignore[no-unty
     assert record.metric == "val_loss" and record.mode == "min"
     assert len({r.identity.seed for r in results}) == 5
     assert "best trials by validation loss" in printed and experiment in printed
+    table = printed.split("best trials by")[1].split("experiment:")[0]
+    assert "test" not in table  # no test figure: the test part is sealed
+    assert "test (sealed)" in printed
+    assert record.test_openings == ()
 
 
 def test_trained_trials_have_every_part(searched) -> None:  # type: ignore[no-untyped-def]
@@ -79,14 +83,18 @@ def test_trained_trials_have_every_part(searched) -> None:  # type: ignore[no-un
         assert result.error is None
         assert result.classes == ("down", "flat", "up")
         assert result.features == prepared.feature_names and result.label == prepared.label_name
-        for split in ("train", "validation", "test"):
+        assert set(result.metrics) == {"train", "validation"}  # never test during the search
+        assert result.finalized is None
+        for split in ("train", "validation"):
             metrics = result.metrics[split]
             for name in ("loss", "accuracy", "auc", "precision[up]", "npv[down]", "tpr[flat]", "lr_plus[up]"):
                 assert name in metrics
             assert 0.0 <= metrics["accuracy"] <= 1.0
         predictions = result.predictions
         assert str(predictions["timestamp"].dtype) == "datetime64[ns, UTC]"
-        for split, part in prepared.parts().items():
+        assert set(predictions["split"]) == {"train", "validation"}
+        for split in ("train", "validation"):
+            part = getattr(prepared, split)
             rows = predictions[predictions["split"] == split]
             assert len(rows) == len(part)
             assert (pd.DatetimeIndex(rows["timestamp"]) == part.index).all()
@@ -107,9 +115,11 @@ def test_the_saved_model_made_the_predictions(searched) -> None:  # type: ignore
     result = by_model(results, "dnn")[0]
     assert result.model_path is not None and Path(result.model_path).is_file()
     model = load_model(result)
-    test = result.predictions[result.predictions["split"] == "test"]
-    stored = test[[f"prob_{c}" for c in result.classes]].to_numpy()
-    np.testing.assert_allclose(model.predict(prepared.test.X, verbose=0), stored, rtol=1e-4, atol=1e-5)
+    validation = result.predictions[result.predictions["split"] == "validation"]
+    stored = validation[[f"prob_{c}" for c in result.classes]].to_numpy()
+    np.testing.assert_allclose(
+        model.predict(prepared.validation.X, verbose=0), stored, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_status_follows_asha(searched) -> None:  # type: ignore[no-untyped-def]

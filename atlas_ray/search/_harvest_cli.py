@@ -64,7 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--models", action="store_true", help="copy the trained models (model.keras) too")
     parser.add_argument(
-        "--watch", type=_positive, default=None, metavar="SECONDS",
+        "--watch",
+        type=_positive,
+        default=None,
+        metavar="SECONDS",
         help="harvest every SECONDS while the remote search runs; stop when it has finished",
     )
     return parser
@@ -180,4 +183,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             to=options.to, key=options.key, known_hosts=options.known_hosts, models=options.models
         )
         time.sleep(args.watch)
-

@@ -55,8 +55,9 @@ def head(minute_store: MarketStore, tmp_path_factory: pytest.TempPathFactory) ->
     """The head node's disk: ``head/june`` is a finished experiment of three trials, written by the
     gather code (one completed, one stopped by ASHA and settled, one failed before any evaluation)."""
     featureset = search_specs.direction()
-    prepared = featureset.prepare(featureset.build_local("2023-03-02", "2023-03-03", minute_store),
-                                  TimeSplit(0.7, 0.15, 0.15))
+    prepared = featureset.prepare(
+        featureset.build_local("2023-03-02", "2023-03-03", minute_store), TimeSplit(0.7, 0.15, 0.15)
+    )
     model = get_model("dnn").build(
         {"hidden_units": [4], "seed": 1},
         input_shape=tuple(prepared.train.X.shape[1:]),
@@ -69,16 +70,36 @@ def head(minute_store: MarketStore, tmp_path_factory: pytest.TempPathFactory) ->
     experiment = root / "june"
     curves = [{"epoch": 1, "loss": 1.1, "val_loss": 1.2}]
     completed, stopped, failed = (str(experiment / "trials" / t) for t in TRIALS)
-    evaluate_trial(model, prepared, identity=_identity(TRIALS[0]), status=TrialStatus.COMPLETED,
-                   curves=curves, directory=completed)
-    evaluate_trial(model, prepared, identity=_identity(TRIALS[1]), status=TrialStatus.RUNNING,
-                   curves=curves, directory=stopped)
+    evaluate_trial(
+        model,
+        prepared,
+        identity=_identity(TRIALS[0]),
+        status=TrialStatus.COMPLETED,
+        curves=curves,
+        directory=completed,
+    )
+    evaluate_trial(
+        model,
+        prepared,
+        identity=_identity(TRIALS[1]),
+        status=TrialStatus.RUNNING,
+        curves=curves,
+        directory=stopped,
+    )
     settle_trial(stopped, status=TrialStatus.STOPPED)
     fallback = failed_result(unit_info(prepared), identity=_identity(TRIALS[2]), error="ValueError: boom")
     settle_trial(failed, status=TrialStatus.FAILED, error="ValueError: boom", fallback=fallback)
     write_experiment(
-        Experiment(name="june", spec="specs/june.py", metric="val_loss", mode="min", created=now(),
-                   finished=now(), status="finished", trial_ids=TRIALS),
+        Experiment(
+            name="june",
+            spec="specs/june.py",
+            metric="val_loss",
+            mode="min",
+            created=now(),
+            finished=now(),
+            status="finished",
+            trial_ids=TRIALS,
+        ),
         str(experiment),
     )
     return root
@@ -356,8 +377,27 @@ def test_corrupted_remote_file_is_refused(
     for trial in TRIALS[1:]:
         assert (local / trial / MANIFEST_FILE).exists()
     missing = load_experiment_for_report(str(tmp_path / "june_corrupt")).missing
-    assert any(line.startswith(f"trial {TRIALS[0]}: not harvested yet") and "corrupted" in line
-               for line in missing)
+    assert any(
+        line.startswith(f"trial {TRIALS[0]}: not harvested yet") and "corrupted" in line for line in missing
+    )
+
+
+def test_a_file_newer_than_its_manifest_waits_for_the_next_harvest(
+    server: _Server, served: _Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    remote = server.root / "june_rewriting"
+    if not remote.exists():
+        shutil.copytree(server.root / "june", remote)
+    trial = remote / "trials" / TRIALS[1]
+    manifest = (trial / MANIFEST_FILE).stat()
+    (trial / "curves.parquet").write_bytes(b"the search is writing this file again")
+    os.utime(trial / MANIFEST_FILE, ns=(manifest.st_atime_ns, manifest.st_mtime_ns - 10**10))
+    known = server.known_hosts(tmp_path)
+    code = run_cli(main, _cli(server, tmp_path, "--known-hosts", str(known), name="june_rewriting"))
+    err = capsys.readouterr().err
+    assert code == 0 and "error:" not in err
+    assert f"not here yet: trial {TRIALS[1]}: curves.parquet is being rewritten by the search" in err
+    assert not (tmp_path / "june_rewriting" / "trials" / TRIALS[1] / MANIFEST_FILE).exists()
 
 
 def test_watch_stops_once_a_finished_experiment_is_all_here(
@@ -386,6 +426,7 @@ def test_an_experiment_that_is_not_there_is_one_error_line(
     [
         ("ssh://me:secret@head/exp", "holds a password"),
         ("sftp://head/exp", "is not an ssh:// URL"),
+        ("me:secret@head:/exp", "scp's USER@HOST:PATH is not accepted"),
         ("ssh://head", "names no experiment path"),
         ("ssh://head:99999/exp", "port"),
     ],
@@ -422,3 +463,11 @@ def test_progress_bar_draws_only_on_a_terminal() -> None:
     quiet.file_done()
     quiet.finish()
     assert pipe.getvalue() == ""
+
+
+def test_search_command_dispatches_harvest(capsys: pytest.CaptureFixture[str]) -> None:
+    from atlas_ray.search.__main__ import main as search_main
+
+    assert run_cli(search_main, ["harvest", "ssh://me:hunter2@head/exp"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the URL holds a password") and "hunter2" not in err

@@ -1,6 +1,9 @@
 """``python -m atlas_ray.search SPEC [--dry-run] [--resume] [--address ADDR] [--storage DIR_OR_URI]
 [--store ROOT] [--max-concurrent N]``: run a WorkSpec on Ray Tune with ASHA.
 
+``python -m atlas_ray.search finalize EXPERIMENT --top K [--metric NAME]`` opens the sealed test set
+once for the K best trials by validation metric and records it (``_finalize``).
+
 A user mistake (a bad spec, missing data, nothing to resume) prints one ``error:`` line and exits 2.
 """
 
@@ -43,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from atlas_ray.search._harvest_cli import main as harvest_main
 
         return harvest_main(argv[1:])
+    if argv[:1] == ["finalize"]:
+        from atlas_ray.search._finalize import main as finalize_main
+
+        return finalize_main(argv[1:])
     args = _parser().parse_args(argv)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

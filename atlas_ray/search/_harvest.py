@@ -230,6 +230,7 @@ async def harvest_experiment(
         experiment_bytes = await _read_experiment(sftp, remote, source)
         remote_status = str(json.loads(experiment_bytes).get("status", "running"))
         os.makedirs(os.path.join(local, TRIALS_DIR), exist_ok=True)
+        _write_atomic(os.path.join(local, EXPERIMENT_FILE), experiment_bytes)
         remote_ids = await _remote_trials(sftp, remote, tally)
         plans = []
         for trial_id in remote_ids:
@@ -253,7 +254,6 @@ async def harvest_experiment(
                 raise
             except asyncssh.SFTPError as error:
                 tally.missing[plan.trial_id] = f"cannot be read on the remote ({error.reason})"
-        _write_atomic(os.path.join(local, EXPERIMENT_FILE), experiment_bytes)
     except _LOST as error:
         for trial_id in remote_ids:
             if not os.path.isfile(os.path.join(local, TRIALS_DIR, trial_id, MANIFEST_FILE)):

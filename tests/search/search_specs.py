@@ -61,6 +61,8 @@ def spec(
     reduction_factor: int = 2,
     featureset: Any = None,
     max_failures: int = 0,
+    split: Any = None,
+    seed: int = 7,
 ) -> WorkSpec:
     return WorkSpec(
         name=name,
@@ -70,7 +72,7 @@ def spec(
                 featureset=featureset if featureset is not None else direction(),
                 start=start,
                 end=end,
-                split=TimeSplit(train=0.7, validation=0.15, test=0.15),
+                split=split if split is not None else TimeSplit(train=0.7, validation=0.15, test=0.15),
                 models=list(models),
             )
         ],
@@ -83,7 +85,7 @@ def spec(
         ),
         resources=Resources(cpu=1),
         max_failures=max_failures,
-        seed=7,
+        seed=seed,
     )
 
 

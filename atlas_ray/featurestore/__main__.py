@@ -100,8 +100,11 @@ def _ingest_gds(store: MarketStore, args: argparse.Namespace) -> int:
     url = parse_gds_url(args.paths[0] if args.paths else None, option_file=args.gds_option_file)
     exchanges = [e for e in (args.exchange or "").split(",") if e.strip()] or None
     if not args.follow:
-        for report in ingest_gds(store, url, exchanges=exchanges, pair=args.pair).reports:
+        done = ingest_gds(store, url, exchanges=exchanges, pair=args.pair)
+        for report in done.reports:
             print(report)
+        if not done.reports:
+            print(f"gds {url.masked}: nothing new past the watermark")
         return 0
     try:
         for round in follow(store, url, interval=args.interval, exchanges=exchanges, pair=args.pair):

@@ -395,9 +395,12 @@ class GdsReader:
             if settled != mark:
                 self._save(states, table, settled)
             return _Page(table.name, 0, [], {}, {}, 0)
-        if table.name == "trade":
+        # No rows at all when every id of the page belongs to an exchange not chosen.
+        batches: dict[tuple[str, str], Source] = {}
+        skipped = 0
+        if rows and table.name == "trade":
             batches, skipped = _trade_sources(rows, self.exchanges)
-        else:
+        elif rows:
             batches, skipped = _book_sources(rows, self.exchanges, self.pair, self.url.masked)
         prepared = []
         for (exchange, pair), source in batches.items():

@@ -6,6 +6,8 @@ From a notebook::
     experiment = report.load_experiment_for_report("experiments/june")
     report.heat_table(experiment.results, metric="accuracy")
     report.classifier_baseball_card(experiment.results[0])
+    luck = report.selection_luck(experiment.results, cost=1e-4)   # DSR, PBO, IC on out-of-sample rows
+    report.pbo_plot(luck)
 
 From the shell: ``python -m atlas_ray.report EXPERIMENT [EXPERIMENT ...] [--out DIR] [--metric NAME]
 [--top K] [--filter unit=NAME]`` (see ``atlas_ray.report.__main__``). Every plot function returns a
@@ -22,6 +24,7 @@ from atlas_ray.report._load import (
     asha_settings,
     load_experiment_for_report,
 )
+from atlas_ray.report._luck import SelectionLuck, selection_luck
 from atlas_ray.report._plots_backtest import backtest_plot
 from atlas_ray.report._plots_classifier import classifier_baseball_card
 from atlas_ray.report._plots_curves import (
@@ -31,9 +34,10 @@ from atlas_ray.report._plots_curves import (
     roc_threshold_plots,
 )
 from atlas_ray.report._plots_heat import heat_table, sort_summary
+from atlas_ray.report._plots_luck import ic_plot, pbo_plot
 from atlas_ray.report._plots_regressor import regressor_baseball_card
 from atlas_ray.report._plots_search import asha_plot, experiment_comparison, hyperparameter_plot, rungs
-from atlas_ray.report._style import render_png
+from atlas_ray.report._style import overflowing_texts, render_png
 from atlas_ray.report._summary import ReportError, known_metrics, resolve_metric, summary_frame
 from atlas_ray.search._results import ResultsObject
 
@@ -52,6 +56,7 @@ __all__ = [
     "ExperimentNotFoundError",
     "ReportError",
     "ReportSettings",
+    "SelectionLuck",
     "asha_plot",
     "asha_settings",
     "backtest_plot",
@@ -61,16 +66,20 @@ __all__ = [
     "experiment_comparison",
     "heat_table",
     "hyperparameter_plot",
+    "ic_plot",
     "known_metrics",
     "learning_curves",
     "likelihood_curves",
     "load_experiment_for_report",
+    "overflowing_texts",
+    "pbo_plot",
     "probability_histograms",
     "regressor_baseball_card",
     "render_png",
     "resolve_metric",
     "roc_threshold_plots",
     "rungs",
+    "selection_luck",
     "sort_summary",
     "stats",
     "summary_frame",

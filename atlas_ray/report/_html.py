@@ -88,7 +88,9 @@ img { max-width: 100%; border: 1px solid #eee; }
 .scroll table.sortable th:first-child, .scroll table.sortable td:first-child {
   position: sticky; left: 0; background: #fff; z-index: 1; }
 .scroll table.sortable th:first-child { background: #dde6f0; z-index: 2; }
-td.wrap { text-align: left; white-space: normal; min-width: 14em; max-width: 22em; }
+table.sortable td { white-space: nowrap; }
+table.sortable td.text, table.plain td.text { text-align: left; }
+table.sortable td.wrap { text-align: left; white-space: normal; min-width: 14em; max-width: 22em; }
 p.data { font-size: 13px; background: #eef3f8; border-left: 4px solid #446; padding: .4em .8em; }
 p.means { font-size: 13px; color: #333; max-width: 60em; }
 .side { display: flex; gap: 1em; flex-wrap: wrap; }

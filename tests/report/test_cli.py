@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from atlas_ray.report._html import MEANINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +34,11 @@ def test_the_command_writes_the_report_and_prints_where(report_experiments, tmp_
 def test_the_default_output_is_reports_slash_the_experiment_name(report_experiments, tmp_path):
     done = run(str(report_experiments["june_b"]), "--top", "1", "--filter", "unit=regression", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "reports" / "june_b" / "index.html").exists()
+    page = html.unescape((tmp_path / "reports" / "june_b" / "index.html").read_text())
+    # the regressors' information coefficient, with what it means and the data it was computed on
+    assert MEANINGS["ic"] in page and "Information coefficient of the regressors" in page
+    assert "the <b>validation</b> rows of each trial's predictions" in page
+    assert (tmp_path / "reports" / "june_b" / "june_b_ic.png").exists()
 
 
 def test_a_half_finished_experiment_reports_what_is_missing(report_experiments, tmp_path):

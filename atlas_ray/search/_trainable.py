@@ -32,7 +32,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -195,57 +197,130 @@ def _train(
         return
     rungs = set(asha.checkpoints())
     batch_size = int(hp.get("batch_size", DEFAULT_BATCH_SIZE))
-    for epoch in range(len(curves) + 1, asha.max_t + 1):
-        logs = [
-            _fit_epoch(model, fold, epoch, epoch_seed(seed, k, epoch), batch_size)
-            for k, (model, fold) in enumerate(zip(models, folds, strict=True))
-        ]
-        row = {"epoch": epoch, **_mean_logs(logs)}
-        curves.append(row)
-        if epoch in rungs:
-            status = TrialStatus.COMPLETED if epoch >= asha.max_t else TrialStatus.RUNNING
-            evaluate_trial(
-                models if isinstance(prepared, FoldedSet) else models[0],
-                prepared,
-                identity=identity,
-                status=status,
-                curves=curves,
-                directory=directory,
-            )
-        with tempfile.TemporaryDirectory() as state:
-            for k, model in enumerate(models):
-                model.save(os.path.join(state, _fold_file(k)))
-            with open(os.path.join(state, CURVES_STATE), "w") as stream:
-                json.dump(curves, stream)
-            tune.report(dict(row), checkpoint=tune.Checkpoint.from_directory(state))
+    lockstep = LockStep(models, folds, first_epoch=len(curves) + 1, max_t=asha.max_t, seed=seed)
+    try:
+        for epoch in range(len(curves) + 1, asha.max_t + 1):
+            row = {"epoch": epoch, **_mean_logs(lockstep.next_epoch(epoch, batch_size))}
+            curves.append(row)
+            if epoch in rungs:
+                status = TrialStatus.COMPLETED if epoch >= asha.max_t else TrialStatus.RUNNING
+                evaluate_trial(
+                    models if isinstance(prepared, FoldedSet) else models[0],
+                    prepared,
+                    identity=identity,
+                    status=status,
+                    curves=curves,
+                    directory=directory,
+                )
+            with tempfile.TemporaryDirectory() as state:
+                for k, model in enumerate(models):
+                    model.save(os.path.join(state, _fold_file(k)))
+                with open(os.path.join(state, CURVES_STATE), "w") as stream:
+                    json.dump(curves, stream)
+                tune.report(dict(row), checkpoint=tune.Checkpoint.from_directory(state))
+    finally:
+        lockstep.close()
 
 
 def _fold_file(fold: int) -> str:
     return f"fold_{fold}.keras"
 
 
-def _fit_epoch(model: Any, fold: PreparedSet, epoch: int, seed: int, batch_size: int) -> dict[str, float]:
-    """Train ``model`` one epoch (``epoch``, 1-based) on ``fold``, seeded; the epoch's Keras logs."""
-    import keras
+class LockStep:
+    """Every fold's model trained by one ``fit`` call each, in its own thread, paused after each epoch
+    until the trial has read every fold's logs (``next_epoch``), evaluated and checkpointed.
 
-    keras.utils.set_random_seed(seed)
-    train, validation = fold.train, fold.validation
-    history = model.fit(
-        train.X,
-        train.y,
-        validation_data=(validation.X, validation.y),
-        batch_size=batch_size,
-        epochs=epoch,
-        initial_epoch=epoch - 1,
-        shuffle=True,
-        verbose=0,
-        callbacks=[keras.callbacks.TerminateOnNaN()],
-    )
-    logs = {name: float(values[-1]) for name, values in history.history.items() if values}
-    loss = logs.get("loss", float("nan"))
-    if not math.isfinite(loss):
-        raise NaNLossError(f"the training loss is {loss} at epoch {epoch}, but must be finite")
-    return logs
+    One ``fit`` per fold (not one per epoch: a ``fit`` call costs about as much as a small model's
+    epoch). Each fold's ``fit`` starts after ``keras.utils.set_random_seed(epoch_seed(seed, fold,
+    first_epoch))`` and only once the previous fold's has built its data pipeline, so the shuffling of
+    every fold depends on the seed alone, never on thread timing. While the trial handles an epoch
+    every fold waits at its epoch's end, so the models are not being trained while they are read.
+    """
+
+    def __init__(self, models: list[Any], folds: tuple[PreparedSet, ...], *, first_epoch: int, max_t: int,
+                 seed: int) -> None:
+        self.models = models
+        self.folds = folds
+        self.first_epoch = first_epoch
+        self.max_t = max_t
+        self.seed = seed
+        self.threads: list[threading.Thread] = []
+        self.logs: list[queue.Queue[tuple[str, Any]]] = [queue.Queue() for _ in folds]
+        self.resume = [threading.Semaphore(0) for _ in folds]
+        self.closed = False
+
+    def _start(self, batch_size: int) -> None:
+        import keras
+
+        for k, (model, fold) in enumerate(zip(self.models, self.folds, strict=True)):
+            started = threading.Event()
+            keras.utils.set_random_seed(epoch_seed(self.seed, k, self.first_epoch))
+            thread = threading.Thread(
+                target=self._fit, args=(k, model, fold, batch_size, started), name=f"fold-{k}", daemon=True
+            )
+            thread.start()
+            self.threads.append(thread)
+            started.wait()
+
+    def _fit(self, k: int, model: Any, fold: PreparedSet, batch_size: int, started: threading.Event) -> None:
+        import keras
+
+        lockstep = self
+
+        class Pause(keras.callbacks.Callback):  # type: ignore[misc]
+            def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+                started.set()
+
+            def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+                lockstep.logs[k].put(("epoch", {n: float(v) for n, v in (logs or {}).items()}))
+                lockstep.resume[k].acquire()
+                if lockstep.closed:
+                    self.model.stop_training = True
+
+        try:
+            model.fit(
+                fold.train.X,
+                fold.train.y,
+                validation_data=(fold.validation.X, fold.validation.y),
+                batch_size=batch_size,
+                epochs=self.max_t,
+                initial_epoch=self.first_epoch - 1,
+                shuffle=True,
+                verbose=0,
+                callbacks=[keras.callbacks.TerminateOnNaN(), Pause()],
+            )
+            self.logs[k].put(("done", None))
+        except BaseException as error:  # handed to the trial's thread, which raises it
+            self.logs[k].put(("error", error))
+        finally:
+            started.set()
+
+    def next_epoch(self, epoch: int, batch_size: int) -> list[dict[str, float]]:
+        """Every fold's logs of ``epoch`` (1-based), the folds then paused at its end."""
+        if not self.threads:
+            self._start(batch_size)
+        else:
+            for semaphore in self.resume:
+                semaphore.release()
+        found = []
+        for k in range(len(self.folds)):
+            kind, value = self.logs[k].get()
+            if kind == "error":
+                raise value
+            logs = value if kind == "epoch" else {}
+            loss = float(logs.get("loss", float("nan")))
+            if not math.isfinite(loss):
+                raise NaNLossError(f"the training loss is {loss} at epoch {epoch}, but must be finite")
+            found.append(logs)
+        return found
+
+    def close(self) -> None:
+        """Let every paused fold stop, and wait for its thread."""
+        self.closed = True
+        for semaphore in self.resume:
+            semaphore.release()
+        for thread in self.threads:
+            thread.join(timeout=60)
 
 
 def _mean_logs(logs: list[dict[str, float]]) -> dict[str, float]:

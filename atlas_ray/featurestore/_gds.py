@@ -63,6 +63,7 @@ __all__ = [
     "GdsRound",
     "TABLES",
     "follow",
+    "follow_bars",
     "ingest_gds",
     "new_bars",
     "parse_gds_url",
@@ -133,9 +134,10 @@ class GdsRound:
     """What one read of the GDS tables ingested.
 
     ``reports`` hold one ``IngestReport`` per table and exchange / pair read (pages merged). ``trades``
-    and ``quotes`` hold the validated new rows by ``(exchange, pair)`` (indexed by time, the store's
-    columns), for a live model to run on (see ``new_bars``). ``skipped`` counts trade rows without
-    currencies (no pair to file them under); ``reconnects`` the connections lost and made again.
+    and ``quotes`` hold the validated rows read this round by ``(exchange, pair)`` (indexed by time, the
+    store's columns), for a live model to run on (see ``new_bars`` and ``follow_bars``). ``skipped``
+    counts trade rows without currencies (no pair to file them under); ``reconnects`` the connections
+    lost and made again.
     """
 
     reports: tuple[IngestReport, ...] = ()
@@ -158,25 +160,31 @@ def new_bars(
     round: GdsRound,
     resolution: Resolution | str = Resolution.ONE_MIN,
     *,
+    after: Mapping[tuple[str, str], pd.Timestamp] | None = None,
     closed_only: bool = True,
 ) -> dict[tuple[str, str], pd.DataFrame]:
-    """The bars a round's new trades touched, by ``(exchange, pair)``, read back from the store (so a
-    bar holds every stored trade of its interval, not only this round's).
+    """The bars a round's trades touched, by ``(exchange, pair)``, read back from the store (so a bar
+    holds every stored trade of its interval, not only this round's): from the bar of the round's first
+    trade, or, for a series in ``after``, from the bar after the one given there.
 
-    With ``closed_only`` the bar holding the newest stored trade is left out: it may still grow. It
-    comes in a later round, once a trade after it arrives. A trade committed late (see
-    ``_gds_watermark``) brings its bar again, updated: key bars by their open time.
+    With ``closed_only`` the bar holding the newest stored trade is left out: it may still grow, and
+    closes once a later trade arrives (pass the last bar given in ``after`` so that it then comes). A
+    trade committed late (see ``_gds_watermark``) brings its bar again, updated, unless ``after`` is
+    past it: key bars by their open time.
     """
     res = as_resolution(resolution)
     out: dict[tuple[str, str], pd.DataFrame] = {}
-    for (exchange, pair), trades in round.trades.items():
+    for series, trades in round.trades.items():
         if trades.empty:
             continue
-        first = pd.DatetimeIndex(trades.index).min().floor(res.freq)
-        bars = store.bars(exchange, pair, res, start=first)
+        given = after.get(series) if after is not None else None
+        start = (
+            given + res.offset if given is not None else pd.DatetimeIndex(trades.index).min().floor(res.freq)
+        )
+        bars = store.bars(series[0], series[1], res, start=start)
         if closed_only and len(bars):
             bars = bars.iloc[:-1]
-        out[(exchange, pair)] = bars
+        out[series] = bars
     return out
 
 
@@ -805,3 +813,31 @@ def follow(
                     return
             else:
                 time.sleep(wait)
+
+
+def follow_bars(
+    store: MarketStore,
+    url: GdsUrl | str | None,
+    *,
+    resolution: Resolution | str = Resolution.ONE_MIN,
+    interval: float = 5.0,
+    exchanges: Sequence[str] | None = None,
+    pair: str | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[dict[tuple[str, str], pd.DataFrame]]:
+    """``follow`` for a live model: after each round, the bars at ``resolution`` that closed since the
+    last round, by ``(exchange, pair)`` (an empty dict when none did), each bar once.
+
+    A bar closes when a later trade is stored (see ``new_bars``). A trade committed late into a bar
+    already given updates the store (features read it from there) but does not give the bar again.
+    """
+    given: dict[tuple[str, str], pd.Timestamp] = {}
+    for round in follow(store, url, interval=interval, exchanges=exchanges, pair=pair, stop=stop):
+        out = {
+            series: bars
+            for series, bars in new_bars(store, round, resolution, after=given).items()
+            if len(bars)
+        }
+        for series, bars in out.items():
+            given[series] = bars.index[-1]
+        yield out

@@ -24,7 +24,7 @@ from atlas_ray.errors import IngestError
 from atlas_ray.featurestore import MarketStore
 from atlas_ray.featurestore.__main__ import main
 from atlas_ray.featurestore._formats import read_source
-from atlas_ray.featurestore._gds import GdsRound, follow, ingest_gds, new_bars
+from atlas_ray.featurestore._gds import GdsRound, follow, follow_bars, ingest_gds, new_bars
 from atlas_ray.featurestore._gds_schema import (
     GDS_TABLES,
     book_rows,
@@ -236,6 +236,25 @@ def test_follow_while_gds_fills_equals_one_shot_ingest(
     stored_bars = expected["bars"]
     assert len(bars) >= 1 and bars.index[-1] == stored_bars.index[-2]
     pd.testing.assert_frame_equal(bars, stored_bars.loc[bars.index])
+
+
+def test_follow_bars_gives_each_closed_bar_once(
+    mariadb: MariaDB, gds_database: str, gds: Any, bitflyer_trades: pd.DataFrame, tmp_path: Path
+) -> None:
+    rows = _trades_rows(bitflyer_trades.iloc[:3000])
+    store, stop = MarketStore(tmp_path / "store"), threading.Event()
+    given: list[pd.DataFrame] = []
+    feed = follow_bars(store, mariadb.url(gds_database), interval=0.05, stop=stop)
+    for part in np.array_split(np.arange(len(rows)), 3):
+        insert_trades(gds, [rows[i] for i in part])
+        for bars in next(feed).values():  # a round after each batch
+            given.append(bars)
+    stop.set()
+    feed.close()
+    got = pd.concat(given)
+    stored = store.bars("bitflyer", "btc_jpy", "1m")
+    assert got.index.is_unique and len(got) == len(stored) - 1  # all but the bar still open
+    pd.testing.assert_frame_equal(got, stored.iloc[:-1])
 
 
 # ----------------------------------------------------------------------------- lost connection

@@ -27,6 +27,15 @@ Undefined values never raise:
 - a ``proba`` or ``y_pred`` holding NaN or inf (a diverged model) makes every metric that depends on
   it NaN (for classifiers: all of them).
 
+Backtests of a label that spans several bars (``held_positions``, ``held_gross``): a label looking
+``horizon`` rows forward is an ``horizon``-bar return, so a position taken on every row and credited
+with every row's label counts each bar's return ``horizon`` times. Instead each position is held for
+its horizon: the signal is read at rows ``0, h, 2h, ...``, held for the ``h`` rows from there, and
+credited once with the label value of the row it was taken on (the return over exactly the bars it
+was held); the other rows earn nothing. With ``horizon=1`` that is ``position * label_value`` on every
+row. Rows are taken as consecutive bars. ``label_horizon(name)`` reads the horizon from a label's
+feature name.
+
 ``loss`` is the given ``loss`` (what Keras' ``evaluate`` reported) or, when ``None``, computed as Keras
 does: cross-entropy with probabilities clipped to ``[1e-7, 1 - 1e-7]`` (classifiers), mse (regressors).
 """
@@ -42,6 +51,9 @@ __all__ = [
     "classifier_metric_names",
     "classifier_metrics",
     "confusion_matrix",
+    "held_gross",
+    "held_positions",
+    "label_horizon",
     "regressor_metrics",
     "roc_auc",
 ]
@@ -128,6 +140,43 @@ def regressor_metrics(
         "persistence_mse": _mean((truth[horizon:] - series[:-horizon]) ** 2),
         "zero_mse": _mean(truth**2),
     }
+
+
+def label_horizon(label: str) -> int:
+    """How many rows the label named ``label`` (a feature name) looks forward; 1 when the name does not
+    parse as a feature or looks no row forward."""
+    from atlas_ray.featurestore import Feature
+
+    try:
+        horizon = int(Feature.from_name(label).horizon)
+    except Exception:  # a name from outside the feature library: treat as a one-bar label
+        return 1
+    return max(horizon, 1)
+
+
+def _check_horizon(horizon: object) -> int:
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
+        raise ValueError(f"The value of `horizon` is {horizon!r}, but must be an integer `horizon >= 1`.")
+    return int(horizon)
+
+
+def held_positions(position: np.ndarray, horizon: int) -> np.ndarray:
+    """The position held on each row when the signal at rows ``0, h, 2h, ...`` is held for ``h`` rows."""
+    h = _check_horizon(horizon)
+    p = np.asarray(position, dtype=np.float64).reshape(-1)
+    return p[(np.arange(p.size) // h) * h]
+
+
+def held_gross(position: np.ndarray, label_value: np.ndarray, horizon: int) -> np.ndarray:
+    """Per-row gross return of positions held for ``horizon`` rows (see the module docstring): the
+    held position times the label value on the rows where it was taken, 0 on the others."""
+    h = _check_horizon(horizon)
+    p = np.asarray(position, dtype=np.float64).reshape(-1)
+    value = np.asarray(label_value, dtype=np.float64).reshape(-1)
+    if p.shape != value.shape:
+        raise ValueError(f"position and label_value must have the same length: {p.size}, {value.size}")
+    taken = (np.arange(p.size) % h) == 0
+    return np.where(taken, held_positions(p, h) * value, 0.0)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

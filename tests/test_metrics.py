@@ -18,6 +18,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from atlas_ray import metrics
 from atlas_ray.featurestore._prepared import Task
 from atlas_ray.metrics import (
     REGRESSOR_METRICS,
@@ -143,3 +144,39 @@ def test_undefined_regressor_metrics_are_nan_never_raise() -> None:
     assert np.isnan(diverged["mse"]) and np.isnan(diverged["sign_accuracy"]) and diverged["zero_mse"] == 1.0
     with pytest.raises(ValueError, match=r"The value of `horizon` is 0, but must be `horizon >= 1`"):
         regressor_metrics(np.ones(3), np.ones(3), horizon=0)
+
+
+# ---------------------------------------------------------------------------- multi-bar label backtests
+def test_a_multi_bar_label_counts_each_bar_once() -> None:
+    """Bar returns r; a 3-bar label at row i is r[i+1] + r[i+2] + r[i+3]. Always long, the held
+    backtest earns the sum of the bar returns it spans once; crediting every row would count it ~3x."""
+    rng = np.random.default_rng(3)
+    bars = rng.normal(0, 1e-3, 40)
+    h = 3
+    label = np.array([bars[i + 1 : i + 1 + h].sum() for i in range(len(bars) - h)])
+    long = np.ones(label.size)
+    gross = metrics.held_gross(long, label, h)
+    taken = np.arange(label.size) % h == 0
+    assert np.count_nonzero(gross) == taken.sum()
+    spanned = bars[1 : 1 + h * int(taken.sum())].sum()
+    assert gross.sum() == pytest.approx(spanned)
+    steady = np.full(label.size, 1e-3 * h)  # every bar returns 1e-3: the label is 3e-3 on each row
+    assert metrics.held_gross(long, steady, h).sum() == pytest.approx(1e-3 * h * taken.sum())
+    assert (long * steady).sum() == pytest.approx(1e-3 * h * label.size)  # each bar counted ~3 times
+
+
+def test_held_positions_keep_each_decision_for_its_horizon() -> None:
+    signal = np.array([1.0, -1.0, 0.0, -1.0, 1.0, 1.0, -1.0])
+    np.testing.assert_array_equal(metrics.held_positions(signal, 3), [1, 1, 1, -1, -1, -1, -1])
+    np.testing.assert_array_equal(metrics.held_positions(signal, 1), signal)
+    np.testing.assert_array_equal(metrics.held_gross(signal, np.ones(7), 1), signal)
+    with pytest.raises(ValueError, match="horizon"):
+        metrics.held_positions(signal, 0)
+
+
+def test_label_horizon_reads_the_feature_name() -> None:
+    from atlas_ray.featurestore import LogReturns
+
+    assert metrics.label_horizon(LogReturns().coinbase().one_min().lookforward(5).name) == 5
+    assert metrics.label_horizon(LogReturns().coinbase().one_min().lookforward(1).name) == 1
+    assert metrics.label_horizon("label") == 1

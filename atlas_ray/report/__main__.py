@@ -1,5 +1,5 @@
 """``python -m atlas_ray.report EXPERIMENT [EXPERIMENT ...] [--out DIR] [--metric NAME] [--top K]
-[--filter unit=NAME] [--split test] [--cost 0.0001]``
+[--filter unit=NAME] [--split validation] [--cost 0.0001]``
 
 Writes the PNGs and one self-contained ``index.html`` into ``--out`` (default
 ``./reports/<experiment name>``) and prints where it is. EXPERIMENT is a directory or a pyarrow
@@ -28,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--top", type=int, default=5, help="baseball cards per experiment and task")
     parser.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                         help="keep trials whose unit, model, status, task or experiment matches")
-    parser.add_argument("--split", default="test", help="split the cards show (default test)")
+    parser.add_argument("--split", default="validation",
+                        help="split the cards show (default validation: oos rows of walk-forward trials; "
+                             "test: finalised trials only)")
     parser.add_argument("--cost", type=float, default=DEFAULT_COST,
                         help="backtest cost per unit of position changed, in log return (default 1e-4)")
     return parser

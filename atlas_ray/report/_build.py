@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +31,7 @@ from atlas_ray.report._load import Experiment, asha_settings, load_experiment_fo
 from atlas_ray.report._luck import selection_luck
 from atlas_ray.report._parallel import default_workers, map_in_workers
 from atlas_ray.report._plots_backtest import backtest_plot
+from atlas_ray.report._plots_card import shown_split
 from atlas_ray.report._plots_classifier import classifier_baseball_card
 from atlas_ray.report._plots_curves import (
     learning_curves,
@@ -68,7 +69,9 @@ class ReportSettings:
     """How to build a report. ``metric``: the column to rank by (default: the experiment's own metric,
     else ``loss``); ``top``: cards per experiment and task; ``heat_rows``: rows per heat-table;
     ``filters``: identity fields to keep (``unit``, ``model``, ``status``, ``task``, ``experiment``);
-    ``split``: the split the cards show; ``cost``: the backtest's cost per unit of position changed;
+    ``split``: the split the cards show (default ``validation``: a walk-forward trial's joined ``oos``
+    rows; ``test`` shows test figures of finalised trials only, labelled so); ``cost``: the backtest's
+    cost per unit of position changed;
     ``workers``: processes drawing figures and summarising trials (default: the usable CPUs, at most 8)."""
 
     out: Path
@@ -76,7 +79,7 @@ class ReportSettings:
     top: int = 5
     heat_rows: int = 30
     filters: Mapping[str, str] = field(default_factory=dict)
-    split: str = "test"
+    split: str = "validation"
     cost: float = DEFAULT_COST
     workers: int | None = None
 
@@ -87,9 +90,9 @@ class ReportSettings:
             raise ReportError(f"The value of `heat_rows` is {self.heat_rows}, but must be `heat_rows >= 1`.")
         if self.cost < 0:
             raise ReportError(f"The value of `--cost` is {self.cost}, but must be `--cost >= 0`.")
-        if self.split not in ("train", "validation", "test"):
+        if self.split not in ("train", "validation", "oos", "test"):
             raise ReportError(
-                f"The value of `split` is {self.split!r}, but must be one of train, validation, test."
+                f"The value of `split` is {self.split!r}, but must be one of train, validation, oos, test."
             )
         check_filters(self.filters)
 
@@ -200,7 +203,8 @@ def build_report(experiments: Sequence[str | Experiment], settings: ReportSettin
             name = f"{prefix}_heat_{task}.png"
             jobs.append(_Job(name, "", _heat(ranked, task_metric, settings.heat_rows, task, task_ascending,
                                              f"{key} · all {task} trials")))
-            figures.append((name, f"heat-table of every {task} trial, by {task_metric}"))
+            figures.append((name, f"heat-table of every {task} trial, by {task_metric}; columns on the "
+                                  "validation (out-of-sample) rows, test_ columns on the test rows"))
             units = sorted(rows["unit"].astype(str).unique())
             if len(units) > 1:
                 for unit in units:
@@ -235,7 +239,8 @@ def build_report(experiments: Sequence[str | Experiment], settings: ReportSettin
             asha_metric = experiment.metric or "val_loss"
             name = f"{prefix}_asha.png"
             jobs.append(_Job(name, "", _bind_asha(results, asha_metric, max_t, grace, factor)))
-            figures.append((name, f"ASHA: {asha_metric} per epoch, where trials stopped"))
+            figures.append((name, f"ASHA: {asha_metric} per epoch as each trial reported it, where trials "
+                                  "stopped"))
             for task, ranked, task_metric in tables:
                 hps = varying_hyperparameters(ranked)
                 if hps:
@@ -285,6 +290,7 @@ def _card_jobs(jobs: list[_Job], prefix: str, result: ResultsObject, settings: R
     """A top trial's figures: its card, learning curves and ROC / threshold plots; the best trial of
     each task (``full``) also gets probability histograms and likelihood curves."""
     base = f"{prefix}_{_slug(result.trial_id)}"
+    settings = replace(settings, split=shown_split(result, settings.split))
     made: list[tuple[str, Callable[[], Figure], str]] = []
     if result.task is Task.REGRESSION:
         made.append((f"{base}_card.png",

@@ -62,7 +62,8 @@ def trial_returns(result: ResultsObject, split: str, cost: float) -> pd.Series:
     label = arrays.label_value[mask]
     if not mask.any() or not np.isfinite(label).any():
         return pd.Series(dtype="float64", index=pd.DatetimeIndex([], tz="UTC"))
-    curve = stats.backtest(arrays.timestamps[mask], arrays.position[mask], label, cost)
+    curve = stats.backtest(arrays.timestamps[mask], arrays.position[mask], label, cost,
+                           horizon=stats.label_horizon(result.label))
     net = curve["net"]
     return net[~net.index.duplicated(keep="last")]
 

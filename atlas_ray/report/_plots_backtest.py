@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from atlas_ray.report import stats
+from atlas_ray.report._plots_card import shown_split
 from atlas_ray.report._style import empty_axes, new_figure, plain_times
 from atlas_ray.report._summary import DEFAULT_COST
 from atlas_ray.search._results import ResultsObject
@@ -27,11 +28,12 @@ def backtest_plot(
     drawn = 0
     hold_drawn = False
     for i, result in enumerate(many):
-        frame = stats.split_predictions(result, split)
+        frame = stats.split_predictions(result, shown_split(result, split))
         if frame.empty or "label_value" not in frame.columns:
             continue
         curve = stats.backtest(frame["timestamp"], stats.positions(result, frame),
-                               frame["label_value"].to_numpy("float64"), cost)
+                               frame["label_value"].to_numpy("float64"), cost,
+                               horizon=stats.label_horizon(result.label))
         summary = stats.backtest_summary(curve)
         times = plain_times(curve.index)
         ax.plot(times, curve["cumulative"], linewidth=1, color=f"C{i % 10}",

@@ -25,9 +25,23 @@ __all__ = [
 ]
 
 
+def shown_split(result: ResultsObject, split: str) -> str:
+    """The split a trial's figures show for the asked ``split``: ``validation`` is a walk-forward
+    trial's joined ``oos`` rows; ``test`` only for a trial whose test set was opened (``finalize``),
+    otherwise its validation / oos rows (the test part stays sealed)."""
+    has_oos = "oos" in result.metrics
+    if split == "test" and not result.finalized:
+        split = "validation"
+    if split == "validation" and has_oos:
+        return "oos"
+    return split
+
+
 def card_split(result: ResultsObject, split: str) -> tuple[str, pd.DataFrame]:
-    """``split``'s rows, or the first of test / validation / train / all that has rows."""
-    for name in (split, "test", "validation", "train", "all"):
+    """``shown_split``'s rows, or the first of oos / validation / train / all that has rows; test rows
+    only for a finalised trial."""
+    split = shown_split(result, split)
+    for name in (split, "oos", "validation", "train", "all"):
         frame = stats.split_predictions(result, name)
         if not frame.empty:
             return name, frame
@@ -101,7 +115,8 @@ def draw_backtest(ax: Axes, result: ResultsObject, frame: pd.DataFrame, cost: fl
         empty_axes(ax, "no label values: no backtest")
         return
     curve = stats.backtest(frame["timestamp"], stats.positions(result, frame),
-                           frame["label_value"].to_numpy("float64"), cost)
+                           frame["label_value"].to_numpy("float64"), cost,
+                           horizon=stats.label_horizon(result.label))
     times = plain_times(curve.index)
     ax.plot(times, curve["cumulative"], color="#2ca02c", linewidth=1, label=f"net (cost {cost:g})")
     ax.plot(times, curve["cumulative_gross"], color="#1f77b4", linewidth=0.8, alpha=0.7, label="gross")

@@ -1,8 +1,11 @@
 """The summary frame: one row per trial, its identity and its summary metrics, the heat-table's input.
 
 Metrics are recomputed from each trial's predictions with ``atlas_ray.report.stats`` (one definition
-for every trial, whatever wrote it) on the validation split (plain names, e.g. ``accuracy``) and the
-test split (``test_`` prefix); a metric the search stored in ``result.json`` that the report does not
+for every trial, whatever wrote it) on the validation split (plain names, e.g. ``accuracy``; a
+walk-forward trial's joined out-of-sample ``oos`` rows) and, only for a trial whose test set was opened
+by ``finalize``, the test split (``test_`` prefix, and ``finalized`` names the openings, e.g.
+``opening 1``; empty for every other trial, whose test part stays sealed); a metric the search
+stored in ``result.json`` that the report does not
 compute (``loss``) is taken from there. Besides the classifier and regressor statistics: the backtest's
 ``net_return``, ``hit_rate`` and ``sharpe`` (per row, not annualised), and for regressors ``ic``,
 ``icir``, ``rank_ic`` and ``rank_icir`` (per UTC day, ``stats.information_coefficients``).
@@ -82,7 +85,8 @@ def _split_metrics(result: ResultsObject, split: str, cost: float) -> dict[str, 
         out.update({name: information[name] for name in ("ic", "icir", "rank_ic", "rank_icir")})
     label = arrays.label_value[mask]
     if np.isfinite(label).any():
-        curve = stats.backtest(arrays.timestamps[mask], arrays.position[mask], label, cost)
+        curve = stats.backtest(arrays.timestamps[mask], arrays.position[mask], label, cost,
+                               horizon=stats.label_horizon(result.label))
         summary = stats.backtest_summary(curve)
         out["net_return"] = summary["net_return"]
         out["sharpe"] = stats.sharpe_ratio(curve["net"].to_numpy("float64"))
@@ -105,7 +109,9 @@ def summary_row(result: ResultsObject, cost: float = DEFAULT_COST) -> dict[str, 
         "hyperparameters": ", ".join(f"{k}={_short(v)}" for k, v in sorted(identity.hyperparameters.items())),
         "degenerate": _degenerate(result),
     }
-    for split, prefix in (("validation", ""), ("test", "test_")):
+    row["finalized"] = ", ".join(f"opening {item.get('opening')}" for item in result.finalized or ())
+    shown = ("oos" if "oos" in result.metrics else "validation", "")
+    for split, prefix in (shown, ("test", "test_")) if result.finalized else (shown,):
         computed = _split_metrics(result, split, cost)
         for name, value in result.metrics.get(split, {}).items():
             computed.setdefault(name, float(value))

@@ -42,6 +42,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from atlas_ray.featurestore._prepared import Task
+from atlas_ray.metrics import held_gross, held_positions
+from atlas_ray.metrics import label_horizon as label_horizon
 from atlas_ray.report._overfitting import (
     EULER_GAMMA,
     CSCVResult,
@@ -440,16 +442,19 @@ def backtest(
     position: np.ndarray,
     label_value: np.ndarray,
     cost: float = 0.0,
+    horizon: int = 1,
 ) -> pd.DataFrame:
     """The plain long/short backtest: per row ``gross = position * label_value``, ``cost = cost *
     |position - previous position|`` (flat before the first row), ``net = gross - cost``; and the
     cumulative sums ``cumulative`` (net) and ``cumulative_gross`` (log returns add). ``cost`` is per
-    unit of position changed, in log-return units (5e-4 = 5 basis points)."""
+    unit of position changed, in log-return units (5e-4 = 5 basis points). A label spanning
+    ``horizon`` rows (``label_horizon(result.label)``): each position is held for its horizon and
+    credited once (``atlas_ray.metrics.held_gross``), so no bar's return counts twice."""
     if cost < 0:
         raise ValueError(f"The value of `cost` is {cost}, but must be `cost >= 0`.")
-    p = np.asarray(position, dtype="float64")
+    p = held_positions(np.asarray(position, dtype="float64"), horizon)
     lv = np.nan_to_num(np.asarray(label_value, dtype="float64"))
-    gross = p * lv
+    gross = held_gross(p, lv, horizon)
     turnover = np.abs(np.diff(np.r_[0.0, p]))
     net = gross - cost * turnover
     return pd.DataFrame(

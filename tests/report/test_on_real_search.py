@@ -22,6 +22,7 @@ from atlas_ray.featurestore import FeatureLabelSet, TimeSplit
 from atlas_ray.featurestore._prepared import Task
 from atlas_ray.report import stats
 from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, WorkSpec, WorkUnit, load_results, run
+from atlas_ray.search._finalize import finalize
 from atlas_ray.search._results import ResultsObject, TrialStatus
 from tests.search import search_specs
 
@@ -66,6 +67,8 @@ def real_search(ray_cluster: None, minute_store, tmp_path_factory: pytest.TempPa
     storage = tmp_path_factory.mktemp("report_real")
     experiment = run(spec, storage=str(storage), store=minute_store, spec_path="report_real.py",
                      out=io.StringIO())
+    # The search never evaluates the test part; open it once for every trial, as a user would.
+    finalize(experiment, top=5, spec=spec, store=minute_store, out=io.StringIO())
     return Path(experiment)
 
 

@@ -13,8 +13,6 @@ import pytest
 
 from atlas_ray.featurestore._gds_testing import LocalMariaDB, local_mariadb
 
-MariaDB = LocalMariaDB
-
 
 @pytest.fixture(scope="session")
 def mariadb() -> Iterator[LocalMariaDB]:

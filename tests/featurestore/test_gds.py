@@ -33,12 +33,11 @@ from atlas_ray.featurestore._gds_schema import (
     insert_trades,
     trade_rows,
 )
+from atlas_ray.featurestore._gds_testing import LocalMariaDB as MariaDB
 from atlas_ray.featurestore._gds_url import parse_gds_url
 from atlas_ray.featurestore._gds_watermark import StateFile, Watermark
 from atlas_ray.featurestore._ingest import validate
 from atlas_ray.featurestore._orderbook import book_snapshots
-
-from .conftest import MariaDB
 
 ROOT = Path(__file__).resolve().parents[2]
 TRADES = 12_000

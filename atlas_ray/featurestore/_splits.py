@@ -18,8 +18,8 @@ tests on block ``i`` and trains on every row before it (an expanding window), th
 part and before the test block. Test blocks of the folds are disjoint and in time order.
 
 ``WalkForward`` (the search's walk-forward split) and ``walk_forward_split``: the last ``test`` share
-of the rows is a sealed test block; before it, ``purge + embargo`` rows are left out; the rows before
-that gap (the research range) are cut into ``folds + 1`` equal blocks ``e_0 .. e_{folds+1}``. Fold
+of the rows is a sealed test block; the rows before it less ``purge`` rows (the research range) are
+cut into ``folds + 1`` equal blocks at ``e_0 .. e_{folds+1}``. Fold
 ``i`` (1-based) validates on block ``i``: rows ``[e_i + purge, e_{i+1} - embargo)`` (``purge`` rows
 after its training window, ``embargo`` rows left out at the block's end, so the next fold's
 validation never starts where this one ended and the test block starts ``embargo + purge`` rows after
@@ -177,7 +177,7 @@ def walk_forward_split(n: int, split: WalkForward, purge: int) -> tuple[list[Par
     _check_purge(purge)
     test_rows = math.floor(n * split.test)
     test = slice(n - test_rows, n)
-    research = max(0, n - test_rows - purge - split.embargo)
+    research = max(0, n - test_rows - purge)
     k = split.folds
     edges = [math.floor(research * j / (k + 1)) for j in range(k + 2)]
     folds = []

@@ -22,6 +22,7 @@ from atlas_ray.featurestore import (
     TimeSplit,
     Volatility,
     Volume,
+    WalkForward,
     apply_categories,
     apply_scaling,
 )
@@ -233,3 +234,72 @@ def test_prepare_refuses_a_frame_without_the_columns(frame: pd.DataFrame) -> Non
         FeatureError, match=r"is nan at 2023-03-03T00:\d\d:00\+00:00, but features must be finite"
     ):
         fls.prepare(broken)
+
+
+# ----------------------------------------------------------------------------- walk-forward folds
+def test_walk_forward_prepares_each_fold_on_its_own_training_window(frame: pd.DataFrame) -> None:
+    from atlas_ray.featurestore import FoldedSet
+    from atlas_ray.featurestore._scaling import fit_scaling
+
+    fls = FeatureLabelSet(FEATURES, [LABEL], categories=Percentiles((33.3, 66.7)))
+    folded = fls.prepare(frame, WalkForward(folds=3, test=0.15, embargo=4))
+    assert isinstance(folded, FoldedSet) and len(folded.folds) == 3
+    assert folded.split["purge"] == LABEL.horizon and folded.split["embargo"] == 4
+    for fold in folded.folds:
+        train = frame.loc[fold.train.index]
+        assert fold.scaling == fit_scaling(train, list(fls.feature_names))  # fitted on its train only
+        assert fold.train.index.max() < fold.validation.index.min()
+        assert fold.validation.index.max() < folded.test.index.min()  # the test block after every fold
+        assert (fold.test.index == folded.test.index).all()
+    ends = [fold.validation.index.max() for fold in folded.folds]
+    assert ends == sorted(ends)
+    assert folded.last is folded.folds[-1] and folded.task is Task.MULTICLASS
+
+
+# ------------------------------------------------------------------------------------ label gaps
+def test_label_gaps_are_counted_and_dropped_on_request(frame: pd.DataFrame) -> None:
+    counts = FeatureLabelSet(FEATURES, [LABEL]).label_gap_counts(frame)
+    gaps = counts[LABEL.name]
+    assert gaps > 0  # Kraken misses some bars in these four days
+    stamps = frame.attrs["label_gaps"][LABEL.name]
+    kept = FeatureLabelSet(FEATURES, [LABEL]).prepare(frame)
+    dropped = FeatureLabelSet(FEATURES, [LABEL], label_gaps="drop").prepare(frame)
+    for part in dropped.parts().values():
+        assert not np.isin(part.index.asi8, stamps).any()
+    assert sum(len(p) for p in kept.parts().values()) > sum(len(p) for p in dropped.parts().values())
+    with pytest.raises(FeatureError, match=r"The value of `label_gaps` is 'fill', but must be one of"):
+        FeatureLabelSet(FEATURES, [LABEL], label_gaps="fill")  # type: ignore[arg-type]
+    fls = FeatureLabelSet(FEATURES, [LABEL], label_gaps="drop")
+    assert FeatureLabelSet.from_definition(json.loads(json.dumps(fls.definition()))) == fls
+
+
+def test_a_label_gap_is_a_missing_bar_within_the_label_horizon(minute_store: MarketStore) -> None:
+    """Row t's 3-minute label spans bars t+1 .. t+3: it is a gap exactly when one of them is missing."""
+    fls = FeatureLabelSet([Volume().kraken().one_min()], [LABEL])
+    built = fls.build_local("2023-03-03", "2023-03-07", minute_store)
+    bars = minute_store.bars("kraken", "btc_usd", LABEL.resolution, "2023-03-03", "2023-03-08")
+    present = set(pd.DatetimeIndex(bars.index).asi8)
+    step = LABEL.resolution.offset
+    expected = [
+        t.value for t in built.index if any((t + k * step).value not in present for k in (1, 2, 3))
+    ]
+    assert list(built.attrs["label_gaps"][LABEL.name]) == expected
+
+
+def test_the_cache_key_changes_with_the_feature_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    from atlas_ray.featurestore import _fs_cache
+
+    start, end = pd.Timestamp("2023-03-01", tz="UTC"), pd.Timestamp("2023-03-02", tz="UTC")
+    definition = FeatureLabelSet(FEATURES, [LABEL]).definition()
+    before = _fs_cache.cache_key(definition, start, end, [])
+    assert len(_fs_cache.feature_code_version()) == 64
+    monkeypatch.setattr(_fs_cache, "feature_code_version", lambda: "a fixed feature")
+    assert _fs_cache.cache_key(definition, start, end, []) != before
+
+
+def test_rebalancing_draws_from_the_seed(frame: pd.DataFrame) -> None:
+    fls = FeatureLabelSet(FEATURES, [LABEL], categories=Percentiles((50.0,)), rebalance="undersample")
+    a = fls.prepare(frame, seed=1).train.index
+    assert (a == fls.prepare(frame, seed=1).train.index).all()
+    assert not (len(a) == len(fls.prepare(frame, seed=2).train.index)
+                and (a == fls.prepare(frame, seed=2).train.index).all())

@@ -47,3 +47,9 @@ def test_same_seed_same_rows(classes: np.ndarray) -> None:
 def test_bad_rebalance_is_refused(classes: np.ndarray) -> None:
     with pytest.raises(FeatureError, match=r"The value of `rebalance` is 'smote'"):
         rebalance_positions(classes, "smote")
+
+
+def test_the_seed_decides_the_draws(classes: np.ndarray) -> None:
+    a = rebalance_positions(classes, "undersample", seed=1)
+    np.testing.assert_array_equal(a, rebalance_positions(classes, "undersample", seed=1))
+    assert not np.array_equal(a, rebalance_positions(classes, "undersample", seed=2))

@@ -87,7 +87,11 @@ def serve_main(options: ServeOptions) -> int:
         flush=True,
     )
     started_ray = _start_ray(options)
+    import logging
+
     from ray import serve
+
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
 
     from atlas_ray.serve._deployment import LiveModel
 
@@ -140,7 +144,6 @@ def serve_main(options: ServeOptions) -> int:
         print(status.line(final), flush=True)
         serve.delete(name)
         if started_ray:
-            serve.shutdown()
             import ray
 
             ray.shutdown()

@@ -273,16 +273,12 @@ class LiveEngine:
 
     # ---------------------------------------------------------------------- decide
     def _decide(self, ready: int, outcome: PushOutcome, *, warm: bool) -> None:
-        horizon = (
-            ready
-            - (int(self.market.keep.value) // self.step - self.before - 2 * self.fill_limit - 2) * self.step
-        )
-        first = ready if self.done is None else self.done + self.step
-        if self.done is None:
-            starts = [pd.DatetimeIndex(self.market.read(*k).index).asi8[:1] for k in self.series]
-            known = [int((s[0] // self.step) * self.step) for s in starts if len(s)]
-            first = min(known) if known else ready
-        first = max(first, horizon)
+        # the pending bars: after the last decided one, and not before the oldest row held (the market
+        # holds every row since the last decision plus the history before it)
+        starts = [pd.DatetimeIndex(self.market.read(*k).index).asi8[:1] for k in self.series]
+        known = [int((s[0] // self.step) * self.step) for s in starts if len(s)]
+        oldest = min(known) if known else ready
+        first = oldest if self.done is None else max(self.done + self.step, oldest)
         started = time.perf_counter()
         index, values = self._scaled_rows(first, ready, outcome)
         self.done = ready

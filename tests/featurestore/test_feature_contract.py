@@ -1,5 +1,6 @@
 """The contract every feature keeps, checked over every feature class on the real data: no look-ahead
 (the value at t is identical when everything after the close of bar t is removed from the store),
+events exactly on both boundaries of a bar seen exactly as the convention says (a synthetic store),
 independence from where the window starts (what makes partitioned builds exact), name round trip,
 float64 on the grid, the declared requirements, and a clear error when the store lacks the data."""
 
@@ -179,3 +180,98 @@ def test_book_features_on_an_exchange_with_only_bars(minute_store: MarketStore) 
         "BidStrength().coinbase().one_min().slippage(0.5) needs book for coinbase btc_usd, but the store "
         f"at {minute_store.root} holds none (for coinbase btc_usd it holds: bars_1m)."
     )
+
+
+# ------------------------------------------------------------------------------- bar boundaries
+BOUNDARY_DAY = pd.Timestamp("2023-03-01", tz="UTC")
+BOUNDARY_WINDOW = (BOUNDARY_DAY + pd.Timedelta(hours=9), BOUNDARY_DAY + pd.Timedelta(hours=10))
+BOUNDARY_BAR = BOUNDARY_DAY + pd.Timedelta(hours=9, minutes=30)
+ONE_NS = pd.Timedelta(1, "ns")
+LEVELS = {"coinbase": 100.0, "kraken": 100.2, "binance": 99.9, "bitstamp": 100.0, "itbit": 101.0}
+"""Price level per exchange: different midpoints, and itbit's book crosses bitstamp's (arbitrage)."""
+
+
+def _boundary_store(root: str, changed: frozenset[tuple[str, pd.Timestamp]]) -> MarketStore:
+    """A synthetic store around ``BOUNDARY_BAR``, its events exactly on bar boundaries.
+
+    Every minute ``m`` of the window: one trade stamped exactly ``m`` on coinbase, kraken and binance
+    (the first instant of bar ``m``, the last instant after bar ``m - 1``); a quote and a 5-level book
+    snapshot stamped exactly ``m`` and another at ``m + 1 ns`` on every exchange. ``changed``: the
+    (kind, stamp) events whose prices move up 0.01% and whose sizes double.
+    """
+    store = MarketStore(root)
+    start, end = BOUNDARY_WINDOW
+    minutes = pd.date_range(start - 10 * STEP, end + 5 * STEP, freq="1min")
+    rng = np.random.default_rng(0)
+    wiggle = rng.normal(0, 0.05, len(minutes))
+    for exchange, level in LEVELS.items():
+        trades, quotes, books = [], [], []
+        for k, m in enumerate(minutes):
+            price, size = level + wiggle[k], 1.0 + k % 3
+            if ("trades", m) in changed:
+                price, size = price * 1.0001, size * 2
+            trades.append({"timestamp": m, "price": price, "size": size, "side": "buy", "trade_id": f"{k}"})
+            for stamp in (m, m + ONE_NS):
+                bump, scale = (1.0001, 2.0) if ("quotes", stamp) in changed else (1.0, 1.0)
+                mid = (level + wiggle[k] + (0.01 if stamp != m else 0.0)) * bump
+                quotes.append({"timestamp": stamp, "bid_price": mid - 0.05, "bid_size": 2.0 * scale,
+                               "ask_price": mid + 0.05, "ask_size": 3.0 * scale})
+                bump, scale = (1.0001, 2.0) if ("book", stamp) in changed else (1.0, 1.0)
+                for lvl in range(5):
+                    books.append({"timestamp": stamp, "side": "bid", "level": lvl,
+                                  "price": (mid - 0.05 - 0.1 * lvl) * bump, "size": (1.0 + lvl) * scale})
+                    books.append({"timestamp": stamp, "side": "ask", "level": lvl,
+                                  "price": (mid + 0.05 + 0.1 * lvl) * bump, "size": (1.5 + lvl) * scale})
+        pair = "btc_usdt" if exchange == "binance" else "btc_usd"
+        if exchange in ("coinbase", "kraken", "binance"):
+            store.write(pd.DataFrame(trades), exchange=exchange, pair=pair, kind="trades")
+        store.write(pd.DataFrame(quotes), exchange=exchange, pair=pair, kind="quotes")
+        if exchange in ("bitstamp", "itbit"):
+            store.write(pd.DataFrame(books), exchange=exchange, pair=pair, kind="book")
+    return store
+
+
+@pytest.fixture(scope="module")
+def boundary_stores() -> dict[frozenset[tuple[str, pd.Timestamp]], MarketStore]:
+    """Synthetic stores by the events changed in them, made on first use."""
+    return {}
+
+
+def _boundary_value(
+    cache: dict[frozenset[tuple[str, pd.Timestamp]], MarketStore],
+    tmp: Path,
+    feature: Feature,
+    changed: frozenset[tuple[str, pd.Timestamp]],
+) -> float:
+    if changed not in cache:
+        cache[changed] = _boundary_store(str(tmp / f"boundary-{len(cache)}"), changed)
+    data = MarketData(cache[changed], *BOUNDARY_WINDOW, Resolution.ONE_MIN)
+    return float(feature.compute(data)[BOUNDARY_BAR])
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_events_exactly_on_the_bar_boundaries(
+    case: Case,
+    boundary_stores: dict[frozenset[tuple[str, pd.Timestamp]], MarketStore],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The bar at ``t`` covers ``[t, t + 1 min)``: a trade stamped exactly ``t`` is in it and one stamped
+    exactly ``t + 1 min`` is not; quotes and book snapshots stamped at or before ``t + 1 min`` are known
+    at its close and one stamped 1 ns later is not (for a label looking ``h`` bars forward, the close
+    is that of bar ``t + h``). Changing an event the feature may see changes its value at ``t``;
+    changing one it may not see changes nothing."""
+    feature = case.feature
+    tmp = tmp_path_factory.getbasetemp() / "boundary"
+    tmp.mkdir(exist_ok=True)
+    close = BOUNDARY_BAR + (1 + feature.horizon) * STEP
+    kinds = {"trades" if kind == "bars" else kind for _, _, kind in case.reads}
+    if "quotes" in kinds or "book" in kinds:
+        kinds -= {"trades"}  # FV reads bars only where quotes are missing: here they are not
+    base = _boundary_value(boundary_stores, tmp, feature, frozenset())
+    assert np.isfinite(base), f"{case.id}: no value at {BOUNDARY_BAR} in the synthetic store"
+    for kind in sorted(kinds):
+        seen, unseen = (BOUNDARY_BAR, close) if kind == "trades" else (close, close + ONE_NS)
+        may = _boundary_value(boundary_stores, tmp, feature, frozenset({(kind, seen)}))
+        may_not = _boundary_value(boundary_stores, tmp, feature, frozenset({(kind, unseen)}))
+        assert may != base, f"{case.id} does not see the {kind} event at {seen}, which it may"
+        assert may_not == base, f"{case.id} sees the {kind} event at {unseen}, after the bar's close"

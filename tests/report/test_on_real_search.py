@@ -106,9 +106,10 @@ def test_the_report_reads_the_search_as_the_search_does(real_search: Path, resul
 
 
 def test_classifier_statistics_match_sklearn_on_search_predictions(results) -> None:
+    # on validation rows: the search keeps the test part sealed until a trial is finalised
     assert len(classifiers(results)) == 3
     for result in classifiers(results):
-        frame = stats.split_predictions(result, "test")
+        frame = stats.split_predictions(result, "validation")
         y_true = stats.class_codes(frame["reality"], result.classes)
         y_pred = stats.class_codes(frame["prediction"], result.classes)
         probs = stats.probabilities(frame, result.classes)
@@ -124,19 +125,19 @@ def test_classifier_statistics_match_sklearn_on_search_predictions(results) -> N
             skm.roc_auc_score(y_true, probs, labels=[0, 1, 2], multi_class="ovr", average="macro")
         )
         # the search's own summary metrics agree with the report's statistics
-        assert result.metric("accuracy", "test") == pytest.approx(stats.accuracy(y_true, y_pred))
+        assert result.metric("accuracy", "validation") == pytest.approx(stats.accuracy(y_true, y_pred))
 
 
 def test_regressor_statistics_match_sklearn_on_search_predictions(results) -> None:
     assert len(regressors(results)) == 2
     for result in regressors(results):
-        frame = stats.split_predictions(result, "test")
+        frame = stats.split_predictions(result, "validation")
         prediction = frame["prediction"].to_numpy(float)
         reality = frame["reality"].to_numpy(float)
         found = stats.regression_statistics(prediction, reality)
         assert found["mse"] == pytest.approx(skm.mean_squared_error(reality, prediction))
         assert found["mae"] == pytest.approx(skm.mean_absolute_error(reality, prediction))
-        assert result.metric("mse", "test") == pytest.approx(found["mse"], rel=1e-4)
+        assert result.metric("mse", "validation") == pytest.approx(found["mse"], rel=1e-4)
 
 
 def test_every_plot_renders_on_search_results(results) -> None:
@@ -161,6 +162,8 @@ def test_every_plot_renders_on_search_results(results) -> None:
 def test_the_page_builds_from_the_search(real_search: Path, tmp_path: Path) -> None:
     built = report.build_report([str(real_search)], report.ReportSettings(out=tmp_path / "out", top=2))
     assert built.index.exists() and built.missing == ()
+    assert built.clipped == ()  # every title and label inside its figure
+    assert "How much of the best result is selection luck" in built.index.read_text()
     page = built.index.read_text()
     for result in load_results(str(real_search)):
         assert result.trial_id in page

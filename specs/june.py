@@ -5,6 +5,11 @@ up) cut at the 33.3rd and 66.7th percentiles of the *training* part's returns, f
 features: log returns over 1, 5, 15 and 60 minutes on both exchanges, both exchanges' volume, Coinbase's
 30-minute volatility and the Coinbase / Kraken midpoint spread.
 
+Evaluation: walk-forward over 3 folds (expanding training windows, the purge the label's horizon):
+each trial trains one model per fold and ASHA decides on the mean validation loss over the folds;
+the last 15% of the week is a sealed test block that no trial sees until
+``python -m atlas_ray.search finalize experiments/june --top 5``.
+
 Models: DNNs with hidden layers [3], [6], [3, 3] and [6, 6] (a grid, 5 draws of learning rate and
 l1 / l2 each) and a logistic model (4 draws): 24 trials, ASHA over at most 16 epochs (rungs at 1, 4
 and 16 epochs, reduction factor 4: about a quarter of the full budget's epochs, see
@@ -23,9 +28,9 @@ from atlas_ray.featurestore import (
     LogReturns,
     Midpoint,
     Percentiles,
-    TimeSplit,
     Volatility,
     Volume,
+    WalkForward,
 )
 from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, WorkSpec, WorkUnit
 
@@ -58,7 +63,7 @@ SPEC = WorkSpec(
             featureset=DIRECTION,
             start="2023-03-01",
             end="2023-03-08",
-            split=TimeSplit(train=0.7, validation=0.15, test=0.15),
+            split=WalkForward(folds=3, test=0.15),
             models=[
                 ModelSpec(
                     "dnn",

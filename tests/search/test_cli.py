@@ -41,7 +41,7 @@ def test_dry_run_prints_shapes_coverage_and_plan(
     assert status == 0
     assert "spec planned: 4 trials" in out
     assert "unit direction:" in out and "task multiclass" in out and "classes ['down', 'flat', 'up']" in out
-    assert "train=(" in out and "validation=(" in out and "test=(" in out
+    assert "train=(" in out and "validation=(" in out and "test (sealed)" in out
     assert "InterExchangeSpread(Midpoint().coinbase().one_min(), Midpoint().kraken().one_min())" in out
     assert "direction / dnn: 3 trials x 2 epochs max, 1 CPU each" in out
     assert "direction / logistic: 1 trials x 2 epochs max, 1 CPU each" in out

@@ -51,15 +51,16 @@ def test_evaluated_classifier_round_trips(classifier: PreparedSet, tmp_path: Pat
     result = read_result(directory)
     assert result.status is TrialStatus.RUNNING and result.epochs == 2
     assert result.identity == IDENTITY
-    assert set(result.metrics) == {"train", "validation", "test"}
-    assert result.metrics["test"]["accuracy"] == pytest.approx(written.metrics["test"]["accuracy"])
-    test_rows = result.predictions[result.predictions["split"] == "test"]
-    expected = np.asarray(model.predict(classifier.test.X, verbose=0))
-    np.testing.assert_allclose(
-        test_rows[["prob_down", "prob_flat", "prob_up"]].to_numpy(), expected, rtol=1e-5
-    )
-    assert list(test_rows["prediction"]) == [classifier.classes[k] for k in expected.argmax(axis=1)]
-    assert (np.asarray(load_model(result).predict(classifier.test.X, verbose=0)) == expected).all()
+    assert set(result.metrics) == {"train", "validation"}  # the test part stays sealed
+    assert set(result.predictions["split"]) == {"train", "validation"}
+    assert result.folds == () and result.finalized is None
+    accuracy = written.metrics["validation"]["accuracy"]
+    assert result.metrics["validation"]["accuracy"] == pytest.approx(accuracy)
+    rows = result.predictions[result.predictions["split"] == "validation"]
+    expected = np.asarray(model.predict(classifier.validation.X, verbose=0))
+    np.testing.assert_allclose(rows[["prob_down", "prob_flat", "prob_up"]].to_numpy(), expected, rtol=1e-5)
+    assert list(rows["prediction"]) == [classifier.classes[k] for k in expected.argmax(axis=1)]
+    assert (np.asarray(load_model(result).predict(classifier.validation.X, verbose=0)) == expected).all()
     assert list(result.curves["epoch"]) == [1, 2]
     assert result.categories == classifier.categories and result.scaling == json.loads(
         json.dumps(classifier.scaling)

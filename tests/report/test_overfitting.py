@@ -128,12 +128,14 @@ def test_pbo_by_brute_force_on_real_backtests(real_returns):
 
 def test_pbo_reproduces_the_papers_cases():
     """Bailey, Borwein, López de Prado and Zhu, "The Probability of Backtest Overfitting", Journal of
-    Computational Finance 20(4), 2017 (SSRN 2326253), section 2: S = 16 blocks give C(16, 8) = 12,870
-    combinations, each in-sample winner's relative out-of-sample rank w = rank / (N + 1) has logit
-    ln(w / (1 - w)), 0 at the median, and PBO is the share at or below 0. Its test cases: trials of the
-    same full-sample performance overfit fully (what one half gains the other loses: PBO = 1), trials
-    without skill give about 1/2, one trial with real skill among noise gives about 0 (the paper's
-    N = 100 trials over T = 1000 returns, S = 16)."""
+    Computational Finance 20(4), 2017 (SSRN 2326253; text at
+    https://paperzz.com/doc/7375663/the-probability-of-backtest-overfitting), its CSCV: S = 16 blocks
+    give C(16, 8) = 12,870 combinations, the in-sample winner's relative out-of-sample rank
+    w = rank / (N + 1) has logit ln(w / (1 - w)), 0 at the median, and PBO is the share at or below 0.
+    Its simulated setting, N(0, 1) returns of N = 100 trials over T = 1000 rows ("reference test case 1,
+    high overfitting" in the R package pbo, github.com/mrbcuda/pbo): skill-less trials give about 1/2;
+    trials of identical full-sample performance overfit fully (what one half gains the other loses:
+    PBO = 1 exactly, every logit below 0); one trial with real skill among them gives 0."""
     assert stats.cscv_combinations(16).shape == (12_870, 16)
     assert (stats.cscv_combinations(16).sum(axis=1) == 8).all()
     rng = np.random.default_rng(2015)

@@ -1,0 +1,173 @@
+"""The ``LiveModel`` deployment on a real local Ray Serve: HTTP bars, health, Serve's status, and redis
+going away for 30 s while bars keep coming."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from atlas_ray.featurestore import MarketStore
+from atlas_ray.serve import find_trial, required_series
+from atlas_ray.serve._feeds import history_events, paced, replay_ticks
+from tests.serve._replay import REPLAY_START, trial_of
+from tests.serve.conftest import RedisServer, free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def http_port(ray_cluster: None) -> Iterator[int]:
+    from ray import serve
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield port
+    serve.shutdown()
+
+
+def deploy(experiment: Path, trial: str, name: str, redis_url: str, store: MarketStore, **extra: Any) -> Any:
+    from ray import serve
+
+    from atlas_ray.serve._deployment import LiveModel
+
+    served = find_trial(str(experiment), trial=trial)
+    config = {
+        "name": name,
+        "experiment": str(experiment),
+        "trial": trial,
+        "redis_url": redis_url,
+        "series": [list(s) for s in required_series(served, store)],
+        **extra,
+    }
+    deployment: Any = LiveModel
+    return serve.run(
+        deployment.options(name=f"LiveModel_{name}").bind(config), name=name, route_prefix=f"/{name}"
+    )
+
+
+def warm(handle: Any, store: MarketStore, series: list[tuple[str, str, str]], start: pd.Timestamp) -> None:
+    events = history_events(
+        store, series, pd.Timedelta("1min") and _one_min(), start - pd.Timedelta("2h"), start
+    )
+    handle.push.remote(
+        {"events": events, "through": (start - pd.Timedelta("1min")).value, "warm": True}
+    ).result()
+
+
+def _one_min() -> Any:
+    from atlas_ray.featurestore import Resolution
+
+    return Resolution.ONE_MIN
+
+
+def _http(method: str, url: str, body: Any = None) -> tuple[int, dict[str, Any]]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_bars_over_http_health_and_serve_status(
+    served_experiment: Path, minute_store: MarketStore, redis_server: RedisServer, http_port: int
+) -> None:
+    from ray import serve
+
+    trial = trial_of(served_experiment, "logistic")
+    handle = deploy(served_experiment, trial, "http_live", redis_server.url, minute_store)
+    series = [
+        tuple(s) for s in required_series(find_trial(str(served_experiment), trial=trial), minute_store)
+    ]
+    warm(handle, minute_store, series, REPLAY_START)  # type: ignore[arg-type]
+    client = redis_server.client()
+    pubsub = client.pubsub()
+    pubsub.subscribe("atlas:pred:http_live")
+    pubsub.get_message(timeout=2)  # the subscribe confirmation
+    base = f"http://127.0.0.1:{http_port}/http_live"
+    for t, events in replay_ticks(
+        minute_store, series, _one_min(), REPLAY_START, REPLAY_START + pd.Timedelta("3min")
+    ):  # type: ignore[arg-type]
+        status, answer = _http("POST", f"{base}/bars", events)
+        assert status == 200 and answer["accepted"] == 2 and answer["rejected"] == [], answer
+    status, answer = _http(
+        "POST", f"{base}/bars", {"exchange": "coinbase", "ts": "2023-03-02T06:03:00Z", "close": 1}
+    )
+    assert status == 200 and [r["reason"] for r in answer["rejected"]] == ["missing_field"]
+    status, answer = _http("POST", f"{base}/bars", [{"exchange": "kraken", "kind": "candles"}])
+    assert status == 200 and answer["rejected"][0]["reason"] == "malformed"
+    status, answer = _http("POST", f"{base}/bars", "not an event")
+    assert status == 400 and "error" in answer
+    request = urllib.request.Request(f"{base}/bars", data=b"{not json", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    assert caught.value.code == 400
+    status, health = _http("GET", f"{base}/health")
+    assert status == 200 and health["status"] == "ok" and health["trial"] == trial and health["redis_up"]
+    assert health["events"] >= 6 and health["rejected"] == 2
+    assert health["rejected_by_reason"] == {"missing_field": 1, "malformed": 1}
+    message = pubsub.get_message(timeout=5)
+    assert message is not None and json.loads(message["data"])["trial"] == trial
+    # a bar is stamped with its open time and sent at its close: bar 06:02 is decided on arrival
+    assert client.hget("atlas:pred:http_live", "ts") == "2023-03-02T06:02:00Z"
+    applications = serve.status().applications
+    assert str(applications["http_live"].status).endswith("RUNNING")
+    assert "LiveModel_http_live" in applications["http_live"].deployments
+    serve.delete("http_live")
+
+
+def test_redis_away_for_30_seconds(
+    served_experiment: Path, minute_store: MarketStore, redis_server: RedisServer, http_port: int
+) -> None:
+    trial = trial_of(served_experiment, "dnn")
+    handle = deploy(served_experiment, trial, "outage", redis_server.url, minute_store, buffer=40)
+    series = [
+        tuple(s) for s in required_series(find_trial(str(served_experiment), trial=trial), minute_store)
+    ]
+    warm(handle, minute_store, series, REPLAY_START)  # type: ignore[arg-type]
+    ticks = replay_ticks(
+        minute_store, series, _one_min(), REPLAY_START, REPLAY_START + pd.Timedelta("240min")
+    )  # type: ignore[arg-type]
+    answers: list[dict[str, Any]] = []
+    finished = threading.Event()
+
+    def feed() -> None:  # 4 bars a second for about 48 s
+        for push, _ in paced(ticks, 240.0):
+            answers.append(handle.push.remote(push).result())
+        finished.set()
+
+    thread = threading.Thread(target=feed)
+    thread.start()
+    time.sleep(5)
+    redis_server.stop()
+    time.sleep(30)
+    during = handle.stats.remote().result()
+    redis_server.start()
+    thread.join(120)
+    assert finished.is_set()
+    stats = handle.flush.remote().result()
+    # it kept running: every bar was taken and decided while redis was away
+    assert len(answers) == 240 and all(a["rejected"] == [] for a in answers)
+    assert not during["redis_up"] and during["buffered"] == 40 and during["dropped"] > 50
+    # the counts add up, and what was written after redis came back is in redis
+    assert stats["redis_up"] and stats["buffered"] == 0 and stats["write_failures"] > 0
+    assert stats["predictions"] == 240 == stats["written"] + stats["dropped"]
+    after = redis_server.client().xrange("atlas:pred:outage:stream")
+    written_before = stats["written"] - len(after)  # this redis keeps nothing across a restart
+    assert 0 < written_before < 40 and len(after) > 40
+    stamps = [pd.Timestamp(fields["ts"]) for _, fields in after]
+    assert stamps == sorted(stamps) and stamps[-1] == REPLAY_START + pd.Timedelta("239min")
+    from ray import serve
+
+    serve.delete("outage")

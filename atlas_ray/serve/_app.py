@@ -72,8 +72,9 @@ def serve_main(options: ServeOptions) -> int:
     name = check_name(options.name or served.experiment_name)
     feed = parse_feed(options.feed)
     url = redis_url(options.redis)
-    store = MarketStore(options.store) if feed.kind in ("replay", "store") or options.store else None
-    series = required_series(served, store)
+    store = MarketStore(options.store) if feed.kind in ("replay", "store", "gds") or options.store else None
+    # a GDS feed hands over the bars it builds from the trades it reads: bars, whatever the store keeps
+    series = required_series(served, None if feed.kind == "gds" else store)
     if feed.kind in ("replay", "store"):
         assert store is not None
         _check_store(served, store, feed)
@@ -132,7 +133,8 @@ def serve_main(options: ServeOptions) -> int:
             assert store is not None
             _follow_store(handle, served, store, series, feed, options.poll, resume_after, stop)
         elif feed.kind == "gds":
-            _follow_gds(handle, served, series, feed, options, stop)
+            assert store is not None
+            _follow_gds(handle, served, store, series, feed, options.poll, stop)
         else:
             while not stop():
                 time.sleep(0.2)
@@ -296,12 +298,42 @@ def _newest(store: MarketStore, key: tuple[str, str, str]) -> pd.Timestamp | Non
 def _follow_gds(
     handle: Any,
     served: ServedTrial,
+    store: MarketStore,
     series: list[tuple[str, str, str]],
     feed: Feed,
-    options: ServeOptions,
+    poll: float,
     stop: _Stop,
 ) -> None:
-    raise AtlasError("The gds: feed needs the Gryphon Data Service ingest (atlas_ray.featurestore, --gds).")
+    """Read the Gryphon Data Service into the store as it fills, and push each bar that closes."""
+    from atlas_ray.featurestore._gds import follow_bars
+
+    resolution = served.featureset.resolution
+    markets = {(e, p) for e, p, _ in series}
+    warmed = False
+    for bars in follow_bars(store, feed.url, resolution=resolution, interval=poll, stop=stop.event):
+        events: list[dict[str, object]] = []
+        for (exchange, pair), frame in bars.items():
+            if (exchange, pair) not in markets or frame.empty:
+                continue
+            if not warmed:
+                first = frame.index[0]
+                history = history_events(store, series, resolution, first - _history(served), first)
+                handle.push.remote({"events": history, "warm": True}).result()
+                warmed = True
+            for stamp, row in zip(frame.index, frame.to_dict("records"), strict=True):
+                event: dict[str, object] = {
+                    "exchange": exchange,
+                    "pair": pair,
+                    "kind": "bars",
+                    "resolution": resolution.short,
+                    "ts_ns": int(stamp.value),
+                }
+                event.update(
+                    {k: float(v) for k, v in row.items() if k in ("open", "high", "low", "close", "volume")}
+                )
+                events.append(event)
+        if events:
+            handle.push.remote({"events": events}).result()
 
 
 # ---------------------------------------------------------------------------------------- status

@@ -36,7 +36,6 @@ import pandas as pd
 from atlas_ray.featurestore._feature import DataRequirement
 from atlas_ray.featurestore._market_data import MarketData
 from atlas_ray.featurestore._prepared import Task
-from atlas_ray.featurestore._scaling import apply_scaling
 from atlas_ray.featurestore._schema import bars_kind
 from atlas_ray.featurestore._source import MarketSource
 from atlas_ray.featurestore._windows import cut_windows, window_ends
@@ -158,6 +157,8 @@ class LiveEngine:
         # orders its columns by the scaling's keys
         scaling = served.result.scaling
         self.scaling = {part: {n: scaling[part][n] for n in self.names} for part in ("mean", "std")}
+        self._mean = np.array([self.scaling["mean"][n] for n in self.names], dtype="float64")
+        self._std = np.array([self.scaling["std"][n] for n in self.names], dtype="float64")
         self.classes = tuple(served.result.classes)
         self.task = served.result.task
         self.done: int | None = None  # the newest bar whose prediction was decided
@@ -275,8 +276,8 @@ class LiveEngine:
     def _decide(self, ready: int, outcome: PushOutcome, *, warm: bool) -> None:
         # the pending bars: after the last decided one, and not before the oldest row held (the market
         # holds every row since the last decision plus the history before it)
-        starts = [pd.DatetimeIndex(self.market.read(*k).index).asi8[:1] for k in self.series]
-        known = [int((s[0] // self.step) * self.step) for s in starts if len(s)]
+        starts = [self.market.first_time(k) for k in self.series]
+        known = [(s // self.step) * self.step for s in starts if s is not None]
         oldest = min(known) if known else ready
         first = oldest if self.done is None else max(self.done + self.step, oldest)
         started = time.perf_counter()
@@ -306,16 +307,16 @@ class LiveEngine:
             fill_limit=self.fill_limit,
         )
         i0 = data.grid.searchsorted(lo)
-        columns = {f.name: f.compute(data).to_numpy(dtype="float64")[i0:] for f in self.features}
-        frame = pd.DataFrame(columns, index=data.grid[i0:], copy=False)
-        valid = ~np.isnan(frame.to_numpy()).any(axis=1)
+        by_name = {f.name: f.compute(data).to_numpy(dtype="float64")[i0:] for f in self.features}
+        raw = np.stack([by_name[name] for name in self.names], axis=1)
+        valid = ~np.isnan(raw).any(axis=1)
         if outcome is not None:
             missing = int((~valid).sum())
             outcome.incomplete += missing
             self.counts["incomplete"] += missing
-        frame = frame.loc[valid]
-        values = apply_scaling(frame, self.scaling).to_numpy(dtype="float32")
-        return pd.DatetimeIndex(frame.index), values
+        # apply_scaling's arithmetic ((x - mean) / std in float64), then float32 as the training set
+        values = ((raw[valid] - self._mean) / self._std).astype("float32")
+        return pd.DatetimeIndex(data.grid[i0:][valid]), values
 
     def _windows(self, index: pd.DatetimeIndex, values: np.ndarray) -> tuple[pd.DatetimeIndex, np.ndarray]:
         assert self.window is not None

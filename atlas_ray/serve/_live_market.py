@@ -13,14 +13,14 @@ row is let go.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from atlas_ray.errors import MissingDataError
-from atlas_ray.featurestore._bars import read_bars
-from atlas_ray.featurestore._schema import COLUMNS, Resolution
+from atlas_ray.featurestore._bars import as_resolution, read_bars
+from atlas_ray.featurestore._schema import BAR_COLUMNS, COLUMNS, Resolution, bars_kind
 
 __all__ = ["LiveMarket", "SeriesKey"]
 
@@ -30,27 +30,57 @@ SeriesKey = tuple[str, str, str]
 _TEXT_COLUMNS = frozenset({"side", "trade_id"})
 
 
-@dataclass
 class _Series:
-    kind: str
-    stamps: list[int] = field(default_factory=list)
-    values: dict[str, list[object]] = field(default_factory=dict)
-    frame: pd.DataFrame | None = None  # the rows as a frame, rebuilt after an append
+    """One series' rows in growable numpy arrays (amortised appends, slices without copies)."""
 
-    def __post_init__(self) -> None:
-        self.values = {c: [] for c in COLUMNS[self.kind]}
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.columns = pd.Index(list(COLUMNS[kind]), dtype=object)
+        self.size = 0
+        self.stamps = np.zeros(16, dtype="int64")
+        self.values = {c: np.zeros(16, dtype=_dtype(c)) for c in COLUMNS[kind]}
 
-    def as_frame(self) -> pd.DataFrame:
-        if self.frame is None:
-            index = pd.DatetimeIndex(np.asarray(self.stamps, dtype="int64"), tz="UTC", name="timestamp")
-            data = {
-                c: np.asarray(
-                    v, dtype=object if c in _TEXT_COLUMNS else "float64" if c != "level" else "int64"
-                )
-                for c, v in self.values.items()
-            }
-            self.frame = pd.DataFrame(data, index=index, copy=False)
-        return self.frame
+    def _reserve(self, extra: int) -> None:
+        need = self.size + extra
+        if need <= len(self.stamps):
+            return
+        capacity = max(need, 2 * len(self.stamps))
+        self.stamps = np.concatenate(
+            [self.stamps[: self.size], np.zeros(capacity - self.size, dtype="int64")]
+        )
+        for column, values in self.values.items():
+            grown = np.zeros(capacity, dtype=_dtype(column))
+            grown[: self.size] = values[: self.size]
+            self.values[column] = grown
+
+    def append(self, stamps: Sequence[int], rows: Mapping[str, Sequence[object]]) -> None:
+        n = len(stamps)
+        self._reserve(n)
+        self.stamps[self.size : self.size + n] = stamps
+        for column, values in self.values.items():
+            values[self.size : self.size + n] = rows[column]
+        self.size += n
+
+    def drop_before(self, cut: int) -> None:
+        keep = self.size - cut
+        self.stamps[:keep] = self.stamps[cut : self.size]
+        for values in self.values.values():
+            values[:keep] = values[cut : self.size]
+        self.size = keep
+
+    def frame(self, lo: int, hi: int, columns: Sequence[str]) -> pd.DataFrame:
+        index = pd.DatetimeIndex(self.stamps[lo:hi].copy(), tz="UTC", name="timestamp")
+        wanted = [c for c in columns if c in self.values]
+        return pd.DataFrame(
+            {c: self.values[c][lo:hi].copy() for c in wanted},
+            index=index,
+            columns=pd.Index(wanted, dtype=object),
+            copy=False,
+        )
+
+
+def _dtype(column: str) -> Any:
+    return object if column in _TEXT_COLUMNS else "int64" if column == "level" else "float64"
 
 
 class LiveMarket:
@@ -80,40 +110,34 @@ class LiveMarket:
     # ------------------------------------------------------------------ writing
     def last_time(self, key: SeriesKey) -> int | None:
         """The newest row's time (ns since the epoch, UTC), or None."""
-        stamps = self._series[key].stamps
-        return stamps[-1] if stamps else None
+        series = self._series[key]
+        return int(series.stamps[series.size - 1]) if series.size else None
+
+    def first_time(self, key: SeriesKey) -> int | None:
+        """The oldest row held (ns since the epoch, UTC), or None."""
+        series = self._series[key]
+        return int(series.stamps[0]) if series.size else None
 
     def append(self, key: SeriesKey, stamp: int, row: Mapping[str, object]) -> None:
         """One row at ``stamp`` (ns, UTC, not older than the series' newest row)."""
-        series = self._series[key]
-        series.stamps.append(stamp)
-        for column, values in series.values.items():
-            values.append(row[column])
-        series.frame = None
+        self._series[key].append([stamp], {c: [v] for c, v in row.items()})
 
     def append_many(
         self, key: SeriesKey, stamps: Sequence[int], rows: Mapping[str, Sequence[object]]
     ) -> None:
         """Several rows of one series at once (a book snapshot's levels)."""
-        series = self._series[key]
-        series.stamps.extend(stamps)
-        for column, values in series.values.items():
-            values.extend(rows[column])
-        series.frame = None
+        self._series[key].append(stamps, rows)
 
     def trim(self, now: int) -> None:
         """Let go of rows older than ``now - keep``."""
         horizon = now - int(self.keep.value)
         for series in self._series.values():
-            if series.stamps and series.stamps[0] < horizon:
-                cut = int(np.searchsorted(np.asarray(series.stamps, dtype="int64"), horizon, side="left"))
-                del series.stamps[:cut]
-                for values in series.values.values():
-                    del values[:cut]
-                series.frame = None
+            if series.size and series.stamps[0] < horizon:
+                cut = int(np.searchsorted(series.stamps[: series.size], horizon, side="left"))
+                series.drop_before(cut)
 
     def rows(self, key: SeriesKey) -> int:
-        return len(self._series[key].stamps)
+        return self._series[key].size
 
     # ------------------------------------------------------------ MarketSource
     def has(self, exchange: str, pair: str, kind: str) -> bool:
@@ -137,11 +161,10 @@ class LiveMarket:
             empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in wanted})
             empty.index = pd.DatetimeIndex([], tz="UTC", name="timestamp")
             return empty
-        frame = series.as_frame()
-        stamps = pd.DatetimeIndex(frame.index).asi8
+        stamps = series.stamps[: series.size]
         lo = 0 if start is None else int(np.searchsorted(stamps, _ns(start), side="left"))
-        hi = len(stamps) if end is None else int(np.searchsorted(stamps, _ns(end), side="left"))
-        return frame.iloc[lo:hi][[c for c in wanted if c in frame.columns]]
+        hi = series.size if end is None else int(np.searchsorted(stamps, _ns(end), side="left"))
+        return series.frame(lo, hi, wanted)
 
     def bars(
         self,
@@ -151,6 +174,9 @@ class LiveMarket:
         start: pd.Timestamp | str | None = None,
         end: pd.Timestamp | str | None = None,
     ) -> pd.DataFrame:
+        kind = bars_kind(as_resolution(resolution))
+        if self.has(exchange, pair, kind):  # stored at the resolution: read_bars' first rule, without a copy
+            return self.read(exchange, pair, kind, start, end, columns=BAR_COLUMNS)
         return read_bars(self, exchange, pair, resolution, start, end)
 
     def quotes(

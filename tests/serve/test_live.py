@@ -96,7 +96,7 @@ def test_bars_over_http_health_and_serve_status(
     pubsub.subscribe("atlas:pred:http_live")
     pubsub.get_message(timeout=2)  # the subscribe confirmation
     base = f"http://127.0.0.1:{http_port}/http_live"
-    for t, events in replay_ticks(
+    for _t, events in replay_ticks(
         minute_store, series, _one_min(), REPLAY_START, REPLAY_START + pd.Timedelta("3min")
     ):  # type: ignore[arg-type]
         status, answer = _http("POST", f"{base}/bars", events)
@@ -124,6 +124,16 @@ def test_bars_over_http_health_and_serve_status(
     applications = serve.status().applications
     assert str(applications["http_live"].status).endswith("RUNNING")
     assert "LiveModel_http_live" in applications["http_live"].deployments
+    # another trial under the same name: swapped in place, the next bar carries version 2
+    gru = trial_of(served_experiment, "gru")
+    swapped = handle.swap.remote({"experiment": str(served_experiment), "trial": gru}).result()
+    assert (swapped["trial"], swapped["version"]) == (gru, 2)
+    after = REPLAY_START + pd.Timedelta("3min")
+    for _t, events in replay_ticks(minute_store, series, _one_min(), after, after + pd.Timedelta("2min")):  # type: ignore[arg-type]
+        assert _http("POST", f"{base}/bars", events)[1]["version"] == 2
+    stream = [fields for _, fields in client.xrange("atlas:pred:http_live:stream")]
+    assert [f["ts"][11:16] for f in stream] == ["06:00", "06:01", "06:02", "06:03", "06:04"]
+    assert [f["version"] for f in stream] == ["1", "1", "1", "2", "2"] and stream[-1]["trial"] == gru
     serve.delete("http_live")
 
 

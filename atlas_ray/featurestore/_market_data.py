@@ -188,18 +188,26 @@ class MarketData:
         step = self.resolution.offset
         lead = self.fill_limit * step
         raw = self.store.bars(exchange, pair, self.resolution, self.start - lead, self.end)
-        extended = pd.date_range(
-            self.start - lead, self.end, freq=self.resolution.freq, inclusive="left", name="timestamp"
+        origin, step_ns = (self.start - lead).value, step.value
+        count = int((self.end.value - origin) // step_ns)
+        extended = (
+            self.grid
+            if self.fill_limit == 0
+            else pd.DatetimeIndex(
+                np.arange(count, dtype="int64") * step_ns + origin, tz="UTC", name="timestamp"
+            )
         )
         # Place each stored bar on the extended grid (the first of duplicates wins; off-grid rows drop),
         # in numpy: this runs once per market per window, and on every bar when serving live.
         stamps = pd.DatetimeIndex(raw.index).as_unit("ns").asi8
         first = np.ones(len(stamps), dtype=bool)
-        if len(stamps) > 1:
+        if len(stamps) > 1 and not bool(np.all(stamps[1:] > stamps[:-1])):
             _, first_of = np.unique(stamps, return_index=True)
             first = np.zeros(len(stamps), dtype=bool)
             first[first_of] = True
-        position = extended.get_indexer(pd.DatetimeIndex(stamps[first], tz="UTC"))
+        offset = stamps[first] - origin
+        position = np.where((offset % step_ns == 0) & (offset >= 0), offset // step_ns, -1)
+        position[position >= count] = -1
         on_grid = position >= 0
         target = position[on_grid]
         columns: dict[str, np.ndarray] = {}

@@ -196,11 +196,17 @@ def _train(
         tune.report(dict(curves[-1]))
         return
     rungs = set(asha.checkpoints())
-    batch_size = int(hp.get("batch_size", DEFAULT_BATCH_SIZE))
-    lockstep = LockStep(models, folds, first_epoch=len(curves) + 1, max_t=asha.max_t, seed=seed)
+    lockstep = LockStep(
+        models,
+        folds,
+        first_epoch=len(curves) + 1,
+        max_t=asha.max_t,
+        seed=seed,
+        batch_size=int(hp.get("batch_size", DEFAULT_BATCH_SIZE)),
+    )
     try:
         for epoch in range(len(curves) + 1, asha.max_t + 1):
-            row = {"epoch": epoch, **_mean_logs(lockstep.next_epoch(epoch, batch_size))}
+            row = {"epoch": epoch, **_mean_logs(lockstep.next_epoch(epoch))}
             curves.append(row)
             if epoch in rungs:
                 status = TrialStatus.COMPLETED if epoch >= asha.max_t else TrialStatus.RUNNING
@@ -237,32 +243,41 @@ class LockStep:
     every fold waits at its epoch's end, so the models are not being trained while they are read.
     """
 
-    def __init__(self, models: list[Any], folds: tuple[PreparedSet, ...], *, first_epoch: int, max_t: int,
-                 seed: int) -> None:
+    def __init__(
+        self,
+        models: list[Any],
+        folds: tuple[PreparedSet, ...],
+        *,
+        first_epoch: int,
+        max_t: int,
+        seed: int,
+        batch_size: int,
+    ) -> None:
         self.models = models
         self.folds = folds
         self.first_epoch = first_epoch
         self.max_t = max_t
         self.seed = seed
+        self.batch_size = batch_size
         self.threads: list[threading.Thread] = []
         self.logs: list[queue.Queue[tuple[str, Any]]] = [queue.Queue() for _ in folds]
         self.resume = [threading.Semaphore(0) for _ in folds]
         self.closed = False
 
-    def _start(self, batch_size: int) -> None:
+    def _start(self) -> None:
         import keras
 
         for k, (model, fold) in enumerate(zip(self.models, self.folds, strict=True)):
             started = threading.Event()
             keras.utils.set_random_seed(epoch_seed(self.seed, k, self.first_epoch))
             thread = threading.Thread(
-                target=self._fit, args=(k, model, fold, batch_size, started), name=f"fold-{k}", daemon=True
+                target=self._fit, args=(k, model, fold, started), name=f"fold-{k}", daemon=True
             )
             thread.start()
             self.threads.append(thread)
             started.wait()
 
-    def _fit(self, k: int, model: Any, fold: PreparedSet, batch_size: int, started: threading.Event) -> None:
+    def _fit(self, k: int, model: Any, fold: PreparedSet, started: threading.Event) -> None:
         import keras
 
         lockstep = self
@@ -282,7 +297,7 @@ class LockStep:
                 fold.train.X,
                 fold.train.y,
                 validation_data=(fold.validation.X, fold.validation.y),
-                batch_size=batch_size,
+                batch_size=self.batch_size,
                 epochs=self.max_t,
                 initial_epoch=self.first_epoch - 1,
                 shuffle=True,
@@ -295,10 +310,10 @@ class LockStep:
         finally:
             started.set()
 
-    def next_epoch(self, epoch: int, batch_size: int) -> list[dict[str, float]]:
+    def next_epoch(self, epoch: int) -> list[dict[str, float]]:
         """Every fold's logs of ``epoch`` (1-based), the folds then paused at its end."""
         if not self.threads:
-            self._start(batch_size)
+            self._start()
         else:
             for semaphore in self.resume:
                 semaphore.release()

@@ -142,6 +142,17 @@ def test_finalize_opens_the_test_set_once_and_records_each_opening(searches, min
     twice = {r.trial_id: r for r in load_results(experiment)}[chosen.trial_id]
     assert [item["opening"] for item in twice.finalized or ()] == [1, 2]
     assert (twice.predictions["split"] == "test").sum() == len(test_rows)  # replaced, not appended
+    # The report shows test figures for the finalised trial only, and names its openings.
+    from atlas_ray.report._plots_card import card_split
+    from atlas_ray.report._summary import summary_row
+
+    shown = summary_row(twice)
+    assert shown["finalized"] == "opening 1, opening 2" and not math.isnan(shown["test_accuracy"])
+    assert card_split(twice, "validation")[0] == "oos" and card_split(twice, "test")[0] == "test"
+    (other,) = others  # not finalised by the first opening
+    row = summary_row(other)
+    assert row["finalized"] == "" and not any(name.startswith("test_") for name in row)
+    assert card_split(other, "test")[0] == "oos"  # sealed: never its test rows
 
 
 def test_finalize_refuses_an_unknown_metric(searches, minute_store, capsys) -> None:  # type: ignore[no-untyped-def]

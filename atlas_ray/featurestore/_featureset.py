@@ -75,8 +75,8 @@ _DEFINITION_FIELDS = (
     "features", "labels", "fill_limit", "scaling", "categories", "rebalance", "window", "label_gaps"
 )
 LABEL_GAPS: tuple[str, ...] = ("keep", "drop")
-#: ``frame.attrs`` key under which ``build`` records, per label name, the times (int64 ns, UTC) of the
-#: rows whose label spans a filled bar.
+#: ``frame.attrs`` key under which ``build`` records, per label name, the times (int ns since the epoch,
+#: UTC; a list, so that pyarrow can keep attrs as JSON) of the rows whose label spans a filled bar.
 LABEL_GAPS_ATTR = "label_gaps"
 
 
@@ -298,11 +298,12 @@ class FeatureLabelSet:
     def _mark_label_gaps(self, frame: pd.DataFrame, store: MarketStore) -> pd.DataFrame:
         """``frame`` with ``attrs["label_gaps"]``: per label, the times of rows whose label looks across
         a bar the store lacks (filled causally when built), i.e. a missing bar in ``(t, t + horizon]``."""
-        gaps: dict[str, np.ndarray] = {}
+        gaps: dict[str, list[int]] = {}
         if len(frame):
             index = pd.DatetimeIndex(frame.index)
             for label in self.labels:
-                gaps[label.name] = index.asi8[_label_gap_mask(label, index, store, self.resolution)]
+                mask = _label_gap_mask(label, index, store, self.resolution)
+                gaps[label.name] = index.asi8[mask].tolist()  # plain ints: attrs stay JSON-able
         frame.attrs[LABEL_GAPS_ATTR] = gaps
         return frame
 

@@ -254,9 +254,12 @@ def print_plan(
     for trial in plan:
         key = (trial.unit, trial.model, trial.resources.describe())
         rows[key] = rows.get(key, 0) + 1
+    folds = {item.unit.name: len(fold_sets(item.prepared)) for item in units}
     for (unit_name, model, resources), count in rows.items():
+        per_trial = f", {folds[unit_name]} folds per trial" if folds.get(unit_name, 1) > 1 else ""
         print(
-            f"  {unit_name} / {model}: {count} trials x {spec.scheduler.max_t} epochs max, {resources} each",
+            f"  {unit_name} / {model}: {count} trials x {spec.scheduler.max_t} epochs max, {resources} each"
+            f"{per_trial}",
             file=out,
         )
     cpus = sum(t.resources.cpu for t in plan)

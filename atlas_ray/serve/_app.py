@@ -106,6 +106,7 @@ def serve_main(options: ServeOptions) -> int:
         "gryphon_key": options.gryphon_key,
         "buffer": options.buffer,
         "version": 1,
+        "resume": feed.kind in ("store", "gds"),
     }
     if _is_live(name):
         handle = serve.get_app_handle(name)

@@ -76,6 +76,7 @@ class LiveModel:
             self.name,
             buffer=int(config.get("buffer", 10_000)),
             gryphon_key=bool(config.get("gryphon_key", False)),
+            resume=bool(config.get("resume", False)),
         )
         self._started = False
         self._lock = asyncio.Lock()

@@ -8,6 +8,10 @@ doubling to 5 s). When the buffer is full the oldest prediction is let go and co
 Short blips are retried inside redis-py itself (its ``Retry`` with ``ExponentialBackoff``) before a
 write counts as failed.
 
+With ``resume`` (the store and GDS feeds), a prediction at or before the newest one already in redis
+for this name is not written again: a restarted server neither repeats nor misses a bar. A replay
+writes every bar it is given.
+
 Counts always add up: ``predictions = written + dropped + buffered`` (``skipped`` predictions, at or
 before the bar a restarted deployment finds already written, never enter the buffer).
 """
@@ -55,6 +59,7 @@ class RedisSink:
         buffer: int = 10_000,
         stream_maxlen: int = DEFAULT_STREAM_MAXLEN,
         gryphon_key: bool = False,
+        resume: bool = True,
     ) -> None:
         if buffer < 1:
             raise ValueError(f"The value of `buffer` is {buffer}, but must be `buffer >= 1`.")
@@ -70,6 +75,7 @@ class RedisSink:
         self._backoff = _BACKOFF_FIRST
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self.resume = resume
         self.resume_after: int | None = None
         self.counts: collections.Counter[str] = collections.Counter()
         self.latencies: collections.deque[float] = collections.deque(maxlen=10_000)
@@ -92,7 +98,7 @@ class RedisSink:
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         try:
-            latest = await self._client.hget(latest_key(self.name), "ts")
+            latest = await self._client.hget(latest_key(self.name), "ts") if self.resume else None
             if latest:
                 self.resume_after = parse_iso(latest.decode() if isinstance(latest, bytes) else latest)
         except Exception as error:  # redis down at start: written when it returns

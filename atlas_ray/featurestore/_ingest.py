@@ -21,7 +21,17 @@ What happens to bad input (decided here, once):
     CryptoDataDownload), a row earlier than a row before it. Files whose order carries no meaning
     (bitFlyer executions come in newest-first API batches) are sorted instead.
 
-  Checks run in that order, each on the rows the previous ones kept.
+  Checks run in that order, each on the rows the previous ones kept; the row cross-checks of
+  ``atlas_ray.featurestore._validate_rows`` (``bad_time``, ``bad_volume``, ``ohlc``,
+  ``volume_mismatch``, ``price_outlier``, ``conflict``; and the one fix, ``swapped_volume``) run
+  between ``bad_price`` and ``duplicate``. The full order is ``REJECT_REASONS``.
+* **Fix the row and count it** (``IngestReport.fixed``) where the fix is certain: base and quote volume
+  columns swapped (the consistent reading wins).
+* ``strict=True`` (CLI ``--strict``): the first defect of any kind (the lowest line) refuses the whole
+  file instead, naming the line, the field and the reason.
+
+Each ingest keeps its full report (counts, the checks' settings and the first lines of every defect)
+as JSON beside the data: ``ROOT/exchange=<e>/pair=<p>/_reports/`` (see ``_ingest_reports``).
 
 Everything is parsed and validated before anything is written; the write goes through
 ``MarketStore.write_many``, which stages every partition before replacing any.
@@ -47,14 +57,27 @@ import pandas as pd
 
 from atlas_ray.errors import IngestError
 from atlas_ray.featurestore._formats import Source, read_source
+from atlas_ray.featurestore._formats._common import row_error
+from atlas_ray.featurestore._partitions import row_identity
 from atlas_ray.featurestore._schema import COLUMNS
-from atlas_ray.featurestore._store import dedupe_keys
+from atlas_ray.featurestore._validate_rows import (
+    FIX_REASONS,
+    RowChecks,
+    bad_times,
+    bad_volumes,
+    contradicting_ohlc,
+    price_outliers,
+    swap_volumes,
+    volume_readings,
+)
 
 if TYPE_CHECKING:
-    from atlas_ray.featurestore._store import MarketStore
+    from atlas_ray.featurestore._partitions import PartitionStore
 
 __all__ = [
+    "FIX_REASONS",
     "REJECT_REASONS",
+    "Checked",
     "GapRange",
     "IngestReport",
     "ingest_file",
@@ -63,7 +86,20 @@ __all__ = [
     "validate_name",
 ]
 
-REJECT_REASONS = ("unparseable", "bad_price", "duplicate", "out_of_order")
+REJECT_REASONS = (
+    "unparseable",
+    "bad_time",
+    "bad_price",
+    "bad_volume",
+    "ohlc",
+    "volume_mismatch",
+    "price_outlier",
+    "duplicate",
+    "conflict",
+    "out_of_order",
+)
+_EXAMPLES = 20
+"""Defects listed per reason in the kept report (their lines, field and value)."""
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
 
@@ -83,7 +119,9 @@ class GapRange:
 class IngestReport:
     """What one ``MarketStore.ingest`` did. ``rows_read`` counts the file's data rows (events for order
     files); ``written`` maps each kind to the rows that were new in the store; ``rows_written`` is their
-    sum; ``rejected`` maps each reason of ``REJECT_REASONS`` to a count."""
+    sum; ``rejected`` maps each reason of ``REJECT_REASONS`` to a count, ``fixed`` each reason of
+    ``FIX_REASONS``; ``examples`` lists the first defects of each reason (line, field, value);
+    ``report_path`` is where the full report was kept (None: not kept)."""
 
     file: str
     format: str
@@ -98,20 +136,44 @@ class IngestReport:
     written: Mapping[str, int] = field(default_factory=dict)
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None
+    fixed: Mapping[str, int] = field(default_factory=dict)
+    examples: Mapping[str, tuple[Defect, ...]] = field(default_factory=dict)
+    report_path: str | None = None
 
     @property
     def rows_rejected(self) -> int:
         return sum(self.rejected.values())
 
+    @property
+    def rows_fixed(self) -> int:
+        return sum(self.fixed.values())
+
     def __str__(self) -> str:
         rejected = ", ".join(f"{reason} {count}" for reason, count in self.rejected.items() if count)
+        fixed = ", ".join(f"{reason} {count}" for reason, count in self.fixed.items() if count)
         span = f" {self.start:%Y-%m-%d %H:%M}..{self.end:%Y-%m-%d %H:%M}" if self.start is not None else ""
         return (
             f"{self.file}: {self.format} -> {self.exchange}/{self.pair} {'+'.join(self.kinds)}{span}: "
             f"read {self.rows_read}, written {self.rows_written}, "
             f"rejected {self.rows_rejected}{f' ({rejected})' if rejected else ''}, "
+            f"fixed {self.rows_fixed}{f' ({fixed})' if fixed else ''}, "
             f"gaps {self.gaps} missing in {len(self.gap_ranges)} ranges"
         )
+
+
+@dataclass(frozen=True)
+class Defect:
+    """One refused or fixed row: its line in the file, the field, the value and the rule it broke."""
+
+    reason: str
+    line: int
+    field: str
+    value: str
+    rule: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"reason": self.reason, "line": self.line, "field": self.field, "value": self.value,
+                "rule": self.rule}
 
 
 def validate_name(value: str, what: str) -> str:
@@ -125,48 +187,67 @@ def validate_name(value: str, what: str) -> str:
 
 
 def ingest_file(
-    store: MarketStore, path: str | Path, *, exchange: str, pair: str, format: str | None = None
+    store: PartitionStore,
+    path: str | Path,
+    *,
+    exchange: str,
+    pair: str,
+    format: str | None = None,
+    checks: RowChecks | None = None,
+    strict: bool = False,
 ) -> IngestReport:
     """Parse, validate, derive and write one file; see the module docstring for the rules."""
-    return ingest_files(store, [path], exchange=exchange, pair=pair, format=format)[0]
+    return ingest_files(
+        store, [path], exchange=exchange, pair=pair, format=format, checks=checks, strict=strict
+    )[0]
 
 
 def ingest_files(
-    store: MarketStore,
+    store: PartitionStore,
     paths: Iterable[str | Path],
     *,
     exchange: str,
     pair: str,
     format: str | None = None,
+    checks: RowChecks | None = None,
+    strict: bool = False,
+    keep_reports: bool = True,
 ) -> list[IngestReport]:
     """Ingest several files: all are parsed and validated before any is written (a broken file refuses
     the whole call). Files of one plain kind going into new partitions are written together as one
-    atomic write; otherwise each file is written atomically in turn."""
+    atomic write; otherwise each file is written atomically in turn. Each file's full report is kept
+    beside the data (``keep_reports``)."""
+    from atlas_ray.featurestore._ingest_reports import keep_report
+
     exchange = validate_name(exchange, "exchange")
     pair = validate_name(pair, "pair")
     files = [Path(path) for path in paths]
+    rules = checks if checks is not None else RowChecks()
     if len(files) > 1:
         # Decompression, CSV parsing and most validation release the GIL: files parse in parallel.
         with ThreadPoolExecutor(max_workers=min(len(files), os.cpu_count() or 1)) as pool:
-            prepared = list(pool.map(lambda path: _prepare(path, format), files))
+            prepared = list(pool.map(lambda path: _prepare(path, format, rules, strict), files))
     else:
-        prepared = [_prepare(path, format) for path in files]
+        prepared = [_prepare(path, format, rules, strict) for path in files]
     together = _write_together(store, prepared, exchange, pair)
     if together is not None:
-        return [
+        reports = [
             batch.report(exchange, pair, written) for batch, written in zip(prepared, together, strict=True)
         ]
-    reports = []
-    for batch in prepared:
-        items = [(frame, exchange, pair, kind) for kind, frame in batch.outputs.items()]
-        counts = store.write_counted(items, unique=True)
-        written = {kind: counts.get((exchange, pair, kind), 0) for kind in batch.outputs}
-        reports.append(batch.report(exchange, pair, written))
+    else:
+        reports = []
+        for batch in prepared:
+            items = [(frame, exchange, pair, kind) for kind, frame in batch.outputs.items()]
+            counts = store.write_counted(items, unique=True)
+            written = {kind: counts.get((exchange, pair, kind), 0) for kind in batch.outputs}
+            reports.append(batch.report(exchange, pair, written))
+    if keep_reports:
+        reports = [keep_report(store.root, report, rules) for report in reports]
     return reports
 
 
 def _write_together(
-    store: MarketStore, prepared: list[_Prepared], exchange: str, pair: str
+    store: PartitionStore, prepared: list[_Prepared], exchange: str, pair: str
 ) -> list[dict[str, int]] | None:
     """Write several files of one plain kind into partitions the store does not hold yet as one
     atomic write (each partition written once, no merging); None when that does not apply.
@@ -204,8 +285,8 @@ def _write_together(
         candidate |= (owner != i) & (nanos >= low) & (nanos <= high)
     repeated = np.zeros(len(combined), dtype=bool)
     if candidate.any():
-        keys = list(dedupe_keys(kind))
-        repeated[candidate] = combined.loc[candidate].duplicated(subset=keys, keep="first").to_numpy()
+        identity = row_identity(combined.loc[candidate].reset_index(drop=True), kind)
+        repeated[candidate] = identity.duplicated(keep="first").to_numpy()
     kept = combined.loc[~repeated]
     order = np.argsort(pd.DatetimeIndex(kept["timestamp"]).as_unit("ns").asi8, kind="stable")
     store.write_counted([(kept.iloc[order], exchange, pair, kind)], unique=True)
@@ -222,6 +303,8 @@ class _Prepared:
     kept: int
     gaps: tuple[GapRange, ...]
     span: tuple[pd.Timestamp, pd.Timestamp] | None
+    fixed: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, tuple[Defect, ...]] = field(default_factory=dict)
 
     def report(self, exchange: str, pair: str, written: dict[str, int]) -> IngestReport:
         rejected = dict(self.rejected)
@@ -244,69 +327,227 @@ class _Prepared:
             written=written,
             start=self.span[0] if self.span else None,
             end=self.span[1] if self.span else None,
+            fixed=dict(self.fixed),
+            examples=dict(self.examples),
         )
 
 
-def _prepare(path: Path, format: str | None) -> _Prepared:
+def _prepare(path: Path, format: str | None, checks: RowChecks, strict: bool) -> _Prepared:
     if not path.exists():
         raise IngestError(f"ingest: {path}: no such file")
     if path.is_dir():
         raise IngestError(f"ingest: {path}: is a folder, but must be a file")
-    return prepare_source(read_source(path, format), path.name)
+    return prepare_source(read_source(path, format), path.name, checks=checks, strict=strict)
 
 
-def prepare_source(source: Source, name: str) -> _Prepared:
+def prepare_source(
+    source: Source, name: str, *, checks: RowChecks | None = None, strict: bool = False
+) -> _Prepared:
     """Validate and derive rows already parsed into a ``Source`` (a file's, or rows read from a
     database) by the rules above; nothing is written. ``name`` stands for the file in the report."""
-    frame, rejected = validate(source)
+    checked = check_source(source, checks if checks is not None else RowChecks(), name=name, strict=strict)
+    frame = checked.frame
     outputs = derive(source, frame)
     gap_frame = outputs.get(source.kind, frame) if source.kind in COLUMNS else next(iter(outputs.values()))
     interval = source.interval
     gaps = () if interval is None else find_gaps(pd.DatetimeIndex(gap_frame["timestamp"]).unique(), interval)
     span = (frame["timestamp"].min(), frame["timestamp"].max()) if len(frame) else None
-    return _Prepared(source, name, outputs, rejected, len(frame), gaps, span)
+    return _Prepared(
+        source, name, outputs, checked.rejected, len(frame), gaps, span, checked.fixed, checked.examples
+    )
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The rows ``check_source`` kept (fixed where certain, sorted by time) and what it counted."""
+
+    frame: pd.DataFrame
+    rejected: dict[str, int]
+    fixed: dict[str, int]
+    examples: dict[str, tuple[Defect, ...]]
 
 
 def validate(source: Source) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Drop and count rejected rows (see the module docstring); returns the kept rows sorted by time."""
+    """Drop and count rejected rows with the default checks; returns the kept rows sorted by time."""
+    checked = check_source(source, RowChecks())
+    return checked.frame, checked.rejected
+
+
+class _Tally:
+    """The rows still kept, and every refusal / fix counted with its first examples."""
+
+    def __init__(self, frame: pd.DataFrame, name: str, strict: bool) -> None:
+        self.frame = frame
+        self.keep = np.ones(len(frame), dtype=bool)
+        self.rejected = dict.fromkeys(REJECT_REASONS, 0)
+        self.fixed = dict.fromkeys(FIX_REASONS, 0)
+        self.examples: dict[str, list[Defect]] = {}
+        self.name = name
+        self.strict = strict
+        self.first: Defect | None = None
+
+    def refuse(self, reason: str, mask: np.ndarray, column: str, rule: str, fix: bool = False) -> None:
+        """Count the kept rows of ``mask`` under ``reason`` (a refusal, or a fix when ``fix``)."""
+        hits = mask & self.keep
+        count = int(hits.sum())
+        if not count:
+            return
+        (self.fixed if fix else self.rejected)[reason] += count
+        if not fix:
+            self.keep &= ~hits
+        where = np.flatnonzero(hits)
+        lines = self.frame["line"].to_numpy() if "line" in self.frame.columns else where + 1
+        values = self.frame[column].to_numpy() if column in self.frame.columns else None
+        found = self.examples.setdefault(reason, [])
+        for position in where[: _EXAMPLES - len(found)]:
+            value = "" if values is None else str(values[position])
+            found.append(Defect(reason, int(lines[position]), column, value, rule))
+        first = Defect(
+            reason,
+            int(lines[where[0]]),
+            column,
+            "" if values is None else str(values[where[0]]),
+            rule,
+        )
+        if self.first is None or first.line < self.first.line:
+            self.first = first
+
+    def raise_if_strict(self) -> None:
+        if self.strict and self.first is not None:
+            defect = self.first
+            raise row_error(
+                self.name,
+                defect.line,
+                defect.field,
+                f"{defect.value!r}: {defect.reason}: {defect.rule} (--strict refuses the file on its "
+                "first defect)",
+            )
+
+
+def check_source(source: Source, checks: RowChecks, *, name: str = "", strict: bool = False) -> Checked:
+    """Drop (or fix) and count defective rows by the rules of the module docstring; the kept rows come
+    back sorted by time. ``strict``: the first defect refuses the file (``IngestError``)."""
     frame = source.frame
     if frame["timestamp"].dtype != "datetime64[ns, UTC]":
         frame = frame.assign(timestamp=pd.DatetimeIndex(frame["timestamp"]).as_unit("ns"))
-    rejected = dict.fromkeys(REJECT_REASONS, 0)
-    rejected["unparseable"] = source.unparseable
-
-    keep = frame["timestamp"].notna().to_numpy().copy()
-    rejected["unparseable"] += int((~keep).sum())
-
-    bad = np.zeros(len(frame), dtype=bool)
+    tally = _Tally(frame, name or source.format, strict)
+    tally.rejected["unparseable"] = source.unparseable
+    if strict and source.unparseable:
+        raise IngestError(
+            f"ingest: {tally.name}: {source.unparseable} rows are unparseable (--strict refuses the file "
+            "on its first defect)"
+        )
+    tally.refuse("unparseable", frame["timestamp"].isna().to_numpy(), "timestamp", "the time is missing")
+    tally.refuse(
+        "bad_time",
+        bad_times(frame["timestamp"], checks),
+        "timestamp",
+        f"the time must lie in {checks.earliest:%Y-%m-%d}..now + {checks.future_slack}",
+    )
     for column in source.price_columns:
         values = frame[column].to_numpy(dtype="float64")
-        bad |= ~(values > 0)
-    bad &= keep
-    rejected["bad_price"] = int(bad.sum())
-    keep &= ~bad
-
-    kept = frame.loc[keep]
-    duplicated = kept.duplicated(subset=list(source.key), keep="first").to_numpy()
-    rejected["duplicate"] = int(duplicated.sum())
-    kept = kept.loc[~duplicated]
-
+        tally.refuse("bad_price", ~(values > 0), column, "a price must be a number > 0")
+    tally.refuse("bad_volume", bad_volumes(frame), _volume_column(frame), "a volume must be a number >= 0")
+    if source.kind.startswith("bars_"):
+        tally.refuse("ohlc", contradicting_ohlc(frame), "low", "low <= open, close <= high")
+        swapped, mismatched = volume_readings(frame, checks)
+        tally.refuse(
+            "swapped_volume",
+            swapped,
+            "volume",
+            "quote volume / base volume must be a price inside the bar; the swapped reading is",
+            fix=True,
+        )
+        tally.refuse(
+            "volume_mismatch",
+            mismatched,
+            "volume",
+            f"quote volume / base volume must be a price in [low, high] (±{checks.volume_tolerance:.0%}), "
+            "read either way",
+        )
+        frame = swap_volumes(frame, swapped & tally.keep)
+        tally.frame = frame
+    if source.kind != "order_events" and tally.keep.any():
+        kept_positions = np.flatnonzero(tally.keep)
+        outlier, _ = price_outliers(frame.iloc[kept_positions], source.price_columns, checks)
+        mask = np.zeros(len(frame), dtype=bool)
+        mask[kept_positions[outlier]] = True
+        tally.refuse(
+            "price_outlier",
+            mask,
+            source.price_columns[0],
+            f"a price must lie within {checks.max_jump:g}x of the rolling median of "
+            f"{checks.median_window} rows",
+        )
+    _check_repeats(tally, source)
+    _check_order(tally, source)
+    tally.raise_if_strict()
+    kept = frame.loc[tally.keep]
     if source.order == "unordered":
         kept = kept.sort_values("timestamp", kind="stable")
+    elif source.order == "descending":
+        kept = kept.iloc[::-1]
+    return Checked(
+        kept.reset_index(drop=True),
+        tally.rejected,
+        tally.fixed,
+        {reason: tuple(found) for reason, found in tally.examples.items()},
+    )
+
+
+def _volume_column(frame: pd.DataFrame) -> str:
+    return "volume" if "volume" in frame.columns else "size"
+
+
+def _check_repeats(tally: _Tally, source: Source) -> None:
+    """Same key and values: ``duplicate`` (first kept); same key, other values: ``conflict`` (all)."""
+    frame = tally.frame
+    positions = np.flatnonzero(tally.keep)
+    kept = frame.iloc[positions]
+    key = list(source.key)
+    repeated = kept.duplicated(subset=key, keep=False).to_numpy()
+    if not repeated.any():
+        return
+    subset = kept.loc[repeated]
+    values = [c for c in (*COLUMNS.get(source.kind, ()), "timestamp") if c in subset.columns and c not in key]
+    if not source.conflicts or not values:
+        exact = subset.duplicated(subset=key, keep="first").to_numpy()
+        conflicting = np.zeros(len(subset), dtype=bool)
     else:
-        times = pd.DatetimeIndex(kept["timestamp"]).as_unit("ns").asi8
-        if source.order == "descending":
-            times = times[::-1]
-        running = np.maximum.accumulate(times)
-        late = np.zeros(len(times), dtype=bool)
-        late[1:] = times[1:] < running[:-1]
-        if source.order == "descending":
-            late = late[::-1]
-        rejected["out_of_order"] = int(late.sum())
-        kept = kept.loc[~late]
-        if source.order == "descending":
-            kept = kept.iloc[::-1]
-    return kept.reset_index(drop=True), rejected
+        exact = subset.duplicated(subset=[*key, *values], keep="first").to_numpy()
+        distinct = subset.loc[~exact]
+        conflicting_keys = distinct.duplicated(subset=key, keep=False)
+        conflicting = (
+            subset[key].merge(distinct.loc[conflicting_keys, key].drop_duplicates(), how="left", indicator=True)[
+                "_merge"
+            ]
+            == "both"
+        ).to_numpy()
+    where = positions[repeated]
+    duplicate = np.zeros(len(frame), dtype=bool)
+    duplicate[where[exact & ~conflicting]] = True
+    conflict = np.zeros(len(frame), dtype=bool)
+    conflict[where[conflicting]] = True
+    tally.refuse("conflict", conflict, key[0], f"rows with the same {'/'.join(key)} must agree")
+    tally.refuse("duplicate", duplicate, key[0], f"a {'/'.join(key)} may occur once")
+
+
+def _check_order(tally: _Tally, source: Source) -> None:
+    """In a file ordered by time, a row earlier than a row before it is ``out_of_order``."""
+    if source.order == "unordered":
+        return
+    positions = np.flatnonzero(tally.keep)
+    times = pd.DatetimeIndex(tally.frame["timestamp"].iloc[positions]).as_unit("ns").asi8
+    if source.order == "descending":
+        times = times[::-1]
+    running = np.maximum.accumulate(times) if len(times) else times
+    late = np.zeros(len(times), dtype=bool)
+    late[1:] = times[1:] < running[:-1]
+    if source.order == "descending":
+        late = late[::-1]
+    mask = np.zeros(len(tally.frame), dtype=bool)
+    mask[positions[late]] = True
+    tally.refuse("out_of_order", mask, "timestamp", f"rows must be in {source.order} time order")
 
 
 def derive(source: Source, frame: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -1,335 +1,57 @@
-"""``MarketStore``: the partitioned parquet market-data store.
+"""``MarketStore``: the market-data store callers use.
 
-Layout (hive partitioning, one file per partition)::
-
-    ROOT/exchange=<exchange>/pair=<pair>/kind=<kind>/date=<YYYY-MM-DD>/data.parquet
-
-``ROOT`` is a local path or any pyarrow filesystem URI (``s3://bucket/store``, ``gs://...``). Default:
-``$ATLAS_STORE``, else ``./atlas_store``.
-
-Writes merge new rows into the existing partition, drop duplicates on the kind's key (so re-writing the
-same rows adds nothing), sort by time and replace the partition file atomically (write a temporary
-file beside it, then move it over). ``write_many`` stages every partition before moving any, so a
-failure while preparing leaves the store as it was.
+The dependency runs one way: ``PartitionStore`` (``_partitions``) reads and writes partitions and
+knows nothing of formats or bars; ingest (``_ingest``) and the bars rule (``_bars``) use it; this
+module only puts them together, so that ``store.bars(exchange, pair, resolution, start, end)`` and
+``store.ingest(path, exchange=, pair=)`` work on one object. Layout, atomic writes and duplicate
+handling are ``_partitions``'s; see there.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as pads
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
-from atlas_ray.errors import MissingDataError
-from atlas_ray.featurestore._schema import COLUMNS, Resolution
+from atlas_ray.featurestore._bars import read_bars
+from atlas_ray.featurestore._ingest import IngestReport, ingest_files
+from atlas_ray.featurestore._partitions import (
+    DEFAULT_STORE,
+    PartitionInfo,
+    PartitionStore,
+    dedupe_keys,
+    default_root,
+)
+from atlas_ray.featurestore._schema import Resolution
+from atlas_ray.featurestore._validate_rows import RowChecks
 
-if TYPE_CHECKING:
-    from atlas_ray.featurestore._ingest import IngestReport
-
-__all__ = ["DEFAULT_STORE", "MarketStore", "PartitionInfo", "default_root"]
-
-DEFAULT_STORE = "./atlas_store"
-
-_KEYS: dict[str, tuple[str, ...]] = {
-    "trades": ("timestamp", "trade_id", "price", "size", "side"),
-    "quotes": ("timestamp",),
-    "book": ("timestamp", "side", "level"),
-}
+__all__ = ["DEFAULT_STORE", "MarketStore", "PartitionInfo", "dedupe_keys", "default_root"]
 
 
-def default_root() -> str:
-    """``$ATLAS_STORE`` if set, else ``./atlas_store``."""
-    return os.environ.get("ATLAS_STORE") or DEFAULT_STORE
+class MarketStore(PartitionStore):
+    """A ``PartitionStore`` with ingest and the bars rule as methods."""
 
-
-def dedupe_keys(kind: str) -> tuple[str, ...]:
-    """The columns that identify a row of ``kind`` (bars: the timestamp)."""
-    return _KEYS.get(kind, ("timestamp",))
-
-
-@dataclass(frozen=True)
-class PartitionInfo:
-    """One stored partition: what ``MarketStore.partitions`` lists."""
-
-    exchange: str
-    pair: str
-    kind: str
-    date: str
-    path: str
-
-
-class MarketStore:
-    """A partitioned parquet dataset of market data, on any pyarrow filesystem."""
-
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self.root = str(root) if root is not None else default_root()
-        self._fs, path = pafs.FileSystem.from_uri(_as_uri(self.root))
-        self._base = path.rstrip("/")
-
-    def __repr__(self) -> str:
-        return f"MarketStore({self.root!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, MarketStore) and other.root == self.root
-
-    def __hash__(self) -> int:
-        return hash(self.root)
-
-    def __reduce__(self) -> tuple[type[MarketStore], tuple[str]]:
-        return (MarketStore, (self.root,))
-
-    # ------------------------------------------------------------------ paths
-    def _dir(self, exchange: str, pair: str, kind: str, date: str | None = None) -> str:
-        parts = [self._base, f"exchange={exchange}", f"pair={pair}", f"kind={kind}"]
-        if date is not None:
-            parts.append(f"date={date}")
-        return "/".join(parts)
-
-    def _children(self, directory: str, prefix: str) -> list[str]:
-        try:
-            infos = self._fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
-        except FileNotFoundError:
-            return []
-        return sorted(
-            info.base_name[len(prefix) :]
-            for info in infos
-            if info.type == pafs.FileType.Directory and info.base_name.startswith(prefix)
-        )
-
-    # ------------------------------------------------------------ inventory
-    def exchanges(self) -> list[str]:
-        return self._children(self._base, "exchange=")
-
-    def pairs(self, exchange: str) -> list[str]:
-        return self._children(f"{self._base}/exchange={exchange}", "pair=")
-
-    def kinds(self, exchange: str, pair: str) -> list[str]:
-        return self._children(f"{self._base}/exchange={exchange}/pair={pair}", "kind=")
-
-    def dates(self, exchange: str, pair: str, kind: str) -> list[str]:
-        directory = self._dir(exchange, pair, kind)
-        try:
-            infos = self._fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True, recursive=True))
-        except FileNotFoundError:
-            return []
-        suffix = "/data.parquet"
-        dates = set()
-        for info in infos:
-            path = info.path
-            if info.type == pafs.FileType.File and path.endswith(suffix):
-                folder = path[: -len(suffix)].rsplit("/", 1)[-1]
-                if folder.startswith("date="):
-                    dates.add(folder[len("date=") :])
-        return sorted(dates)
-
-    def has(self, exchange: str, pair: str, kind: str) -> bool:
-        return bool(self.dates(exchange, pair, kind))
-
-    def partitions(self) -> list[PartitionInfo]:
-        """Every stored partition, sorted by exchange, pair, kind and date."""
-        return [
-            PartitionInfo(ex, pair, kind, date, self._file(ex, pair, kind, date))
-            for ex in self.exchanges()
-            for pair in self.pairs(ex)
-            for kind in self.kinds(ex, pair)
-            for date in self.dates(ex, pair, kind)
-        ]
-
-    def _file(self, exchange: str, pair: str, kind: str, date: str) -> str:
-        return f"{self._dir(exchange, pair, kind, date)}/data.parquet"
-
-    def _exists(self, path: str) -> bool:
-        return bool(self._fs.get_file_info(path).type == pafs.FileType.File)
-
-    # ----------------------------------------------------------------- read
-    def read(
+    def ingest(
         self,
+        path: str | os.PathLike[str],
+        *,
         exchange: str,
         pair: str,
-        kind: str,
-        start: pd.Timestamp | str | None = None,
-        end: pd.Timestamp | str | None = None,
-        columns: Sequence[str] | None = None,
-    ) -> pd.DataFrame:
-        """Rows of one exchange / pair / kind with ``start <= timestamp < end``, indexed by timestamp.
-
-        Only the daily partitions that overlap the range are opened. An absent series gives an empty
-        frame with the kind's columns.
-        """
-        lo = _utc(start) if start is not None else None
-        hi = _utc(end) if end is not None else None
-        wanted = list(columns) if columns is not None else list(COLUMNS.get(kind, ()))
-        files = []
-        for date in self.dates(exchange, pair, kind):
-            day = pd.Timestamp(date, tz="UTC")
-            if lo is not None and day + pd.Timedelta(days=1) <= lo:
-                continue
-            if hi is not None and day >= hi:
-                continue
-            files.append(self._file(exchange, pair, kind, date))
-        if not files:
-            empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in wanted})
-            empty.index = pd.DatetimeIndex([], tz="UTC", name="timestamp")
-            return empty
-        # One dataset over every partition file: read in parallel, converted to pandas once.
-        dataset = pads.dataset(files, format="parquet", filesystem=self._fs)
-        present = [c for c in wanted if c in dataset.schema.names and c != "timestamp"]
-        table = dataset.to_table(columns=["timestamp", *present])
-        if lo is not None or hi is not None:
-            times = table.column("timestamp")
-            mask = pa.scalar(True)
-            if lo is not None:
-                mask = pc.and_(mask, pc.greater_equal(times, pa.scalar(lo.as_unit("ns"), times.type)))
-            if hi is not None:
-                mask = pc.and_(mask, pc.less(times, pa.scalar(hi.as_unit("ns"), times.type)))
-            table = table.filter(mask)
-        frame = table.to_pandas()
-        frame = frame.set_index("timestamp")
-        return frame[present]
-
-    def timestamps(self, exchange: str, pair: str, kind: str) -> pd.DatetimeIndex:
-        """Every stored timestamp of a series (only that column is read), sorted, repeats kept."""
-        parts = [
-            pq.read_table(self._file(exchange, pair, kind, d), columns=["timestamp"], filesystem=self._fs)
-            .column("timestamp")
-            .to_numpy()
-            for d in self.dates(exchange, pair, kind)
-        ]
-        if not parts:
-            return pd.DatetimeIndex([], tz="UTC", name="timestamp")
-        values = np.concatenate(parts).astype("datetime64[ns]")
-        return pd.DatetimeIndex(np.sort(values), name="timestamp").tz_localize("UTC")
-
-    def time_range(self, exchange: str, pair: str, kind: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """First and last timestamp stored for a series (raises ``KeyError`` if absent)."""
-        dates = self.dates(exchange, pair, kind)
-        if not dates:
-            raise KeyError((exchange, pair, kind))
-        first = self.read(exchange, pair, kind, start=dates[0], columns=[]).index.min()
-        last_day = pd.Timestamp(dates[-1], tz="UTC")
-        last = self.read(exchange, pair, kind, start=last_day, columns=[]).index.max()
-        return first, last
-
-    # ---------------------------------------------------------------- write
-    def write(self, frame: pd.DataFrame, *, exchange: str, pair: str, kind: str) -> int:
-        """Merge ``frame`` (a ``timestamp`` column or index, the kind's columns) into the store.
-
-        Returns the number of rows that were new. Atomic per partition; see ``write_many``.
-        """
-        return self.write_many([(frame, exchange, pair, kind)])
-
-    def write_many(self, items: Iterable[tuple[pd.DataFrame, str, str, str]]) -> int:
-        """Merge several frames, staging every partition before replacing any; returns new rows."""
-        return sum(self.write_counted(items).values())
-
-    def write_counted(
-        self, items: Iterable[tuple[pd.DataFrame, str, str, str]], *, unique: bool = False
-    ) -> dict[tuple[str, str, str], int]:
-        """``write_many`` that returns the new rows per (exchange, pair, kind).
-
-        ``unique=True`` promises that no frame repeats a key of its kind (ingest has removed duplicates
-        already), which skips the within-frame duplicate check; rows already stored are still dropped.
-        """
-        staged: list[tuple[str, str]] = []
-        added: dict[tuple[str, str, str], int] = {}
-        try:
-            for frame, exchange, pair, kind in items:
-                added.setdefault((exchange, pair, kind), 0)
-                normal = _sorted_by_time(_normalise(frame, kind))
-                whole: pa.Table | None = None
-                for date, first, stop in _date_slices(normal):
-                    target = self._file(exchange, pair, kind, date)
-                    if unique and not self._exists(target):
-                        # A new partition of rows known to be unique: slice one arrow table, no merge.
-                        if whole is None:
-                            whole = pa.Table.from_pandas(normal, preserve_index=False)
-                        table = whole.slice(first, stop - first)
-                        new_rows = stop - first
-                    else:
-                        merged, new_rows = self._merge(target, normal.iloc[first:stop], kind, unique)
-                        if new_rows == 0:
-                            continue
-                        table = pa.Table.from_pandas(merged, preserve_index=False)
-                    added[(exchange, pair, kind)] += new_rows
-                    temp = f"{target}.{uuid.uuid4().hex}.tmp"
-                    self._fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-                    # Dictionary-encode only the low-cardinality text column; statistics only for time
-                    # (both choices make writing trades several times faster).
-                    pq.write_table(
-                        table,
-                        temp,
-                        filesystem=self._fs,
-                        use_dictionary=[c for c in ("side",) if c in table.column_names],
-                        write_statistics=["timestamp"],
-                    )
-                    staged.append((temp, target))
-        except BaseException:
-            for temp, _ in staged:
-                self._fs.delete_file(temp)
-            raise
-        for temp, target in staged:
-            self._fs.move(temp, target)
-        return added
-
-    def _merge(
-        self, target: str, part: pd.DataFrame, kind: str, unique: bool = False
-    ) -> tuple[pd.DataFrame, int]:
-        keys = list(dedupe_keys(kind))
-        if not unique:
-            part = part.drop_duplicates(subset=keys, keep="first")
-        if not self._exists(target):
-            return _sorted_by_time(part), len(part)
-        incoming = pd.DatetimeIndex(part["timestamp"]).as_unit("ns").asi8
-        if keys == ["timestamp"]:
-            # Read only the stored times first: a re-ingest then touches nothing else.
-            stamps = pq.read_table(target, columns=["timestamp"], filesystem=self._fs).column("timestamp")
-            stored = pd.DatetimeIndex(stamps.to_pandas()).as_unit("ns").asi8
-            fresh = part.loc[~np.isin(incoming, stored)]
-            if fresh.empty:
-                return part.iloc[:0], 0
-            existing = pq.read_table(target, filesystem=self._fs).to_pandas()
-        else:
-            existing = pq.read_table(target, filesystem=self._fs).to_pandas()
-            stored = pd.DatetimeIndex(existing["timestamp"]).as_unit("ns").asi8
-            # Only rows inside the stored time span can repeat a stored key: compare just those.
-            inside = (incoming >= stored.min()) & (incoming <= stored.max()) if len(stored) else incoming < 0
-            outside = part.loc[~inside]
-            candidates = part.loc[inside]
-            if len(candidates):
-                low, high = incoming[inside].min(), incoming[inside].max()
-                window = existing.loc[(stored >= low) & (stored <= high)]
-                both = pd.concat([window, candidates], ignore_index=True)
-                repeated = both.duplicated(subset=keys, keep="first").to_numpy()[len(window) :]
-                candidates = candidates.loc[~repeated]
-            fresh = pd.concat([outside, candidates]) if len(outside) else candidates
-        if fresh.empty:
-            return existing, 0
-        merged = pd.concat([existing, fresh], ignore_index=True)
-        new_rows = len(merged) - len(existing)
-        return _sorted_by_time(merged), new_rows
-
-    # ---------------------------------------------------------------- ingest
-    def ingest(
-        self, path: str | os.PathLike[str], *, exchange: str, pair: str, format: str | None = None
+        format: str | None = None,
+        checks: RowChecks | None = None,
+        strict: bool = False,
     ) -> IngestReport:
         """Ingest one market-data file (format detected from the content when ``format`` is None).
 
         Returns an ``IngestReport``; a broken file raises ``IngestError`` and leaves the store as it was.
-        See ``atlas_ray.featurestore._ingest`` for the rules and ``_formats`` for the formats.
+        ``checks`` sets the row checks (``RowChecks``); ``strict=True`` refuses the file on its first
+        defect. See ``atlas_ray.featurestore._ingest`` for the rules and ``_formats`` for the formats.
         """
-        from atlas_ray.featurestore._ingest import ingest_file
-
-        return ingest_file(self, Path(path), exchange=exchange, pair=pair, format=format)
+        return ingest_files(
+            self, [Path(path)], exchange=exchange, pair=pair, format=format, checks=checks, strict=strict
+        )[0]
 
     def ingest_many(
         self,
@@ -338,14 +60,21 @@ class MarketStore:
         exchange: str,
         pair: str,
         format: str | None = None,
+        checks: RowChecks | None = None,
+        strict: bool = False,
     ) -> list[IngestReport]:
         """Ingest several files: all are parsed first (one broken file refuses the call), then each is
         written atomically in turn."""
-        from atlas_ray.featurestore._ingest import ingest_files
+        return ingest_files(
+            self,
+            [Path(p) for p in paths],
+            exchange=exchange,
+            pair=pair,
+            format=format,
+            checks=checks,
+            strict=strict,
+        )
 
-        return ingest_files(self, [Path(p) for p in paths], exchange=exchange, pair=pair, format=format)
-
-    # ------------------------------------------------------------ market data
     def bars(
         self,
         exchange: str,
@@ -359,88 +88,4 @@ class MarketStore:
         Stored bars at ``resolution`` if any; else aggregated from stored finer bars; else built from
         stored trades (see ``atlas_ray.featurestore._bars``). Raises ``MissingDataError`` otherwise.
         """
-        from atlas_ray.featurestore._bars import read_bars
-
         return read_bars(self, exchange, pair, resolution, start, end)
-
-    def quotes(
-        self,
-        exchange: str,
-        pair: str,
-        start: pd.Timestamp | str | None = None,
-        end: pd.Timestamp | str | None = None,
-    ) -> pd.DataFrame:
-        """Top-of-book rows (bid_price, bid_size, ask_price, ask_size) indexed by observation time."""
-        return self._require(exchange, pair, "quotes", "quotes (top of book)").read(
-            exchange, pair, "quotes", start, end
-        )
-
-    def book(
-        self,
-        exchange: str,
-        pair: str,
-        start: pd.Timestamp | str | None = None,
-        end: pd.Timestamp | str | None = None,
-    ) -> pd.DataFrame:
-        """Order-book snapshots in long form (side, level, price, size) indexed by snapshot time."""
-        return self._require(exchange, pair, "book", "order-book snapshots").read(
-            exchange, pair, "book", start, end
-        )
-
-    def _require(self, exchange: str, pair: str, kind: str, what: str) -> MarketStore:
-        if not self.has(exchange, pair, kind):
-            held = ", ".join(self.kinds(exchange, pair)) or "nothing"
-            raise MissingDataError(
-                f"no {what} for {exchange}/{pair}: the store at {self.root} holds no {kind} for it "
-                f"(it holds: {held})"
-            )
-        return self
-
-
-def _as_uri(root: str) -> str:
-    if "://" in root:
-        return root
-    return os.path.abspath(root)
-
-
-def _utc(value: pd.Timestamp | str) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def _normalise(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
-    if "timestamp" not in frame.columns:
-        frame = frame.reset_index()
-        if "timestamp" not in frame.columns:
-            frame = frame.rename(columns={frame.columns[0]: "timestamp"})
-    columns = ["timestamp", *COLUMNS[kind]]
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"A {kind} frame lacks the columns {missing}; it must have {columns}.")
-    out = frame[columns].copy()
-    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True).astype("datetime64[ns, UTC]")
-    return out
-
-
-def _sorted_by_time(frame: pd.DataFrame) -> pd.DataFrame:
-    if pd.DatetimeIndex(frame["timestamp"]).is_monotonic_increasing:
-        return frame.reset_index(drop=True)
-    return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
-
-
-def _date_slices(frame: pd.DataFrame) -> list[tuple[str, int, int]]:
-    """``(date, first, stop)`` row ranges of each UTC day in a frame sorted by time."""
-    if frame.empty:
-        return []
-    days = pd.DatetimeIndex(frame["timestamp"]).as_unit("ns").asi8 // _DAY_NS
-    bounds = np.flatnonzero(np.diff(days)) + 1
-    starts = [0, *bounds.tolist()]
-    stops = [*bounds.tolist(), len(days)]
-    return [(_day_name(int(days[a])), a, b) for a, b in zip(starts, stops, strict=True)]
-
-
-_DAY_NS = 86_400_000_000_000
-
-
-def _day_name(day: int) -> str:
-    return str(pd.Timestamp(day * _DAY_NS).date())

@@ -65,9 +65,9 @@ def test_reingest_adds_nothing_and_counts_duplicates(data_dir: Path, tmp_path: P
     store = MarketStore(tmp_path / "store")
     path = data_dir / LEAN / "20170903_trade.zip"
     first = store.ingest(path, exchange="coinbase", pair="btc_usd")
-    before = {p: p.read_bytes() for p in (tmp_path / "store").rglob("*") if p.is_file()}
+    before = {p: p.read_bytes() for p in (tmp_path / "store").rglob("*.parquet")}
     again = store.ingest(path, exchange="coinbase", pair="btc_usd")
-    after = {p: p.read_bytes() for p in (tmp_path / "store").rglob("*") if p.is_file()}
+    after = {p: p.read_bytes() for p in (tmp_path / "store").rglob("*.parquet")}
     assert first.rows_written == first.rows_read > 0
     assert again.rows_written == 0
     assert again.rejected["duplicate"] == again.rows_read

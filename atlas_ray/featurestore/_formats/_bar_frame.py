@@ -16,11 +16,12 @@ def bar_frame(
     columns: dict[str, np.ndarray],
     lines: np.ndarray,
 ) -> pd.DataFrame:
-    """The canonical bar rows: timestamp, open, high, low, close, volume, vwap (NaN), trades (-1)."""
+    """The canonical bar rows: timestamp, open, high, low, close, volume, vwap (NaN), trades (-1), and
+    ``quote_volume`` when the file gives it (for the volume-against-price check; not stored)."""
     count = len(timestamps)
     vwap = columns.get("vwap")
     trades = columns.get("trades")
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "timestamp": timestamps,
             "open": columns["open"],
@@ -33,6 +34,9 @@ def bar_frame(
             "line": lines,
         }
     )
+    if "quote_volume" in columns:
+        frame["quote_volume"] = columns["quote_volume"]
+    return frame
 
 
 def _trade_counts(trades: np.ndarray | None, count: int) -> np.ndarray:

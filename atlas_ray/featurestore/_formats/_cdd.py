@@ -112,6 +112,7 @@ def read_cdd(path: Path, name: str) -> Source:
         quote = numbers(table.column(volumes[1]), name=name, column=volumes[1], lines=lines)
         with np.errstate(divide="ignore", invalid="ignore"):
             values["vwap"] = np.where(values["volume"] > 0, quote / values["volume"], np.nan)
+        values["quote_volume"] = quote
     resolution = infer_resolution(times, name=name, default=Resolution.HOUR)
     return Source(
         format=FORMAT,

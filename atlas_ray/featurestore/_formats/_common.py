@@ -64,6 +64,9 @@ class Source:
     interval: pd.Timedelta | None = None
     unparseable: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    conflicts: bool = True
+    """Whether rows with the same key but other values are conflicts (refused). False where several
+    rows a key are real and the last one wins (LEAN quote ticks: many book updates a millisecond)."""
 
 
 def file_error(name: str, message: str) -> IngestError:

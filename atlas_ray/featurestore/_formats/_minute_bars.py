@@ -111,6 +111,7 @@ def read_minute_bars(path: Path, name: str) -> Source:
         quote = numbers(table.column("quote_volume"), name=name, column="quote_volume", lines=lines)
         with np.errstate(divide="ignore", invalid="ignore"):
             columns["vwap"] = np.where(columns["volume"] > 0, quote / columns["volume"], np.nan)
+        columns["quote_volume"] = quote
     if "trades" in table.column_names:
         columns["trades"] = numbers(table.column("trades"), name=name, column="trades", lines=lines)
     frame = bar_frame(timestamps, columns, lines)

@@ -1,15 +1,18 @@
 """``python -m atlas_ray.featurestore``: ingest market-data files and show what a store holds.
 
     python -m atlas_ray.featurestore ingest PATH [PATH ...] --exchange NAME --pair PAIR [--format F]
-                                           [--store ROOT]
+                                           [--strict] [--max-jump X] [--store ROOT]
     python -m atlas_ray.featurestore ingest [mysql://USER:PASS@HOST[:PORT]/DB] --gds [--exchange A,B]
                                            [--pair PAIR] [--gds-option-file FILE] [--follow]
                                            [--interval S] [--store ROOT]
     python -m atlas_ray.featurestore show [--store ROOT]
 
 The store defaults to ``$ATLAS_STORE``, else ``./atlas_store``. ``ingest`` prints one report line per
-file; a broken file is one ``error:`` line on stderr and exit status 2, with the store unchanged (all
-files are parsed before any is written). With ``--gds`` it reads a Gryphon Data Service database
+file (what it read, wrote, refused and fixed, by reason; the full report is kept beside the data and
+``show`` lists it); a broken file is one ``error:`` line on stderr and exit status 2, with the store
+unchanged (all files are parsed before any is written). ``--strict`` refuses a file on its first
+defective row instead of refusing (or fixing) the row; ``--max-jump`` sets how many times the rolling
+median a price may be before it is refused (default 5). With ``--gds`` it reads a Gryphon Data Service database
 instead (the URL, else ``$ATLAS_GDS_URL``; see ``atlas_ray.featurestore._gds``), only rows past the
 watermark kept in the store, and prints one report line per table and exchange / pair; ``--follow``
 keeps reading every ``--interval`` seconds until Ctrl-C.
@@ -24,8 +27,10 @@ from collections.abc import Sequence
 from atlas_ray._cli import run_cli
 from atlas_ray.errors import IngestError
 from atlas_ray.featurestore._formats import FORMATS
+from atlas_ray.featurestore._ingest_reports import kept_reports
 from atlas_ray.featurestore._inventory import format_inventory, inventory
 from atlas_ray.featurestore._store import MarketStore, default_root
+from atlas_ray.featurestore._validate_rows import RowChecks
 
 __all__ = ["main"]
 
@@ -46,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--pair", help="the pair (with --gds: of order books whose exchange names none)")
     _add_gds_options(ingest)
     ingest.add_argument("--format", choices=sorted(FORMATS), default=None)
+    ingest.add_argument(
+        "--strict", action="store_true", help="refuse a file on its first defective row"
+    )
+    ingest.add_argument(
+        "--max-jump",
+        type=float,
+        default=None,
+        help="refuse prices more than this many times off the rolling median (default 5)",
+    )
     ingest.add_argument("--store", default=None, help=f"store root (default {default_root()})")
     show = commands.add_parser("show", help="list exchanges, pairs, kinds, ranges, coverage and gaps")
     show.add_argument("--store", default=None, help=f"store root (default {default_root()})")
@@ -59,13 +73,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _ingest_gds(store, args)
     if args.command == "ingest":
         _require_file_options(args)
-        for report in store.ingest_many(
-            args.paths, exchange=args.exchange, pair=args.pair, format=args.format
-        ):
+        checks = _checks(args.max_jump)
+        reports = store.ingest_many(
+            args.paths,
+            exchange=args.exchange,
+            pair=args.pair,
+            format=args.format,
+            checks=checks,
+            strict=args.strict,
+        )
+        for report in reports:
             print(report)
         return 0
     print(format_inventory(store, inventory(store)))
+    kept = kept_reports(store.root)
+    if kept:
+        print(f"ingest reports ({len(kept)}):")
+        for item in kept:
+            print(f"  {item.path}")
+            print(f"    {item.summary}")
     return 0
+
+
+def _checks(max_jump: float | None) -> RowChecks:
+    if max_jump is None:
+        return RowChecks()
+    try:
+        return RowChecks(max_jump=max_jump)
+    except ValueError as error:
+        raise IngestError(f"python -m atlas_ray.featurestore ingest: --max-jump: {error}") from None
 
 
 def _add_gds_options(ingest: argparse.ArgumentParser) -> None:
@@ -95,6 +131,9 @@ def _ingest_gds(store: MarketStore, args: argparse.Namespace) -> int:
 
     if len(args.paths) > 1:
         raise IngestError(f"ingest --gds: give one database URL, not {len(args.paths)} arguments")
+    for flag, used in (("--strict", args.strict), ("--max-jump", args.max_jump is not None)):
+        if used:
+            raise IngestError(f"ingest --gds: {flag} is for files; the GDS ingest uses the default checks")
     if args.interval <= 0:
         raise IngestError(f"ingest --gds: the value of --interval is {args.interval}, but must be > 0")
     url = parse_gds_url(args.paths[0] if args.paths else None, option_file=args.gds_option_file)

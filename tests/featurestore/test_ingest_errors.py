@@ -153,7 +153,7 @@ REFUSED: list[tuple[Callable[[Path, Path], Path], str | None, tuple[str, ...]]] 
     (truncated_gzip, None, ("ticker_truncated.csv.gz", "truncated or corrupt")),
     (truncated_xz, None, ("orders_truncated.csv.xz", "truncated or corrupt")),
     (truncated_parquet, None, ("kraken_cut.parquet", "parquet")),
-    (wrong_columns, None, ("kraken_no_close.csv", "lacks the columns ['close']")),
+    (wrong_columns, None, ("kraken_no_close.csv", "lacks the columns close")),
     (
         mixed_time_zones,
         None,

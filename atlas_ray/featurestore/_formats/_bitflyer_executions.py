@@ -1,7 +1,8 @@
 """bitFlyer executions (format ``bitflyer_executions``) -> ``trades``.
 
 Gzipped CSV with quoted fields and the header ``domain, product_code, loaded, id, exec_date, side,
-price, size, buy_child_order_acceptance_id, sell_child_order_acceptance_id``. ``exec_date`` carries a
+price, size, buy_child_order_acceptance_id, sell_child_order_acceptance_id`` (other exports rename the
+id ``exec_id`` / ``execution_id``, add or reorder columns: matched by name, see ``_columns``). ``exec_date`` carries a
 +09:00 offset and becomes UTC; ``loaded`` (when the row was fetched) is not used. The rows come in
 newest-first API batches that overlap, so file order carries no meaning: rows are sorted by time, ties
 by execution id, and a repeated id is a duplicate. ``side`` BUY / SELL becomes buy / sell; an empty
@@ -17,6 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from atlas_ray.featurestore._formats._columns import (
+    FORMAT_FIELDS,
+    describe_missing,
+    header_names,
+    match_fields,
+)
 from atlas_ray.featurestore._formats._common import (
     Source,
     file_error,
@@ -30,35 +37,39 @@ from atlas_ray.featurestore._formats._common import (
 __all__ = ["FORMAT", "looks_like_bitflyer_executions", "read_bitflyer_executions"]
 
 FORMAT = "bitflyer_executions"
-_NEEDED = ("id", "exec_date", "side", "price", "size")
+_FIELDS = FORMAT_FIELDS[FORMAT]
+_TYPES = {
+    "price": pa.float64(),
+    "size": pa.float64(),
+    "id": pa.string(),
+    "exec_date": pa.string(),
+    "side": pa.string(),
+}
 
 
 def looks_like_bitflyer_executions(header: list[str]) -> bool:
-    return {"exec_date", "price", "size", "side", "id"} <= set(header)
+    return not match_fields(header, _FIELDS)[1]
 
 
 def read_bitflyer_executions(path: Path, name: str) -> Source:
-    """Parse executions into trade rows: timestamp (UTC), price, size, side, trade_id, line."""
+    """Parse executions into trade rows: timestamp (UTC), price, size, side, trade_id, line.
+
+    Columns are matched by name (``_columns.FORMAT_FIELDS``): a renamed id column (``exec_id``,
+    ``execution_id``...), extra columns and any column order are read."""
     data = open_bytes(path)
     if not data.strip():
         raise file_error(name, "the file is empty")
-    header = [
-        f.strip().strip('"').lower() for f in data.split(b"\n", 1)[0].decode("utf-8", "replace").split(",")
-    ]
-    missing = [c for c in _NEEDED if c not in header]
+    header = header_names(data.split(b"\n", 1)[0].decode("utf-8", "replace").strip())
+    found, missing = match_fields(header, _FIELDS)
     if missing:
         raise file_error(
             name,
-            f"lacks the columns {missing}; bitFlyer executions need {', '.join(_NEEDED)} (it has {header})",
+            f"lacks the columns {describe_missing(missing)}; bitFlyer executions need "
+            f"{', '.join(f.name for f in _FIELDS)} (it has {', '.join(header)})",
         )
-    types = {
-        "price": pa.float64(),
-        "size": pa.float64(),
-        "id": pa.string(),
-        "exec_date": pa.string(),
-        "side": pa.string(),
-    }
-    table = read_csv_table(data, name=name, types=types, include=_NEEDED)
+    types = {found[canonical]: kind for canonical, kind in _TYPES.items()}
+    table = read_csv_table(data, name=name, types=types, include=[found[c] for c in _TYPES])
+    table = table.rename_columns([{v: k for k, v in found.items()}[c] for c in table.column_names])
     if table.num_rows == 0:
         raise file_error(name, "the file holds no rows")
     lines = header_lines(table.num_rows, 2)

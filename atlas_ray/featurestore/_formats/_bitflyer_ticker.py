@@ -14,6 +14,12 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from atlas_ray.featurestore._formats._columns import (
+    FORMAT_FIELDS,
+    describe_missing,
+    header_names,
+    match_fields,
+)
 from atlas_ray.featurestore._formats._common import (
     Source,
     file_error,
@@ -27,7 +33,8 @@ from atlas_ray.featurestore._formats._common import (
 __all__ = ["FORMAT", "looks_like_bitflyer_ticker", "read_bitflyer_ticker"]
 
 FORMAT = "bitflyer_ticker"
-_FIELDS = {
+_FIELDS = FORMAT_FIELDS[FORMAT]
+_OURS = {
     "bid_price": "best_bid",
     "bid_size": "best_bid_size",
     "ask_price": "best_ask",
@@ -36,7 +43,7 @@ _FIELDS = {
 
 
 def looks_like_bitflyer_ticker(header: list[str]) -> bool:
-    return {"timestamp", *_FIELDS.values()} <= set(header)
+    return not match_fields(header, _FIELDS)[1]
 
 
 def read_bitflyer_ticker(path: Path, name: str) -> Source:
@@ -44,13 +51,17 @@ def read_bitflyer_ticker(path: Path, name: str) -> Source:
     data = open_bytes(path)
     if not data.strip():
         raise file_error(name, "the file is empty")
-    needed = ("timestamp", *_FIELDS.values())
-    table = read_csv_table(data, name=name, types={c: pa.string() for c in needed})
-    columns = [c.strip().lower() for c in table.column_names]
-    table = table.rename_columns(columns)
-    missing = [c for c in needed if c not in columns]
+    header = header_names(data.split(b"\n", 1)[0].decode("utf-8", "replace").strip())
+    found, missing = match_fields(header, _FIELDS)
     if missing:
-        raise file_error(name, f"lacks the columns {missing}; a bitFlyer ticker needs {', '.join(needed)}")
+        raise file_error(
+            name,
+            f"lacks the columns {describe_missing(missing)}; a bitFlyer ticker needs "
+            f"{', '.join(f.name for f in _FIELDS)} (it has {', '.join(header)})",
+        )
+    wanted = [found[f.name] for f in _FIELDS]
+    table = read_csv_table(data, name=name, types={c: pa.string() for c in wanted}, include=wanted)
+    table = table.rename_columns([{v: k for k, v in found.items()}[c] for c in table.column_names])
     if table.num_rows == 0:
         raise file_error(name, "the file holds no rows")
     lines = header_lines(table.num_rows, 2)
@@ -61,7 +72,7 @@ def read_bitflyer_ticker(path: Path, name: str) -> Source:
             ),
             **{
                 ours: numbers(table.column(theirs), name=name, column=theirs, lines=lines)
-                for ours, theirs in _FIELDS.items()
+                for ours, theirs in _OURS.items()
             },
             "line": lines,
         }

@@ -17,6 +17,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from atlas_ray.featurestore._formats._columns import (
+    FORMAT_FIELDS,
+    describe_missing,
+    header_names,
+    match_fields,
+)
 from atlas_ray.featurestore._formats._common import (
     Source,
     file_error,
@@ -37,22 +43,29 @@ _ACTIONS = ("created", "changed", "deleted")
 _SIDES = ("bid", "ask")
 
 
+_FIELDS = FORMAT_FIELDS[FORMAT]
+
+
 def looks_like_bitstamp_orders(header: list[str]) -> bool:
-    return {"id", "timestamp", "price", "volume", "action", "direction"} <= set(header)
+    return not match_fields(header, _FIELDS)[1]
 
 
 def read_bitstamp_orders(path: Path, name: str) -> Source:
     """Parse order events: time (UTC), id, price, size (BTC), action, side, line."""
     data = open_bytes(path)
-    types = {"price": pa.float64(), "volume": pa.float64(), "timestamp": pa.float64()}
-    table = read_csv_table(data, name=name, types=types)
-    columns = [c.strip().lower() for c in table.column_names]
-    table = table.rename_columns(columns)
-    missing = [c for c in _COLUMNS if c != "exchange.timestamp" and c not in columns]
+    if not data.strip():
+        raise file_error(name, "the file is empty")
+    header = header_names(data.split(b"\n", 1)[0].decode("utf-8", "replace").strip())
+    found, missing = match_fields(header, _FIELDS)
     if missing:
         raise file_error(
-            name, f"lacks the columns {missing}; order events need {', '.join(_COLUMNS)} (it has {columns})"
+            name,
+            f"lacks the columns {describe_missing(missing)}; order events need "
+            f"{', '.join(_COLUMNS)} (it has {', '.join(header)})",
         )
+    types = {found["price"]: pa.float64(), found["volume"]: pa.float64(), found["timestamp"]: pa.float64()}
+    table = read_csv_table(data, name=name, types=types, include=list(found.values()))
+    table = table.rename_columns([{v: k for k, v in found.items()}[c] for c in table.column_names])
     if table.num_rows == 0:
         raise file_error(name, "the file holds no rows")
     lines = header_lines(table.num_rows, 2)

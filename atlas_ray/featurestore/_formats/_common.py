@@ -243,6 +243,7 @@ def timestamps_from_strings(
     distinct = _zones_fast(text)
     zone_array: pa.Array | None = None
     if distinct is None:
+        text = _normalise_zones(text)
         zone_array = pc.struct_field(pc.extract_regex(text, _OFFSET), [0])
         distinct = {_same_zone(z) for z in pc.unique(pc.drop_null(zone_array)).to_pylist()}
     first = next(iter(distinct)) if len(distinct) == 1 else ""
@@ -266,13 +267,29 @@ def timestamps_from_strings(
     try:
         parsed = text.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        _raise_first_bad_time(text, name=name, column=column, lines=lines)
-        raise
+        try:
+            # ``... +09:00`` passes the quick offset check but needs the space taken out.
+            text = _normalise_zones(text)
+            parsed = text.cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            _raise_first_bad_time(text, name=name, column=column, lines=lines)
+            raise
     series = pd.Series(parsed.to_pandas())
     return _utc_index(series)
 
 
 _FULL_OFFSET = re.compile(r"^[+-]\d\d:\d\d$")
+_CLOCK = r"(\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?)"
+
+
+def _normalise_zones(text: pa.Array) -> pa.Array:
+    """Other time zone notations as ``+HH:MM``: ``... +09:00`` (a space before the offset), ``+09``,
+    ``+0900``, ``UTC`` / ``GMT`` suffixes (``Z`` is read as it is)."""
+    text = pc.replace_substring_regex(text, _CLOCK + r"\s+([+-]\d\d(?::?\d\d)?)$", r"\1\2")
+    text = pc.replace_substring_regex(text, _CLOCK + r"\s*(?:UTC|GMT|utc|gmt)$", r"\1+00:00")
+    text = pc.replace_substring_regex(text, _CLOCK + r"([+-]\d\d)$", r"\1\2:00")
+    text = pc.replace_substring_regex(text, _CLOCK + r"([+-]\d\d)(\d\d)$", r"\1\2:\3")
+    return text
 
 
 def _zones_fast(text: pa.Array) -> set[str] | None:

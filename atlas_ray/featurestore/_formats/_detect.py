@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from atlas_ray.featurestore._formats._columns import header_names
 from atlas_ray.featurestore._formats._common import compression_of, file_error
 
 __all__ = ["detect_format", "peek"]
@@ -92,7 +93,7 @@ def detect_format(path: Path) -> str:
     if not lines:
         raise file_error(name, "the file is empty")
     first = lines[0]
-    header = [field.strip().strip('"').lower() for field in first.split(",")]
+    header = header_names(first)
     if looks_like_bitflyer_executions(header):
         return "bitflyer_executions"
     if looks_like_bitflyer_ticker(header):
@@ -106,10 +107,26 @@ def detect_format(path: Path) -> str:
     lean = lean_kind_of(first, member)
     if lean is not None:
         return lean
-    shown = first if len(first) <= 80 else first[:77] + "..."
-    raise file_error(
-        name,
-        f"the format cannot be told from the content (first line {shown!r}); "
+    raise file_error(name, _no_format(first))
+
+
+def _no_format(first: str) -> str:
+    """The refusal of a file no format accepts: the columns it has and the closest format."""
+    from atlas_ray.featurestore._formats._columns import closest_format, describe_missing, header_names
+
+    known = (
         "pass format= one of minute_bars, cdd, bitflyer_executions, bitflyer_ticker, lean_trade, "
-        "lean_quote, bitstamp_orders",
+        "lean_quote, lean_tick_trade, lean_tick_quote, lean_hour_trade, lean_hour_quote, "
+        "bitstamp_orders, event_log"
+    )
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    columns = header_names(first, delimiter)
+    closest = closest_format(columns)
+    shown = ", ".join(columns) if len(", ".join(columns)) <= 200 else first[:197] + "..."
+    if closest is None:
+        return f"the format cannot be told from the content: the columns ({shown}) match no format; {known}"
+    format_name, missing = closest
+    return (
+        f"the format cannot be told from the content: the columns ({shown}) match no format; the closest "
+        f"is {format_name}, which also needs {describe_missing(missing)}; {known}"
     )

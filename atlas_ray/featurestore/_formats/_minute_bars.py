@@ -10,7 +10,7 @@ Layouts (as in ``minute_bars_2023-03``; column names are matched case-insensitiv
   public CSV files are). VWAP = quote_volume / volume (NaN when the volume is 0).
 
 The time is the parquet index / column ``timestamp`` when present, else the first of ``open_time``,
-``start``, ``time``, ``timestamp``, ``date``, ``datetime``: epoch numbers (unit read from the magnitude)
+``start``, ``time``, ``date``, ``datetime`` (other names: ``_columns.FORMAT_FIELDS``): epoch numbers (unit read from the magnitude)
 or time strings (an offset is honoured; naive times are UTC). The resolution is the file's most common
 step (1m for the files here). Rows are expected oldest first.
 """
@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from atlas_ray.featurestore._formats._bar_frame import bar_frame, infer_resolution
+from atlas_ray.featurestore._formats._columns import FORMAT_FIELDS, describe_missing, match_fields
 from atlas_ray.featurestore._formats._common import (
     Source,
     file_error,
@@ -53,15 +54,15 @@ BINANCE_KLINE_FIELDS = (
     "taker_buy_quote",
     "ignore",
 )
-_TIME_COLUMNS = ("timestamp", "open_time", "start", "time", "date", "datetime")
+_FIELDS = FORMAT_FIELDS[FORMAT]
 _REQUIRED = ("open", "high", "low", "close", "volume")
 
 
 def looks_like_minute_bars(columns: list[str]) -> bool:
-    """True when ``columns`` (lower-cased) hold a time and most OHLCV fields (a file lacking one of
-    them is still read as bars, so that the error names the missing column)."""
-    names = {c.lower() for c in columns}
-    return len(set(_REQUIRED) & names) >= 3 and any(t in names for t in _TIME_COLUMNS)
+    """True when ``columns`` hold a time and most OHLCV fields, under any of their names (a file
+    lacking one of them is still read as bars, so that the error names the missing column)."""
+    found, _ = match_fields(columns, _FIELDS)
+    return "timestamp" in found and len(set(_REQUIRED) & set(found)) >= 3
 
 
 def looks_like_headerless_klines(first_line: str) -> bool:
@@ -90,19 +91,17 @@ def read_minute_bars(path: Path, name: str) -> Source:
         else:
             table = read_csv_table(data, name=name)
             lines = header_lines(table.num_rows, 2)
-    table = table.rename_columns([c.lower().strip() for c in table.column_names])
     if table.num_rows == 0:
         raise file_error(name, "the file holds no rows")
-    missing = [c for c in _REQUIRED if c not in table.column_names]
-    time_column = next((c for c in _TIME_COLUMNS if c in table.column_names), None)
-    if missing or time_column is None:
-        need = ["time (one of " + "/".join(_TIME_COLUMNS) + ")", *_REQUIRED]
-        lacks = missing if time_column is not None else ["time", *missing]
+    found, missing = match_fields(table.column_names, _FIELDS)
+    if missing:
         raise file_error(
             name,
-            f"lacks the columns {lacks}; minute bars need {', '.join(need)} "
-            f"(it has {', '.join(table.column_names)})",
+            f"lacks the columns {describe_missing(missing)}; minute bars need "
+            f"{', '.join(f.name for f in _FIELDS if f.required)} (it has {', '.join(table.column_names)})",
         )
+    table = table.select(list(found.values())).rename_columns(list(found))
+    time_column = "timestamp"
     timestamps = times_from_column(table.column(time_column), name=name, column=time_column, lines=lines)
     columns = {c: numbers(table.column(c), name=name, column=c, lines=lines) for c in _REQUIRED}
     if "vwap" in table.column_names:

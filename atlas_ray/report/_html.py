@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray.report._load import Experiment
-from atlas_ray.report._summary import heat_columns
+from atlas_ray.report._summary import heat_columns, integrity_facts
 
 if TYPE_CHECKING:
     from atlas_ray.report._build import ReportSettings
@@ -189,7 +189,7 @@ def experiment_section(
     facts = [("directory", experiment.uri), ("spec", meta.get("spec", "-")),
              ("created", meta.get("created", "-")), ("finished", meta.get("finished") or "not finished"),
              ("search metric", f"{meta.get('metric', '-')} ({meta.get('mode', '-')})"),
-             ("trials read", len(experiment.results))]
+             ("trials read", len(experiment.results)), *integrity_facts(meta)]
     if filters:
         facts.append(("filter", ", ".join(f"{k}={v}" for k, v in filters.items())))
     parts = ['<table class="plain">' + "".join(

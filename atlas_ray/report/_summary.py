@@ -174,6 +174,30 @@ def resolve_metric(name: str, summary: pd.DataFrame) -> str:
     raise ReportError(f"unknown --metric {name!r}; known metrics: {shown}")
 
 
+def integrity_facts(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The experiment's test-set openings and provenance as (label, text) facts for its page: the test
+    set sealed, or each opening (a second one flagged: its figures are no longer untouched)."""
+    openings = list(meta.get("test_openings") or ())
+    if not openings:
+        test = "sealed: never opened (python -m atlas_ray.search finalize EXPERIMENT --top K)"
+    else:
+        test = "; ".join(
+            f"opening {o.get('opening')} at {o.get('at')}: {len(o.get('trials') or ())} trial(s) by "
+            f"validation {o.get('metric')}, after {o.get('trials_tried')} tried"
+            + (" (a repeated look: no longer untouched)" if int(o.get("opening") or 1) > 1 else "")
+            for o in openings
+        )
+    facts = [("test set", test)]
+    provenance = meta.get("provenance") or {}
+    if provenance:
+        commit = provenance.get("git_commit") or "unknown"
+        dirty = " (uncommitted changes)" if provenance.get("git_dirty") else ""
+        digest = (provenance.get("spec_sha256") or "unknown")[:12]
+        facts.append(("provenance", f"seed {provenance.get('seed')}, atlas_ray {commit[:12]}{dirty}, "
+                                    f"spec sha256 {digest}"))
+    return facts
+
+
 def heat_columns(summary: pd.DataFrame, task: str, classes: Sequence[str] = ()) -> list[str]:
     """The heat-table's columns for a task: the headline validation metrics, per class precision and
     positive rate (a degenerate model shows as one positive rate near 1), the backtest's net return

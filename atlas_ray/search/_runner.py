@@ -504,7 +504,9 @@ class SettleCallback(_callback_base()):  # type: ignore[misc]
             status = TrialStatus.COMPLETED if epochs >= self.max_t else TrialStatus.STOPPED
             settle_trial(directory, status=status)
             return
-        variant = config["variant"]
+        variant = config.get("variant")
+        if variant is None:  # Tune lost the trial's config (its actor never started): nothing to name
+            return
         identity = TrialIdentity(
             experiment=self.spec_name,
             spec=self.spec_path,

@@ -149,6 +149,11 @@ def test_finalize_opens_the_test_set_once_and_records_each_opening(searches, min
     shown = summary_row(twice)
     assert shown["finalized"] == "opening 1, opening 2" and not math.isnan(shown["test_accuracy"])
     assert card_split(twice, "validation")[0] == "oos" and card_split(twice, "test")[0] == "test"
+    from atlas_ray.report._summary import integrity_facts
+
+    facts = dict(integrity_facts(json.loads((Path(experiment) / "experiment.json").read_text())))
+    assert "opening 1 at" in facts["test set"] and "opening 2 at" in facts["test set"]
+    assert "repeated look" in facts["test set"] and "seed 5" in facts["provenance"]
     (other,) = others  # not finalised by the first opening
     row = summary_row(other)
     assert row["finalized"] == "" and not any(name.startswith("test_") for name in row)

@@ -59,7 +59,7 @@ from atlas_ray.errors import IngestError
 from atlas_ray.featurestore._formats import Source, read_source
 from atlas_ray.featurestore._formats._common import row_error
 from atlas_ray.featurestore._partitions import row_identity
-from atlas_ray.featurestore._schema import COLUMNS
+from atlas_ray.featurestore._schema import COLUMNS, Resolution
 from atlas_ray.featurestore._validate_rows import (
     FIX_REASONS,
     RowChecks,
@@ -91,6 +91,7 @@ REJECT_REASONS = (
     "bad_time",
     "bad_price",
     "bad_volume",
+    "misaligned",
     "ohlc",
     "volume_mismatch",
     "price_outlier",
@@ -449,6 +450,16 @@ def check_source(source: Source, checks: RowChecks, *, name: str = "", strict: b
         tally.refuse("bad_price", ~(values > 0), column, "a price must be a number > 0")
     tally.refuse("bad_volume", bad_volumes(frame), _volume_column(frame), "a volume must be a number >= 0")
     if source.kind.startswith("bars_"):
+        resolution = Resolution.from_short(source.kind.removeprefix("bars_"))
+        step = resolution.seconds * 1_000_000_000
+        misaligned = pd.DatetimeIndex(frame["timestamp"]).as_unit("ns").asi8 % step != 0
+        tally.refuse(
+            "misaligned",
+            misaligned,
+            "timestamp",
+            f"a {resolution.short} bar must open on a {resolution.short} boundary (bars of another "
+            "resolution are never written into its partition)",
+        )
         tally.refuse("ohlc", contradicting_ohlc(frame), "low", "low <= open, close <= high")
         swapped, mismatched = volume_readings(frame, checks)
         tally.refuse(

@@ -17,7 +17,7 @@ import pandas as pd
 from atlas_ray.featurestore._schema import Resolution
 
 if TYPE_CHECKING:
-    from atlas_ray.featurestore._store import MarketStore
+    from atlas_ray.featurestore._partitions import PartitionStore as MarketStore
 
 __all__ = ["SeriesSummary", "format_inventory", "inventory"]
 
@@ -97,8 +97,12 @@ def inventory(store: MarketStore) -> list[SeriesSummary]:
 
 
 def _step_text(step: pd.Timedelta) -> str:
-    minutes = int(step.total_seconds() // 60)
-    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
+    seconds = int(step.total_seconds())
+    if seconds % 86400 == 0:
+        return f"{seconds // 86400}d"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
 
 
 def format_inventory(store: MarketStore, summaries: list[SeriesSummary]) -> str:

@@ -9,7 +9,8 @@ Conventions (decided once, used everywhere):
   ``timestamp``):
 
   - ``trades``: price, size (base currency), side ("buy" / "sell" / "" unknown), trade_id ("" unknown)
-  - ``bars_<res>`` (``bars_1m``, ``bars_5m``, ``bars_10m``, ``bars_1h``): open, high, low, close,
+  - ``bars_<res>`` (``bars_1m``, ``bars_5m``, ``bars_10m``, ``bars_1h``; also ``bars_1s`` and
+    ``bars_1d``, which files at those resolutions are stored as): open, high, low, close,
     volume (base), vwap (NaN unknown), trades (-1 unknown)
   - ``quotes`` (top of book snapshots): bid_price, bid_size, ask_price, ask_size
   - ``book`` (order-book snapshots, long format, one row per level): side ("bid" / "ask"),
@@ -33,6 +34,8 @@ class Resolution(enum.Enum):
     FIVE_MIN = "five_min"
     TEN_MIN = "ten_min"
     HOUR = "hour"
+    SECOND = "second"
+    DAY = "day"
 
     @property
     def seconds(self) -> int:
@@ -70,18 +73,24 @@ _SECONDS = {
     Resolution.FIVE_MIN: 300,
     Resolution.TEN_MIN: 600,
     Resolution.HOUR: 3600,
+    Resolution.SECOND: 1,
+    Resolution.DAY: 86400,
 }
 _FREQ = {
     Resolution.ONE_MIN: "1min",
     Resolution.FIVE_MIN: "5min",
     Resolution.TEN_MIN: "10min",
     Resolution.HOUR: "1h",
+    Resolution.SECOND: "1s",
+    Resolution.DAY: "1D",
 }
 _SHORT = {
     Resolution.ONE_MIN: "1m",
     Resolution.FIVE_MIN: "5m",
     Resolution.TEN_MIN: "10m",
     Resolution.HOUR: "1h",
+    Resolution.SECOND: "1s",
+    Resolution.DAY: "1d",
 }
 
 

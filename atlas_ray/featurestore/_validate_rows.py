@@ -6,6 +6,9 @@ refuses (or fixes). The reasons, in the order ``validate`` applies them:
 * ``bad_time``: a time before ``RowChecks.earliest`` (default 2009-01-03, the first bitcoin block) or
   more than ``RowChecks.future_slack`` (default 1 hour) after now.
 * ``bad_volume``: a negative or NaN volume / size.
+* ``misaligned`` (bars, checked in ``_ingest``): a bar whose open time is not on its resolution's
+  grid (a 1-minute bar at 12:00:30): bars of one resolution are never written into the partition of
+  another.
 * ``ohlc`` (bars): the bar contradicts itself: ``low > min(open, close)`` or ``high < max(open, close)``
   (so also ``low > high``). Which field is wrong cannot be told, so the row is refused.
 * volume against price (bars whose file gives both base and quote volume): the quote volume must be

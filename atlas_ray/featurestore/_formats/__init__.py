@@ -15,7 +15,12 @@ from atlas_ray.featurestore._formats._bitstamp_orders import read_bitstamp_order
 from atlas_ray.featurestore._formats._cdd import read_cdd
 from atlas_ray.featurestore._formats._common import Source
 from atlas_ray.featurestore._formats._detect import detect_format
-from atlas_ray.featurestore._formats._lean import read_lean_quote, read_lean_trade
+from atlas_ray.featurestore._formats._lean import (
+    read_lean_quote,
+    read_lean_tick_quote,
+    read_lean_tick_trade,
+    read_lean_trade,
+)
 from atlas_ray.featurestore._formats._minute_bars import read_minute_bars
 
 __all__ = ["FORMATS", "Source", "detect_format", "read_source"]
@@ -27,6 +32,8 @@ FORMATS: dict[str, Callable[[Path, str], Source]] = {
     "bitflyer_ticker": read_bitflyer_ticker,
     "lean_trade": read_lean_trade,
     "lean_quote": read_lean_quote,
+    "lean_tick_trade": read_lean_tick_trade,
+    "lean_tick_quote": read_lean_tick_quote,
     "bitstamp_orders": read_bitstamp_orders,
 }
 

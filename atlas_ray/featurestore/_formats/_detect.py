@@ -116,8 +116,7 @@ def _no_format(first: str) -> str:
 
     known = (
         "pass format= one of minute_bars, cdd, bitflyer_executions, bitflyer_ticker, lean_trade, "
-        "lean_quote, lean_tick_trade, lean_tick_quote, lean_hour_trade, lean_hour_quote, "
-        "bitstamp_orders, event_log"
+        "lean_quote, lean_tick_trade, lean_tick_quote, bitstamp_orders, event_log"
     )
     delimiter = ";" if first.count(";") > first.count(",") else ","
     columns = header_names(first, delimiter)

@@ -346,16 +346,26 @@ def prepare_source(
 ) -> _Prepared:
     """Validate and derive rows already parsed into a ``Source`` (a file's, or rows read from a
     database) by the rules above; nothing is written. ``name`` stands for the file in the report."""
-    checked = check_source(source, checks if checks is not None else RowChecks(), name=name, strict=strict)
+    rules = checks if checks is not None else RowChecks()
+    checked = check_source(source, rules, name=name, strict=strict)
     frame = checked.frame
     outputs = derive(source, frame)
+    rejected, fixed, examples = dict(checked.rejected), dict(checked.fixed), dict(checked.examples)
+    for companion in source.companions:
+        # Rows of another kind in the same file (an event log's trades): checked and written as theirs.
+        other = check_source(companion, rules, name=name, strict=strict)
+        outputs[companion.kind] = derive(companion, other.frame)[companion.kind]
+        for reason, count in other.rejected.items():
+            rejected[reason] += count
+        for reason, count in other.fixed.items():
+            fixed[reason] += count
+        for reason, found in other.examples.items():
+            examples[reason] = (*examples.get(reason, ()), *found)[:_EXAMPLES]
     gap_frame = outputs.get(source.kind, frame) if source.kind in COLUMNS else next(iter(outputs.values()))
     interval = source.interval
     gaps = () if interval is None else find_gaps(pd.DatetimeIndex(gap_frame["timestamp"]).unique(), interval)
     span = (frame["timestamp"].min(), frame["timestamp"].max()) if len(frame) else None
-    return _Prepared(
-        source, name, outputs, checked.rejected, len(frame), gaps, span, checked.fixed, checked.examples
-    )
+    return _Prepared(source, name, outputs, rejected, len(frame), gaps, span, fixed, examples)
 
 
 @dataclass(frozen=True)

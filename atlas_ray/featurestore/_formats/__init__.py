@@ -15,6 +15,7 @@ from atlas_ray.featurestore._formats._bitstamp_orders import read_bitstamp_order
 from atlas_ray.featurestore._formats._cdd import read_cdd
 from atlas_ray.featurestore._formats._common import Source
 from atlas_ray.featurestore._formats._detect import detect_format
+from atlas_ray.featurestore._formats._event_log import read_event_log
 from atlas_ray.featurestore._formats._lean import (
     read_lean_quote,
     read_lean_tick_quote,
@@ -35,6 +36,7 @@ FORMATS: dict[str, Callable[[Path, str], Source]] = {
     "lean_tick_trade": read_lean_tick_trade,
     "lean_tick_quote": read_lean_tick_quote,
     "bitstamp_orders": read_bitstamp_orders,
+    "event_log": read_event_log,
 }
 
 

@@ -65,6 +65,8 @@ class Source:
     unparseable: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
     conflicts: bool = True
+    companions: tuple[Source, ...] = ()
+    """Rows of other kinds the same file holds (an event log's trades), validated on their own."""
     """Whether rows with the same key but other values are conflicts (refused). False where several
     rows a key are real and the last one wins (LEAN quote ticks: many book updates a millisecond)."""
 

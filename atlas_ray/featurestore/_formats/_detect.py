@@ -67,6 +67,7 @@ def detect_format(path: Path) -> str:
     from atlas_ray.featurestore._formats._bitflyer_ticker import looks_like_bitflyer_ticker
     from atlas_ray.featurestore._formats._bitstamp_orders import looks_like_bitstamp_orders
     from atlas_ray.featurestore._formats._cdd import looks_like_cdd
+    from atlas_ray.featurestore._formats._event_log import looks_like_event_log
     from atlas_ray.featurestore._formats._lean import lean_kind_of
     from atlas_ray.featurestore._formats._minute_bars import (
         looks_like_headerless_klines,
@@ -93,6 +94,8 @@ def detect_format(path: Path) -> str:
     if not lines:
         raise file_error(name, "the file is empty")
     first = lines[0]
+    if looks_like_event_log(first):
+        return "event_log"
     header = header_names(first)
     if looks_like_bitflyer_executions(header):
         return "bitflyer_executions"

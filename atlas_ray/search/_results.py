@@ -28,8 +28,11 @@ evaluated on ``train`` and ``validation`` only: the test part is sealed. A TimeS
 ``train`` rows and ``oos`` rows: every fold's validation predictions joined in time order (each fold's
 model on its own validation block), which is what statistics and backtests use; its
 ``metrics["train"]`` / ``metrics["validation"]`` are means over the folds (what ASHA decided on) and
-``metrics["oos"]`` the metrics of the joined rows. ``test`` metrics and rows appear only once
-``python -m atlas_ray.search finalize`` opened the test set for the trial (``finalized`` says when).
+``metrics["oos"]`` the metrics of the joined rows (each fold's ``reality`` classes come from its own
+categorisation, fitted on its own training window; ``label_value`` is the same label in every fold).
+
+``test`` metrics and rows appear only once ``python -m atlas_ray.search finalize`` opened the test set
+for the trial (``finalized`` says when).
 
 Metric names (``metrics[split][name]``). Classifiers: ``loss``, ``accuracy``, ``auc`` (macro
 one-vs-rest), and per class ``precision[<c>]``, ``npv[<c>]``, ``tpr[<c>]``, ``tnr[<c>]``,

@@ -310,6 +310,19 @@ class PartitionStore:
             if fresh.empty:
                 return part.iloc[:0], 0
             existing = pq.read_table(target, filesystem=self._fs).to_pandas()
+        elif kind == "trades" and _has_ids(part):
+            # Trades with exchange ids: an id stored anywhere in the partition is the same trade, even
+            # where another version of the export wrote its time otherwise.
+            existing = pq.read_table(target, filesystem=self._fs).to_pandas()
+            ids = part["trade_id"].astype(str)
+            fresh = part.loc[(ids == "").to_numpy() | ~ids.isin(existing["trade_id"].astype(str)).to_numpy()]
+            blank = (fresh["trade_id"].astype(str) == "").to_numpy()
+            if blank.any():
+                both = pd.concat([existing, fresh.loc[blank]], ignore_index=True)
+                repeated = row_identity(both, kind).duplicated(keep="first").to_numpy()[len(existing) :]
+                keep = np.ones(len(fresh), dtype=bool)
+                keep[np.flatnonzero(blank)[repeated]] = False
+                fresh = fresh.loc[keep]
         else:
             existing = pq.read_table(target, filesystem=self._fs).to_pandas()
             stored = pd.DatetimeIndex(existing["timestamp"]).as_unit("ns").asi8
@@ -363,6 +376,10 @@ class PartitionStore:
                 f"(it holds: {held})"
             )
         return self
+
+
+def _has_ids(frame: pd.DataFrame) -> bool:
+    return "trade_id" in frame.columns and bool((frame["trade_id"].astype(str) != "").any())
 
 
 def _as_uri(root: str) -> str:

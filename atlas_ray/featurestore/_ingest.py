@@ -58,6 +58,7 @@ import pandas as pd
 from atlas_ray.errors import IngestError
 from atlas_ray.featurestore._formats import Source, read_source
 from atlas_ray.featurestore._formats._common import row_error
+from atlas_ray.featurestore._ingest_reports import keep_report
 from atlas_ray.featurestore._partitions import row_identity
 from atlas_ray.featurestore._schema import COLUMNS, Resolution
 from atlas_ray.featurestore._validate_rows import (
@@ -218,8 +219,6 @@ def ingest_files(
     the whole call). Files of one plain kind going into new partitions are written together as one
     atomic write; otherwise each file is written atomically in turn. Each file's full report is kept
     beside the data (``keep_reports``)."""
-    from atlas_ray.featurestore._ingest_reports import keep_report
-
     exchange = validate_name(exchange, "exchange")
     pair = validate_name(pair, "pair")
     files = [Path(path) for path in paths]

@@ -13,12 +13,15 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow.fs as pafs
 
-from atlas_ray.featurestore._ingest import IngestReport
 from atlas_ray.featurestore._validate_rows import RowChecks
+
+if TYPE_CHECKING:
+    from atlas_ray.featurestore._ingest import IngestReport
 
 __all__ = ["KeptReport", "keep_report", "kept_reports"]
 

@@ -87,3 +87,28 @@ def test_show_an_empty_store(tmp_path: Path) -> None:
     done = _run("show", "--store", str(tmp_path / "nothing"))
     assert done.returncode == 0
     assert done.stdout.strip().endswith(": empty")
+
+
+def test_strict_refuses_on_the_first_defect_and_show_lists_the_reports(data_dir: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.read_parquet(data_dir / "minute_bars_2023-03" / "kraken_btcusd.parquet").iloc[:500]
+    frame.iloc[40, frame.columns.get_loc("low")] = frame["high"].iloc[40] + 1  # line 41: low above high
+    path = tmp_path / "kraken_500.parquet"
+    frame.to_parquet(path)
+    store = tmp_path / "store"
+    args = ("ingest", str(path), "--exchange", "kraken", "--pair", "btc_usd", "--store", str(store))
+    strict = _run(*args, "--strict")
+    assert strict.returncode == 2 and strict.stdout == ""
+    lines = strict.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: ingest: kraken_500.parquet row 41 field 'low'") and "ohlc" in lines[0]
+    assert not store.exists()
+    done = _run(*args)
+    assert done.returncode == 0, done.stderr
+    assert "written 499, rejected 1 (ohlc 1), fixed 0" in done.stdout
+    shown = _run("show", "--store", str(store))
+    assert shown.returncode == 0, shown.stderr
+    assert "ingest reports (1):" in shown.stdout
+    assert "exchange=kraken/pair=btc_usd/_reports/" in shown.stdout
+    assert done.stdout.strip() in shown.stdout

@@ -82,3 +82,26 @@ def test_default_root_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp
     assert MarketStore().root == str(tmp_path / "x")
     monkeypatch.delenv("ATLAS_STORE")
     assert default_root() == "./atlas_store"
+
+
+def _imports(module: str) -> set[str]:
+    """Every module ``atlas_ray/featurestore/<module>.py`` imports, at the top or inside functions."""
+    import ast
+
+    source = Path(__file__).resolve().parents[2] / "atlas_ray" / "featurestore" / f"{module}.py"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_store_ingest_and_bars_depend_one_way() -> None:
+    prefix = "atlas_ray.featurestore."
+    partitions = {m.removeprefix(prefix) for m in _imports("_partitions") if m.startswith(prefix)}
+    assert partitions <= {"_schema"}, partitions  # partitions only: no formats, ingest or bars
+    for module in ("_ingest", "_bars", "_validate_rows", "_ingest_reports", "_inventory"):
+        assert f"{prefix}_store" not in _imports(module), module
+    assert f"{prefix}_ingest" not in _imports("_bars") and f"{prefix}_bars" not in _imports("_ingest")

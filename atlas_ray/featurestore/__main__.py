@@ -12,7 +12,8 @@ file (what it read, wrote, refused and fixed, by reason; the full report is kept
 ``show`` lists it); a broken file is one ``error:`` line on stderr and exit status 2, with the store
 unchanged (all files are parsed before any is written). ``--strict`` refuses a file on its first
 defective row instead of refusing (or fixing) the row; ``--max-jump`` sets how many times the rolling
-median a price may be before it is refused (default 5). With ``--gds`` it reads a Gryphon Data Service database
+median a price may be before it is refused (default 5).
+With ``--gds`` it reads a Gryphon Data Service database
 instead (the URL, else ``$ATLAS_GDS_URL``; see ``atlas_ray.featurestore._gds``), only rows past the
 watermark kept in the store, and prints one report line per table and exchange / pair; ``--follow``
 keeps reading every ``--interval`` seconds until Ctrl-C.
@@ -51,9 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--pair", help="the pair (with --gds: of order books whose exchange names none)")
     _add_gds_options(ingest)
     ingest.add_argument("--format", choices=sorted(FORMATS), default=None)
-    ingest.add_argument(
-        "--strict", action="store_true", help="refuse a file on its first defective row"
-    )
+    ingest.add_argument("--strict", action="store_true", help="refuse a file on its first defective row")
     ingest.add_argument(
         "--max-jump",
         type=float,

@@ -174,8 +174,13 @@ class Defect:
     rule: str
 
     def as_dict(self) -> dict[str, object]:
-        return {"reason": self.reason, "line": self.line, "field": self.field, "value": self.value,
-                "rule": self.rule}
+        return {
+            "reason": self.reason,
+            "line": self.line,
+            "field": self.field,
+            "value": self.value,
+            "rule": self.rule,
+        }
 
 
 def validate_name(value: str, what: str) -> str:
@@ -541,9 +546,9 @@ def _check_repeats(tally: _Tally, source: Source) -> None:
         distinct = subset.loc[~exact]
         conflicting_keys = distinct.duplicated(subset=key, keep=False)
         conflicting = (
-            subset[key].merge(distinct.loc[conflicting_keys, key].drop_duplicates(), how="left", indicator=True)[
-                "_merge"
-            ]
+            subset[key].merge(
+                distinct.loc[conflicting_keys, key].drop_duplicates(), how="left", indicator=True
+            )["_merge"]
             == "both"
         ).to_numpy()
     where = positions[repeated]

@@ -88,9 +88,7 @@ def keep_report(root: str, report: IngestReport, checks: RowChecks) -> IngestRep
 
 def _listing(fs: pafs.FileSystem, folder: str) -> list[pafs.FileInfo]:
     try:
-        return sorted(
-            fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)), key=lambda i: i.path
-        )
+        return sorted(fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)), key=lambda i: i.path)
     except FileNotFoundError:
         return []
 

@@ -23,6 +23,7 @@ import os
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa

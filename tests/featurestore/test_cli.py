@@ -89,7 +89,9 @@ def test_show_an_empty_store(tmp_path: Path) -> None:
     assert done.stdout.strip().endswith(": empty")
 
 
-def test_strict_refuses_on_the_first_defect_and_show_lists_the_reports(data_dir: Path, tmp_path: Path) -> None:
+def test_strict_refuses_on_the_first_defect_and_show_lists_the_reports(
+    data_dir: Path, tmp_path: Path
+) -> None:
     import pandas as pd
 
     frame = pd.read_parquet(data_dir / "minute_bars_2023-03" / "kraken_btcusd.parquet").iloc[:500]

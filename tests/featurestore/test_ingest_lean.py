@@ -53,7 +53,9 @@ def _bar_line(first: str, bar: pd.Series) -> str:
     return f"{first},{bar.open},{bar.high},{bar.low},{bar.close},{bar.volume}"
 
 
-def test_second_bars_are_stored_as_seconds_and_aggregate_exactly(minute: pd.DataFrame, tmp_path: Path) -> None:
+def test_second_bars_are_stored_as_seconds_and_aggregate_exactly(
+    minute: pd.DataFrame, tmp_path: Path
+) -> None:
     lines = []
     for time, bar in minute.iterrows():
         ms = _millis(time)
@@ -111,8 +113,16 @@ def test_hour_quote_bars_become_quotes_at_their_close(data_dir: Path, tmp_path: 
     quotes.ingest(data_dir / LEAN / f"{DAY}_quote.zip", exchange="coinbase", pair="btc_usd")
     raw = pd.read_csv(data_dir / LEAN / f"{DAY}_quote.zip", header=None)
     raw.index = pd.Timestamp(DAY, tz="UTC") + pd.to_timedelta(raw[0], unit="ms")
-    hourly = raw.resample("1h").agg({**{c: "first" for c in (1, 6)}, **{c: "last" for c in (4, 5, 9, 10)},
-                                     2: "max", 3: "min", 7: "max", 8: "min"})
+    hourly = raw.resample("1h").agg(
+        {
+            **{c: "first" for c in (1, 6)},
+            **{c: "last" for c in (4, 5, 9, 10)},
+            2: "max",
+            3: "min",
+            7: "max",
+            8: "min",
+        }
+    )
     lines = [
         f"{t:%Y%m%d %H:%M},{r[1]},{r[2]},{r[3]},{r[4]},{r[5]},{r[6]},{r[7]},{r[8]},{r[9]},{r[10]}"
         for t, r in hourly.iterrows()

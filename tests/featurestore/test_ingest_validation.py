@@ -17,7 +17,15 @@ from atlas_ray.featurestore._validate_rows import RowChecks
 CDD = "hourly_cdd/Bitstamp_BTCUSD_1h.csv"
 MINUTE = "minute_bars_2023-03"
 FLYER = "bitflyer_2018-01"
-_CROSS_CHECKS = ("bad_time", "bad_volume", "misaligned", "ohlc", "volume_mismatch", "price_outlier", "conflict")
+_CROSS_CHECKS = (
+    "bad_time",
+    "bad_volume",
+    "misaligned",
+    "ohlc",
+    "volume_mismatch",
+    "price_outlier",
+    "conflict",
+)
 
 
 def _counts(report: object) -> dict[str, int]:
@@ -102,8 +110,10 @@ def test_volume_that_fits_no_reading_is_refused(data_dir: Path, tmp_path: Path) 
     store = MarketStore(tmp_path / "store")
     report = store.ingest(_write_lines(lines, tmp_path / "mismatch.csv"), exchange="b", pair="btc_usd")
     assert report.rejected["volume_mismatch"] == 3
-    refused = {pd.Timestamp(lines[i].split(b";")[0].decode().replace("-AM", " AM").replace("-PM", " PM"))
-               for i in broken}
+    refused = {
+        pd.Timestamp(lines[i].split(b";")[0].decode().replace("-AM", " AM").replace("-PM", " PM"))
+        for i in broken
+    }
     stored = store.read("b", "btc_usd", "bars_1h").index.tz_localize(None)
     assert not refused & set(stored)
 
@@ -121,7 +131,9 @@ def test_contradicting_ohlc_and_absurd_prices_are_refused(data_dir: Path, tmp_pa
     frame.iloc[ohlc[1], frame.columns.get_loc("high")] = frame["low"].iloc[ohlc[1]] - 10  # high below all
     frame.iloc[ohlc[2], frame.columns.get_loc("low")] = frame["open"].iloc[ohlc[2]] + 1
     frame.iloc[ohlc[3], frame.columns.get_loc("high")] = frame["close"].iloc[ohlc[3]] - 1
-    frame.iloc[ohlc[3], frame.columns.get_loc("low")] = min(frame["low"].iloc[ohlc[3]], frame["high"].iloc[ohlc[3]])
+    frame.iloc[ohlc[3], frame.columns.get_loc("low")] = min(
+        frame["low"].iloc[ohlc[3]], frame["high"].iloc[ohlc[3]]
+    )
     jumps = [1000, 5000, 9000]
     for row, factor in zip(jumps, (100.0, 8.0, 1 / 50), strict=True):
         for column in ("open", "high", "low", "close"):
@@ -154,7 +166,9 @@ def test_times_in_the_future_or_far_past_are_refused(data_dir: Path, tmp_path: P
     checks = RowChecks(now=pd.Timestamp("2026-01-01", tz="UTC"))
     report = MarketStore(tmp_path / "store").ingest(path, exchange="k", pair="btc_usd", checks=checks)
     assert _counts(report).get("bad_time") == 10
-    early = RowChecks(now=pd.Timestamp("2026-01-01", tz="UTC"), earliest=pd.Timestamp("2023-03-01 01:00", tz="UTC"))
+    early = RowChecks(
+        now=pd.Timestamp("2026-01-01", tz="UTC"), earliest=pd.Timestamp("2023-03-01 01:00", tz="UTC")
+    )
     again = MarketStore(tmp_path / "again").ingest(path, exchange="k", pair="btc_usd", checks=early)
     assert again.rejected["bad_time"] == 10 + 60
 

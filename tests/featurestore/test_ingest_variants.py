@@ -73,7 +73,9 @@ def test_execution_variants_read_as_the_original(
     elif variant == "compact_offset":
         frame["exec_date"] = frame["exec_date"].str.replace("+09:00", "+0900", regex=False)
     store = MarketStore(tmp_path / "store")
-    report = store.ingest(_write(frame, tmp_path / f"{variant}.csv.gz", quote_all), exchange="bitflyer", pair="btc_jpy")
+    report = store.ingest(
+        _write(frame, tmp_path / f"{variant}.csv.gz", quote_all), exchange="bitflyer", pair="btc_jpy"
+    )
     assert report.format == "bitflyer_executions"
     pd.testing.assert_frame_equal(_trades(store), original)
 
@@ -104,7 +106,9 @@ def test_minute_bar_variants_read_as_the_original(data_dir: Path, tmp_path: Path
     )
 
 
-def test_order_event_variant_reads_as_the_original(book_store: MarketStore, data_dir: Path, tmp_path: Path) -> None:
+def test_order_event_variant_reads_as_the_original(
+    book_store: MarketStore, data_dir: Path, tmp_path: Path
+) -> None:
     raw = pd.read_csv(
         io.BytesIO(lzma.decompress((data_dir / "bitstamp_orders_2015-05-01" / "orders.csv.xz").read_bytes())),
         dtype=str,
@@ -155,6 +159,4 @@ def test_two_overlapping_export_versions_add_each_trade_once(
     assert one.rows_written + two.rows_written == len(stored) == len(original)
     assert two.rejected["duplicate"] > 3_900
     from_first = original["trade_id"].isin(first["id"])
-    pd.testing.assert_frame_equal(
-        stored.loc[stored["trade_id"].isin(first["id"])], original.loc[from_first]
-    )
+    pd.testing.assert_frame_equal(stored.loc[stored["trade_id"].isin(first["id"])], original.loc[from_first])

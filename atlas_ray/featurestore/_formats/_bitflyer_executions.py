@@ -2,7 +2,8 @@
 
 Gzipped CSV with quoted fields and the header ``domain, product_code, loaded, id, exec_date, side,
 price, size, buy_child_order_acceptance_id, sell_child_order_acceptance_id`` (other exports rename the
-id ``exec_id`` / ``execution_id``, add or reorder columns: matched by name, see ``_columns``). ``exec_date`` carries a
+id ``exec_id`` / ``execution_id``, add or reorder columns: matched by name, see ``_columns``).
+``exec_date`` carries a
 +09:00 offset and becomes UTC; ``loaded`` (when the row was fetched) is not used. The rows come in
 newest-first API batches that overlap, so file order carries no meaning: rows are sorted by time, ties
 by execution id, and a repeated id is a duplicate. ``side`` BUY / SELL becomes buy / sell; an empty

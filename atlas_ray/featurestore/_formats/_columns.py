@@ -60,10 +60,10 @@ def match_fields(header: Iterable[str], fields: Sequence[Field]) -> tuple[dict[s
     used: set[str] = set()
     for spec in fields:
         for candidate in spec.names:
-            column = by_normal.get(normal_name(candidate))
-            if column is not None and column not in used:
-                found[spec.name] = column
-                used.add(column)
+            present = by_normal.get(normal_name(candidate))
+            if present is not None and present not in used:
+                found[spec.name] = present
+                used.add(present)
                 break
     missing = [spec for spec in fields if spec.required and spec.name not in found]
     return found, missing
@@ -144,7 +144,7 @@ def closest_format(header: Sequence[str]) -> tuple[str, list[Field]] | None:
     fields it lacks; None when no format shares a single field with it."""
     best: tuple[int, int, str, list[Field]] | None = None
     for format_name, fields in FORMAT_FIELDS.items():
-        found, missing = match_fields(header, fields)
+        _, missing = match_fields(header, fields)
         matched = len([f for f in fields if f.required]) - len(missing)
         if matched == 0:
             continue

@@ -3,7 +3,7 @@
 One event a line, any compression (gzip, xz, bz2, zip): a timestamp, the event's name and its JSON
 body, separated by a tab, a comma or spaces::
 
-    2015-05-01T00:00:01.234Z	order_created	{"id": 61283001, "price": 235.5, "amount": 1.2, "order_type": 0}
+    2015-05-01T00:00:01.234Z	order_created	{"id": 61, "price": 235.5, "amount": 1.2, "order_type": 0}
 
 This is how a recorder of Bitstamp's websocket (``live_orders`` / ``live_trades`` channels) writes
 what it receives. The timestamp is ISO 8601 (any offset notation ``_common`` reads) or epoch seconds /
@@ -42,7 +42,10 @@ from atlas_ray.featurestore._formats._common import (
 __all__ = ["FORMAT", "looks_like_event_log", "read_event_log"]
 
 FORMAT = "event_log"
-_LINE = re.compile(r"^\s*(?P<time>[^\s,]+(?: [0-9:.]+(?:[+-]\d\d:?\d\d|Z)?)?)[\t ,]+(?P<event>[A-Za-z_:.]+)[\t ,]+(?P<body>\{.*\})\s*$")
+_LINE = re.compile(
+    r"^\s*(?P<time>[^\s,]+(?: [0-9:.]+(?:[+-]\d\d:?\d\d|Z)?)?)[\t ,]+"
+    r"(?P<event>[A-Za-z_:.]+)[\t ,]+(?P<body>\{.*\})\s*$"
+)
 _ORDER_EVENTS = {
     "order_created": "created",
     "order_changed": "changed",
@@ -168,4 +171,6 @@ def _times(values: list[str], name: str, lines: list[int]) -> pd.DatetimeIndex:
             epoch = None
         if epoch is not None:
             return timestamps_from_epoch(epoch, name=name, column="timestamp", lines=numbers)
-    return timestamps_from_strings(pa.array(values, pa.string()), name=name, column="timestamp", lines=numbers)
+    return timestamps_from_strings(
+        pa.array(values, pa.string()), name=name, column="timestamp", lines=numbers
+    )

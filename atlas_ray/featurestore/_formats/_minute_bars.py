@@ -10,7 +10,8 @@ Layouts (as in ``minute_bars_2023-03``; column names are matched case-insensitiv
   public CSV files are). VWAP = quote_volume / volume (NaN when the volume is 0).
 
 The time is the parquet index / column ``timestamp`` when present, else the first of ``open_time``,
-``start``, ``time``, ``date``, ``datetime`` (other names: ``_columns.FORMAT_FIELDS``): epoch numbers (unit read from the magnitude)
+``start``, ``time``, ``date``, ``datetime`` (other names: ``_columns.FORMAT_FIELDS``): epoch numbers
+(unit read from the magnitude)
 or time strings (an offset is honoured; naive times are UTC). The resolution is the file's most common
 step (1m for the files here). Rows are expected oldest first.
 """

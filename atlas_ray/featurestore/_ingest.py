@@ -414,19 +414,24 @@ class _Tally:
         if not fix:
             self.keep &= ~hits
         where = np.flatnonzero(hits)
-        lines = self.frame["line"].to_numpy() if "line" in self.frame.columns else where + 1
-        values = self.frame[column].to_numpy() if column in self.frame.columns else None
         found = self.examples.setdefault(reason, [])
-        for position in where[: _EXAMPLES - len(found)]:
-            value = "" if values is None else str(values[position])
-            found.append(Defect(reason, int(lines[position]), column, value, rule))
-        first = Defect(
-            reason,
-            int(lines[where[0]]),
-            column,
-            "" if values is None else str(values[where[0]]),
-            rule,
+        shown = where[: max(_EXAMPLES - len(found), 1)]
+        # Only the listed rows' values are read (a whole time column as text would cost more than the check).
+        lines = self.frame["line"].to_numpy()[shown] if "line" in self.frame.columns else shown + 1
+        values = (
+            [str(v) for v in self.frame[column].iloc[shown].tolist()]
+            if column in self.frame.columns
+            else [""] * len(shown)
         )
+        listed = [Defect(reason, int(n), column, v, rule) for n, v in zip(lines, values, strict=True)]
+        found.extend(listed[: _EXAMPLES - len(found)])
+        first = listed[0]
+        if "line" in self.frame.columns:
+            # The lowest line in the file (rows of an unordered file were sorted by time).
+            earliest = int(where[np.argmin(self.frame["line"].to_numpy()[where])])
+            if earliest != int(shown[0]):
+                value = str(self.frame[column].iloc[earliest]) if column in self.frame.columns else ""
+                first = Defect(reason, int(self.frame["line"].iloc[earliest]), column, value, rule)
         if self.first is None or first.line < self.first.line:
             self.first = first
 

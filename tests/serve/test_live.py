@@ -54,9 +54,7 @@ def deploy(experiment: Path, trial: str, name: str, redis_url: str, store: Marke
 
 
 def warm(handle: Any, store: MarketStore, series: list[tuple[str, str, str]], start: pd.Timestamp) -> None:
-    events = history_events(
-        store, series, pd.Timedelta("1min") and _one_min(), start - pd.Timedelta("2h"), start
-    )
+    events = history_events(store, series, _one_min(), start - pd.Timedelta("2h"), start)
     handle.push.remote(
         {"events": events, "through": (start - pd.Timedelta("1min")).value, "warm": True}
     ).result()

@@ -37,6 +37,7 @@ from atlas_ray.featurestore._source import MarketSource
 __all__ = ["MarketData", "OrderBooks"]
 
 QUOTE_COLUMNS = ("bid_price", "bid_size", "ask_price", "ask_size")
+_BAR_INDEX = pd.Index(list(BAR_COLUMNS), dtype=object)
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,24 +211,23 @@ class MarketData:
         position[position >= count] = -1
         on_grid = position >= 0
         target = position[on_grid]
-        columns: dict[str, np.ndarray] = {}
-        for column in BAR_COLUMNS:
-            values = np.full(len(extended), np.nan)
-            values[target] = raw[column].to_numpy(dtype="float64")[first][on_grid]
-            columns[column] = values
-        close = columns["close"]
+        block = np.full((len(extended), len(BAR_COLUMNS)), np.nan)
+        source = raw[list(BAR_COLUMNS)].to_numpy(dtype=np.float64)
+        block[target] = source[first][on_grid]
+        at = {c: j for j, c in enumerate(BAR_COLUMNS)}
+        close = block[:, at["close"]]
         present = ~np.isnan(close)
         last = np.maximum.accumulate(np.where(present, np.arange(len(close)), -1))
         filled = ~present & (last >= 0) & (np.arange(len(close)) - last <= self.fill_limit)
         if filled.any():
             previous = close[last[filled]]
             for column in ("open", "high", "low", "close"):
-                columns[column][filled] = previous
-            columns["volume"][filled] = 0.0
-            columns["trades"][filled] = 0.0
-            columns["vwap"][filled] = np.nan
+                block[filled, at[column]] = previous
+            block[filled, at["volume"]] = 0.0
+            block[filled, at["trades"]] = 0.0
+            block[filled, at["vwap"]] = np.nan
         keep = slice(self.fill_limit, None)
-        return pd.DataFrame({c: v[keep] for c, v in columns.items()}, index=extended[keep], copy=False)
+        return pd.DataFrame(block[keep], index=extended[keep], columns=_BAR_INDEX, copy=False)
 
     # ----------------------------------------------------------------------------------- quotes
     def quotes(self, exchange: str, pair: str) -> pd.DataFrame:

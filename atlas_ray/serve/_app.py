@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -173,9 +171,6 @@ def _check_redis(url: str, name: str) -> int | None:
     except redis.exceptions.AuthenticationError:
         raise AtlasError(f"redis at {masked_url(url)} refused the password in the URL.") from None
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
-        reason = str(error).split("\n")[0]
-        if "password" in url:
-            reason = reason.replace(url, masked_url(url))
         raise AtlasError(f"redis at {masked_url(url)} does not answer ({type(error).__name__}).") from None
     except redis.exceptions.ResponseError as error:
         raise AtlasError(f"redis at {masked_url(url)} answered with an error: {error}") from None
@@ -375,12 +370,3 @@ class _StatusPrinter:
             f"latency {latency} | last bar {stats['last_bar']} | "
             f"redis {'up' if stats['redis_up'] else 'DOWN'}"
         )
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    yield
-
-
-def _exit(code: int) -> None:  # pragma: no cover - used by __main__
-    sys.exit(code)

@@ -49,11 +49,13 @@ from atlas_ray.search._experiment import (
     load_experiment,
     load_results,
     now,
+    trial_ids_on_disk,
     write_experiment,
 )
 from atlas_ray.search._gather import failed_result, fold_sets, settle_trial, unit_info
 from atlas_ray.search._model_source import full_space
-from atlas_ray.search._provenance import provenance
+from atlas_ray.search._progress import Progress, ProgressCallback, ProgressDisplay
+from atlas_ray.search._provenance import provenance, spec_source
 from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus
 from atlas_ray.search._spec import PlannedTrial, WorkSpec, WorkUnit, trial_plan
 from atlas_ray.search._trainable import TrialContext, train_trial, trial_directory, variant_key
@@ -91,14 +93,23 @@ def run(
     *,
     storage: str = DEFAULT_STORAGE,
     store: Any = None,
-    resume: bool = False,
+    resume: bool | None = None,
     address: str | None = None,
     max_concurrent: int | None = None,
     dry_run: bool = False,
     spec_path: str = "",
     out: IO[str] | None = None,
+    verbose: bool = False,
+    every: float = 15.0,
 ) -> str:
-    """Run (or with ``dry_run`` only plan) the search; returns the experiment's path or URI."""
+    """Run (or with ``dry_run`` only plan) the search; returns the experiment's path or URI.
+
+    ``resume``: None (the default) starts a new experiment, continues an unfinished one, and for a
+    finished one says so and prints its best trials (safe to run again); True requires the experiment
+    to exist, False requires it not to. An existing experiment must have been run from the same spec
+    text. ``verbose`` shows Ray Tune's own status table instead of the progress line (printed every
+    ``every`` seconds where ``out`` is not a terminal, see ``_progress``).
+    """
     from atlas_ray.featurestore import MarketStore
 
     out = out if out is not None else sys.stdout
@@ -110,22 +121,34 @@ def run(
     validate(spec, store)
     experiment = experiment_uri(storage, spec.name)
     exists = has_experiment(experiment)
-    if resume and not exists:
+    if resume is True and not exists:
         raise SpecError(f"--resume: there is no experiment `{spec.name}` at {experiment} to resume.")
-    if not resume and exists and not dry_run:
+    if resume is False and exists and not dry_run:
         raise SpecError(
-            f"spec `{spec.name}`: the experiment {experiment} already exists; pass --resume to continue it, "
-            "or change --storage or the spec's name."
+            f"spec `{spec.name}`: the experiment {experiment} already exists; pass resume=True to continue "
+            "it, or change the storage or the spec's name."
         )
     plan = trial_plan(spec, full_space)
     if dry_run:
         units = prepare_units(spec, store, use_ray=False)
         print_plan(spec, units, plan, experiment, store, out)
         return experiment
-    started = _ensure_ray(address)
+    if exists:
+        record = load_experiment(experiment)
+        check_same_spec(spec, record, spec_path)
+        if record.status == "finished":
+            print(
+                f"the experiment {experiment} is already finished ({len(record.trial_ids)} trials, "
+                f"{record.finished}): nothing to run. To search again, change --storage or the spec's name.",
+                file=out,
+            )
+            print_best(load_results(experiment), spec, experiment, out)
+            return experiment
+    started = _ensure_ray(address, verbose)
     try:
         units = prepare_units(spec, store, use_ray=True)
-        return _run_tune(spec, units, plan, experiment, resume, max_concurrent, spec_path, out)
+        display = Display(out=out, verbose=verbose, every=every)
+        return _run_tune(spec, units, plan, experiment, exists, max_concurrent, spec_path, display)
     finally:
         if started:
             import ray
@@ -133,8 +156,22 @@ def run(
             ray.shutdown()
 
 
-def _ensure_ray(address: str | None) -> bool:
-    """Join ``address`` or start a local Ray on 127.0.0.1 (with the dashboard); whether it started one."""
+def check_same_spec(spec: WorkSpec, record: Experiment, spec_path: str) -> None:
+    """Refuse to continue an experiment that was run from another text of the spec (its SHA-256 in the
+    provenance differs from the spec file's now); a spec without a file or a record is not checked."""
+    recorded = (record.provenance or {}).get("spec_sha256")
+    _, digest = spec_source(spec_path)
+    if recorded and digest and recorded != digest:
+        raise SpecError(
+            f"spec `{spec.name}`: {spec_path} changed since the experiment {record.directory} was run "
+            f"from it (sha256 {recorded[:12]} then, {digest[:12]} now); change --storage or the spec's "
+            "name to run it as a new experiment."
+        )
+
+
+def _ensure_ray(address: str | None, verbose: bool = False) -> bool:
+    """Join ``address`` or start a local Ray on 127.0.0.1 (with the dashboard); whether it started one.
+    The workers' output reaches this console only with ``verbose``."""
     import ray
 
     for key, value in _WORKER_ENV.items():
@@ -143,13 +180,13 @@ def _ensure_ray(address: str | None) -> bool:
         return False
     if address:
         env = {key: os.environ[key] for key in (*_WORKER_ENV, "KERAS_BACKEND") if key in os.environ}
-        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
+        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=verbose)
     else:
         ray.init(
             _node_ip_address="127.0.0.1",
             dashboard_host="127.0.0.1",
             include_dashboard=True,
-            log_to_driver=False,
+            log_to_driver=verbose,
             configure_logging=False,
         )
     return True
@@ -287,19 +324,31 @@ def _variants(spec: WorkSpec, plan: Sequence[PlannedTrial]) -> list[dict[str, An
     ]
 
 
+@dataclass(frozen=True)
+class Display:
+    """Where and how the search reports: the progress line (``_progress``) on ``out`` every ``every``
+    seconds, or with ``verbose`` Ray Tune's own status table and the workers' output."""
+
+    out: IO[str]
+    verbose: bool = False
+    every: float = 15.0
+
+
 def _run_tune(
     spec: WorkSpec,
     units: Sequence[PreparedUnit],
     plan: Sequence[PlannedTrial],
     experiment: str,
-    resume: bool,
+    exists: bool,
     max_concurrent: int | None,
     spec_path: str,
-    out: IO[str],
+    display: Display,
 ) -> str:
     import ray
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    out = display.out
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -319,8 +368,29 @@ def _run_tune(
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, context=context), resources=_resources_of(resources)
     )
+    progress = ProgressDisplay(
+        Progress(
+            total=len(plan),
+            max_t=spec.scheduler.max_t,
+            metric=spec.scheduler.metric,
+            sign=spec.scheduler.mode.sign,
+        ),
+        out,
+        every=display.every,
+        show=not display.verbose,
+    )
+    callbacks = [
+        _settler(experiment, spec, spec_path, units),
+        ProgressCallback(progress, error_text=_error_line, max_failures=spec.max_failures),
+    ]
+    reporter = _reporter(spec) if display.verbose else None
+    verbosity = 1 if display.verbose else 0
+    resume = exists and tune.Tuner.can_restore(experiment)
+    if exists and not resume:
+        print(f"the experiment {experiment} ended before any trial started: starting it again", file=out)
     if resume:
-        record = load_experiment(experiment)
+        settled = len(trial_ids_on_disk(experiment))
+        print(f"continuing the unfinished experiment {experiment} ({settled} trials with results)", file=out)
         tuner = tune.Tuner.restore(
             experiment,
             trainable=trainable,
@@ -328,6 +398,11 @@ def _run_tune(
             resume_errored=False,
             restart_errored=False,
         )
+        # Tune restores the run config it pickled; this run's callbacks and console replace its own.
+        run_config = tuner._local_tuner.get_run_config()
+        run_config.callbacks = callbacks
+        run_config.progress_reporter = reporter
+        run_config.verbose = verbosity
     else:
         record = Experiment(
             name=spec.name,
@@ -357,9 +432,9 @@ def _run_tune(
                 storage_path=experiment.rsplit("/", 1)[0],
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                progress_reporter=_reporter(spec),
-                callbacks=[_settler(experiment, spec, spec_path, units)],
-                verbose=1,
+                progress_reporter=reporter,
+                callbacks=callbacks,
+                verbose=verbosity,
             ),
         )
     grid = tuner.fit()
@@ -531,9 +606,12 @@ def _settler(experiment: str, spec: WorkSpec, spec_path: str, units: Sequence[Pr
 
 
 def _error_line(trial: Any) -> str:
-    """The last meaningful line of a trial's error (the exception and its message)."""
+    """The last meaningful line of a trial's error (the exception and its message): from the driver's
+    own error file, written as the error arrives (the copy in storage follows at the next sync)."""
+    error: object = None
     try:
-        error = trial.get_error()
+        local = trial.error_file
+        error = Path(local).read_text() if local and os.path.isfile(local) else trial.get_error()
     except Exception:  # the error file may be gone; the status is what matters
         error = None
     return _error_text(error)

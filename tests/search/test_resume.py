@@ -1,5 +1,6 @@
-"""Kill the driver with SIGKILL mid-run; ``--resume`` finishes the experiment with no finished trial lost
-or run twice. The search runs in a subprocess (the CLI) joined to the test's real Ray cluster."""
+"""Kill the driver with SIGKILL mid-run; running the same command again finishes the experiment with no
+finished trial lost or run twice; a third run says it is finished and trains nothing; a changed spec is
+refused. The search runs in a subprocess (the CLI) joined to the test's real Ray cluster."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from atlas_ray._cli import run_cli
 from atlas_ray.search import TrialStatus, load_experiment, load_results
+from atlas_ray.search.__main__ import main
 
 pytestmark = pytest.mark.slow
 
@@ -59,8 +62,8 @@ def finished_trials(experiment: Path) -> dict[str, bytes]:
     return found
 
 
-def test_sigkill_then_resume_finishes_every_trial_once(
-    ray_cluster: None, minute_store, tmp_path: Path
+def test_sigkill_then_the_same_command_finishes_every_trial_once(
+    ray_cluster: None, minute_store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:  # type: ignore[no-untyped-def]
     import ray
 
@@ -91,9 +94,11 @@ def test_sigkill_then_resume_finishes_every_trial_once(
     assert load_experiment(experiment).status == "running"
     mtimes = {tid: (experiment / "trials" / tid / "result.json").stat().st_mtime_ns for tid in before}
 
-    second = cli(spec, storage, minute_store.root, address, "--resume")
+    second = cli(spec, storage, minute_store.root, address)  # the same command, no --resume
     output, _ = second.communicate(timeout=400)
     assert second.returncode == 0, output.decode()[-3000:]
+    assert f"continuing the unfinished experiment {experiment}" in output.decode()
+    assert f"{TRIALS}/{TRIALS} done" in output.decode()
 
     record = load_experiment(experiment)
     assert record.status == "finished" and len(record.trial_ids) == TRIALS
@@ -106,3 +111,22 @@ def test_sigkill_then_resume_finishes_every_trial_once(
         path = experiment / "trials" / trial_id / "result.json"
         assert path.read_bytes() == data, f"{trial_id} was trained again"
         assert path.stat().st_mtime_ns == mtimes[trial_id]
+
+    # a third run: finished, so it says so, prints the best trials and trains nothing
+    args = [str(spec), "--storage", str(storage), "--store", minute_store.root, "--address", address]
+    assert run_cli(main, args) == 0
+    printed = capsys.readouterr().out
+    assert f"the experiment {experiment} is already finished ({TRIALS} trials" in printed
+    assert "best trials by validation loss" in printed
+    assert all(
+        path.stat().st_mtime_ns == mtimes.get(path.parent.name, path.stat().st_mtime_ns)
+        for path in experiment.glob("trials/*/result.json")
+    )
+    assert load_experiment(experiment).finished == record.finished
+
+    # the spec's text changed since: refused in one line, nothing run
+    spec.write_text(spec.read_text() + "# changed\n")
+    assert run_cli(main, args) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: spec `resumable`:") and "changed since the experiment" in error
+    assert error.count("\n") == 1

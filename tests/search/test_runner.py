@@ -157,3 +157,16 @@ def test_tensorboard_logs_are_written(searched) -> None:  # type: ignore[no-unty
     _, experiment, _, _, _ = searched
     events = list(Path(experiment).glob("*/events.out.tfevents.*"))
     assert len(events) >= 3
+
+
+def test_console_is_one_progress_line_and_loud_failures(searched) -> None:  # type: ignore[no-untyped-def]
+    _, _, results, _, printed = searched
+    assert "Trial status" not in printed and "Current time" not in printed  # no Ray Tune table
+    final = [line for line in printed.splitlines() if line.startswith(f"{len(results)}/{len(results)} done")]
+    assert final, printed
+    assert "2 failed" in final[-1] and "best val_loss" in final[-1] and "elapsed" in final[-1]
+    for result in results:
+        if result.status is TrialStatus.FAILED:
+            line = f"trial {result.trial_id} ({result.identity.model}) failed: "
+            assert line in printed, printed
+            assert result.error is not None and result.error.split(":")[0] in printed.split(line)[1]

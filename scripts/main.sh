@@ -2,6 +2,8 @@
 # Set up and run the main job: ingest the sample market data into ./atlas_store, run the June search
 # (specs/june.py) into ./experiments, write the comparison report into ./reports/june, and replay a day
 # through the best model on Ray Serve into redis (predictions under atlas:pred:june).
+# Safe to run again: ingest skips rows already stored, the search continues an unfinished experiment
+# and for a finished one says so (nothing trained), and the report is rewritten.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -14,7 +14,10 @@ Two builds of the same range, from the same store:
   the package) before timing, as in a search where the cluster lives for hours.
 * reference: a plain single-process pandas implementation written here (read each exchange's
   partitions with pyarrow, reindex to the minute grid, forward-fill up to 5 bars, vectorised pandas
-  maths, drop NaN rows). Its frame is compared with atlas_ray's (same rows; largest difference printed).
+  maths, drop NaN rows). Its frame is compared with atlas_ray's: the same rows, the same columns and
+  every value equal within ``RTOL`` / ``ATOL`` (largest difference printed). When they differ the
+  benchmark says where on stderr and exits with status 1 (after its JSON line): a fast wrong frame is
+  no result.
 
 Peak memory: a thread samples, every 50 ms, the proportional set size (PSS, which splits shared pages
 such as Ray's object store among the processes mapping them, so nothing is counted twice) summed over
@@ -25,8 +28,8 @@ highest sum during the build less the sum just before it, divided by the finishe
 Timing: the two builds alternate ``--repeat`` times (default 3) and each keeps its best time (the
 machine is shared, so the best run is the least disturbed one); memory keeps the highest rise.
 
-Targets (issue 2): rows/s ratio atlas_ray / pandas >= 1.0 on this 2-core machine; peak memory <= 3x
-the finished frame. The last printed line is one JSON object with the figures.
+Targets (issue 12): rows/s ratio atlas_ray / pandas >= 1.5 on this 2-core machine (issue 2 asked for
+1.0); peak memory <= 3x the finished frame. The last printed line is one JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -67,6 +71,8 @@ TILE_DAYS = 21
 LOOKBACKS = (1, 5, 15, 60)
 WINDOWS = (10, 30)
 FILL_LIMIT = 5
+TARGET = 1.5
+RTOL, ATOL = 1e-9, 1e-12  # floating-point summation order differs between the two builds, nothing more
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -221,7 +227,41 @@ class PeakMemory:
         return self.peak - self.baseline
 
 
-def main() -> None:
+def compare(atlas: pd.DataFrame, reference: pd.DataFrame) -> tuple[bool, float, list[str]]:
+    """Whether the two frames hold the same rows, columns and values (within ``RTOL`` / ``ATOL``), the
+    largest relative difference on the common rows and columns, and what differs (one line each)."""
+    problems = []
+    if set(atlas.columns) != set(reference.columns):
+        missing = sorted(set(reference.columns) - set(atlas.columns))
+        extra = sorted(set(atlas.columns) - set(reference.columns))
+        problems.append(f"columns differ: missing {missing}, extra {extra}")
+    if not atlas.index.equals(reference.index):
+        only_atlas = atlas.index.difference(reference.index)
+        only_reference = reference.index.difference(atlas.index)
+        problems.append(
+            f"rows differ: {len(only_atlas)} only in atlas_ray (first {list(only_atlas[:3])}), "
+            f"{len(only_reference)} only in the reference (first {list(only_reference[:3])})"
+        )
+    columns = [c for c in reference.columns if c in atlas.columns]
+    common = atlas.index.intersection(reference.index)
+    a = atlas.loc[common, columns].to_numpy(dtype="float64")
+    b = reference.loc[common, columns].to_numpy(dtype="float64")
+    if a.size == 0:
+        return False, float("nan"), [*problems, "no common rows and columns to compare"]
+    max_rel = float(np.nanmax(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
+    close = np.isclose(a, b, rtol=RTOL, atol=ATOL, equal_nan=True)
+    if not close.all():
+        rows, cols = np.nonzero(~close)
+        worst = {columns[c] for c in cols[:1000]}
+        problems.append(
+            f"{int((~close).sum())} values differ beyond rtol={RTOL:g}, atol={ATOL:g} in "
+            f"{len(worst)} columns (e.g. {sorted(worst)[:3]}); first at {common[rows[0]]}: "
+            f"atlas_ray {a[rows[0], cols[0]]:.17g}, reference {b[rows[0], cols[0]]:.17g}"
+        )
+    return not problems, max_rel, problems
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiles", type=int, default=35, help="copies of the 21 real days (default 35)")
     parser.add_argument("--repeat", type=int, default=3, help="alternating runs of each build (default 3)")
@@ -272,12 +312,8 @@ def main() -> None:
         atlas_rise, pandas_rise = max(atlas_rises), max(pandas_rises)
         frame_bytes = int(atlas.memory_usage(deep=True).sum())
 
-        reference = reference[list(atlas.columns)]
         same_rows = atlas.index.equals(reference.index)
-        common = atlas.index.intersection(reference.index)
-        a = atlas.loc[common].to_numpy()
-        b = reference.loc[common].to_numpy()
-        max_rel = float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
+        same, max_rel, problems = compare(atlas, reference)
 
         t0 = time.perf_counter()
         fls.build(start, end, store)  # computes and writes the cache
@@ -293,14 +329,15 @@ def main() -> None:
         memory_ratio = atlas_rise / frame_bytes
         print(f"frame: {rows:,} rows x {atlas.shape[1]} columns, {frame_bytes / 2**20:.1f} MiB")
         print(
-            f"reference check: same rows {same_rows} ({len(reference):,} reference rows), "
-            f"largest relative difference {max_rel:.2e}"
+            f"reference check: {'the same frame' if same else 'DIFFERENT FRAMES'} (same rows {same_rows}, "
+            f"{len(reference):,} reference rows; largest relative difference {max_rel:.2e}, "
+            f"tolerance rtol={RTOL:g} atol={ATOL:g})"
         )
         runs = ", ".join(f"{t:.2f}" for t in atlas_times)
         print(f"atlas_ray (Ray Data, 2 CPUs): best {atlas_s:.2f}s of [{runs}], {atlas_rate:,.0f} rows/s")
         runs = ", ".join(f"{t:.2f}" for t in pandas_times)
         print(f"pandas reference (1 process): best {pandas_s:.2f}s of [{runs}], {pandas_rate:,.0f} rows/s")
-        print(f"ratio atlas/pandas: {ratio:.2f} (target >= 1.0)")
+        print(f"ratio atlas/pandas: {ratio:.2f} (target >= {TARGET})")
         print(
             f"peak memory atlas_ray: +{atlas_rise / 2**20:.0f} MiB PSS over driver + Ray processes "
             f"= {memory_ratio:.2f}x the frame (target <= 3.0); pandas reference: "
@@ -318,12 +355,13 @@ def main() -> None:
                     "atlas_rows_per_s": round(atlas_rate),
                     "pandas_rows_per_s": round(pandas_rate),
                     "ratio": round(ratio, 3),
-                    "target": 1.0,
+                    "target": TARGET,
                     "peak_memory_x_frame": round(memory_ratio, 3),
                     "memory_target": 3.0,
                     "pandas_peak_memory_x_frame": round(pandas_rise / frame_bytes, 3),
                     "frame_mib": round(frame_bytes / 2**20, 1),
                     "same_rows_as_reference": same_rows,
+                    "same_as_reference": same,
                     "max_relative_difference": max_rel,
                     "cached_read_s": round(cached_s, 3),
                 }
@@ -332,7 +370,12 @@ def main() -> None:
     finally:
         ray.shutdown()
         shutil.rmtree(workdir, ignore_errors=True)
+    if not same:
+        for problem in problems:
+            print(f"error: atlas_ray's frame differs from the pandas reference: {problem}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

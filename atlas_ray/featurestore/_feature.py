@@ -264,7 +264,7 @@ class Feature(ABC):
             values = np.asarray(self._values(data), dtype=np.float64)
         except MissingDataError as error:
             raise MissingDataError(f"{self.name}: {error}") from None
-        return pd.Series(values, index=data.grid, name=self.name, dtype="float64")
+        return pd.Series(values, index=data.grid, name=self.name, dtype=np.float64)
 
     # ------------------------------------------------------------------ fluent steps (refusing)
     def _refuse(self, step: str) -> FeatureError:

@@ -65,7 +65,7 @@ class Volume(_MarketFeature):
         return (self._requirement("bars"),)
 
     def _values(self, data: MarketData) -> np.ndarray:
-        return data.bars(*self.market)["volume"].to_numpy(dtype="float64")
+        return data.bars(*self.market)["volume"].to_numpy(dtype=np.float64)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False, repr=False)
@@ -313,7 +313,7 @@ class _AtDepth(_MarketFeature):
 
     def _price(self, data: MarketData, side: str) -> np.ndarray:
         if self.depth_level == 0:
-            return data.quotes(*self.market)[f"{side}_price"].to_numpy(dtype="float64")
+            return data.quotes(*self.market)[f"{side}_price"].to_numpy(dtype=np.float64)
         return data.book(*self.market).level(side, self.depth_level)[0]
 
 

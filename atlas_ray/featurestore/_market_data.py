@@ -212,7 +212,10 @@ class MarketData:
         on_grid = position >= 0
         target = position[on_grid]
         block = np.full((len(extended), len(BAR_COLUMNS)), np.nan)
-        source = raw[list(BAR_COLUMNS)].to_numpy(dtype=np.float64)
+        if list(raw.columns) == list(BAR_COLUMNS):
+            source = raw.to_numpy(dtype=np.float64)
+        else:
+            source = np.column_stack([raw[c].to_numpy(dtype=np.float64) for c in BAR_COLUMNS])
         block[target] = source[first][on_grid]
         at = {c: j for j, c in enumerate(BAR_COLUMNS)}
         close = block[:, at["close"]]
@@ -247,7 +250,7 @@ class MarketData:
             lo, hi = self._read_range()
             raw = self.store.quotes(exchange, pair, lo, hi)
             stamps = pd.DatetimeIndex(raw.index)
-            values = {c: raw[c].to_numpy(dtype="float64") for c in QUOTE_COLUMNS}
+            values = {c: raw[c].to_numpy(dtype=np.float64) for c in QUOTE_COLUMNS}
             rows = self._rows_for(stamps)
             out = {}
             for column, array in values.items():
@@ -303,8 +306,8 @@ class MarketData:
         which = snapshots.get_indexer(stamps)
         side = raw["side"].astype(str).to_numpy()
         level = raw["level"].to_numpy(dtype="int64")
-        price = raw["price"].to_numpy(dtype="float64")
-        size = raw["size"].to_numpy(dtype="float64")
+        price = raw["price"].to_numpy(dtype=np.float64)
+        size = raw["size"].to_numpy(dtype=np.float64)
         arrays = []
         for name in ("bid", "ask"):
             mine = side == name

@@ -71,12 +71,11 @@ class _Series:
     def frame(self, lo: int, hi: int, columns: Sequence[str]) -> pd.DataFrame:
         index = pd.DatetimeIndex(self.stamps[lo:hi].copy(), tz="UTC", name="timestamp")
         wanted = [c for c in columns if c in self.values]
-        return pd.DataFrame(
-            {c: self.values[c][lo:hi].copy() for c in wanted},
-            index=index,
-            columns=pd.Index(wanted, dtype=object),
-            copy=False,
-        )
+        names = pd.Index(wanted, dtype=object)
+        if all(self.values[c].dtype == np.float64 for c in wanted):  # one block: bars and quotes
+            block = np.column_stack([self.values[c][lo:hi] for c in wanted]) if wanted else None
+            return pd.DataFrame(block, index=index, columns=names, copy=False)
+        return pd.DataFrame({c: self.values[c][lo:hi].copy() for c in wanted}, index=index, columns=names)
 
 
 def _dtype(column: str) -> Any:

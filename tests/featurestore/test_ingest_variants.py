@@ -160,3 +160,65 @@ def test_two_overlapping_export_versions_add_each_trade_once(
     assert two.rejected["duplicate"] > 3_900
     from_first = original["trade_id"].isin(first["id"])
     pd.testing.assert_frame_equal(stored.loc[stored["trade_id"].isin(first["id"])], original.loc[from_first])
+
+
+def test_cdd_variant_reads_as_the_original(cdd_store: MarketStore, data_dir: Path, tmp_path: Path) -> None:
+    lines = [
+        line
+        for line in (data_dir / "hourly_cdd" / "Bitstamp_BTCUSD_1h.csv").read_bytes().split(b"\n")[1:]
+        if line.strip()
+    ]
+    rows = []
+    for line in lines:
+        try:
+            fields = line.decode("utf-8").split(";")
+        except UnicodeDecodeError:
+            continue
+        stamp = pd.Timestamp(pd.to_datetime(fields[0], format="%Y-%m-%d %I-%p"), tz="UTC")
+        rows.append([str(stamp.value // 1_000_000), fields[1], *fields[2:6], fields[7], fields[6], "12"])
+    # A newer CryptoDataDownload layout: the site line, commas, a Unix column in ms, the quote volume
+    # first, a trade count column.
+    header = "unix,symbol,open,high,low,close,Volume USD,Volume BTC,tradecount"
+    text = "https://www.CryptoDataDownload.com\n" + header + "\n" + "\n".join(",".join(r) for r in rows)
+    path = tmp_path / "Bitstamp_BTCUSD_1h_new.csv"
+    path.write_text(text + "\n")
+    store = MarketStore(tmp_path / "store")
+    report = store.ingest(path, exchange="bitstamp", pair="btc_usd")
+    assert report.format == "cdd" and report.rows_fixed == 0
+    got = store.read("bitstamp", "btc_usd", "bars_1h")
+    want = cdd_store.read("bitstamp", "btc_usd", "bars_1h")
+    assert (got["trades"] == 12).all()
+    pd.testing.assert_frame_equal(got.drop(columns="trades"), want.drop(columns="trades"))
+
+
+def test_ticker_variant_reads_as_the_original(data_dir: Path, tmp_path: Path) -> None:
+    path = data_dir / FLYER / "bitflyer.ticker.20180122.BTC_JPY.csv.gz"
+    clean = MarketStore(tmp_path / "clean")
+    clean.ingest(path, exchange="bitflyer", pair="btc_jpy")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    variant = raw.rename(
+        columns={
+            "best_bid": "bid",
+            "best_ask": "ask",
+            "best_bid_size": "Bid Size",
+            "best_ask_size": "ask_size",
+        }
+    )
+    variant["timestamp"] = variant["timestamp"].str.replace("+09:00", " +09:00", regex=False)
+    variant = variant[list(reversed(variant.columns))]
+    store = MarketStore(tmp_path / "store")
+    store.ingest(
+        _write(variant, tmp_path / "ticker_variant.csv.gz", True), exchange="bitflyer", pair="btc_jpy"
+    )
+    pd.testing.assert_frame_equal(store.quotes("bitflyer", "btc_jpy"), clean.quotes("bitflyer", "btc_jpy"))
+
+
+def test_unreadable_parquet_names_the_closest_format(data_dir: Path, tmp_path: Path) -> None:
+    frame = pd.read_parquet(data_dir / "minute_bars_2023-03" / "kraken_btcusd.parquet").iloc[:100]
+    path = tmp_path / "odd.parquet"
+    frame.drop(columns=["close", "volume"]).rename(columns={"high": "top"}).to_parquet(path)
+    with pytest.raises(IngestError) as caught:
+        MarketStore(tmp_path / "store").ingest(path, exchange="kraken", pair="btc_usd")
+    message = str(caught.value)
+    assert "open, top, low, trades" in message
+    assert "the closest is minute_bars, which also needs high (or h, high_price), close" in message

@@ -3,8 +3,10 @@
 Layout: an optional first line naming the site (``https://www.CryptoDataDownload.com``), then the
 header ``Date;Symbol;Open;High;Low;Close;Volume <base>;Volume <quote>`` (``;`` or ``,`` separated),
 newest row first. Dates look like ``2019-03-12 12-AM`` (also ``2019-03-12 00:00:00``, or a ``Unix``
-column) and are taken as UTC. The resolution is the file's most common step. ``Volume <base>`` is the
-volume; VWAP = quote volume / base volume (NaN when the volume is 0); the trade count is unknown (-1).
+column, epoch s or ms) and are taken as UTC. The resolution is the file's most common step. Columns are
+found by name, in any order; ``Volume <base>`` (the currency the symbol starts with) is the volume;
+VWAP = quote volume / base volume (NaN when the volume is 0); the trade count is ``tradecount`` where
+newer files have it, else unknown (-1).
 
 A line whose bytes are not UTF-8 (a few rows of the real files carry garbage bytes inside a volume)
 is rejected as unparseable; the other rows are kept.
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from atlas_ray.featurestore._formats._bar_frame import bar_frame, infer_resolution
 from atlas_ray.featurestore._formats._common import (
@@ -45,7 +48,8 @@ def looks_like_cdd(lines: list[str]) -> bool:
     """The first (or, after the site line, second) line is a CDD header: date, symbol, OHLC, volumes."""
     for line in lines[:2]:
         fields = _split_header(line)
-        if {"date", "symbol", *_PRICES} <= set(fields) and any(f.startswith("volume") for f in fields):
+        timed = bool({"date", "unix", "unix timestamp"} & set(fields))
+        if timed and {"symbol", *_PRICES} <= set(fields) and any(f.startswith("volume") for f in fields):
             return True
     return False
 
@@ -55,7 +59,11 @@ def read_cdd(path: Path, name: str) -> Source:
     data = open_bytes(path)
     raw_lines = data.split(b"\n")
     header_at = next(
-        (i for i, line in enumerate(raw_lines[:2]) if b"date" in line.lower() and b"open" in line.lower()),
+        (
+            i
+            for i, line in enumerate(raw_lines[:2])
+            if (b"date" in line.lower() or b"unix" in line.lower()) and b"open" in line.lower()
+        ),
         None,
     )
     if header_at is None:
@@ -82,7 +90,8 @@ def read_cdd(path: Path, name: str) -> Source:
     if not good and not unparseable:
         raise file_error(name, "the file holds no rows")
     columns = _split_header(header_text)
-    missing = [c for c in ("date", *_PRICES) if c not in columns]
+    timed = [c for c in ("date", "unix", "unix timestamp") if c in columns]
+    missing = (["date"] if not timed else []) + [c for c in _PRICES if c not in columns]
     volumes = [c for c in columns if c.startswith("volume")]
     if missing or not volumes:
         lacks = missing + ([] if volumes else ["volume <base>"])
@@ -106,13 +115,16 @@ def read_cdd(path: Path, name: str) -> Source:
             text.cast("string"), name=name, column="date", lines=lines, formats=_DATE_FORMATS
         )
     values = {c: numbers(table.column(c), name=name, column=c, lines=lines) for c in _PRICES}
-    base = volumes[0]
+    base, volumes = _base_first(volumes, table)
     values["volume"] = numbers(table.column(base), name=name, column=base, lines=lines)
     if len(volumes) > 1:
         quote = numbers(table.column(volumes[1]), name=name, column=volumes[1], lines=lines)
         with np.errstate(divide="ignore", invalid="ignore"):
             values["vwap"] = np.where(values["volume"] > 0, quote / values["volume"], np.nan)
         values["quote_volume"] = quote
+    trades = next((c for c in ("tradecount", "trade count", "trades") if c in columns), None)
+    if trades is not None:
+        values["trades"] = numbers(table.column(trades), name=name, column=trades, lines=lines)
     resolution = infer_resolution(times, name=name, default=Resolution.HOUR)
     return Source(
         format=FORMAT,
@@ -124,3 +136,16 @@ def read_cdd(path: Path, name: str) -> Source:
         interval=resolution.offset,
         unparseable=unparseable,
     )
+
+
+def _base_first(volumes: list[str], table: pa.Table) -> tuple[str, list[str]]:
+    """The base volume column first: the one named for the currency the symbol starts with
+    (``Volume BTC`` for ``BTCUSD``), else the first, as CryptoDataDownload writes them."""
+    if len(volumes) < 2 or "symbol" not in table.column_names or table.num_rows == 0:
+        return volumes[0], volumes
+    symbol = str(table.column("symbol")[0].as_py() or "").replace("/", "").replace("-", "").lower()
+    for column in volumes:
+        currency = column.removeprefix("volume").strip(" _").lower()
+        if currency and symbol.startswith(currency):
+            return column, [column, *[c for c in volumes if c != column]]
+    return volumes[0], volumes

@@ -85,11 +85,7 @@ def detect_format(path: Path) -> str:
             raise file_error(name, f"is not a readable parquet file ({error})") from None
         if looks_like_minute_bars(columns):
             return "minute_bars"
-        raise file_error(
-            name,
-            f"the parquet columns {columns} match no known format; minute bars need a time and "
-            "open, high, low, close, volume",
-        )
+        raise file_error(name, _no_format(",".join(columns)))
     lines = _first_lines(head, 3)
     if not lines:
         raise file_error(name, "the file is empty")

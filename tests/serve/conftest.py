@@ -21,23 +21,12 @@ import redis
 
 from atlas_ray.featurestore import (
     FeatureLabelSet,
-    InterExchangeSpread,
-    LogReturns,
-    Midpoint,
     Percentiles,
     TimeSplit,
-    Volume,
 )
 from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, WorkSpec, WorkUnit
+from tests.search.search_specs import FEATURES, LABEL  # the june features on two exchanges
 
-FEATURES = [
-    LogReturns().coinbase().one_min(),
-    LogReturns().coinbase().one_min().lookback(5),
-    LogReturns().kraken().one_min().lookback(5),
-    Volume().coinbase().one_min(),
-    InterExchangeSpread(Midpoint().coinbase().one_min(), Midpoint().kraken().one_min()),
-]
-LABEL = LogReturns().coinbase().one_min().lookforward(1)
 START, END = "2023-03-01", "2023-03-03"
 
 

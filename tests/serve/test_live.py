@@ -78,6 +78,18 @@ def _http(method: str, url: str, body: Any = None) -> tuple[int, dict[str, Any]]
         return error.code, json.loads(error.read())
 
 
+def _dashboard_applications() -> dict[str, Any]:
+    """The Serve applications the Ray dashboard lists (with the cluster's token, when it has one)."""
+    import ray._private.worker as worker
+
+    url = worker.get_dashboard_url()
+    token = Path.home() / ".ray" / "auth_token"
+    headers = {"Authorization": f"Bearer {token.read_text().strip()}"} if token.exists() else {}
+    request = urllib.request.Request(f"http://{url}/api/serve/applications/", headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.loads(response.read())["applications"])
+
+
 def test_bars_over_http_health_and_serve_status(
     served_experiment: Path, minute_store: MarketStore, redis_server: RedisServer, http_port: int
 ) -> None:
@@ -122,6 +134,7 @@ def test_bars_over_http_health_and_serve_status(
     applications = serve.status().applications
     assert str(applications["http_live"].status).endswith("RUNNING")
     assert "LiveModel_http_live" in applications["http_live"].deployments
+    assert "http_live" in _dashboard_applications()  # what the dashboard's Serve view shows
     # another trial under the same name: swapped in place, the next bar carries version 2
     gru = trial_of(served_experiment, "gru")
     swapped = handle.swap.remote({"experiment": str(served_experiment), "trial": gru}).result()

@@ -44,6 +44,7 @@ missing interval of each gap.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -59,7 +60,7 @@ from atlas_ray.errors import IngestError
 from atlas_ray.featurestore._formats import Source, read_source
 from atlas_ray.featurestore._formats._common import row_error
 from atlas_ray.featurestore._ingest_reports import keep_report
-from atlas_ray.featurestore._partitions import row_identity
+from atlas_ray.featurestore._partitions import dedupe_keys, row_identity
 from atlas_ray.featurestore._schema import COLUMNS, Resolution
 from atlas_ray.featurestore._validate_rows import (
     FIX_REASONS,
@@ -234,6 +235,7 @@ def ingest_files(
             prepared = list(pool.map(lambda path: _prepare(path, format, rules, strict), files))
     else:
         prepared = [_prepare(path, format, rules, strict) for path in files]
+    prepared = [_against_store(store, batch, exchange, pair, strict) for batch in prepared]
     together = _write_together(store, prepared, exchange, pair)
     if together is not None:
         reports = [
@@ -313,12 +315,14 @@ class _Prepared:
     span: tuple[pd.Timestamp, pd.Timestamp] | None
     fixed: dict[str, int] = field(default_factory=dict)
     examples: dict[str, tuple[Defect, ...]] = field(default_factory=dict)
+    stored_conflicts: int = 0
 
     def report(self, exchange: str, pair: str, written: dict[str, int]) -> IngestReport:
         rejected = dict(self.rejected)
         total = sum(written.values())
         if self.source.kind in COLUMNS:
-            rejected["duplicate"] += self.kept - written.get(self.source.kind, 0)
+            rejected["conflict"] += self.stored_conflicts
+            rejected["duplicate"] += self.kept - self.stored_conflicts - written.get(self.source.kind, 0)
         elif total == 0:
             rejected["duplicate"] += self.kept
         return IngestReport(
@@ -338,6 +342,42 @@ class _Prepared:
             fixed=dict(self.fixed),
             examples=dict(self.examples),
         )
+
+
+def _against_store(
+    store: PartitionStore, batch: _Prepared, exchange: str, pair: str, strict: bool
+) -> _Prepared:
+    """Rows keyed by time (bars, quotes) whose time the store holds already with other values are
+    ``conflict``s, not duplicates: the stored row stays (nothing stored is replaced), the file's row is
+    refused and counted (``strict``: the file is refused)."""
+    kind = batch.source.kind
+    if kind not in COLUMNS or dedupe_keys(kind) != ("timestamp",) or not store.has(exchange, pair, kind):
+        return batch
+    frame = batch.outputs[kind]
+    if frame.empty:
+        return batch
+    times = pd.DatetimeIndex(frame["timestamp"])
+    stored = store.read(exchange, pair, kind, times.min(), times.max() + pd.Timedelta(1, "ns"))
+    common = times.isin(stored.index)
+    if not common.any():
+        return batch
+    columns = list(COLUMNS[kind])
+    mine = frame.loc[common, columns].reset_index(drop=True)
+    theirs = stored.loc[times[common], columns].reset_index(drop=True)
+    same = (mine == theirs) | (mine.isna() & theirs.isna())
+    differ = ~same.all(axis=1).to_numpy()
+    if not differ.any():
+        return batch
+    first = times[common][int(np.flatnonzero(differ)[0])]
+    if strict:
+        raise IngestError(
+            f"ingest: {batch.name}: {int(differ.sum())} rows conflict with rows already in the store "
+            f"(the first at {first}: same time, other values) (--strict refuses the file on its first defect)"
+        )
+    example = Defect("conflict", 0, "timestamp", str(first), "the store holds this time with other values")
+    examples = dict(batch.examples)
+    examples["conflict"] = (*examples.get("conflict", ()), example)[:_EXAMPLES]
+    return dataclasses.replace(batch, stored_conflicts=int(differ.sum()), examples=examples)
 
 
 def _prepare(path: Path, format: str | None, checks: RowChecks, strict: bool) -> _Prepared:

@@ -254,3 +254,23 @@ def test_row_checks_refuse_bad_settings() -> None:
     with pytest.raises(ValueError, match="median_window` is 2"):
         RowChecks(median_window=2)
     assert np.isclose(RowChecks().volume_tolerance, 0.02)
+
+
+def test_rows_conflicting_with_the_store_are_counted_not_written(data_dir: Path, tmp_path: Path) -> None:
+    frame = _minute_frame(data_dir).iloc[:2000]
+    first = tmp_path / "first.parquet"
+    frame.to_parquet(first)
+    changed = frame.copy()
+    rows = [10, 500, 1500]
+    changed.iloc[rows, changed.columns.get_loc("close")] = changed["low"].iloc[rows] + 0.5
+    second = tmp_path / "second.parquet"
+    changed.to_parquet(second)
+    store = MarketStore(tmp_path / "store")
+    store.ingest(first, exchange="k", pair="btc_usd")
+    before = store.read("k", "btc_usd", "bars_1m")
+    report = store.ingest(second, exchange="k", pair="btc_usd")
+    assert report.rows_written == 0
+    assert report.rejected["conflict"] == 3 and report.rejected["duplicate"] == 2000 - 3
+    pd.testing.assert_frame_equal(store.read("k", "btc_usd", "bars_1m"), before)
+    with pytest.raises(IngestError, match="3 rows conflict with rows already in the store"):
+        store.ingest(second, exchange="k", pair="btc_usd", strict=True)

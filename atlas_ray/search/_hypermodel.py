@@ -58,14 +58,13 @@ import numpy as np
 
 from atlas_ray.errors import SpecError
 from atlas_ray.featurestore._prepared import Task
-from atlas_ray.search._zoo import (
+from atlas_ray.search._zoo_model import (
     COMMON_PARAMETERS,
     ParameterKind,
     ParameterRule,
     ZooModel,
     bool_rule,
     choice_rule,
-    compile_if_needed,
     float_rule,
 )
 
@@ -110,6 +109,8 @@ def hypermodel_zoo_model(hm: Any, name: str | None = None) -> ZooModel:
         config: Mapping[str, Any], *, input_shape: tuple[int, ...], task: Task, n_classes: int,
         train_X: np.ndarray,
     ) -> Any:
+        from atlas_ray.search._models._common import compile_if_needed  # imports Keras
+
         return compile_if_needed(builder(config), config, model_name, task, n_classes)
 
     return ZooModel(

@@ -191,7 +191,7 @@ def _check_model(spec: WorkSpec, unit: WorkUnit, model: ModelSpec) -> None:
         raise SpecError(f"{where}, field `model`: {error}") from None
     if not isinstance(model.space, dict):
         raise SpecError(f"{where}, field `space`: {type(model.space).__name__} is not a dict of parameters.")
-    from atlas_ray.search._zoo import validate_config
+    from atlas_ray.search._zoo_model import validate_config
 
     try:
         validate_config(zoo_model, full_space(model))

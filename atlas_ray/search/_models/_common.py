@@ -1,4 +1,5 @@
-"""Keras pieces every zoo model shares: regularisers, the task's output head, compiling.
+"""Keras pieces every zoo model shares: regularisers, the task's output head, compiling (and compiling a
+user's model unless its author did, ``compile_if_needed``).
 
 The output head and loss follow the task: one sigmoid unit and ``binary_crossentropy`` for
 ``Task.BINARY`` (labels 0/1), ``n_classes`` softmax units and ``sparse_categorical_crossentropy`` for
@@ -9,15 +10,19 @@ named so the per-epoch history keys are stable: ``accuracy`` and ``auc`` (classi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import keras
 
+from atlas_ray.errors import SpecError
 from atlas_ray.featurestore._prepared import Task
+from atlas_ray.search._zoo_model import COMMON_PARAMETERS
 
 __all__ = [
     "SparseMulticlassAUC",
     "compile_for_task",
+    "compile_if_needed",
     "flatten_rows",
     "output_head",
     "output_width",
@@ -95,4 +100,26 @@ def compile_for_task(model: Any, task: Task, n_classes: int, learning_rate: floa
         loss = "mse"
         metrics = [keras.metrics.MeanAbsoluteError(name="mae")]
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=loss, metrics=metrics)
+    return model
+
+
+def compile_if_needed(
+    model: Any, config: Mapping[str, Any], name: str, task: Task, n_classes: int
+) -> Any:
+    """``model`` compiled for ``task`` unless its author compiled it; ``SpecError`` if it is no Keras
+    model or its output width does not fit the task."""
+    if not isinstance(model, keras.Model):
+        raise SpecError(
+            f"model `{name}`: build returned {type(model).__name__}, but must return a keras.Model"
+        )
+    if getattr(model, "compiled", False):
+        return model
+    width = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
+    expected = output_width(task, n_classes)
+    if width is not None and int(width) != expected:
+        raise SpecError(
+            f"model `{name}`: the output has {width} units, but a {task.value} task needs {expected}"
+        )
+    rate = config.get("learning_rate", COMMON_PARAMETERS["learning_rate"].default)
+    compile_for_task(model, task, n_classes, float(rate))
     return model

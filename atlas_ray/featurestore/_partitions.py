@@ -33,7 +33,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from atlas_ray.errors import MissingDataError
-from atlas_ray.featurestore._schema import COLUMNS
+from atlas_ray.featurestore._schema import COLUMNS, Resolution
 
 __all__ = ["DEFAULT_STORE", "PartitionInfo", "PartitionStore", "dedupe_keys", "default_root"]
 
@@ -405,7 +405,24 @@ def _normalise(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
         raise ValueError(f"A {kind} frame lacks the columns {missing}; it must have {columns}.")
     out = frame[columns].copy()
     out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True).astype("datetime64[ns, UTC]")
+    if kind.startswith("bars_"):
+        _require_grid(out["timestamp"], kind)
     return out
+
+
+def _require_grid(times: pd.Series, kind: str) -> None:
+    """A partition of ``bars_<res>`` holds only bars that open on the ``<res>`` grid: a bar of another
+    resolution is never written into it."""
+    step = Resolution.from_short(kind.removeprefix("bars_")).seconds * 1_000_000_000
+    nanos = pd.DatetimeIndex(times).as_unit("ns").asi8
+    off = np.flatnonzero(nanos % step != 0)
+    if off.size:
+        first = pd.Timestamp(int(nanos[off[0]]), tz="UTC")
+        raise ValueError(
+            f"A {kind} frame has {off.size} rows off the {kind.removeprefix('bars_')} grid (the first at "
+            f"{first}); a bar must open on its resolution's boundary and bars of another resolution "
+            "belong in their own kind."
+        )
 
 
 def _sorted_by_time(frame: pd.DataFrame) -> pd.DataFrame:

@@ -105,3 +105,15 @@ def test_store_ingest_and_bars_depend_one_way() -> None:
     for module in ("_ingest", "_bars", "_validate_rows", "_ingest_reports", "_inventory"):
         assert f"{prefix}_store" not in _imports(module), module
     assert f"{prefix}_ingest" not in _imports("_bars") and f"{prefix}_bars" not in _imports("_ingest")
+
+
+def test_bars_off_their_grid_are_never_written(minute_store: MarketStore, tmp_path: Path) -> None:
+    bars = minute_store.read("kraken", "btc_usd", "bars_1m", "2023-03-01", "2023-03-02")
+    store = MarketStore(tmp_path / "s")
+    with pytest.raises(ValueError, match=r"bars_1h frame has \d+ rows off the 1h grid"):
+        store.write(bars, exchange="kraken", pair="btc_usd", kind="bars_1h")
+    shifted = bars.copy()
+    shifted.index = shifted.index + pd.Timedelta(seconds=30)
+    with pytest.raises(ValueError, match="first at 2023-03-01 00:00:30"):
+        store.write(shifted, exchange="kraken", pair="btc_usd", kind="bars_1m")
+    assert store.exchanges() == []

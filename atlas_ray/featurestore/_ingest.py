@@ -22,9 +22,11 @@ What happens to bad input (decided here, once):
     (bitFlyer executions come in newest-first API batches) are sorted instead.
 
   Checks run in that order, each on the rows the previous ones kept; the row cross-checks of
-  ``atlas_ray.featurestore._validate_rows`` (``bad_time``, ``bad_volume``, ``ohlc``,
-  ``volume_mismatch``, ``price_outlier``, ``conflict``; and the one fix, ``swapped_volume``) run
-  between ``bad_price`` and ``duplicate``. The full order is ``REJECT_REASONS``.
+  ``atlas_ray.featurestore._validate_rows`` (``bad_time`` right after ``unparseable``; ``bad_volume``,
+  ``misaligned``, ``ohlc``, ``volume_mismatch``, ``price_outlier`` after ``bad_price``; ``conflict``
+  beside ``duplicate``; and the one fix, ``swapped_volume``) run among them. The full order is
+  ``REJECT_REASONS``. A bar or quote whose time the store already holds with other values is a
+  ``conflict`` too: the stored row stays and the file's row is not written.
 * **Fix the row and count it** (``IngestReport.fixed``) where the fix is certain: base and quote volume
   columns swapped (the consistent reading wins).
 * ``strict=True`` (CLI ``--strict``): the first defect of any kind (the lowest line) refuses the whole
@@ -34,7 +36,7 @@ Each ingest keeps its full report (counts, the checks' settings and the first li
 as JSON beside the data: ``ROOT/exchange=<e>/pair=<p>/_reports/`` (see ``_ingest_reports``).
 
 Everything is parsed and validated before anything is written; the write goes through
-``MarketStore.write_many``, which stages every partition before replacing any.
+``PartitionStore.write_counted``, which stages every partition before replacing any.
 
 Gaps: for kinds with a nominal spacing (bars: their resolution; minute quotes and book snapshots: one
 minute) every step longer than 1.5 spacings between consecutive kept rows is a gap; ``gaps`` counts the

@@ -31,11 +31,13 @@ from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._ingest import GapRange, IngestReport
 from atlas_ray.featurestore._labels import Boundaries, Percentiles, apply_categories
 from atlas_ray.featurestore._market_data import MarketData, OrderBooks
+from atlas_ray.featurestore._partitions import PartitionStore
 from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
 from atlas_ray.featurestore._scaling import apply_scaling
 from atlas_ray.featurestore._schema import Kind, Resolution, bars_kind
 from atlas_ray.featurestore._splits import TimeSplit, WalkForward
 from atlas_ray.featurestore._store import MarketStore, PartitionInfo, default_root
+from atlas_ray.featurestore._validate_rows import RowChecks
 
 __all__ = [
     # market data in
@@ -44,7 +46,9 @@ __all__ = [
     "Kind",
     "MarketStore",
     "PartitionInfo",
+    "PartitionStore",
     "Resolution",
+    "RowChecks",
     "as_resolution",
     "bars_from_trades",
     "bars_kind",

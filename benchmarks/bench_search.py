@@ -6,9 +6,16 @@ atlas_ray's wall time is ``run(spec)`` on a local Ray cluster of the same CPUs t
 (as on a cluster; Ray's own start-up is printed apart), the featureset read from its cache. ASHA's
 grace period is the budget here, so every trial trains every epoch in both.
 
-Where the rest goes is printed: time inside trials beyond ``fit`` (per-epoch checkpoints and reports,
-the end-of-trial evaluation and ResultsObject) and time outside trials (actor start-up with the
-TensorFlow import, scheduling, the object-store read, gathering).
+Where the rest goes is printed: time inside trials, split by the phases each trial reports
+(``_trainable.TIME_KEYS``: set-up (object-store read, model build), training (the ``fit`` epochs,
+paused at each epoch's end for the report), evaluation and ResultsObject, checkpoints) and time
+outside trials (actor start-up with the TensorFlow import, scheduling, gathering, the idle tail).
+
+Is the ideal itself reachable? The plain loop runs a second time as 2 processes side by side (each
+fits half the trials, one TensorFlow thread each, at the same time): if their summed ``fit`` time is
+well above the one-process sum, two trainings on this machine's 2 cores slow each other down (TF's
+other threads, memory bandwidth, other load) and no scheduler can reach the one-process ideal. The
+ratio against that side-by-side ideal is printed too.
 
 Target on this machine: ratio <= 1.3. Last line: one JSON object.
 """
@@ -87,17 +94,23 @@ def featureset() -> object:
     )
 
 
-def trial_seconds(experiment: Path) -> float:
-    """Sum over trials of Tune's ``time_total_s`` (the trial's own time, start to last report)."""
-    total = 0.0
+def trial_seconds(experiment: Path) -> dict[str, float]:
+    """Sums over trials of Tune's ``time_total_s`` (the trial's own time, start to last report) and of
+    each phase the trials reported (``TIME_KEYS``)."""
+    from atlas_ray.search._trainable import TIME_KEYS
+
+    total = dict.fromkeys(("time_total_s", *TIME_KEYS), 0.0)
     for path in experiment.glob("*/result.json"):
         lines = [line for line in path.read_text().splitlines() if line.strip()]
         if lines:
-            total += float(json.loads(lines[-1])["time_total_s"])
+            last = json.loads(lines[-1])
+            for key in total:
+                total[key] += float(last.get(key, 0.0))
     return total
 
 
-def plain_fit_seconds(spec: object, store: object, results: list) -> float:  # type: ignore[type-arg]
+def plain_fit_seconds(spec: object, store: object, trials: list[tuple[dict, int]]) -> float:  # type: ignore[type-arg]
+    """The summed ``fit`` time of ``trials`` ((hyperparameters, seed) each) in a plain loop."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -109,12 +122,11 @@ def plain_fit_seconds(spec: object, store: object, results: list) -> float:  # t
     unit = spec.units[0]  # type: ignore[attr-defined]
     prepared = unit.featureset.prepare(unit.featureset.build(unit.start, unit.end, store), unit.split)
     total = 0.0
-    for result in results:
-        hp = dict(result.identity.hyperparameters)
+    for hp, seed in trials:
         keras.backend.clear_session()
-        keras.utils.set_random_seed(result.identity.seed)
+        keras.utils.set_random_seed(seed)
         model = get_model("dnn").build(
-            {**hp, "seed": result.identity.seed},
+            {**hp, "seed": seed},
             input_shape=tuple(prepared.train.X.shape[1:]),
             task=prepared.task,
             n_classes=prepared.n_classes,
@@ -132,6 +144,23 @@ def plain_fit_seconds(spec: object, store: object, results: list) -> float:  # t
         )
         total += time.perf_counter() - start
     return total
+
+
+def _half(args: tuple[str, list[tuple[dict, int]]]) -> float:  # type: ignore[type-arg]
+    from atlas_ray.featurestore import MarketStore
+
+    root, trials = args
+    return plain_fit_seconds(spec_for(featureset()), MarketStore(root), trials)
+
+
+def side_by_side_fit_seconds(root: str, trials: list[tuple[dict, int]]) -> list[float]:  # type: ignore[type-arg]
+    """The plain loop as 2 processes at once, each fitting every other trial: each one's ``fit`` sum."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    halves = [(root, trials[0::2]), (root, trials[1::2])]
+    with ProcessPoolExecutor(CPUS, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_half, halves))
 
 
 def main() -> None:
@@ -152,12 +181,16 @@ def main() -> None:
             began = time.perf_counter()
             experiment = run(spec, storage=str(Path(temp) / "experiments"), store=store, out=devnull)
             wall = time.perf_counter() - began
-        inside = trial_seconds(Path(experiment))
+        phases = trial_seconds(Path(experiment))
         results = load_results(experiment)
         ray.shutdown()
-        fit = plain_fit_seconds(spec, store, results)
+        trials = [(dict(r.identity.hyperparameters), r.identity.seed) for r in results]
+        fit = plain_fit_seconds(spec, store, trials)
+        pair = side_by_side_fit_seconds(str(Path(temp) / "store"), trials)
+    inside = phases["time_total_s"]
     ideal = fit / CPUS
     ratio = wall / ideal
+    pair_ideal = max(pair)
     in_trial = inside - fit
     outside = wall * CPUS - inside
     print(f"featureset: {rows} rows; {len(results)} trials x {EPOCHS} epochs on {CPUS} CPUs")
@@ -166,9 +199,17 @@ def main() -> None:
     print(f"ideal (sum of plain fit times {fit:.1f} s / {CPUS} CPUs): {ideal:.1f} s")
     print(f"overhead ratio: {ratio:.2f} (target <= {TARGET})")
     print(
-        f"where the rest goes (CPU-seconds): inside trials beyond fit {in_trial:.1f} s "
-        f"(checkpoints, reports, final evaluation and ResultsObject); outside trials {outside:.1f} s "
-        "(actor start-up and TensorFlow import, scheduling, object-store read, gathering, idle tail)"
+        f"where the rest goes (CPU-seconds): inside trials beyond plain fit {in_trial:.1f} s, of which "
+        f"set-up (object-store read, model build) {phases['time_setup_s']:.1f} s, training epochs "
+        f"{phases['time_fit_s']:.1f} s (plain fit {fit:.1f} s), evaluation and ResultsObject "
+        f"{phases['time_evaluate_s']:.1f} s, checkpoints {phases['time_checkpoint_s']:.1f} s; "
+        f"outside trials {outside:.1f} s "
+        "(actor start-up and TensorFlow import, scheduling, gathering, idle tail)"
+    )
+    print(
+        f"plain loop as 2 processes side by side: fit sums {pair[0]:.1f} s + {pair[1]:.1f} s = "
+        f"{sum(pair):.1f} s against {fit:.1f} s in one process ({sum(pair) / fit:.2f}x): the side-by-side "
+        f"ideal is {pair_ideal:.1f} s; atlas_ray against it: {wall / pair_ideal:.2f}"
     )
     print(
         json.dumps(
@@ -181,6 +222,11 @@ def main() -> None:
                 "ideal_s": round(ideal, 2),
                 "in_trial_overhead_cpu_s": round(in_trial, 2),
                 "outside_trials_cpu_s": round(outside, 2),
+                **{key.removesuffix("_s") + "_cpu_s": round(value, 2) for key, value in phases.items()},
+                "side_by_side_fit_s": [round(value, 2) for value in pair],
+                "side_by_side_slowdown": round(sum(pair) / fit, 3),
+                "side_by_side_ideal_s": round(pair_ideal, 2),
+                "ratio_to_side_by_side": round(wall / pair_ideal, 3),
                 "ray_start_s": round(ray_start, 2),
                 "ratio": round(ratio, 3),
                 "target": TARGET,

@@ -431,7 +431,7 @@ def _run_tune(
                 name=spec.name,
                 storage_path=experiment.rsplit("/", 1)[0],
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 progress_reporter=reporter,
                 callbacks=callbacks,
                 verbose=verbosity,

@@ -4,9 +4,17 @@ The PreparedSet (or, for a walk-forward unit, the FoldedSet) comes from Ray's ob
 (``ray.get`` of the unit's ObjectRef, put once by the driver; its numpy arrays are read in place, not
 copied per trial). A trial trains one model per fold (one for a plain TimeSplit), the folds in lock
 step: each epoch trains every fold's model one epoch, then reports the mean over the folds of each
-metric Keras logged (``loss``, ``val_loss``, ...) to Tune with a checkpoint (every fold's model and the
-curves so far), so ASHA decides on the mean validation metric over the folds. At ASHA's rung epochs
-and at ``max_t`` the trial first evaluates itself and writes its ResultsObject (see ``_gather``).
+metric Keras logged (``loss``, ``val_loss``, ...) to Tune, so ASHA decides on the mean validation metric
+over the folds. At ASHA's rung epochs and at ``max_t`` the trial first evaluates itself and writes its
+ResultsObject (see ``_gather``): the scheduler may stop it there, and nothing runs after a stop. Only
+the rung epochs below ``max_t`` are checkpointed (every fold's model and the curves so far; Tune keeps
+the latest only): a trial is stopped or continued only at a rung, so a checkpoint between rungs would
+serve a restart alone, and at ``max_t`` the settled ResultsObject is the trial's state. A restored
+trial trains again from its last rung (each epoch is seeded by its number, so to the same weights).
+
+Each report also carries where the trial's time went so far (``TIME_KEYS``, cumulative seconds:
+setting up (data, build or restore), training, evaluating and writing results, checkpointing), for
+``benchmarks/bench_search.py``.
 
 Seeds: the model is built after ``keras.utils.set_random_seed(seed)``, and every epoch of every fold
 starts from ``keras.utils.set_random_seed(epoch_seed(seed, fold, epoch))``, so an epoch's shuffling
@@ -35,6 +43,7 @@ import os
 import queue
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +68,7 @@ __all__ = ["NaNLossError", "TrialContext", "epoch_seed", "train_trial", "trial_d
 
 CURVES_STATE = "curves.json"
 DEFAULT_BATCH_SIZE = 256
+TIME_KEYS = ("time_setup_s", "time_fit_s", "time_evaluate_s", "time_checkpoint_s")
 
 
 class NaNLossError(RuntimeError):
@@ -116,6 +126,7 @@ def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
     import ray
     from ray import tune
 
+    began = time.perf_counter()
     # Reused actors wait for the previous trial's thread to end (it ends at its next report); Ray's
     # default of 2 s is too short on a busy machine and fails the next trial, so allow 60 s.
     os.environ["TUNE_FUNCTION_THREAD_TIMEOUT_S"] = "60"
@@ -137,8 +148,10 @@ def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
         seed=seed,
     )
     curves: list[dict[str, float]] = []
+    spent = dict.fromkeys(TIME_KEYS, 0.0)
+    spent["time_setup_s"] = time.perf_counter() - began
     try:
-        _train(context, prepared, hp, seed, key, identity, directory, curves)
+        _train(context, prepared, hp, seed, key, identity, directory, curves, spent)
     except Exception as error:
         message = f"{type(error).__name__}: {' '.join(str(error).split())}"
         settle_trial(
@@ -159,10 +172,12 @@ def _train(
     identity: TrialIdentity,
     directory: str,
     curves: list[dict[str, float]],
+    spent: dict[str, float],
 ) -> None:
     import keras
     from ray import tune
 
+    began = time.perf_counter()
     asha = context.scheduler
     settled = read_status(directory)
     if settled is not None and settled[0] in (TrialStatus.COMPLETED, TrialStatus.STOPPED):
@@ -196,6 +211,7 @@ def _train(
         tune.report(dict(curves[-1]))
         return
     rungs = set(asha.checkpoints())
+    spent["time_setup_s"] += time.perf_counter() - began
     lockstep = LockStep(
         models,
         folds,
@@ -206,24 +222,35 @@ def _train(
     )
     try:
         for epoch in range(len(curves) + 1, asha.max_t + 1):
+            began = time.perf_counter()
             row = {"epoch": epoch, **_mean_logs(lockstep.next_epoch(epoch))}
             curves.append(row)
-            if epoch in rungs:
-                status = TrialStatus.COMPLETED if epoch >= asha.max_t else TrialStatus.RUNNING
-                evaluate_trial(
-                    models if isinstance(prepared, FoldedSet) else models[0],
-                    prepared,
-                    identity=identity,
-                    status=status,
-                    curves=curves,
-                    directory=directory,
-                )
+            spent["time_fit_s"] += time.perf_counter() - began
+            if epoch not in rungs:
+                tune.report({**row, **spent})
+                continue
+            began = time.perf_counter()
+            status = TrialStatus.COMPLETED if epoch >= asha.max_t else TrialStatus.RUNNING
+            evaluate_trial(
+                models if isinstance(prepared, FoldedSet) else models[0],
+                prepared,
+                identity=identity,
+                status=status,
+                curves=curves,
+                directory=directory,
+            )
+            spent["time_evaluate_s"] += time.perf_counter() - began
+            if epoch >= asha.max_t:  # settled COMPLETED: its ResultsObject is all a restart needs
+                tune.report({**row, **spent})
+                continue
+            began = time.perf_counter()
             with tempfile.TemporaryDirectory() as state:
                 for k, model in enumerate(models):
                     model.save(os.path.join(state, _fold_file(k)))
                 with open(os.path.join(state, CURVES_STATE), "w") as stream:
                     json.dump(curves, stream)
-                tune.report(dict(row), checkpoint=tune.Checkpoint.from_directory(state))
+                spent["time_checkpoint_s"] += time.perf_counter() - began
+                tune.report({**row, **spent}, checkpoint=tune.Checkpoint.from_directory(state))
     finally:
         lockstep.close()
 

@@ -106,6 +106,21 @@ def test_bars_over_http_health_and_serve_status(
     pubsub.subscribe("atlas:pred:http_live")
     pubsub.get_message(timeout=2)  # the subscribe confirmation
     base = f"http://127.0.0.1:{http_port}/http_live"
+    # a second model live at once under another name, fed the same bars
+    other = trial_of(served_experiment, "dnn")
+    second = deploy(served_experiment, other, "http_second", redis_server.url, minute_store)
+    warm(second, minute_store, series, REPLAY_START)  # type: ignore[arg-type]
+    for _t, events in replay_ticks(
+        minute_store,
+        series,
+        _one_min(),
+        REPLAY_START,
+        REPLAY_START + pd.Timedelta("3min"),  # type: ignore[arg-type]
+    ):
+        assert _http("POST", f"http://127.0.0.1:{http_port}/http_second/bars", events)[1]["accepted"] == 2
+    assert client.hget("atlas:pred:http_second", "trial") == other
+    assert client.hget("atlas:pred:http_second", "ts") == "2023-03-02T06:02:00Z"
+    serve.delete("http_second")
     for _t, events in replay_ticks(
         minute_store, series, _one_min(), REPLAY_START, REPLAY_START + pd.Timedelta("3min")
     ):  # type: ignore[arg-type]

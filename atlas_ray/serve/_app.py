@@ -70,9 +70,14 @@ def serve_main(options: ServeOptions) -> int:
     name = check_name(options.name or served.experiment_name)
     feed = parse_feed(options.feed)
     url = redis_url(options.redis)
-    store = MarketStore(options.store) if feed.kind in ("replay", "store", "gds") or options.store else None
-    # a GDS feed hands over the bars it builds from the trades it reads: bars, whatever the store keeps
-    series = required_series(served, None if feed.kind == "gds" else store)
+    # the store the model was trained from decides which series a feed supplies (quotes or bars for a
+    # Midpoint, bars or trades for bars), as it decided for the training build; a GDS feed hands over
+    # the bars it builds from the trades it reads: bars, whatever the store keeps
+    store = MarketStore(options.store)
+    if feed.kind == "gds":
+        series = required_series(served, None, only=frozenset({"bars"}))
+    else:
+        series = required_series(served, store if _holds_anything(store) else None)
     if feed.kind in ("replay", "store"):
         assert store is not None
         _check_store(served, store, feed)
@@ -157,6 +162,13 @@ def _check_store(served: ServedTrial, store: MarketStore, feed: Feed) -> None:
     probe = feed.start or pd.Timestamp("2000-01-01", tz="UTC")
     probe = probe.floor(fls.resolution.freq)
     MarketData(store, probe, probe, fls.resolution, fill_limit=fls.fill_limit).check(list(fls.features))
+
+
+def _holds_anything(store: MarketStore) -> bool:
+    try:
+        return bool(store.exchanges())
+    except OSError:
+        return False
 
 
 def _check_redis(url: str, name: str) -> int | None:

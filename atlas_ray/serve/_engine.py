@@ -77,21 +77,35 @@ class PushOutcome:
     incomplete: int = 0
 
 
-def required_series(served: ServedTrial, source: MarketSource | None = None) -> list[SeriesKey]:
+def required_series(
+    served: ServedTrial, source: MarketSource | None = None, *, only: frozenset[str] | None = None
+) -> list[SeriesKey]:
     """The series the model reads, each as the store kind a feed must supply.
 
     A requirement with a fallback (``Midpoint``: quotes, else bars) is resolved the way the training
     build resolved it, against ``source`` (the market store) when given, else to its first choice.
     Bars come as bars at the model's resolution, or as trades where the store built them from trades.
+    ``only`` (e.g. ``{"bars"}`` for a feed that gives bars alone) picks the first choice of those kinds.
     """
     fls = served.featureset
     out: list[SeriesKey] = []
     for feature in fls.features:
         for requirement in feature.requirements():
-            chosen = _resolve(requirement, source, fls.resolution)
+            chosen = _resolve(_restricted(requirement, only), source, fls.resolution)
             if chosen not in out:
                 out.append(chosen)
     return out
+
+
+def _restricted(requirement: DataRequirement, only: frozenset[str] | None) -> DataRequirement:
+    if only is None:
+        return requirement
+    option: DataRequirement | None = requirement
+    while option is not None:
+        if option.kind in only:
+            return option
+        option = option.fallback
+    return requirement  # the feed cannot supply it: the first choice, refused by name when checked
 
 
 def _resolve(requirement: DataRequirement, source: MarketSource | None, resolution: Any) -> SeriesKey:

@@ -155,3 +155,7 @@ def served_experiment(
     storage = tmp_path_factory.mktemp("serve_experiments")
     path = run(serve_spec(), storage=str(storage), store=minute_store, out=io.StringIO())
     return Path(path)
+
+
+# the GDS tests' real MariaDB (the machine's, or a private mariadbd) and a database of the test's own
+from tests.featurestore.conftest import gds_database, mariadb  # noqa: E402, F401

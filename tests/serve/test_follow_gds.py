@@ -1,0 +1,136 @@
+"""``--feed gds:``: a live model on the Gryphon Data Service as it fills (real MariaDB, real redis, real Ray).
+
+The GDS ``trade`` table is filled with four trades per real Coinbase and Kraken minute bar (its open,
+high, low and close, a quarter of its volume each, 15 s apart), so the bars the store builds from
+them are the real bars: the live predictions must equal the search's own predictions for those bars.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from atlas_ray.featurestore import MarketStore
+from atlas_ray.featurestore._gds_schema import create_gds_tables, insert_trades, trade_rows
+from atlas_ray.featurestore._gds_testing import LocalMariaDB
+from atlas_ray.search import read_result
+from tests.conftest import ROOT
+from tests.serve._replay import trial_of
+from tests.serve.conftest import RedisServer, free_port
+
+pytestmark = pytest.mark.slow
+
+T0 = pd.Timestamp("2023-03-02T06:00Z")
+
+
+def trades_of(bars: pd.DataFrame) -> pd.DataFrame:
+    """Four trades a bar that rebuild it exactly: open, high, low, close at +0, 15, 30, 45 s."""
+    parts = []
+    for k, column in enumerate(("open", "high", "low", "close")):
+        parts.append(
+            pd.DataFrame(
+                {
+                    "timestamp": bars.index + pd.Timedelta(seconds=15 * k),
+                    "price": bars[column].to_numpy(),
+                    "size": bars["volume"].to_numpy() / 4.0,
+                    "trade_id": [f"{t.value}-{k}" for t in bars.index],
+                }
+            )
+        )
+    return pd.concat(parts).sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def fill(connection: object, source: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
+    for exchange in ("coinbase", "kraken"):
+        bars = source.read(exchange, "btc_usd", "bars_1m", lo, hi)
+        bars = bars[bars["volume"] > 0]
+        rows = trade_rows(
+            trades_of(bars), exchange=exchange.upper(), volume_currency="BTC", price_currency="USD"
+        )
+        insert_trades(connection, rows)
+
+
+def test_a_live_model_on_a_filling_gds(
+    served_experiment: Path,
+    minute_store: MarketStore,
+    redis_server: RedisServer,
+    mariadb: LocalMariaDB,
+    gds_database: str,
+    tmp_path: Path,
+) -> None:
+    trial = trial_of(served_experiment, "logistic")
+    connection = mariadb.connect(gds_database)
+    create_gds_tables(connection)
+    fill(connection, minute_store, T0 - pd.Timedelta("40min"), T0)
+    redis_server.client().delete("atlas:pred:gdslive", "atlas:pred:gdslive:stream")
+    command = [
+        sys.executable,
+        "-m",
+        "atlas_ray.serve",
+        str(served_experiment),
+        "--trial",
+        trial,
+        "--name",
+        "gdslive",
+        "--feed",
+        f"gds:{mariadb.url(gds_database)}",
+        "--poll",
+        "0.5",
+        "--store",
+        str(tmp_path / "store"),
+        "--redis",
+        redis_server.url,
+        "--http-port",
+        str(free_port()),
+        "--status-every",
+        "0",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    client = redis_server.client()
+    try:
+        time.sleep(3)
+        fill(connection, minute_store, T0, T0 + pd.Timedelta("10min"))  # the database fills while it runs
+        deadline = time.monotonic() + 120
+        while client.hget("atlas:pred:gdslive", "ts") != "2023-03-02T06:08:00Z":
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no prediction for 06:08 (closed by the 06:09 trades)"
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+        connection.close()  # type: ignore[attr-defined]
+    assert process.returncode == 0, err[-2000:]
+    entries = [fields for _, fields in client.xrange("atlas:pred:gdslive:stream")]
+    stamps = [pd.Timestamp(e["ts"]) for e in entries]
+    assert stamps == sorted(set(stamps)) and T0 + pd.Timedelta("8min") in stamps
+    offline = read_result(str(served_experiment / "trials" / trial)).predictions.set_index("timestamp")
+    compared = 0
+    for entry, stamp in zip(entries, stamps, strict=True):
+        if stamp in offline.index and stamp >= T0 - pd.Timedelta("20min"):
+            row = offline.loc[stamp]
+            probabilities = json.loads(entry["probabilities"])
+            assert entry["class"] == row["prediction"]
+            assert (
+                max(
+                    abs(p - row[f"prob_{c}"])
+                    for p, c in zip(probabilities, ("down", "flat", "up"), strict=True)
+                )
+                < 1e-5
+            )
+            compared += 1
+    assert compared >= 25, out

@@ -10,6 +10,7 @@ from atlas_ray.search._experiment import Experiment, load_experiment, load_resul
 from atlas_ray.search._gather import load_model
 from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus, read_result, write_result
 from atlas_ray.search._runner import DEFAULT_STORAGE, experiment_uri, run
+from atlas_ray.search._searcher import Searcher
 from atlas_ray.search._spec import ModelSpec, PlannedTrial, Resources, WorkSpec, WorkUnit, trial_plan
 from atlas_ray.search._spec_loader import load_spec
 from atlas_ray.search._trainable import NaNLossError
@@ -26,6 +27,7 @@ __all__ = [
     "PlannedTrial",
     "Resources",
     "ResultsObject",
+    "Searcher",
     "TrialIdentity",
     "TrialStatus",
     "WorkSpec",

@@ -5,6 +5,7 @@
     {"format": 1, "name": ..., "spec": <spec path>, "metric": ..., "mode": "min" | "max",
      "created": <ISO UTC>, "finished": <ISO UTC> | null, "status": "running" | "finished",
      "trial_ids": [...], "units": {unit: [model, ...]}, "scheduler": {ASHA settings and milestones},
+     "searcher": "random" | "optuna",
      "provenance": {spec source and hash, seed, git commit, library versions, store state}
                    (see ``_provenance``),
      "test_openings": [{"opening": n, "at": <ISO UTC>, "trials": [trial ids], "top": K,
@@ -53,6 +54,7 @@ class Experiment:
     directory: str = ""
     provenance: Mapping[str, Any] = field(default_factory=dict)
     test_openings: tuple[Mapping[str, Any], ...] = ()
+    searcher: str = "random"
 
     def finish(self, trial_ids: Sequence[str]) -> Experiment:
         return replace(self, finished=now(), status="finished", trial_ids=tuple(trial_ids))
@@ -78,6 +80,7 @@ def write_experiment(experiment: Experiment, directory: str) -> None:
         "trial_ids": list(experiment.trial_ids),
         "units": {unit: list(models) for unit, models in experiment.units.items()},
         "scheduler": dict(experiment.scheduler),
+        "searcher": experiment.searcher,
         "provenance": dict(experiment.provenance),
         "test_openings": [dict(opening) for opening in experiment.test_openings],
     }
@@ -116,6 +119,7 @@ def load_experiment(directory: str) -> Experiment:
         directory=str(directory),
         provenance=document.get("provenance") or {},
         test_openings=tuple(document.get("test_openings") or ()),
+        searcher=document.get("searcher", "random"),
     )
 
 

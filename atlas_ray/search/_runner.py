@@ -57,6 +57,7 @@ from atlas_ray.search._model_source import full_space
 from atlas_ray.search._progress import Progress, ProgressCallback, ProgressDisplay
 from atlas_ray.search._provenance import provenance, spec_source
 from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus
+from atlas_ray.search._searcher import check_space, plan_searcher
 from atlas_ray.search._spec import PlannedTrial, WorkSpec, WorkUnit, trial_plan
 from atlas_ray.search._trainable import TrialContext, train_trial, trial_directory, variant_key
 from atlas_ray.search._validate import check_prepared, validate
@@ -129,6 +130,8 @@ def run(
             "it, or change the storage or the spec's name."
         )
     plan = trial_plan(spec, full_space)
+    for planned in plan:
+        check_space(spec.searcher, planned.space, f"unit `{planned.unit}`, model `{planned.model}`")
     if dry_run:
         units = prepare_units(spec, store, use_ray=False)
         print_plan(spec, units, plan, experiment, store, out)
@@ -279,7 +282,11 @@ def print_plan(
     out: IO[str],
 ) -> None:
     """The dry run's report: featureset shapes and coverage, then the trial plan with resources."""
-    print(f"spec {spec.name}: {len(plan)} trials, ASHA {spec.scheduler.as_dict()}", file=out)
+    print(
+        f"spec {spec.name}: {len(plan)} trials, searcher {spec.searcher.value}, "
+        f"ASHA {spec.scheduler.as_dict()}",
+        file=out,
+    )
     for item in units:
         unit = item.unit
         print("\n".join(describe_unit(item)), file=out)
@@ -412,18 +419,31 @@ def _run_tune(
             created=now(),
             units={u.name: [m.name for m in u.models] for u in spec.units},
             scheduler=spec.scheduler.as_dict(),
+            searcher=spec.searcher.value,
             provenance=provenance(spec_path, spec.seed, {item.unit.name: item.data_state for item in units}),
         )
         for item in units:
             print("\n".join(describe_unit(item)), file=out)
         write_experiment(record, experiment)
+        search = plan_searcher(
+            spec.searcher,
+            _variants(spec, plan),
+            metric=spec.scheduler.metric,
+            mode=spec.scheduler.mode.value,
+            seed=spec.seed,
+        )
+        if search is not None and max_concurrent:
+            from ray.tune.search import ConcurrencyLimiter
+
+            search = ConcurrencyLimiter(search, max_concurrent=max_concurrent)
         tuner = tune.Tuner(
             trainable,
-            param_space={"variant": tune.grid_search(_variants(spec, plan))},
+            param_space={} if search is not None else {"variant": tune.grid_search(_variants(spec, plan))},
             tune_config=tune.TuneConfig(
-                search_alg=BasicVariantGenerator(max_concurrent=max_concurrent or 0, random_state=spec.seed),
+                search_alg=search
+                or BasicVariantGenerator(max_concurrent=max_concurrent or 0, random_state=spec.seed),
                 scheduler=spec.scheduler.to_scheduler(),
-                num_samples=1,
+                num_samples=1 if search is None else len(plan),
                 reuse_actors=True,
                 trial_dirname_creator=_trial_dirname,
             ),

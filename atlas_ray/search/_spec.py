@@ -27,7 +27,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from atlas_ray.errors import SpecError
 from atlas_ray.search._asha import ASHA
+from atlas_ray.search._searcher import Searcher
 
 __all__ = ["ModelSpec", "PlannedTrial", "Resources", "WorkSpec", "WorkUnit", "grid_points", "trial_plan"]
 
@@ -107,7 +109,9 @@ class WorkUnit:
 
 @dataclass(frozen=True)
 class WorkSpec:
-    """A whole search: its units, the ASHA settings, per-trial resources, retries and the base seed."""
+    """A whole search: its units, the ASHA settings, per-trial resources, retries, the base seed and the
+    searcher drawing the hyperparameters (``Searcher.RANDOM`` or ``Searcher.OPTUNA``, see ``_searcher``;
+    its value as a string is accepted too)."""
 
     name: str
     units: Sequence[WorkUnit]
@@ -115,9 +119,18 @@ class WorkSpec:
     resources: Resources = field(default_factory=Resources)
     max_failures: int = 0
     seed: int = 0
+    searcher: Searcher = Searcher.RANDOM
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "units", tuple(self.units))
+        if not isinstance(self.searcher, Searcher):
+            known = ", ".join(repr(s.value) for s in Searcher)
+            try:
+                object.__setattr__(self, "searcher", Searcher(self.searcher))
+            except ValueError:
+                raise SpecError(
+                    f"The value of `searcher` is {self.searcher!r}, but must be one of {known}."
+                ) from None
 
     def unit(self, name: str) -> WorkUnit:
         for unit in self.units:

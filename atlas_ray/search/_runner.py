@@ -31,9 +31,11 @@ and trains nothing.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -149,9 +151,10 @@ def run(
             return experiment
     started = _ensure_ray(address, verbose)
     try:
-        units = prepare_units(spec, store, use_ray=True)
-        display = Display(out=out, verbose=verbose, every=every)
-        return _run_tune(spec, units, plan, experiment, exists, max_concurrent, spec_path, display)
+        with _quiet_loggers(not verbose):
+            units = prepare_units(spec, store, use_ray=True)
+            display = Display(out=out, verbose=verbose, every=every)
+            return _run_tune(spec, units, plan, experiment, exists, max_concurrent, spec_path, display)
     finally:
         if started:
             import ray
@@ -170,6 +173,33 @@ def check_same_spec(spec: WorkSpec, record: Experiment, spec_path: str) -> None:
             f"from it (sha256 {recorded[:12]} then, {digest[:12]} now); change --storage or the spec's "
             "name to run it as a new experiment."
         )
+
+
+QUIET_LOGGERS = {
+    # a failed trial's traceback: the progress display prints its one line, error.txt keeps the rest
+    "ray.tune.execution.tune_controller": logging.CRITICAL,
+    # "Trials did not complete: [...]" at the end: the summary line counts the failed trials
+    "ray.tune.tune": logging.CRITICAL,
+    # Ray Data's per-build notices (progress bars disabled, dataset finished) during the featureset build
+    "ray.data": logging.ERROR,
+}
+
+
+@contextlib.contextmanager
+def _quiet_loggers(quiet: bool) -> Iterator[None]:
+    """Raise the levels of ``QUIET_LOGGERS`` while the search runs (not with ``--verbose``)."""
+    if not quiet:
+        yield
+        return
+    loggers = {name: logging.getLogger(name) for name in QUIET_LOGGERS}
+    levels = {name: logger.level for name, logger in loggers.items()}
+    for name, logger in loggers.items():
+        logger.setLevel(max(QUIET_LOGGERS[name], logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        for name, logger in loggers.items():
+            logger.setLevel(levels[name])
 
 
 def _ensure_ray(address: str | None, verbose: bool = False) -> bool:

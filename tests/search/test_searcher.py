@@ -94,3 +94,21 @@ def test_a_real_search_with_tpe_under_asha(ray_cluster: None, minute_store, tmp_
     for result in results:
         hp = result.identity.hyperparameters
         assert hp["hidden_units"] in ([3], [6]) and 1e-3 <= hp["learning_rate"] <= 1e-2
+
+
+def test_a_saved_searcher_continues_where_it_stopped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    def score(hp: dict[str, Any]) -> float:
+        return hp["learning_rate"]
+
+    whole = drawn(PlanSearcher(variants(14), metric="val_loss", mode="min", seed=9), 14, score)
+    first = PlanSearcher(variants(14), metric="val_loss", mode="min", seed=9)
+    part = drawn(first, 12, score)
+    first.save(str(tmp_path / "searcher.pkl"))
+    second = PlanSearcher(variants(14), metric="val_loss", mode="min", seed=0)
+    second.restore(str(tmp_path / "searcher.pkl"))
+    rest = []
+    for i in range(12, 14):
+        config = second.suggest(f"t{i}")
+        rest.append(config["variant"])
+        second.on_trial_complete(f"t{i}", {"val_loss": score(config["variant"]["hp"])})
+    assert part + rest == whole

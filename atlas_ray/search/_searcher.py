@@ -169,6 +169,9 @@ class PlanSearcher(_searcher_base()):  # type: ignore[misc]
             self.studies[key].on_trial_complete(trial_id, result=result, error=error)
 
     def save(self, checkpoint_path: str) -> None:
+        # Tune's Searcher contract, as Tune's own OptunaSearch keeps it: the TPE studies go into Tune's
+        # experiment state, which Tune itself pickles and restores on --resume. It is never read from a
+        # ResultsObject (those stay JSON and parquet) and never from a harvested copy.
         with open(checkpoint_path, "wb") as stream:
             pickle.dump(self.__dict__, stream)
 

@@ -57,3 +57,29 @@ def compare(predictions: list[Prediction], offline: pd.DataFrame, classes: tuple
         np.abs(np.stack([joined[f"prob_{c}"] - joined[f"live_{c}"] for c in classes], axis=1)), axis=1
     )
     return joined
+
+
+def check_entries(
+    entries: list[dict[str, str]],
+    offline: pd.DataFrame,
+    classes: tuple[str, ...],
+    since: pd.Timestamp | None = None,
+) -> int:
+    """Check redis entries (stream fields) against the ResultsObject's predictions at the same bars (from
+    ``since``): the same class and probabilities within 1e-5. Returns how many bars were compared."""
+    import json
+
+    by_time = offline.set_index("timestamp")
+    compared = 0
+    for entry in entries:
+        stamp = pd.Timestamp(entry["ts"])
+        if stamp not in by_time.index or (since is not None and stamp < since):
+            continue
+        row = by_time.loc[stamp]
+        probabilities = json.loads(entry["probabilities"])
+        assert entry["class"] == row["prediction"], stamp
+        assert max(abs(p - row[f"prob_{c}"]) for p, c in zip(probabilities, classes, strict=True)) < 1e-5, (
+            stamp
+        )
+        compared += 1
+    return compared

@@ -7,7 +7,6 @@ them are the real bars: the live predictions must equal the search's own predict
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -23,7 +22,7 @@ from atlas_ray.featurestore._gds_schema import create_gds_tables, insert_trades,
 from atlas_ray.featurestore._gds_testing import LocalMariaDB
 from atlas_ray.search import read_result
 from tests.conftest import ROOT
-from tests.serve._replay import trial_of
+from tests.serve._replay import check_entries, trial_of
 from tests.serve.conftest import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -118,19 +117,6 @@ def test_a_live_model_on_a_filling_gds(
     entries = [fields for _, fields in client.xrange("atlas:pred:gdslive:stream")]
     stamps = [pd.Timestamp(e["ts"]) for e in entries]
     assert stamps == sorted(set(stamps)) and T0 + pd.Timedelta("8min") in stamps
-    offline = read_result(str(served_experiment / "trials" / trial)).predictions.set_index("timestamp")
-    compared = 0
-    for entry, stamp in zip(entries, stamps, strict=True):
-        if stamp in offline.index and stamp >= T0 - pd.Timedelta("20min"):
-            row = offline.loc[stamp]
-            probabilities = json.loads(entry["probabilities"])
-            assert entry["class"] == row["prediction"]
-            assert (
-                max(
-                    abs(p - row[f"prob_{c}"])
-                    for p, c in zip(probabilities, ("down", "flat", "up"), strict=True)
-                )
-                < 1e-5
-            )
-            compared += 1
+    offline = read_result(str(served_experiment / "trials" / trial)).predictions
+    compared = check_entries(entries, offline, ("down", "flat", "up"), since=T0 - pd.Timedelta("20min"))
     assert compared >= 25, out

@@ -21,12 +21,7 @@ def minute_store(folder: Path) -> object:
 
 
 def start_ray(cpus: int = 2) -> None:
-    import ray
+    """A local Ray on 127.0.0.1 with token authentication and no dashboard (``atlas_ray._ray_runtime``)."""
+    from atlas_ray import _ray_runtime
 
-    ray.init(
-        num_cpus=cpus,
-        _node_ip_address="127.0.0.1",
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    _ray_runtime.start_local(num_cpus=cpus, dashboard=False)

@@ -51,6 +51,7 @@ import pandas as pd
 import psutil
 import pyarrow.dataset as ds
 
+from atlas_ray import _ray_runtime
 from atlas_ray.featurestore import (
     VWAP,
     FeatureLabelSet,
@@ -281,13 +282,7 @@ def main() -> int:
         )
         fls = featureset()
         print(f"featureset: {len(fls.features)} features + {len(fls.labels)} labels")
-        ray.init(
-            num_cpus=2,
-            _node_ip_address="127.0.0.1",
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        _ray_runtime.start_local(num_cpus=2, dashboard=False)
         fls.build(start, start + pd.Timedelta(days=1), store, cache=False)  # warm the workers
 
         # The machine is shared: alternate the two builds and keep each one's best time and its

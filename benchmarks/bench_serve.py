@@ -231,6 +231,7 @@ def floor_path(
 def main() -> int:
     import ray
 
+    from atlas_ray import _ray_runtime
     from atlas_ray.featurestore import MarketStore
     from atlas_ray.serve import find_trial, required_series
 
@@ -255,13 +256,7 @@ def main() -> int:
     )
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        ray.init(
-            num_cpus=2,
-            _node_ip_address="127.0.0.1",
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        _ray_runtime.start_local(num_cpus=2, dashboard=False)
         store = MarketStore(work / "store")
         for name, exchange in (("coinbase_btcusd.parquet", "coinbase"), ("kraken_btcusd.parquet", "kraken")):
             store.ingest(DATA / "minute_bars_2023-03" / name, exchange=exchange, pair="btc_usd")

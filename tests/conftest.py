@@ -31,20 +31,13 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[None]:
-    """A real local Ray cluster bound to 127.0.0.1, shared by the whole session."""
+    """A real local Ray cluster on 127.0.0.1 with token authentication and the dashboard, shared by the
+    whole session (started by ``atlas_ray._ray_runtime``, as the commands start theirs)."""
     import ray
 
-    if not ray.is_initialized():
-        ray.init(
-            num_cpus=2,
-            _node_ip_address="127.0.0.1",
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            dashboard_port=None,
-            log_to_driver=False,
-            configure_logging=False,
-            object_store_memory=1_500_000_000,
-        )
+    from atlas_ray import _ray_runtime
+
+    _ray_runtime.start_local(num_cpus=2, object_store_memory=1_500_000_000)
     yield
     ray.shutdown()
 

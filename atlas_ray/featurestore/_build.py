@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -179,18 +178,11 @@ def _build_chunk_batch(batch: pa.Table, fls: FeatureLabelSet, store: MarketStore
 
 
 def ensure_ray() -> None:
-    """Start an embedded local Ray (bound to 127.0.0.1, no dashboard) unless one is running."""
-    import ray
+    """Start an embedded local Ray (on 127.0.0.1, token authentication, no dashboard) unless one is
+    running (``atlas_ray._ray_runtime``)."""
+    from atlas_ray import _ray_runtime
 
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(
-        _node_ip_address="127.0.0.1",
-        include_dashboard=False,
-        configure_logging=False,
-        log_to_driver=False,
-    )
+    _ray_runtime.start_local(dashboard=False)
 
 
 @contextmanager

@@ -151,6 +151,7 @@ def run(
             return experiment
     started = _ensure_ray(address, verbose)
     try:
+        _print_dashboard(out)
         with _quiet_loggers(not verbose):
             units = prepare_units(spec, store, use_ray=True)
             display = Display(out=out, verbose=verbose, every=every)
@@ -203,26 +204,19 @@ def _quiet_loggers(quiet: bool) -> Iterator[None]:
 
 
 def _ensure_ray(address: str | None, verbose: bool = False) -> bool:
-    """Join ``address`` or start a local Ray on 127.0.0.1 (with the dashboard); whether it started one.
-    The workers' output reaches this console only with ``verbose``."""
-    import ray
+    """Join ``address`` or start a local Ray on 127.0.0.1 (``atlas_ray._ray_runtime``); whether it
+    started one. The workers' output reaches this console only with ``verbose``."""
+    from atlas_ray import _ray_runtime
 
-    for key, value in _WORKER_ENV.items():
-        os.environ.setdefault(key, value)
-    if ray.is_initialized():
-        return False
-    if address:
-        env = {key: os.environ[key] for key in (*_WORKER_ENV, "KERAS_BACKEND") if key in os.environ}
-        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=verbose)
-    else:
-        ray.init(
-            _node_ip_address="127.0.0.1",
-            dashboard_host="127.0.0.1",
-            include_dashboard=True,
-            log_to_driver=verbose,
-            configure_logging=False,
-        )
-    return True
+    return _ray_runtime.connect(address, verbose=verbose, worker_env=_WORKER_ENV)
+
+
+def _print_dashboard(out: IO[str]) -> None:
+    """Where Ray's dashboard is and how to get the token it asks for (never the token itself)."""
+    from atlas_ray import _ray_runtime
+
+    for line in _ray_runtime.dashboard_lines():
+        print(line, file=out, flush=True)
 
 
 def prepare_units(spec: WorkSpec, store: Any, *, use_ray: bool) -> list[PreparedUnit]:

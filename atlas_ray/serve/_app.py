@@ -10,7 +10,6 @@ the cluster the first one runs on) and exits; the first process goes on feeding 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 import time
@@ -192,27 +191,10 @@ def _check_redis(url: str, name: str) -> int | None:
 
 
 def _start_ray(options: ServeOptions) -> bool:
-    import ray
+    """Join ``--address`` or start a local Ray (``atlas_ray._ray_runtime``); whether it started one."""
+    from atlas_ray import _ray_runtime
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if ray.is_initialized():
-        return False
-    if options.address:
-        try:
-            ray.init(address=options.address, log_to_driver=False, configure_logging=False)
-        except (ConnectionError, RuntimeError) as error:
-            raise AtlasError(
-                f"Cannot join the Ray cluster at {options.address}: {str(error).splitlines()[0]}"
-            ) from None
-        return False
-    ray.init(
-        _node_ip_address="127.0.0.1",
-        include_dashboard=True,
-        dashboard_host="127.0.0.1",
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    return True
+    return _ray_runtime.connect(options.address)
 
 
 def _is_live(name: str) -> bool:

@@ -178,10 +178,11 @@ def evaluate_trial(
     status: TrialStatus,
     curves: Sequence[Mapping[str, float]],
     directory: str,
+    attempts: Sequence[Mapping[str, Any]] = (),
 ) -> ResultsObject:
     """Evaluate the model (one per fold: a sequence for a FoldedSet) on train and validation, save
-    the (last fold's) model as ``model.keras`` and write the ResultsObject. The test part is never
-    evaluated here."""
+    the (last fold's) model as ``model.keras`` and write the ResultsObject (with the trial's attempt
+    log, ``_attempts``). The test part is never evaluated here."""
     folds = fold_sets(prepared)
     models = list(models) if isinstance(models, list | tuple) else [models]
     if len(models) != len(folds):
@@ -217,6 +218,7 @@ def evaluate_trial(
         featureset=info["featureset"],
         model_file=MODEL_FILE,
         folds=per_fold,
+        attempts=tuple(attempts),
     )
     _save_model(model, directory)
     write_result(result, directory)
@@ -279,8 +281,9 @@ def failed_result(
     identity: TrialIdentity,
     error: str,
     curves: Sequence[Mapping[str, float]] = (),
+    attempts: Sequence[Mapping[str, Any]] = (),
 ) -> ResultsObject:
-    """The result of a trial that failed before any evaluation: identity, error and curves."""
+    """The result of a trial that failed before any evaluation: identity, error, curves and attempts."""
     return ResultsObject(
         identity=identity,
         status=TrialStatus.FAILED,
@@ -298,6 +301,7 @@ def failed_result(
         window=info["window"],
         featureset=info["featureset"],
         model_file=None,
+        attempts=tuple(attempts),
     )
 
 

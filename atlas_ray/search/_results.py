@@ -11,7 +11,10 @@ Experiment directory (a local path or any pyarrow filesystem URI)::
                                       folds (walk-forward: per fold {fold, train, validation,
                                       train_span, validation_span, train_rows,
                                       validation_rows}), finalized (null, or the test
-                                      openings that evaluated this trial: [{opening, at}])
+                                      openings that evaluated this trial: [{opening, at}]),
+                                      attempts (where and how each run of the trial went: [{attempt,
+                                      node_id, node_ip, restored_from_epoch, started}], see
+                                      ``_attempts``)
         predictions.parquet           timestamp (UTC), split, reality, prediction,
                                       prob_<class> per class (classifiers), label_value;
                                       classifiers: reality / prediction are class names
@@ -115,6 +118,7 @@ class ResultsObject:
     directory: str = ""
     folds: tuple[Mapping[str, Any], ...] = ()
     finalized: tuple[Mapping[str, Any], ...] | None = None
+    attempts: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def trial_id(self) -> str:
@@ -175,6 +179,7 @@ def write_result(result: ResultsObject, directory: str) -> None:
         "model_file": result.model_file,
         "folds": [dict(fold) for fold in result.folds],
         "finalized": [dict(item) for item in result.finalized] if result.finalized is not None else None,
+        "attempts": [dict(item) for item in result.attempts],
     }
     text = json.dumps(document, indent=2, sort_keys=True, allow_nan=True, default=_json_default)
     temp = f"{base}/{RESULT_FILE}.tmp"
@@ -220,6 +225,7 @@ def read_result(directory: str) -> ResultsObject:
         directory=directory,
         folds=tuple(document.get("folds") or ()),
         finalized=tuple(document["finalized"]) if document.get("finalized") else None,
+        attempts=tuple(document.get("attempts") or ()),
     )
 
 

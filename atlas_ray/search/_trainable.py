@@ -27,9 +27,11 @@ A NaN or infinite training loss stops training (``TerminateOnNaN``) and fails th
 that Tune retries it (``max_failures``).
 
 Restored from a checkpoint (a retry, or ``--resume`` after the driver died) the trial loads the models
-and curves and goes on from the next epoch. A trial whose result is already settled COMPLETED or STOPPED (it
-finished, or was stopped, before the driver's experiment state recorded it) only reports its last
-epoch again and trains nothing: its result is never written twice.
+and curves and goes on from the next epoch. Every attempt that trains appends its node and the epoch it
+went on from to the trial's attempt log (``_attempts``), which each ResultsObject it writes carries.
+A trial whose result is already settled COMPLETED or STOPPED (it finished, or was stopped, before the
+driver's experiment state recorded it) only reports its last epoch again and trains nothing: its result
+is never written twice.
 
 Threads: a trial sets OMP and TensorFlow's intra-op threads to its CPUs (and one inter-op thread), so
 concurrent trials do not oversubscribe the cores.
@@ -51,6 +53,7 @@ from typing import Any
 from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._prepared import PreparedSet
 from atlas_ray.search._asha import ASHA
+from atlas_ray.search._attempts import read_attempts, record_attempt
 from atlas_ray.search._gather import (
     _jsonable,
     evaluate_trial,
@@ -158,7 +161,13 @@ def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
             directory,
             status=TrialStatus.FAILED,
             error=message,
-            fallback=failed_result(unit_info(prepared), identity=identity, error=message, curves=curves),
+            fallback=failed_result(
+                unit_info(prepared),
+                identity=identity,
+                error=message,
+                curves=curves,
+                attempts=read_attempts(directory),
+            ),
         )
         raise
 
@@ -212,6 +221,7 @@ def _train(
     if len(curves) >= asha.max_t:
         tune.report(dict(curves[-1]))
         return
+    attempts = record_attempt(directory, restored_from_epoch=len(curves))
     rungs = set(asha.checkpoints())
     spent["time_setup_s"] += time.perf_counter() - began
     lockstep = LockStep(
@@ -240,6 +250,7 @@ def _train(
                 status=status,
                 curves=curves,
                 directory=directory,
+                attempts=attempts,
             )
             spent["time_evaluate_s"] += time.perf_counter() - began
             if epoch >= asha.max_t:  # settled COMPLETED: its ResultsObject is all a restart needs

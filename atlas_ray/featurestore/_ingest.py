@@ -53,10 +53,12 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from atlas_ray.errors import IngestError
 from atlas_ray.featurestore._formats import Source, read_source
@@ -186,6 +188,46 @@ class Defect:
         }
 
 
+def duplicated(frame: pd.DataFrame, subset: list[str], keep: Literal["first", False] = "first") -> np.ndarray:
+    """``frame.duplicated(subset, keep=keep)`` as a mask, with each text column hashed as its
+    dictionary codes (pyarrow's ``dictionary_encode``: text equal exactly when the codes are, a null
+    equal to a null): pandas hashes Arrow-backed text about 5x slower (measured on 750,000 trade ids)."""
+    columns: dict[str, pd.Series] = {}
+    for name in subset:
+        column = frame[name].reset_index(drop=True)
+        if isinstance(column.dtype, pd.StringDtype):
+            array = pa.array(column, from_pandas=True)
+            if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+                column = pd.Series(_text_codes(array))
+        columns[name] = column
+    if len(columns) == 1:
+        (values,) = columns.values()
+        return np.asarray(values.duplicated(keep=keep).to_numpy(), dtype=bool)
+    return np.asarray(pd.DataFrame(columns).duplicated(keep=keep).to_numpy(), dtype=bool)
+
+
+def _text_codes(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Integers equal exactly where the texts are: the numbers themselves when every text is a
+    canonical decimal integer (exchange trade ids: no sign, no leading zero, so equal numbers are equal
+    texts; 3x cheaper than hashing the texts), else dictionary codes (a null is its own code)."""
+    if array.null_count == 0 and len(array):
+        try:
+            numbers = pc.cast(array, pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            numbers = None
+        if numbers is not None:
+            firsts = pc.unique(pc.binary_slice(array.cast(pa.binary()), 0, 1)).to_pylist()
+            if all(first in _NONZERO_DIGITS for first in firsts):
+                return np.asarray(numbers.to_numpy())
+    codes = pc.dictionary_encode(array, null_encoding="encode")
+    if isinstance(codes, pa.ChunkedArray):
+        codes = codes.combine_chunks()
+    return np.asarray(codes.indices.to_numpy(zero_copy_only=False))
+
+
+_NONZERO_DIGITS = frozenset(b"%d" % digit for digit in range(1, 10))
+
+
 def validate_name(value: str, what: str) -> str:
     """An exchange or pair name as stored: lower case letters, digits, ``_`` and ``-``."""
     normal = str(value).strip().lower()
@@ -295,10 +337,10 @@ def _write_together(
     repeated = np.zeros(len(combined), dtype=bool)
     if kind == "trades" and not (combined["trade_id"].astype(str) == "").any():
         # Exchange ids say which trades two files share, whatever times each file wrote for them.
-        repeated = combined["trade_id"].duplicated(keep="first").to_numpy()
+        repeated = duplicated(combined, ["trade_id"])
     elif candidate.any():
         identity = row_identity(combined.loc[candidate].reset_index(drop=True), kind)
-        repeated[candidate] = identity.duplicated(keep="first").to_numpy()
+        repeated[candidate] = duplicated(identity, list(identity.columns))
     kept = combined.loc[~repeated]
     order = np.argsort(pd.DatetimeIndex(kept["timestamp"]).as_unit("ns").asi8, kind="stable")
     store.write_counted([(kept.iloc[order], exchange, pair, kind)], unique=True)
@@ -544,7 +586,12 @@ def check_source(source: Source, checks: RowChecks, *, name: str = "", strict: b
         tally.frame = frame
     if source.kind != "order_events" and tally.keep.any():
         kept_positions = np.flatnonzero(tally.keep)
-        outlier, _ = price_outliers(frame.iloc[kept_positions], source.price_columns, checks)
+        # Only the price columns are copied (not the text columns: a take of those costs more).
+        needed = [c for c in (*_REFERENCE_COLUMNS, *source.price_columns) if c in frame.columns]
+        prices = frame[list(dict.fromkeys(needed))]
+        if len(kept_positions) < len(frame):
+            prices = prices.iloc[kept_positions]
+        outlier, _ = price_outliers(prices, source.price_columns, checks)
         mask = np.zeros(len(frame), dtype=bool)
         mask[kept_positions[outlier]] = True
         tally.refuse(
@@ -557,9 +604,11 @@ def check_source(source: Source, checks: RowChecks, *, name: str = "", strict: b
     _check_repeats(tally, source)
     _check_order(tally, source)
     tally.raise_if_strict()
-    kept = frame.loc[tally.keep]
+    kept = frame if tally.keep.all() else frame.loc[tally.keep]
     if source.order == "unordered":
-        kept = kept.sort_values("timestamp", kind="stable")
+        nanos = pd.DatetimeIndex(kept["timestamp"]).as_unit("ns").asi8
+        if len(nanos) > 1 and not (nanos[1:] >= nanos[:-1]).all():  # (readers often sort already)
+            kept = kept.sort_values("timestamp", kind="stable")
     elif source.order == "descending":
         kept = kept.iloc[::-1]
     return Checked(
@@ -570,6 +619,10 @@ def check_source(source: Source, checks: RowChecks, *, name: str = "", strict: b
     )
 
 
+_REFERENCE_COLUMNS = ("close", "bid_price", "ask_price", "price")
+"""What ``_validate_rows.reference_price`` may read."""
+
+
 def _volume_column(frame: pd.DataFrame) -> str:
     return "volume" if "volume" in frame.columns else "size"
 
@@ -578,12 +631,12 @@ def _check_repeats(tally: _Tally, source: Source) -> None:
     """Same key and values: ``duplicate`` (first kept); same key, other values: ``conflict`` (all)."""
     frame = tally.frame
     positions = np.flatnonzero(tally.keep)
-    kept = frame.iloc[positions]
     key = list(source.key)
-    repeated = kept.duplicated(subset=key, keep=False).to_numpy()
+    keys = frame[key] if len(positions) == len(frame) else frame[key].iloc[positions]
+    repeated = duplicated(keys, key, keep=False)
     if not repeated.any():
         return
-    subset = kept.loc[repeated]
+    subset = frame.iloc[positions[repeated]]
     values = [c for c in (*COLUMNS.get(source.kind, ()), "timestamp") if c in subset.columns and c not in key]
     if not source.conflicts or not values:
         exact = subset.duplicated(subset=key, keep="first").to_numpy()

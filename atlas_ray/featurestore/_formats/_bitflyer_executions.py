@@ -58,9 +58,10 @@ def read_bitflyer_executions(path: Path, name: str) -> Source:
     Columns are matched by name (``_columns.FORMAT_FIELDS``): a renamed id column (``exec_id``,
     ``execution_id``...), extra columns and any column order are read."""
     data = open_bytes(path)
-    if not data.strip():
+    if not data or data.isspace():  # (no copy of the data, unlike ``strip``)
         raise file_error(name, "the file is empty")
-    header = header_names(data.split(b"\n", 1)[0].decode("utf-8", "replace").strip())
+    end = data.find(b"\n")
+    header = header_names(data[: end if end >= 0 else len(data)].decode("utf-8", "replace").strip())
     found, missing = match_fields(header, _FIELDS)
     if missing:
         raise file_error(

@@ -1,0 +1,53 @@
+"""The ingest's fast paths give what the plain pandas / general paths give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from atlas_ray.errors import IngestError
+from atlas_ray.featurestore._formats._common import timestamps_from_strings
+from atlas_ray.featurestore._ingest import duplicated
+
+TEXTS = [
+    ["x", "y", None, "x", None, "y"],
+    ["1", "2", "3", "1", "01", "2"],  # a leading zero: not the number path
+    ["1", "2", "3", "1", "+1", "2"],
+    ["12", "2", "3", "12", "-0", "0"],
+    ["118745850", "118745848", "118745850"],
+    ["1", "2", "", "2", ""],
+]
+
+
+@pytest.mark.parametrize("texts", TEXTS)
+@pytest.mark.parametrize("keep", ["first", False])
+def test_duplicated_matches_pandas(texts: list[str | None], keep: str | bool) -> None:
+    frame = pd.DataFrame(
+        {
+            "id": pd.array(texts, dtype="str"),
+            "n": np.arange(len(texts)) % 2,
+            "t": pd.to_datetime(np.arange(len(texts)) % 3, unit="s", utc=True),
+        }
+    )
+    for subset in (["id"], ["id", "n"], ["id", "t"], ["t"]):
+        expected = frame.duplicated(subset=subset, keep=keep).to_numpy()  # type: ignore[arg-type]
+        assert (duplicated(frame, subset, keep) == expected).all(), subset  # type: ignore[arg-type]
+
+
+def test_one_offset_fast_path_equals_general_path() -> None:
+    texts = ["2018-01-21T00:00:11.173+09:00", "2018-01-21T00:00:10.097+09:00", None]
+    lines = np.arange(2, 5)
+    fast = timestamps_from_strings(pa.array(texts), name="f", column="exec_date", lines=lines)
+    padded = [f" {t} " if t else "" for t in texts]  # whitespace and an empty value: the general path
+    general = timestamps_from_strings(pa.array(padded), name="f", column="exec_date", lines=lines)
+    assert fast.equals(general)
+    assert str(fast[0]) == "2018-01-20 15:00:11.173000+00:00"
+    assert fast.isna().tolist() == [False, False, True]
+
+
+def test_mixed_offsets_still_refuse_on_the_fast_path() -> None:
+    texts = ["2018-01-21T00:00:11+09:00", "2018-01-21T00:00:12+00:00"]
+    with pytest.raises(IngestError, match=r"f row 3 field 'exec_date'.*mixed time zones"):
+        timestamps_from_strings(pa.array(texts), name="f", column="exec_date", lines=np.arange(2, 4))

@@ -273,14 +273,43 @@ def _machine_addresses() -> set[str]:
     return found
 
 
+@contextlib.contextmanager
+def _stderr_kept_back() -> Iterator[None]:
+    """Hold back what Ray's C++ core writes to stderr (file descriptor 2) during the pre-check: a
+    refused token is also logged there as a warning, and the user gets our one line instead. What was
+    written is passed on when the block succeeds."""
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as held:
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        failed = False
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if not failed:
+                held.seek(0)
+                text = held.read()
+                if text:
+                    os.write(2, text)
+
+
 def _local_node_ip(target: _Target) -> str | None:
     """The address of the cluster's node on this machine that the driver must attach to; None to let
     Ray choose. Refuses a wrong token and a cluster with no node on this machine."""
     from ray.exceptions import AuthenticationError
 
     try:
-        client = _raylet().GcsClient(address=target.address)
-        infos = client.get_all_node_info(timeout=GCS_TIMEOUT_S)
+        with _stderr_kept_back():
+            client = _raylet().GcsClient(address=target.address)
+            infos = client.get_all_node_info(timeout=GCS_TIMEOUT_S)
     except AuthenticationError:
         raise RayJoinError(
             f"cannot join the Ray cluster at {target.address}: wrong or missing token, the GCS refused "

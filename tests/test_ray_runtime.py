@@ -149,10 +149,9 @@ def join(tmp_path: Path, store: MarketStore, address: str, **env: str) -> subpro
 
 def _error_line(done: subprocess.CompletedProcess[str]) -> str:
     assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    return errors[0]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    return lines[0]
 
 
 @pytest.mark.timeout(120)

@@ -329,7 +329,7 @@ def _local_node_ip(target: _Target) -> str | None:
     if expected in alive:
         return expected
     here = _machine_addresses()
-    local = [ip for ip in alive if ip in here]
+    local = [ip for ip in alive if ip in here or is_loopback(ip)]  # all of 127.0.0.0/8 is this machine
     if local:
         return local[0]
     raise RayJoinError(

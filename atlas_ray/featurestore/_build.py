@@ -117,15 +117,21 @@ def _chunk_table(fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi:
     return pa.table(arrays, names=["timestamp", *columns])
 
 
-def _valid_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    values = frame.to_numpy(dtype="float64")
-    keep = ~np.isnan(values).any(axis=1)
-    return frame if bool(keep.all()) else frame.loc[keep]
-
-
 def build_local(fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
-    """The single-process build: one ``compute_span`` over the whole range, NaN rows dropped."""
-    return _valid_rows(compute_span(fls, store, lo, hi))
+    """The single-process build: one ``compute_span`` over the whole range, NaN rows dropped.
+
+    The valid rows of each column are copied once into a ``(columns, rows)`` float64 block that
+    becomes the frame without another copy (no row-major interleave, no second selection)."""
+    index, columns = _span_columns(fls, store, lo, hi)
+    keep = np.ones(len(index), dtype=bool)
+    for values in columns.values():
+        keep &= ~np.isnan(values)
+    every = bool(keep.all())
+    block = np.empty((len(columns), int(keep.sum())), dtype="float64")
+    for j, values in enumerate(columns.values()):
+        block[j] = values if every else values[keep]
+    rows = index if every else index[keep]
+    return pd.DataFrame(block.T, index=rows, columns=list(columns), copy=False)
 
 
 def chunk_bounds(

@@ -61,14 +61,30 @@ def window_has_nan(values: np.ndarray, before: int, after: int = 0) -> np.ndarra
     """
     values = _as_float(values)
     n = values.shape[0]
-    counts = np.concatenate(([0], np.cumsum(np.isnan(values), dtype=np.int64)))
-    t = np.arange(n)
-    lo = t - before
-    hi = t + after
-    inside = (lo >= 0) & (hi < n)
     nan_in = np.ones(n, dtype=bool)
-    nan_in[inside] = (counts[hi[inside] + 1] - counts[lo[inside]]) > 0
+    first, stop = before, n - after  # the rows whose window lies inside the array
+    if stop <= first:
+        return nan_in
+    isnan = np.isnan(values)
+    if not isnan.any():
+        nan_in[first:stop] = False
+        return nan_in
+    counts = np.empty(n + 1, dtype=np.int64)
+    counts[0] = 0
+    np.cumsum(isnan, dtype=np.int64, out=counts[1:])
+    # rows t in [first, stop): NaNs in values[t - before .. t + after] = counts[t+after+1] - counts[t-before]
+    nan_in[first:stop] = counts[first + after + 1 : stop + after + 1] > counts[first - before : stop - before]
     return nan_in
+
+
+def _lagged(values: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray, slice]:
+    """``(later, earlier, where)``: views with ``later[i] = values[t]`` and ``earlier[i] =
+    values[t - rows]`` for the rows ``t`` of ``where`` (those with both inside the array): what
+    ``values`` and ``shift(values, rows)`` hold there, without the shifted copy."""
+    n = values.shape[0]
+    if rows >= n:
+        return values[:0], values[:0], slice(0, 0)
+    return values[rows:], values[: n - rows], slice(rows, n)
 
 
 def log_returns(close: np.ndarray, lookback: int = 1, lookforward: int = 0) -> np.ndarray:
@@ -81,11 +97,14 @@ def log_returns(close: np.ndarray, lookback: int = 1, lookforward: int = 0) -> n
     the sum of the one-bar returns would be).
     """
     close = _as_float(close)
+    out = np.full(close.shape[0], np.nan)
     if lookforward > 0:
-        out = np.log(shift(close, -lookforward) / close)
+        later, earlier, where = _lagged(close, lookforward)
+        out[: where.stop - where.start] = np.log(later / earlier)
         out[window_has_nan(close, 0, lookforward)] = np.nan
     else:
-        out = np.log(close / shift(close, lookback))
+        later, earlier, where = _lagged(close, lookback)
+        out[where] = np.log(later / earlier)
         out[window_has_nan(close, lookback, 0)] = np.nan
     return out
 
@@ -96,11 +115,14 @@ def simple_returns(close: np.ndarray, lookback: int = 1, lookforward: int = 0) -
     NaN when any close in the window is NaN.
     """
     close = _as_float(close)
+    out = np.full(close.shape[0], np.nan)
     if lookforward > 0:
-        out = shift(close, -lookforward) / close - 1.0
+        later, earlier, where = _lagged(close, lookforward)
+        out[: where.stop - where.start] = later / earlier - 1.0
         out[window_has_nan(close, 0, lookforward)] = np.nan
     else:
-        out = close / shift(close, lookback) - 1.0
+        later, earlier, where = _lagged(close, lookback)
+        out[where] = later / earlier - 1.0
         out[window_has_nan(close, lookback, 0)] = np.nan
     return out
 
@@ -111,11 +133,14 @@ def difference(values: np.ndarray, lookback: int = 1, lookforward: int = 0) -> n
     NaN when any value in the window is NaN.
     """
     values = _as_float(values)
+    out = np.full(values.shape[0], np.nan)
     if lookforward > 0:
-        out = shift(values, -lookforward) - values
+        later, earlier, where = _lagged(values, lookforward)
+        out[: where.stop - where.start] = later - earlier
         out[window_has_nan(values, 0, lookforward)] = np.nan
     else:
-        out = values - shift(values, lookback)
+        later, earlier, where = _lagged(values, lookback)
+        out[where] = later - earlier
         out[window_has_nan(values, lookback, 0)] = np.nan
     return out
 
@@ -133,15 +158,20 @@ def _lagged_sum(values: np.ndarray, window: int, centre: np.ndarray | None = Non
     n = values.shape[0]
     rows = max(n - window + 1, 0)
     total = np.zeros(rows)
+    scratch = np.empty(min(_CHUNK, rows))
     for lo in range(0, rows, _CHUNK):
         hi = min(lo + _CHUNK, rows)
         block = total[lo:hi]
+        square = scratch[: hi - lo]
         for k in range(window - 1, -1, -1):
             column = values[lo + window - 1 - k : hi + window - 1 - k]
             if centre is None:
                 block += column
             else:
-                block += (column - centre[lo:hi]) ** 2
+                # (x - centre)**2 into a reused buffer: the same two roundings as the expression
+                np.subtract(column, centre[lo:hi], out=square)
+                np.multiply(square, square, out=square)
+                block += square
     return total
 
 
@@ -161,7 +191,9 @@ def volatility(close: np.ndarray, window: int) -> np.ndarray:
     of them is NaN. Two passes, each a fixed-order loop over the window's columns.
     """
     close = _as_float(close)
-    returns = np.log(close / shift(close, 1))
+    returns = np.full(close.shape[0], np.nan)
+    later, earlier, where = _lagged(close, 1)
+    returns[where] = np.log(later / earlier)
     out = np.full(close.shape[0], np.nan)
     mean = _lagged_sum(returns, window) / window
     squares = _lagged_sum(returns, window, centre=mean)

@@ -341,9 +341,11 @@ def _write_together(
     elif candidate.any():
         identity = row_identity(combined.loc[candidate].reset_index(drop=True), kind)
         repeated[candidate] = duplicated(identity, list(identity.columns))
-    kept = combined.loc[~repeated]
-    order = np.argsort(pd.DatetimeIndex(kept["timestamp"]).as_unit("ns").asi8, kind="stable")
-    store.write_counted([(kept.iloc[order], exchange, pair, kind)], unique=True)
+    kept = combined.loc[~repeated] if repeated.any() else combined
+    times = pd.DatetimeIndex(kept["timestamp"]).as_unit("ns").asi8
+    if not (times[1:] >= times[:-1]).all():  # (files of consecutive days come sorted already)
+        kept = kept.iloc[np.argsort(times, kind="stable")]
+    store.write_counted([(kept, exchange, pair, kind)], unique=True)
     counts = np.bincount(owner[~repeated], minlength=len(frames))
     return [{kind: int(count)} for count in counts]
 

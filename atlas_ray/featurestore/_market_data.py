@@ -211,26 +211,27 @@ class MarketData:
         position[position >= count] = -1
         on_grid = position >= 0
         target = position[on_grid]
-        block = np.full((len(extended), len(BAR_COLUMNS)), np.nan)
-        if list(raw.columns) == list(BAR_COLUMNS):
-            source = raw.to_numpy(dtype=np.float64)
-        else:
-            source = np.column_stack([raw[c].to_numpy(dtype=np.float64) for c in BAR_COLUMNS])
-        block[target] = source[first][on_grid]
+        # One row of ``block`` per column, so every column the features read is contiguous.
+        block = np.full((len(BAR_COLUMNS), len(extended)), np.nan)
+        rows = None if bool(first.all()) and bool(on_grid.all()) else np.flatnonzero(first)[on_grid]
+        for j, column in enumerate(BAR_COLUMNS):
+            values = raw[column].to_numpy(dtype=np.float64)
+            block[j, target] = values if rows is None else values[rows]
         at = {c: j for j, c in enumerate(BAR_COLUMNS)}
-        close = block[:, at["close"]]
+        close = block[at["close"]]
         present = ~np.isnan(close)
-        last = np.maximum.accumulate(np.where(present, np.arange(len(close)), -1))
-        filled = ~present & (last >= 0) & (np.arange(len(close)) - last <= self.fill_limit)
-        if filled.any():
-            previous = close[last[filled]]
-            for column in ("open", "high", "low", "close"):
-                block[filled, at[column]] = previous
-            block[filled, at["volume"]] = 0.0
-            block[filled, at["trades"]] = 0.0
-            block[filled, at["vwap"]] = np.nan
+        if not bool(present.all()):
+            last = np.maximum.accumulate(np.where(present, np.arange(len(close)), -1))
+            filled = ~present & (last >= 0) & (np.arange(len(close)) - last <= self.fill_limit)
+            if filled.any():
+                previous = close[last[filled]]
+                for column in ("open", "high", "low", "close"):
+                    block[at[column], filled] = previous
+                block[at["volume"], filled] = 0.0
+                block[at["trades"], filled] = 0.0
+                block[at["vwap"], filled] = np.nan
         keep = slice(self.fill_limit, None)
-        return pd.DataFrame(block[keep], index=extended[keep], columns=_BAR_INDEX, copy=False)
+        return pd.DataFrame(block[:, keep].T, index=extended[keep], columns=_BAR_INDEX, copy=False)
 
     # ----------------------------------------------------------------------------------- quotes
     def quotes(self, exchange: str, pair: str) -> pd.DataFrame:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from atlas_ray import _atomic, _storage
 from atlas_ray.featurestore._store import MarketStore
 
 __all__ = [
@@ -70,9 +69,7 @@ def feature_code_version() -> str:
 
 
 def _filesystem(store: MarketStore) -> tuple[pafs.FileSystem, str]:
-    root = store.root if "://" in store.root else os.path.abspath(store.root)
-    fs, path = pafs.FileSystem.from_uri(root)
-    return fs, path.rstrip("/")
+    return _storage.filesystem(store.root)
 
 
 def data_version(
@@ -140,15 +137,7 @@ def read_cached(store: MarketStore, key: str) -> pa.Table | None:
 
 def write_cached(store: MarketStore, key: str, table: pa.Table) -> str:
     """Write ``table`` to the cache atomically; returns the path."""
-    fs, base = _filesystem(store)
+    fs, _ = _filesystem(store)
     path = cache_path(store, key)
-    fs.create_dir(f"{base}/{CACHE_DIR}", recursive=True)
-    temp = f"{path}.{uuid.uuid4().hex}.tmp"
-    try:
-        pq.write_table(table, temp, filesystem=fs)
-        fs.move(temp, path)
-    except BaseException:
-        if fs.get_file_info(temp).type == pafs.FileType.File:
-            fs.delete_file(temp)
-        raise
+    _atomic.write_with(fs, path, lambda out: pq.write_table(table, out))
     return path

@@ -19,8 +19,6 @@ re-reads those rows on the next run, and the store's keys drop them (nothing is 
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,6 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow.fs as pafs
 
+from atlas_ray import _atomic, _storage
 from atlas_ray.errors import IngestError
 
 __all__ = ["MAX_HOLES", "SETTLE_SECONDS", "StateFile", "Watermark"]
@@ -130,15 +129,14 @@ def _minus(span: tuple[int, int], ids: np.ndarray) -> Iterable[tuple[int, int]]:
 
 class StateFile:
     """The watermarks of one GDS database, a small JSON file under the store root
-    (``ROOT/_gds/<HOST>_<PORT>_<DB>.json``), replaced atomically (write beside it, then move).
+    (``ROOT/_gds/<HOST>_<PORT>_<DB>.json``), replaced atomically (``atlas_ray._atomic``).
 
     Watermarks are kept per table and per exchange selection (``*`` for all), so reading one exchange
     first and all of them later misses nothing.
     """
 
     def __init__(self, root: str, key: str, source: str) -> None:
-        uri = root if "://" in root else os.path.abspath(root)
-        self._fs, base = pafs.FileSystem.from_uri(uri)
+        self._fs, base = _storage.filesystem(root)
         self._dir = f"{base.rstrip('/')}/_gds"
         self.path = f"{self._dir}/{key}.json"
         self._source = source
@@ -169,8 +167,4 @@ class StateFile:
             "source": self._source,
             "tables": {t: {s: m.to_json() for s, m in marks.items()} for t, marks in tables.items()},
         }
-        self._fs.create_dir(self._dir, recursive=True)
-        temp = f"{self.path}.{uuid.uuid4().hex}.tmp"
-        with self._fs.open_output_stream(temp) as handle:
-            handle.write(json.dumps(data, indent=1).encode())
-        self._fs.move(temp, self.path)
+        _atomic.write_text(self._fs, self.path, json.dumps(data, indent=1))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow.fs as pafs
 
+from atlas_ray import _atomic, _storage
 from atlas_ray.featurestore._validate_rows import RowChecks
 
 if TYPE_CHECKING:
@@ -40,9 +40,7 @@ class KeptReport:
 
 
 def _filesystem(root: str) -> tuple[pafs.FileSystem, str]:
-    uri = root if "://" in root else os.path.abspath(root)
-    fs, base = pafs.FileSystem.from_uri(uri)
-    return fs, base.rstrip("/")
+    return _storage.filesystem(root)
 
 
 def _content(report: IngestReport, checks: RowChecks) -> dict[str, object]:
@@ -80,9 +78,7 @@ def keep_report(root: str, report: IngestReport, checks: RowChecks) -> IngestRep
     folder = f"{base}/exchange={report.exchange}/pair={report.pair}/{_FOLDER}"
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S%f")
     path = f"{folder}/{stamp}_{_SAFE.sub('_', report.file)}.json"
-    fs.create_dir(folder, recursive=True)
-    with fs.open_output_stream(path) as handle:
-        handle.write(json.dumps(_content(report, checks), indent=1).encode())
+    _atomic.write_text(fs, path, json.dumps(_content(report, checks), indent=1))
     return dataclasses.replace(report, report_path=path)
 
 

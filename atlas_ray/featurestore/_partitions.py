@@ -12,15 +12,15 @@ Layout (hive partitioning, one file per partition)::
 ``$ATLAS_STORE``, else ``./atlas_store``.
 
 Writes merge new rows into the existing partition, drop duplicates on the kind's key (so re-writing the
-same rows adds nothing), sort by time and replace the partition file atomically (write a temporary
-file beside it, then move it over). ``write_many`` stages every partition before moving any, so a
-failure while preparing leaves the store as it was.
+same rows adds nothing), sort by time and replace the partition file atomically (``atlas_ray._atomic``:
+a temporary file moved over it on a local disk, one whole-object upload on a bucket). ``write_many``
+stages every partition before putting any in place, so a failure while preparing leaves the store as
+it was. A relative ``ROOT`` is made absolute when the store is made (``atlas_ray._storage.resolve``).
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +32,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from atlas_ray import _atomic, _storage
 from atlas_ray.errors import MissingDataError
 from atlas_ray.featurestore._schema import COLUMNS, Resolution
 
@@ -85,9 +86,10 @@ class PartitionStore:
     """A partitioned parquet dataset of market data, on any pyarrow filesystem."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self.root = str(root) if root is not None else default_root()
-        self._fs, path = pafs.FileSystem.from_uri(_as_uri(self.root))
-        self._base = path.rstrip("/")
+        # Resolved once, here: a relative root means this process's working directory on every node
+        # (the store is pickled by its root to Ray workers, whose working directory differs).
+        self.root = _storage.resolve(root if root is not None else default_root())
+        self._fs, self._base = _storage.filesystem(self.root)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.root!r})"
@@ -253,7 +255,7 @@ class PartitionStore:
         ``unique=True`` promises that no frame repeats a key of its kind (ingest has removed duplicates
         already), which skips the within-frame duplicate check; rows already stored are still dropped.
         """
-        staged: list[tuple[str, str]] = []
+        staged: list[_atomic.Staged] = []
         added: dict[tuple[str, str, str], int] = {}
         try:
             for frame, exchange, pair, kind in items:
@@ -274,24 +276,13 @@ class PartitionStore:
                             continue
                         table = pa.Table.from_pandas(merged, preserve_index=False)
                     added[(exchange, pair, kind)] += new_rows
-                    temp = f"{target}.{uuid.uuid4().hex}.tmp"
-                    self._fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-                    # Dictionary-encode only the low-cardinality text column; statistics only for time
-                    # (both choices make writing trades several times faster).
-                    pq.write_table(
-                        table,
-                        temp,
-                        filesystem=self._fs,
-                        use_dictionary=[c for c in ("side",) if c in table.column_names],
-                        write_statistics=["timestamp"],
-                    )
-                    staged.append((temp, target))
+                    staged.append(_atomic.stage(self._fs, target, _parquet_writer(table)))
         except BaseException:
-            for temp, _ in staged:
-                self._fs.delete_file(temp)
+            for item in staged:
+                item.discard()
             raise
-        for temp, target in staged:
-            self._fs.move(temp, target)
+        for item in staged:
+            item.commit()
         return added
 
     def _merge(
@@ -383,10 +374,18 @@ def _has_ids(frame: pd.DataFrame) -> bool:
     return "trade_id" in frame.columns and bool((frame["trade_id"].astype(str) != "").any())
 
 
-def _as_uri(root: str) -> str:
-    if "://" in root:
-        return root
-    return os.path.abspath(root)
+def _parquet_writer(table: pa.Table) -> _atomic.Writer:
+    # Dictionary-encode only the low-cardinality text column; statistics only for time (both choices
+    # make writing trades several times faster).
+    def write(out: pa.NativeFile) -> None:
+        pq.write_table(
+            table,
+            out,
+            use_dictionary=[c for c in ("side",) if c in table.column_names],
+            write_statistics=["timestamp"],
+        )
+
+    return write
 
 
 def _utc(value: pd.Timestamp | str) -> pd.Timestamp:

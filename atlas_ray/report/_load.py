@@ -20,6 +20,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from atlas_ray import _storage
 from atlas_ray.errors import AtlasError
 from atlas_ray.search._results import RESULT_FILE, ResultsObject, TrialStatus, read_result
 
@@ -70,17 +71,12 @@ def asha_settings(meta: Mapping[str, Any] | None) -> tuple[int | None, int | Non
 
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str, str]:
     """``(filesystem, path inside it, uri to hand to read_result)``."""
-    if "://" not in uri:
-        uri = os.path.abspath(uri)
-        fs, path = pafs.FileSystem.from_uri(uri)
-        return fs, path.rstrip("/"), uri.rstrip("/")
+    root = _storage.resolve(uri)
     try:
-        fs, path = pafs.FileSystem.from_uri(uri)
-    except (pafs.ArrowInvalid, ValueError, OSError) as error:  # type: ignore[attr-defined]
-        raise ExperimentNotFoundError(
-            f"experiment {uri!r} cannot be opened: {' '.join(str(error).split())}"
-        ) from error
-    return fs, path.rstrip("/"), uri.rstrip("/")
+        fs, path = _storage.filesystem(root)
+    except _storage.StorageError as error:
+        raise ExperimentNotFoundError(f"experiment {uri!r} cannot be opened: {error.reason}") from error
+    return fs, path, _storage.join(root)
 
 
 def _listed_trials(meta: Mapping[str, Any] | None) -> list[str]:
@@ -152,7 +148,7 @@ def load_experiment_for_report(uri: str, *, threads: int = 8) -> Experiment:
 
     def read(trial: str) -> ResultsObject | str:
         try:
-            return read_result(f"{root}/{TRIALS_DIR}/{trial}")
+            return read_result(_storage.join(root, TRIALS_DIR, trial))
         except (OSError, ValueError, KeyError, TypeError) as error:
             return f"trial {trial}: {RESULT_FILE} cannot be read ({' '.join(str(error).split())})"
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from atlas_ray import _atomic, _storage
 from atlas_ray.errors import AtlasError
 from atlas_ray.search._results import RESULT_FILE, ResultsObject, _fs, read_result
 
@@ -65,7 +66,7 @@ def now() -> str:
 
 
 def write_experiment(experiment: Experiment, directory: str) -> None:
-    """Write ``experiment.json`` into ``directory`` atomically (temp file, then move)."""
+    """Write ``experiment.json`` into ``directory`` atomically (``atlas_ray._atomic``)."""
     fs, base = _fs(directory)
     fs.create_dir(base, recursive=True)
     document = {
@@ -84,10 +85,7 @@ def write_experiment(experiment: Experiment, directory: str) -> None:
         "provenance": dict(experiment.provenance),
         "test_openings": [dict(opening) for opening in experiment.test_openings],
     }
-    temp = f"{base}/{EXPERIMENT_FILE}.tmp"
-    with fs.open_output_stream(temp) as stream:
-        stream.write(json.dumps(document, indent=2, sort_keys=True).encode())
-    fs.move(temp, f"{base}/{EXPERIMENT_FILE}")
+    _atomic.write_text(fs, f"{base}/{EXPERIMENT_FILE}", json.dumps(document, indent=2, sort_keys=True))
 
 
 def has_experiment(directory: str) -> bool:
@@ -141,5 +139,4 @@ def load_results(directory: str) -> list[ResultsObject]:
     directory = str(directory)
     experiment = load_experiment(directory)
     ids = list(experiment.trial_ids) if experiment.status == "finished" else trial_ids_on_disk(directory)
-    base = directory.rstrip("/")
-    return [read_result(f"{base}/trials/{trial_id}") for trial_id in ids]
+    return [read_result(_storage.join(directory, "trials", trial_id)) for trial_id in ids]

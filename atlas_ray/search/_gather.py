@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from atlas_ray import _atomic, _storage
 from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
 from atlas_ray.search._manifest import write_manifest
@@ -352,7 +353,7 @@ def load_model(result_or_path: ResultsObject | str) -> Any:
     path = result_or_path.model_path if isinstance(result_or_path, ResultsObject) else result_or_path
     if path is None:
         raise ValueError("this trial has no model (it failed before any evaluation)")
-    if "://" not in path:
+    if not _storage.is_uri(path):
         return keras.models.load_model(path)
     fs, inner = _fs(path)
     with tempfile.TemporaryDirectory() as temp, fs.open_input_stream(inner) as stream:
@@ -376,10 +377,8 @@ def _read_document(directory: str) -> dict[str, Any] | None:
 
 def _write_document(directory: str, document: Mapping[str, Any]) -> None:
     fs, base = _fs(directory)
-    temp = f"{base}/{RESULT_FILE}.tmp"
-    with fs.open_output_stream(temp) as stream:
-        stream.write(json.dumps(document, indent=2, sort_keys=True, allow_nan=True).encode())
-    fs.move(temp, f"{base}/{RESULT_FILE}")
+    text = json.dumps(document, indent=2, sort_keys=True, allow_nan=True)
+    _atomic.write_text(fs, f"{base}/{RESULT_FILE}", text)
 
 
 def _save_model(model: Any, directory: str) -> None:
@@ -392,9 +391,7 @@ def _save_model(model: Any, directory: str) -> None:
     with tempfile.TemporaryDirectory() as temp:
         local = os.path.join(temp, MODEL_FILE)
         model.save(local)
-        with open(local, "rb") as source, fs.open_output_stream(f"{base}/{MODEL_FILE}.tmp") as sink:
-            sink.write(source.read())
-    fs.move(f"{base}/{MODEL_FILE}.tmp", f"{base}/{MODEL_FILE}")
+        _atomic.upload_file(local, fs, f"{base}/{MODEL_FILE}")
 
 
 def _jsonable(value: Any) -> Any:

@@ -14,8 +14,8 @@ file as good only when its size and sha256 match the manifest. Format (version 1
 
 ``files`` lists every plain file of the trial directory except ``manifest.json`` itself, temporary
 files (``*.tmp``) and hidden files (a name starting with ``.``: a harvest's ``*.part`` files); names are
-plain file names (no folders). The manifest is written atomically (a uniquely named temp file, then a
-move), on any pyarrow filesystem (a local path or a storage URI).
+plain file names (no folders). The manifest is written atomically (``atlas_ray._atomic``), on any
+pyarrow filesystem (a local path or a storage URI).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.fs as pafs
 
+from atlas_ray import _atomic
 from atlas_ray.errors import AtlasError
 from atlas_ray.search._results import _fs
 
@@ -115,10 +115,7 @@ def write_manifest(directory: str) -> Manifest:
     """Checksum every file of the trial in ``directory`` and write ``manifest.json`` atomically."""
     manifest = manifest_of(directory)
     fs, base = _fs(directory)
-    temp = f"{base}/{MANIFEST_FILE}.{uuid.uuid4().hex}.tmp"
-    with fs.open_output_stream(temp) as stream:
-        stream.write(manifest_bytes(manifest))
-    fs.move(temp, f"{base}/{MANIFEST_FILE}")
+    _atomic.write_bytes(fs, f"{base}/{MANIFEST_FILE}", manifest_bytes(manifest))
     return manifest
 
 

@@ -56,6 +56,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from atlas_ray import _atomic, _storage
 from atlas_ray.featurestore._prepared import Task
 
 __all__ = [
@@ -132,27 +133,22 @@ class ResultsObject:
     def model_path(self) -> str | None:
         if self.model_file is None or not self.directory:
             return None
-        return f"{self.directory.rstrip('/')}/{self.model_file}"
+        return _storage.join(self.directory, self.model_file)
 
 
 def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
-    if "://" not in uri:
-        import os
-
-        uri = os.path.abspath(uri)
-    fs, path = pafs.FileSystem.from_uri(uri)
-    return fs, path.rstrip("/")
+    """``atlas_ray._storage.filesystem``: the filesystem and the path inside it of a path or URI."""
+    return _storage.filesystem(uri)
 
 
 def write_result(result: ResultsObject, directory: str) -> None:
-    """Write ``result`` into ``directory`` (created); ``result.json`` is written last, atomically,
-    so a reader never sees a half-written trial."""
+    """Write ``result`` into ``directory`` (created); each file atomically (``atlas_ray._atomic``),
+    ``result.json`` last, so a reader never sees a half-written trial."""
     fs, base = _fs(directory)
     fs.create_dir(base, recursive=True)
-    pq.write_table(
-        _to_table(result.predictions), f"{base}/{PREDICTIONS_FILE}", filesystem=fs
-    )
-    pq.write_table(_to_table(result.curves), f"{base}/{CURVES_FILE}", filesystem=fs)
+    predictions, curves = _to_table(result.predictions), _to_table(result.curves)
+    _atomic.write_with(fs, f"{base}/{PREDICTIONS_FILE}", lambda out: pq.write_table(predictions, out))
+    _atomic.write_with(fs, f"{base}/{CURVES_FILE}", lambda out: pq.write_table(curves, out))
     document = {
         "format": 1,
         "identity": {
@@ -182,10 +178,7 @@ def write_result(result: ResultsObject, directory: str) -> None:
         "attempts": [dict(item) for item in result.attempts],
     }
     text = json.dumps(document, indent=2, sort_keys=True, allow_nan=True, default=_json_default)
-    temp = f"{base}/{RESULT_FILE}.tmp"
-    with fs.open_output_stream(temp) as stream:
-        stream.write(text.encode())
-    fs.move(temp, f"{base}/{RESULT_FILE}")
+    _atomic.write_text(fs, f"{base}/{RESULT_FILE}", text)
 
 
 def read_result(directory: str) -> ResultsObject:

@@ -42,6 +42,7 @@ from typing import IO, Any
 
 import pandas as pd
 
+from atlas_ray import _storage
 from atlas_ray.errors import AtlasError, SpecError
 from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._prepared import PreparedSet
@@ -84,11 +85,9 @@ class PreparedUnit:
 
 
 def experiment_uri(storage: str, name: str) -> str:
-    """``storage/name``: an absolute local path, or the URI as given."""
-    storage = str(storage)
-    if "://" not in storage:
-        storage = os.path.abspath(storage)
-    return f"{storage.rstrip('/')}/{name}"
+    """``storage/name``: an absolute local path (resolved here, on the driver), or the URI as given
+    (its query kept at the end; see ``atlas_ray._storage``)."""
+    return _storage.join(_storage.resolve(str(storage)), name)
 
 
 def run(
@@ -293,8 +292,9 @@ def _cached(featureset: Any, unit: WorkUnit, store: Any) -> bool:
         return False
     import pyarrow.fs as pafs
 
-    fs, inner = pafs.FileSystem.from_uri(path if "://" in path else os.path.abspath(path))
-    return bool(fs.get_file_info(inner).type != pafs.FileType.NotFound)
+    # ``cache_path`` is a path on the store's filesystem (in a bucket "bucket/key", not a URI).
+    fs, _ = _storage.filesystem(str(getattr(store, "root", path)))
+    return bool(fs.get_file_info(path).type != pafs.FileType.NotFound)
 
 
 def print_plan(
@@ -416,15 +416,18 @@ def _run_tune(
     ]
     reporter = _reporter(spec) if display.verbose else None
     verbosity = 1 if display.verbose else 0
-    resume = exists and tune.Tuner.can_restore(experiment)
+    tune_parent, tune_fs = _tune_storage(_storage.parent(experiment))
+    tune_experiment = _storage.join(tune_parent, spec.name)
+    resume = exists and tune.Tuner.can_restore(tune_experiment, storage_filesystem=tune_fs)
     if exists and not resume:
         print(f"the experiment {experiment} ended before any trial started: starting it again", file=out)
     if resume:
         settled = len(trial_ids_on_disk(experiment))
         print(f"continuing the unfinished experiment {experiment} ({settled} trials with results)", file=out)
         tuner = tune.Tuner.restore(
-            experiment,
+            tune_experiment,
             trainable=trainable,
+            storage_filesystem=tune_fs,
             resume_unfinished=True,
             resume_errored=False,
             restart_errored=False,
@@ -473,7 +476,8 @@ def _run_tune(
             ),
             run_config=tune.RunConfig(
                 name=spec.name,
-                storage_path=experiment.rsplit("/", 1)[0],
+                storage_path=tune_parent,
+                storage_filesystem=tune_fs,
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 progress_reporter=reporter,
@@ -498,6 +502,16 @@ def _run_tune(
     write_experiment(record.finish(sorted(trial_ids)), experiment)
     print_best(load_results(experiment), spec, experiment, out)
     return experiment
+
+
+def _tune_storage(location: str) -> tuple[str, Any]:
+    """Ray Tune's ``storage_path`` and ``storage_filesystem`` for ``location``: a local path as it is
+    (Tune's own local filesystem); a URI as its pyarrow filesystem (with the endpoint, region, ... of
+    its query) and the path inside it, which Tune hands to every worker with the filesystem."""
+    if not _storage.is_uri(location):
+        return location, None
+    fs, path = _storage.filesystem(location)
+    return path, fs
 
 
 def _trial_id_from_path(path: str | None) -> str | None:

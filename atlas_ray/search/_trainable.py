@@ -50,6 +50,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from atlas_ray import _storage
 from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._prepared import PreparedSet
 from atlas_ray.search._asha import ASHA
@@ -101,7 +102,7 @@ def variant_key(unit: str, model: str) -> str:
 
 def trial_directory(experiment: str, trial_id: str) -> str:
     """Where a trial's ResultsObject lives: ``EXPERIMENT/trials/<trial_id>``."""
-    return f"{experiment.rstrip('/')}/trials/{trial_id}"
+    return _storage.join(experiment, "trials", trial_id)
 
 
 def epoch_seed(seed: int, fold: int, epoch: int) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from atlas_ray import _storage
 from atlas_ray.errors import AtlasError, FeatureError
 from atlas_ray.featurestore._featureset import FeatureLabelSet
 from atlas_ray.featurestore._prepared import Task
@@ -75,7 +76,8 @@ def find_trial(
     """The trial to serve (see the module docstring)."""
     if (trial is None) == (not best):
         raise AtlasError("Choose the model with exactly one of --trial ID or --best.")
-    fs, base = _fs(str(experiment))
+    experiment = _storage.resolve(str(experiment))  # the Serve replica's working directory is not ours
+    fs, base = _fs(experiment)
     if fs.get_file_info(f"{base}/{EXPERIMENT_FILE}").type != pafs.FileType.File:
         raise AtlasError(
             f"The experiment {experiment} does not exist or is not an atlas_ray experiment "
@@ -92,7 +94,7 @@ def find_trial(
             f"The experiment {experiment} has no trial {trial!r} "
             f"(it holds {len(on_disk)} trial(s): {shown or 'none'})."
         )
-    directory = f"{str(experiment).rstrip('/')}/trials/{trial}"
+    directory = _storage.join(experiment, "trials", trial)
     result = _read(directory)
     _check_servable(result, directory, fs)
     try:
@@ -117,7 +119,7 @@ def _check_servable(result: ResultsObject, directory: str, fs: pafs.FileSystem) 
         raise AtlasError(f"The trial {result.trial_id} failed ({result.error}); it has no model to serve.")
     if not result.model_file:
         raise AtlasError(f"{directory}/{RESULT_FILE} names no model file; the trial has no model to serve.")
-    _, model = _fs(f"{directory}/{result.model_file}")
+    _, model = _fs(_storage.join(directory, result.model_file))
     info = fs.get_file_info(model)
     if info.type != pafs.FileType.File or not info.size:
         raise AtlasError(
@@ -155,7 +157,7 @@ def _best_trial(experiment: str, trial_ids: list[str], metric: str) -> str:
     best: tuple[float, str] | None = None
     for trial_id in trial_ids:
         try:
-            result = read_result(f"{experiment.rstrip('/')}/trials/{trial_id}")
+            result = read_result(_storage.join(experiment, "trials", trial_id))
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if result.status is TrialStatus.FAILED or not result.model_file:

@@ -183,6 +183,7 @@ def start_local(
         kwargs["object_store_memory"] = object_store_memory
     with _loopback_node_allowed():
         ray.init(
+            address="local",  # never a cluster `ray start` left running (ray.init() alone would join it)
             _node_ip_address=LOOPBACK,
             include_dashboard=dashboard,
             dashboard_host=LOOPBACK,
@@ -201,12 +202,14 @@ def connect(
     dashboard: bool = True,
     worker_env: Mapping[str, str] | None = None,
 ) -> bool:
-    """Join the cluster at ``address`` (``host:port`` of its GCS, or ``auto``), or start a local Ray
-    when it is None or empty (``start_local``); whether a Ray was started (and must be shut down).
+    """Join the cluster at ``address`` (``host:port`` of its GCS, or ``auto``; None: ``$RAY_ADDRESS``
+    when set), or start a local Ray when there is none (``start_local``); whether a Ray was started
+    (and must be shut down).
     Joining passes ``worker_env`` to the workers as the job's environment. A cluster that cannot be
     joined raises ``RayJoinError`` (one line: the address and the likely cause) within a minute."""
     import ray
 
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if not address:
         return start_local(verbose=verbose, dashboard=dashboard, worker_env=worker_env)
     _common_env(worker_env)
@@ -235,7 +238,8 @@ def _resolve(address: str) -> _Target:
         from ray._private import services
 
         try:
-            address = str(services.canonicalize_bootstrap_address_or_die("auto"))
+            # as Ray finds it, but not resolved further: Ray would turn 127.0.0.1 into the network address
+            address = str(services.get_ray_address_from_environment("auto", None))
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise RayJoinError(
                 f"cannot join the Ray cluster at auto: no running Ray found on this machine "

@@ -18,7 +18,10 @@ whole file, the new whole file, or (for a new name) no file; never a part. How, 
   not at all, and a new version replaces the old one whole: S3 and GCS both promise that a read after
   a successful write sees the new object (strong read-after-write and list-after-write consistency),
   and that no reader sees a partly uploaded one. A failure while the file is made (in memory) sends
-  nothing; a failed upload is not completed, so the old object stays.
+  nothing; a failed upload is not completed, so the old object stays. The file is made in memory
+  *before* the stream is opened because closing a pyarrow S3 / GCS output stream completes the
+  upload, and pyarrow closes it on the way out of a ``with`` block or in its destructor even when an
+  exception is passing: streaming a half-made file there would publish the half.
 - **gs://** keeps the same promises with pyarrow's ``GcsFileSystem``: its output stream is a GCS
   resumable upload, and GCS makes the object (a new generation of it) visible only when the upload
   is finalised, when the stream is closed after the whole buffer was written; a closed stream whose

@@ -99,6 +99,12 @@ def test_atomic_writes_on_the_bucket_never_show_half_a_file(s3: str, aws: None) 
     _atomic.write_text(fs, path, '{"new": true}')
     with fs.open_input_stream(path) as reader:
         assert reader.read() == b'{"new": true}'
+    # a new object whose write fails half way does not appear (pyarrow's own output stream, closed by
+    # the `with` an exception leaves, would complete the upload and publish the half)
+    fresh = f"{base}/fresh.json"
+    with pytest.raises(KeyboardInterrupt):
+        _atomic.write_with(fs, fresh, interrupted)
+    assert fs.get_file_info(fresh).type == pafs.FileType.NotFound
     # one object, no temporary copies left beside it (nothing is renamed on a bucket)
     assert objects(s3, "atomic") == [path]
 

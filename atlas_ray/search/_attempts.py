@@ -19,13 +19,13 @@ checksum manifest and the SSH harvest leave it out: ``result.json`` holds the sa
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow.fs as pafs
 
+from atlas_ray import _atomic
 from atlas_ray.search._results import _fs
 
 __all__ = ["ATTEMPTS_FILE", "read_attempts", "record_attempt"]
@@ -66,10 +66,7 @@ def _entry(attempt: int, restored_from_epoch: int) -> dict[str, Any]:
 
 
 def _write(directory: str, entries: Sequence[Mapping[str, Any]]) -> None:
-    """Write the log atomically (a uniquely named temp file, then a move)."""
+    """Write the log atomically (``atlas_ray._atomic``)."""
     fs, base = _fs(directory)
-    fs.create_dir(base, recursive=True)
-    temp = f"{base}/.{uuid.uuid4().hex}.attempts.tmp"
-    with fs.open_output_stream(temp) as stream:
-        stream.write(json.dumps([dict(entry) for entry in entries], indent=2).encode())
-    fs.move(temp, f"{base}/{ATTEMPTS_FILE}")
+    text = json.dumps([dict(entry) for entry in entries], indent=2)
+    _atomic.write_text(fs, f"{base}/{ATTEMPTS_FILE}", text)

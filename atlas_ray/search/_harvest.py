@@ -35,13 +35,14 @@ import os
 import posixpath
 import stat
 import sys
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import asyncssh
+import pyarrow.fs as pafs
 
+from atlas_ray import _atomic
 from atlas_ray.errors import AtlasError
 from atlas_ray.search._experiment import EXPERIMENT_FILE, now
 from atlas_ray.search._harvest_ssh import (
@@ -512,13 +513,9 @@ def _read_local(path: str) -> bytes:
 
 
 def _write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a uniquely named temp file, synced, then renamed."""
-    temp = f"{path}.{uuid.uuid4().hex}.tmp"
-    with open(temp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    """Write ``data`` to ``path`` through a uniquely named temp file, synced, then renamed
+    (``atlas_ray._atomic``)."""
+    _atomic.write_bytes(pafs.LocalFileSystem(), os.path.abspath(path), data)
 
 
 def _write_harvest_record(local: str, source: str, report: HarvestReport) -> None:

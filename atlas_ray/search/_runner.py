@@ -27,6 +27,13 @@ errored ones are not run again. The experiment state is saved at least every sec
 (``TUNE_GLOBAL_CHECKPOINT_S``) so that a driver killed at any time loses at most that much
 bookkeeping, and a trial that had finished in that window recognises its settled result on restore
 and trains nothing.
+
+Failures: a trial that raised, or whose node went away (its actor died), is retried up to the spec's
+``max_failures`` times (Tune's ``FailureConfig``; Tune does not count a node drained for preemption) on
+any node with its resources, from its latest checkpoint (its last ASHA rung); a search on several nodes
+with ``max_failures=0`` says so in one line. Each attempt's node and the epoch it went on from are in
+the trial's attempt log (``_attempts``, ``ResultsObject.attempts``). A cluster that went away as a whole
+is continued by ``--resume`` on a new one (the storage must be the same).
 """
 
 from __future__ import annotations
@@ -380,6 +387,9 @@ def _run_tune(
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     out = display.out
+    note = _node_loss_note(spec.max_failures, sum(1 for node in ray.nodes() if node.get("Alive")))
+    if note:
+        print(note, file=out)
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -512,6 +522,17 @@ def _tune_storage(location: str) -> tuple[str, Any]:
         return location, None
     fs, path = _storage.filesystem(location)
     return path, fs
+
+
+def _node_loss_note(max_failures: int, nodes: int) -> str | None:
+    """One line when a search on ``nodes`` nodes allows no retry: Ray Tune counts a trial whose node
+    went away as a failure (unless the node was drained for preemption), so it would fail for good."""
+    if max_failures != 0 or nodes < 2:
+        return None
+    return (
+        f"note: {nodes} nodes and max_failures=0: a trial on a node that goes away fails for good; "
+        "max_failures >= 1 retries it from its last checkpoint on another node"
+    )
 
 
 def _trial_id_from_path(path: str | None) -> str | None:

@@ -4,6 +4,7 @@ the address and the likely cause, exit status 2. Every connection goes to 127.0.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -192,3 +193,77 @@ def test_loopback_addresses() -> None:
         assert _ray_runtime.is_loopback(host), host
     for host in ("0.0.0.0", "::", "192.0.2.2", "10.0.0.1", "head-node"):
         assert not _ray_runtime.is_loopback(host), host
+
+
+def _session_processes(marker: str) -> list[psutil.Process]:
+    """Every process whose command line holds ``marker`` (a Ray temp dir), and all of theirs."""
+    roots = [process for process in psutil.process_iter() if marker in " ".join(_cmdline(process))]
+    found = {process.pid: process for process in roots}
+    for root in roots:
+        with contextlib.suppress(psutil.Error):
+            found.update({child.pid: child for child in root.children(recursive=True)})
+    return list(found.values())
+
+
+@pytest.mark.timeout(240)
+def test_a_ray_start_head_kept_on_loopback_is_joined_with_auto(tmp_path: Path) -> None:
+    """The README's own head (``ray start --head --node-ip-address 127.0.0.1`` with token auth and
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``) listens on loopback only, and ``--address auto`` joins it
+    at 127.0.0.1 (Ray alone would look for it at the machine's network address)."""
+    import secrets
+    import shutil
+    import tempfile
+
+    temp = tempfile.mkdtemp(prefix="atlas_rs_")  # short: Ray's Unix socket paths must stay < 108 bytes
+    token = tmp_path / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))},
+        "RAY_TMPDIR": temp,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONPATH": str(ROOT),
+    }
+    port = _free_port()
+    ray_cli = Path(sys.executable).parent / "ray"
+    try:
+        started = subprocess.run(
+            [str(ray_cli), "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
+             "--ray-client-server-port", str(_free_port()), "--dashboard-host", "127.0.0.1",
+             "--include-dashboard", "false", "--num-cpus", "1", "--disable-usage-stats"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )
+        assert started.returncode == 0, started.stderr[-3000:]
+        listeners = {}
+        for process in _session_processes(temp):
+            try:
+                for connection in process.net_connections(kind="inet"):
+                    if connection.status == psutil.CONN_LISTEN:
+                        listeners[connection.laddr.port] = (connection.laddr.ip, process.name())
+            except psutil.Error:
+                continue
+        assert port in listeners and len(listeners) >= 5, listeners
+        beyond = {p: where for p, where in listeners.items() if not _loopback(where[0])}
+        assert not beyond, f"the ray start head listens beyond loopback: {beyond}"
+        joined = subprocess.run(
+            [sys.executable, "-c",
+             "import ray\nfrom atlas_ray import _ray_runtime\n"
+             "assert not _ray_runtime.connect('auto')\n"
+             "print(ray.get_runtime_context().gcs_address, ray.get(ray.remote(lambda: 'ran').remote()))\n"
+             "ray.shutdown()"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )
+        assert joined.returncode == 0, joined.stderr[-3000:]
+        assert joined.stdout.split() == [f"127.0.0.1:{port}", "ran"], joined.stdout
+    finally:
+        processes = _session_processes(temp)
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                process.terminate()
+        _, alive = psutil.wait_procs(processes, timeout=20)
+        for process in alive:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        shutil.rmtree(temp, ignore_errors=True)

@@ -130,7 +130,8 @@ def build_local(fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: 
     block = np.empty((len(columns), int(keep.sum())), dtype="float64")
     for j, values in enumerate(columns.values()):
         block[j] = values if every else values[keep]
-    rows = index if every else index[keep]
+    # No ``freq`` on the index, as the Ray Data build and the cache give none: the same frame either way.
+    rows = pd.DatetimeIndex(index if every else index[keep], freq=None)
     return pd.DataFrame(block.T, index=rows, columns=list(columns), copy=False)
 
 

@@ -2,8 +2,9 @@
 
 A FeatureLabelSet is a frozen definition (no work in ``__init__`` beyond checking it):
 
-* ``build(start, end, store=None)`` computes it with Ray Data in parallel over time chunks into one
-  frame (see ``_build``), cached in the store (see ``_fs_cache``);
+* ``build(start, end, store=None)`` computes it into one frame, cached in the store (see
+  ``_fs_cache``): in this process below ``LOCAL_BUILD_ROWS`` bars, with Ray Data in parallel over
+  time chunks from there on (see ``_build``); both give the same frame;
 * ``prepare(frame, split)`` and ``walk_forward(frame, folds)`` make ``PreparedSet``s for models: split
   by time with purge gaps (``_splits``), z-scaled with training statistics (``_scaling``), the label
   categorised with boundaries fitted on training data (``_labels``), the training classes rebalanced
@@ -69,7 +70,19 @@ from atlas_ray.featurestore._windows import check_window, cut_windows, window_en
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["FeatureLabelSet"]
+__all__ = ["LOCAL_BUILD_ROWS", "FeatureLabelSet"]
+
+LOCAL_BUILD_ROWS = 262_144
+"""``build`` computes a range of fewer bars than this in this process (``build_local``), without
+starting or using Ray; from this many bars on, with Ray Data over time chunks. Measured (issue 12,
+``benchmarks/bench_featurestore.py``'s 23 features + 2 labels on the 2-core machine, Ray already
+started and warmed): the in-process build took 0.08 s for 1 day (1,379 rows) against 0.28 s for Ray
+Data, 0.11 s against 0.29 s for 4 weeks (39,403 rows) and 0.58 s against 0.73 s for 24 weeks (238,124
+rows): Ray Data's fixed cost (about 0.2 s per build, and seconds to start Ray when it is not running)
+outweighs two CPUs below that. 262,144 rows is Ray Data's default chunk (``DEFAULT_MAX_CHUNK_ROWS``):
+below it the work is not worth cutting. Above it the in-process build still won on this loaded machine
+(1.75 s against 3.28 s at 1,041,995 rows, the two CPUs shared with other work), but Ray Data is what
+spreads a build over the CPUs of a cluster; ``build(..., parallel=False)`` keeps any size in process."""
 
 _DEFINITION_FIELDS = (
     "features", "labels", "fill_limit", "scaling", "categories", "rebalance", "window", "label_gaps"
@@ -251,13 +264,17 @@ class FeatureLabelSet:
         *,
         chunk_rows: int | None = None,
         cache: bool = True,
+        parallel: bool | None = None,
     ) -> pd.DataFrame:
         """The frame of the bars in ``[start, end)`` (UTC): features then labels, float64, valid rows only.
 
-        Computed with Ray Data in parallel over time chunks (``chunk_rows`` bars each, by default a few
-        large chunks), equal exactly to ``build_local``. Missing data raises ``MissingDataError`` before
-        any Ray work; an empty range, or one without a single valid row, raises ``AtlasError`` naming
-        it. With ``cache`` the frame is read from / written to the store's featureset cache.
+        ``parallel`` None (the default): a range of fewer than ``LOCAL_BUILD_ROWS`` bars is computed in
+        this process (``build_local``, Ray is neither started nor used), a longer one with Ray Data in
+        parallel over time chunks; True: Ray Data whatever the size (as does giving ``chunk_rows``,
+        bars per chunk, by default a few large chunks); False: in this process whatever the size. Every
+        way gives exactly the same frame. Missing data raises ``MissingDataError`` before any work; an
+        empty range, or one without a single valid row, raises ``AtlasError`` naming it. With
+        ``cache`` the frame is read from / written to the store's featureset cache.
         """
         store = store if store is not None else MarketStore()
         lo, hi = parse_range(start, end, self.resolution)
@@ -267,7 +284,13 @@ class FeatureLabelSet:
             cached = read_cached(store, key)
             if cached is not None:
                 return self._mark_label_gaps(table_to_frame(cached), store)
-        frame = build_ray(self, store, lo, hi, chunk_rows=chunk_rows)
+        if parallel is None:
+            rows = int((hi - lo) // self.resolution.offset)
+            parallel = chunk_rows is not None or rows >= LOCAL_BUILD_ROWS
+        if parallel:
+            frame = build_ray(self, store, lo, hi, chunk_rows=chunk_rows)
+        else:
+            frame = build_local(self, store, lo, hi)
         self._check_not_empty(len(frame), lo, hi)
         if cache:
             write_cached(store, key, frame_to_table(frame))

@@ -48,7 +48,7 @@ def local_frame(minute_store: MarketStore) -> pd.DataFrame:
 def test_partitioned_build_equals_single_process_build(
     ray_cluster: None, minute_store: MarketStore, local_frame: pd.DataFrame, chunk_rows: int | None
 ) -> None:
-    built = featureset().build(START, END, minute_store, chunk_rows=chunk_rows, cache=False)
+    built = featureset().build(START, END, minute_store, chunk_rows=chunk_rows, cache=False, parallel=True)
     pd.testing.assert_frame_equal(built, local_frame, check_exact=True)
     assert list(built.columns) == [*featureset().feature_names, *featureset().label_names]
     assert (built.dtypes == "float64").all()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ import pandas as pd
 from atlas_ray import _atomic, _storage
 from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
+from atlas_ray.search._attempts import read_attempts
 from atlas_ray.search._manifest import write_manifest
 from atlas_ray.search._results import (
     MODEL_FILE,
@@ -322,17 +324,21 @@ def settle_trial(
     fallback: ResultsObject | None = None,
 ) -> bool:
     """Give the trial in ``directory`` its final ``status`` (and ``error``); returns whether anything
-    was written. A trial already settled is left as it is. Without a result, ``fallback`` is written."""
+    was written. A trial already settled is left as it is. Without a result, ``fallback`` is written.
+    The result's ``attempts`` are brought up to date with the trial's attempt log (``_attempts``): an
+    attempt that failed before writing a result is in it."""
     document = _read_document(directory)
     if document is None:
         if fallback is None:
             return False
-        write_result(fallback, directory)
+        attempts = read_attempts(directory)
+        write_result(replace(fallback, attempts=tuple(attempts)) if attempts else fallback, directory)
         write_manifest(directory)
         return True
     if TrialStatus(document["status"]) in FINAL_STATUSES:
         return False
     document["status"] = status.value
+    document["attempts"] = read_attempts(directory) or document.get("attempts") or []
     if error is not None:
         document["error"] = error
     _write_document(directory, document)

@@ -131,7 +131,8 @@ def build_local(fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: 
     for j, values in enumerate(columns.values()):
         block[j] = values if every else values[keep]
     # No ``freq`` on the index, as the Ray Data build and the cache give none: the same frame either way.
-    rows = pd.DatetimeIndex(index if every else index[keep], freq=None)
+    nanos = (index if every else index[keep]).as_unit("ns").asi8
+    rows = pd.DatetimeIndex(nanos.view("datetime64[ns]"), name="timestamp").tz_localize("UTC")
     return pd.DataFrame(block.T, index=rows, columns=list(columns), copy=False)
 
 

@@ -168,6 +168,7 @@ def test_a_lost_worker_s_trial_resumes_from_its_checkpoint_on_another_node(  # t
     text = output.decode()
     assert search.returncode == 0, text[-4000:]
     assert f"trial {lost_trial} (dnn) failed (retrying, 1 of 1)" in text
+    assert "max_failures=0" not in text  # the spec allows a retry: no note about lost nodes
 
     results = {r.trial_id: r for r in assert_every_trial_once(experiment)}
     retried = results[lost_trial]

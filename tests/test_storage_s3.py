@@ -164,7 +164,7 @@ def test_a_search_writes_its_experiment_to_the_bucket_and_the_report_reads_it_ba
     results = load_results(experiment)
     assert sorted(r.trial_id for r in results) == sorted(record.trial_ids)
     for result in results:
-        assert result.status in (TrialStatus.COMPLETED, TrialStatus.STOPPED)
+        assert result.status in (TrialStatus.COMPLETED, TrialStatus.STOPPED), result.error
         assert not result.predictions.empty and not result.curves.empty
         manifest = read_manifest(_storage.join(experiment, "trials", result.trial_id))
         assert manifest is not None and {"result.json", "model.keras"} <= set(manifest.files)
@@ -174,6 +174,22 @@ def test_a_search_writes_its_experiment_to_the_bucket_and_the_report_reads_it_ba
     assert any("/checkpoint_" in key or "tuner.pkl" in key or "experiment_state" in key for key in keys)
     assert not [key for key in keys if key.endswith(".tmp")]
     assert list(work.iterdir()) == []  # nothing on the local disk: store and experiment are in the bucket
+    # Tune finds its own state in the bucket where --resume would look for it
+    from ray import tune
+
+    from atlas_ray.search._runner import _tune_storage
+
+    parent, fs = _tune_storage(storage)
+    assert parent == f"{BUCKET}/experiments" and isinstance(fs, pafs.S3FileSystem)
+    assert tune.Tuner.can_restore(f"{parent}/s3june", storage_filesystem=fs)
+    # the same command again reads the finished experiment from the bucket and trains nothing
+    again = subprocess.run(
+        [sys.executable, "-m", "atlas_ray.search", str(spec), "--store", uri(s3, "store"),
+         "--storage", storage],
+        cwd=work, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"the experiment {experiment} is already finished (2 trials" in again.stdout
 
     out = tmp_path / "report"
     report = subprocess.run(

@@ -10,8 +10,9 @@ prices chain from tile to tile and every return inside a tile is the real one. G
 Two builds of the same range, from the same store:
 
 * atlas_ray: ``FeatureLabelSet.build(..., cache=False)`` on a local Ray cluster (2 CPUs), Ray Data over
-  time chunks. Ray is started and warmed (one small build, so worker processes exist and have imported
-  the package) before timing, as in a search where the cluster lives for hours.
+  time chunks (the range is above ``LOCAL_BUILD_ROWS``). Ray is started and warmed (one small Ray Data
+  build, so worker processes exist and have imported the package) before timing, as in a search where
+  the cluster lives for hours.
 * reference: a plain single-process pandas implementation written here (read each exchange's
   partitions with pyarrow, reindex to the minute grid, forward-fill up to 5 bars, vectorised pandas
   maths, drop NaN rows). Its frame is compared with atlas_ray's: the same rows, the same columns and
@@ -24,6 +25,11 @@ such as Ray's object store among the processes mapping them, so nothing is count
 this process and every process it started (raylet, object store, Ray workers); the figure is the
 highest sum during the build less the sum just before it, divided by the finished frame's size
 (``DataFrame.memory_usage(deep=True).sum()``).
+
+Scaling: ``build`` (cache off) over the first 1, 2 and 4 weeks, best of ``--repeat``: time and rows/s
+in a small table, and whether the time grew no faster than the rows (10% slack for timer noise; printed
+and in the JSON, never failing: a timing). Ranges that short (10,000 to 40,000 rows) are below
+``LOCAL_BUILD_ROWS``, so ``build`` computes them in process: what a search's first trial waits for.
 
 Timing: the two builds alternate ``--repeat`` times (default 3) and each keeps its best time (the
 machine is shared, so the best run is the least disturbed one); memory keeps the highest rise.
@@ -64,6 +70,7 @@ from atlas_ray.featurestore import (
     Volatility,
     Volume,
 )
+from atlas_ray.featurestore._featureset import LOCAL_BUILD_ROWS
 from atlas_ray.featurestore._schema import BAR_COLUMNS
 
 DATA = Path(os.environ.get("ATLAS_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
@@ -73,6 +80,8 @@ LOOKBACKS = (1, 5, 15, 60)
 WINDOWS = (10, 30)
 FILL_LIMIT = 5
 TARGET = 1.5
+SCALING_WEEKS = (1, 2, 4)
+SCALING_SLACK = 1.1
 RTOL, ATOL = 1e-9, 1e-12  # floating-point summation order differs between the two builds, nothing more
 
 
@@ -228,6 +237,33 @@ class PeakMemory:
         return self.peak - self.baseline
 
 
+def scaling_table(
+    fls: FeatureLabelSet, store: MarketStore, start: pd.Timestamp, repeat: int
+) -> list[dict[str, float]]:
+    """``build`` (cache off; below ``LOCAL_BUILD_ROWS`` it runs in process) over 1, 2 and 4 weeks of
+    minute bars: best time of ``repeat`` and rows per second."""
+    table = []
+    for weeks in SCALING_WEEKS:
+        end = start + pd.Timedelta(weeks=weeks)
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            frame = fls.build(start, end, store, cache=False)
+            times.append(time.perf_counter() - t0)
+        best = min(times)
+        rows = len(frame)
+        table.append({"weeks": weeks, "rows": rows, "s": round(best, 4), "rows_per_s": round(rows / best)})
+    return table
+
+
+def scaling_grows_with_rows(table: list[dict[str, float]]) -> bool:
+    """Whether the time grows no faster than the rows (``SCALING_SLACK`` for timer noise)."""
+    first = table[0]
+    return all(
+        row["s"] / first["s"] <= SCALING_SLACK * row["rows"] / first["rows"] for row in table[1:]
+    )
+
+
 def compare(atlas: pd.DataFrame, reference: pd.DataFrame) -> tuple[bool, float, list[str]]:
     """Whether the two frames hold the same rows, columns and values (within ``RTOL`` / ``ATOL``), the
     largest relative difference on the common rows and columns, and what differs (one line each)."""
@@ -283,11 +319,17 @@ def main() -> int:
         fls = featureset()
         print(f"featureset: {len(fls.features)} features + {len(fls.labels)} labels")
         _ray_runtime.start_local(num_cpus=2, dashboard=False)
-        fls.build(start, start + pd.Timedelta(days=1), store, cache=False)  # warm the workers
+        fls.build(start, start + pd.Timedelta(days=1), store, cache=False, parallel=True)  # warm the workers
+        scaling = scaling_table(fls, store, start, args.repeat)
 
         # The machine is shared: alternate the two builds and keep each one's best time and its
         # highest memory rise.
         atlas_times, pandas_times, atlas_rises, pandas_rises = [], [], [], []
+        # ``build`` picks Ray Data from LOCAL_BUILD_ROWS bars on; the other path is timed too.
+        bars = int((end - start) / pd.Timedelta(minutes=1))
+        default_parallel = bars >= LOCAL_BUILD_ROWS
+        path, other_path = ("Ray Data", "in process") if default_parallel else ("in process", "Ray Data")
+        other_times, other_rises = [], []
         for _ in range(args.repeat):
             with PeakMemory() as memory:
                 t0 = time.perf_counter()
@@ -297,18 +339,31 @@ def main() -> int:
             del atlas
             with PeakMemory() as memory:
                 t0 = time.perf_counter()
+                other = fls.build(start, end, store, cache=False, parallel=not default_parallel)
+                other_times.append(time.perf_counter() - t0)
+            other_rises.append(memory.rise)
+            del other
+            with PeakMemory() as memory:
+                t0 = time.perf_counter()
                 reference = reference_build(workdir / "store", start, end)
                 pandas_times.append(time.perf_counter() - t0)
             pandas_rises.append(memory.rise)
             del reference
         atlas = fls.build(start, end, store, cache=False)
+        other = fls.build(start, end, store, cache=False, parallel=not default_parallel)
         reference = reference_build(workdir / "store", start, end)
-        atlas_s, pandas_s = min(atlas_times), min(pandas_times)
-        atlas_rise, pandas_rise = max(atlas_rises), max(pandas_rises)
+        atlas_s, pandas_s, other_s = min(atlas_times), min(pandas_times), min(other_times)
+        atlas_rise, pandas_rise, other_rise = max(atlas_rises), max(pandas_rises), max(other_rises)
         frame_bytes = int(atlas.memory_usage(deep=True).sum())
 
         same_rows = atlas.index.equals(reference.index)
         same, max_rel, problems = compare(atlas, reference)
+        try:
+            pd.testing.assert_frame_equal(other, atlas, check_exact=True)
+        except AssertionError as error:
+            same = False
+            first = str(error).splitlines()[0]
+            problems.append(f"the {other_path} build differs from the {path} one: {first}")
 
         t0 = time.perf_counter()
         fls.build(start, end, store)  # computes and writes the cache
@@ -329,7 +384,16 @@ def main() -> int:
             f"tolerance rtol={RTOL:g} atol={ATOL:g})"
         )
         runs = ", ".join(f"{t:.2f}" for t in atlas_times)
-        print(f"atlas_ray (Ray Data, 2 CPUs): best {atlas_s:.2f}s of [{runs}], {atlas_rate:,.0f} rows/s")
+        print(
+            f"atlas_ray build ({path}, {bars:,} bars): best {atlas_s:.2f}s of [{runs}], "
+            f"{atlas_rate:,.0f} rows/s"
+        )
+        runs = ", ".join(f"{t:.2f}" for t in other_times)
+        print(
+            f"atlas_ray build(parallel={not default_parallel}) ({other_path}): best {other_s:.2f}s of "
+            f"[{runs}], {rows / other_s:,.0f} rows/s; ratio to pandas {rows / other_s / pandas_rate:.2f}, "
+            f"peak memory {other_rise / frame_bytes:.2f}x the frame"
+        )
         runs = ", ".join(f"{t:.2f}" for t in pandas_times)
         print(f"pandas reference (1 process): best {pandas_s:.2f}s of [{runs}], {pandas_rate:,.0f} rows/s")
         print(f"ratio atlas/pandas: {ratio:.2f} (target >= {TARGET})")
@@ -339,6 +403,19 @@ def main() -> int:
             f"+{pandas_rise / 2**20:.0f} MiB = {pandas_rise / frame_bytes:.2f}x"
         )
         print(f"cache: build + write {write_s:.2f}s, second build (cache read) {cached_s:.2f}s")
+        scaling_ok = scaling_grows_with_rows(scaling)
+        print(
+            f"scaling of build (in process below LOCAL_BUILD_ROWS = {LOCAL_BUILD_ROWS:,} rows; best of "
+            f"{args.repeat}):"
+        )
+        print("  weeks       rows    seconds        rows/s")
+        for row in scaling:
+            print(f"  {row['weeks']:>5} {row['rows']:>10,} {row['s']:>10.3f} {row['rows_per_s']:>13,.0f}")
+        growth = scaling[-1]["s"] / scaling[0]["s"], scaling[-1]["rows"] / scaling[0]["rows"]
+        print(
+            f"  time grows no faster than the rows: {'yes' if scaling_ok else 'NO'} "
+            f"(time x{growth[0]:.2f} for rows x{growth[1]:.2f})"
+        )
         print(
             json.dumps(
                 {
@@ -348,6 +425,11 @@ def main() -> int:
                     "atlas_s": round(atlas_s, 3),
                     "pandas_s": round(pandas_s, 3),
                     "atlas_rows_per_s": round(atlas_rate),
+                    "build_path": path,
+                    "other_path": other_path,
+                    "other_path_s": round(other_s, 3),
+                    "other_path_ratio": round(rows / other_s / pandas_rate, 3),
+                    "other_path_peak_memory_x_frame": round(other_rise / frame_bytes, 3),
                     "pandas_rows_per_s": round(pandas_rate),
                     "ratio": round(ratio, 3),
                     "target": TARGET,
@@ -359,6 +441,9 @@ def main() -> int:
                     "same_as_reference": same,
                     "max_relative_difference": max_rel,
                     "cached_read_s": round(cached_s, 3),
+                    "scaling": scaling,
+                    "scaling_no_faster_than_rows": scaling_ok,
+                    "local_build_rows": LOCAL_BUILD_ROWS,
                 }
             )
         )

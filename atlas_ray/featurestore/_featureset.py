@@ -72,17 +72,19 @@ if TYPE_CHECKING:
 
 __all__ = ["LOCAL_BUILD_ROWS", "FeatureLabelSet"]
 
-LOCAL_BUILD_ROWS = 262_144
-"""``build`` computes a range of fewer bars than this in this process (``build_local``), without
-starting or using Ray; from this many bars on, with Ray Data over time chunks. Measured (issue 12,
-``benchmarks/bench_featurestore.py``'s 23 features + 2 labels on the 2-core machine, Ray already
-started and warmed): the in-process build took 0.08 s for 1 day (1,379 rows) against 0.28 s for Ray
-Data, 0.11 s against 0.29 s for 4 weeks (39,403 rows) and 0.58 s against 0.73 s for 24 weeks (238,124
-rows): Ray Data's fixed cost (about 0.2 s per build, and seconds to start Ray when it is not running)
-outweighs two CPUs below that. 262,144 rows is Ray Data's default chunk (``DEFAULT_MAX_CHUNK_ROWS``):
-below it the work is not worth cutting. Above it the in-process build still won on this loaded machine
-(1.75 s against 3.28 s at 1,041,995 rows, the two CPUs shared with other work), but Ray Data is what
-spreads a build over the CPUs of a cluster; ``build(..., parallel=False)`` keeps any size in process."""
+LOCAL_BUILD_ROWS = 1_048_576
+"""``build`` computes a range of fewer bars than this (2**20, about two years of minutes) in this
+process (``build_local``), without starting or using Ray; from this many bars on, with Ray Data over
+time chunks. Decided from measurements (issue 12) of ``benchmarks/bench_featurestore.py``'s 23 features
++ 2 labels on the 2-core machine, Ray already started and warmed, three runs while other work loaded
+the machine: the in-process build won at every size measured, from 1 day (1,379 rows: 0.08 s against
+0.28 s for Ray Data) over 4 weeks (39,403 rows: 0.11 s against 0.29 s) and 24 weeks (238,124 rows:
+0.58 s against 0.73 s) to two years (1,058,400 bars, 1,041,995 rows: 1.75 s against 3.28 s). Ray Data
+costs a fixed 0.2 to 0.3 s a build (seconds more to start Ray when it is not running), and each chunk
+re-reads its partitions and ships its columns through the object store, more CPU than two cores win
+back. The threshold sits just below the largest size measured; above it Ray Data is what spreads a
+build over a cluster's CPUs and keeps one process's memory bounded. ``build(..., parallel=...)``
+chooses either path for any size."""
 
 _DEFINITION_FIELDS = (
     "features", "labels", "fill_limit", "scaling", "categories", "rebalance", "window", "label_gaps"

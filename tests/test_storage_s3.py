@@ -125,6 +125,14 @@ def test_a_store_in_the_bucket_holds_the_real_bars(
     assert f"{BUCKET}/store/exchange=coinbase/pair=btc_usd/kind=bars_1m/date=2023-03-01/data.parquet" in keys
     assert any("/_reports/" in key for key in keys)  # the ingest reports kept beside the data
     assert not [key for key in keys if key.endswith(".tmp")]
+    # the endpoint from the environment instead (AWS_ENDPOINT_URL, as every AWS SDK reads it): a plain URI
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ENDPOINT_URL", f"http://{s3}")
+        plain = MarketStore(f"s3://{BUCKET}/store")
+        pd.testing.assert_frame_equal(
+            plain.bars("kraken", "btc_usd", "1m", "2023-03-01", "2023-03-02"),
+            minute_store.bars("kraken", "btc_usd", "1m", "2023-03-01", "2023-03-02"),
+        )
     # ingesting again adds nothing
     again = store.ingest(data_dir / "minute_bars_2023-03" / "kraken_btcusd.parquet", exchange="kraken",
                          pair="btc_usd")

@@ -14,7 +14,10 @@ The local Ray
     * has its node address on 127.0.0.1. ``ray.init(_node_ip_address="127.0.0.1")`` alone is not
       enough on Linux: Ray replaces a loopback address by the machine's network address
       (``services.resolve_ip_for_localhost``) unless ``ray_constants.ENABLE_RAY_CLUSTER`` is false, so
-      ``start_local`` turns that off for the duration of ``ray.init`` (the flag is read only there).
+      ``start_local`` turns that off for the duration of ``ray.init``, and the processes it starts
+      inherit ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (Ray's own switch for it): the dashboard's
+      modules join with ``ray.init(address="127.0.0.1:PORT")``, which would otherwise look for the GCS
+      at the network address and hang (Serve's view, ``/api/serve/applications/``).
       With the node on 127.0.0.1, every listening socket Ray 2.60 opens binds to loopback (found with
       psutil, and checked by ``tests/test_ray_runtime.py``): the GCS, the raylet's node manager and
       object manager and every worker's gRPC server (C++ servers bind the node address), the dashboard
@@ -141,15 +144,24 @@ def _tighten_token_file() -> None:
 
 @contextlib.contextmanager
 def _loopback_node_allowed() -> Iterator[None]:
-    """Let ``ray.init(_node_ip_address="127.0.0.1")`` keep 127.0.0.1 (see the module docstring)."""
+    """Let ``ray.init(_node_ip_address="127.0.0.1")`` keep 127.0.0.1 (see the module docstring): Ray's
+    multi-node flag off in this process and, through the environment, in the processes ``ray.init``
+    starts (the dashboard's modules call ``ray.init(address="127.0.0.1:PORT")`` themselves, which would
+    otherwise look for the GCS at the network address). Both are restored afterwards."""
     from ray._private import ray_constants
 
     saved = ray_constants.ENABLE_RAY_CLUSTER
+    saved_env = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR)
     ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
     try:
         yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = saved
+        if saved_env is None:
+            os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
+        else:
+            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = saved_env
 
 
 def _common_env(worker_env: Mapping[str, str] | None) -> None:

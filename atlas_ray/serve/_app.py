@@ -191,10 +191,14 @@ def _check_redis(url: str, name: str) -> int | None:
 
 
 def _start_ray(options: ServeOptions) -> bool:
-    """Join ``--address`` or start a local Ray (``atlas_ray._ray_runtime``); whether it started one."""
+    """Join ``--address`` or start a local Ray (``atlas_ray._ray_runtime``); whether it started one.
+    Prints where the dashboard is and how to get its token."""
     from atlas_ray import _ray_runtime
 
-    return _ray_runtime.connect(options.address)
+    started = _ray_runtime.connect(options.address)
+    for line in _ray_runtime.dashboard_lines():
+        print(line, flush=True)
+    return started
 
 
 def _is_live(name: str) -> bool:

@@ -35,10 +35,17 @@ def test_a_search_with_relative_paths_from_another_directory_writes_where_the_dr
     strays = [worker_cwd / "store", worker_cwd / "experiments" / "relative"]
     before = [path.exists() for path in strays]
 
-    # A fresh store at a relative path (no cached featureset): the build's Ray Data tasks read it.
+    # A fresh store at a relative path (no cached featureset).
     store = MarketStore("store")
     for name, exchange in (("coinbase_btcusd.parquet", "coinbase"), ("kraken_btcusd.parquet", "kraken")):
         store.ingest(data_dir / "minute_bars_2023-03" / name, exchange=exchange, pair="btc_usd")
+
+    @ray.remote
+    def partitions(store: MarketStore) -> int:
+        return len(store.partitions())
+
+    # the store travels to a worker by its root: the worker reads the driver's store
+    assert ray.get(partitions.remote(MarketStore("store"))) == len(store.partitions()) > 0
     spec = search_specs.spec("relative", [search_specs.small_dnn(num_samples=1)], max_t=1)
     out = io.StringIO()
     experiment = run(spec, storage="experiments", store=MarketStore("store"), spec_path="relative.py",

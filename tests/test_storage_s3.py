@@ -3,8 +3,10 @@ S3-compatible server (moto's server mode) on 127.0.0.1, reached through pyarrow'
 
 The endpoint travels in the URIs' query (``?endpoint_override=...&scheme=http``), credentials in the
 environment, as a user points atlas_ray at MinIO or any S3-compatible store (see ``atlas_ray._storage``).
-The search runs as the command a user types, in its own process with its own local Ray, with the
-market store and the experiment both in the bucket and nothing on the local disk but the report.
+The search runs as the command a user types, in its own process with its own local Ray (its workers
+need the credentials in their environment, which the session's Ray started earlier does not have),
+with the market store and the experiment both in the bucket and nothing on the local disk but the
+report.
 """
 
 from __future__ import annotations

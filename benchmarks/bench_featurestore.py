@@ -7,12 +7,14 @@ first open of the 21 days (one factor for both exchanges, so the inter-exchange 
 prices chain from tile to tile and every return inside a tile is the real one. Gaps in the real data
 (Coinbase's 4h38m outage, Kraken's missing minutes) repeat in every tile.
 
-Two builds of the same range, from the same store:
+Three builds of the same range, from the same store:
 
-* atlas_ray: ``FeatureLabelSet.build(..., cache=False)`` on a local Ray cluster (2 CPUs), Ray Data over
-  time chunks (the range is above ``LOCAL_BUILD_ROWS``). Ray is started and warmed (one small Ray Data
-  build, so worker processes exist and have imported the package) before timing, as in a search where
-  the cluster lives for hours.
+* atlas_ray: ``FeatureLabelSet.build(..., cache=False)`` on a local Ray cluster (2 CPUs): the range
+  holds 1,058,400 bars, at least ``LOCAL_BUILD_ROWS``, so Ray Data over time chunks. Ray is started and
+  warmed (one small Ray Data build, so worker processes exist and have imported the package) before
+  timing, as in a search where the cluster lives for hours. ``ratio`` is this build's.
+* the other path: ``build(..., parallel=False)``, in this process; its frame must equal the first
+  exactly, and its time, ratio and memory are printed beside it.
 * reference: a plain single-process pandas implementation written here (read each exchange's
   partitions with pyarrow, reindex to the minute grid, forward-fill up to 5 bars, vectorised pandas
   maths, drop NaN rows). Its frame is compared with atlas_ray's: the same rows, the same columns and
@@ -34,7 +36,7 @@ and in the JSON, never failing: a timing). Ranges that short (10,000 to 40,000 r
 Priority: Ray's workers run at the driver's niceness (``RAY_worker_niceness=0``; Ray's default is 15),
 so that on a shared machine the Ray Data build is not starved against the reference.
 
-Timing: the two builds alternate ``--repeat`` times (default 3) and each keeps its best time (the
+Timing: the three builds alternate ``--repeat`` times (default 3) and each keeps its best time (the
 machine is shared, so the best run is the least disturbed one); memory keeps the highest rise.
 
 Targets (issue 12): rows/s ratio atlas_ray / pandas >= 1.5 on this 2-core machine (issue 2 asked for

@@ -334,7 +334,8 @@ def _local_node_ip(target: _Target) -> str | None:
     except Exception as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise RayJoinError(
-            f"cannot join the Ray cluster at {target.address}: its GCS did not answer ({first})."
+            f"cannot join the Ray cluster at {target.address}: no Ray GCS answers there ({first}); is it "
+            "the head's GCS port (`ray start --head --port`, 6379 by default)?"
         ) from None
     alive = sorted({info.node_manager_address for info in infos.values() if info.state == 0})
     if not alive:

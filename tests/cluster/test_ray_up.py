@@ -321,10 +321,17 @@ def _logs(cluster: OnPrem) -> str:
     return "\n".join(tails)
 
 
+def _phase(name: str, since: float) -> None:
+    """Where the time goes (shown with pytest -s)."""
+    print(f"[ray up test] {name}: {time.monotonic() - since:.0f} s", flush=True)
+
+
 def test_ray_up_dashboard_and_down_with_a_token(onprem: OnPrem) -> None:
     cluster = onprem
+    start = time.monotonic()
     up = cluster.ray("up", "-y", "--no-config-cache", *LOG_FLAGS, str(cluster.config))
     assert up.returncode == 0, up.stdout[-4000:] + up.stderr[-4000:]
+    _phase("ray up", start)
     gcs = f"{HEAD_IP}:{cluster.gcs_port}"
     with_token = {**cluster.env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(cluster.token)}
 
@@ -347,6 +354,7 @@ def test_ray_up_dashboard_and_down_with_a_token(onprem: OnPrem) -> None:
     assert seen["ran_on"] == expected
 
     # token auth is on: a client with another token is refused
+    _phase("ray up and both nodes alive", start)
     wrong = _client(gcs, {**cluster.env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64})
     assert wrong.returncode != 0
     assert re.search(r"(?i)auth|token|unauthenticated", wrong.stderr), wrong.stderr[-2000:]
@@ -360,6 +368,7 @@ def test_ray_up_dashboard_and_down_with_a_token(onprem: OnPrem) -> None:
         probe.connect((WORKER_IP, cluster.dashboard_port))  # 127.0.0.2 is this machine too
 
     # `ray dashboard`: an SSH tunnel from a local port to the head's dashboard
+    _phase("token and dashboard checks", start)
     local = _free_port(HEAD_IP)
     forward = ["-p", str(local), "--remote-port", str(cluster.dashboard_port)]
     tunnel = subprocess.Popen(
@@ -397,9 +406,11 @@ def test_ray_up_dashboard_and_down_with_a_token(onprem: OnPrem) -> None:
         tunnel.wait(timeout=30)
 
     # `ray down` stops Ray on the head; nothing of the head's Ray is left
+    _phase("tunnel and job", start)
     down = cluster.ray("down", "-y", *LOG_FLAGS, str(cluster.config))
     assert down.returncode == 0, down.stdout[-4000:] + down.stderr[-4000:]
     assert _ray_processes_in(cluster.head.namespace) == []
+    _phase("ray down", start)
     # the worker's raylet (and its workers and agents) ends by itself once the head is gone; Ray's
     # log monitor stays on that machine until its next `ray stop` (the next `ray up` runs one)
     def worker_left() -> list[str]:
@@ -409,6 +420,7 @@ def test_ray_up_dashboard_and_down_with_a_token(onprem: OnPrem) -> None:
     while worker_left() and time.monotonic() < deadline:
         time.sleep(2)
     assert worker_left() == []
+    _phase("the worker's raylet gone", start)
     with socket.socket() as probe, pytest.raises(OSError):
         probe.settimeout(5)
         probe.connect((HEAD_IP, cluster.gcs_port))

@@ -406,7 +406,11 @@ def test_ray_up_dashboard_and_down_with_a_token(onprem: OnPrem) -> None:
         tunnel.wait(timeout=30)
 
     # `ray down` stops Ray on the head; nothing of the head's Ray is left
-    _phase("tunnel and job", start)
+    # `ray exec` on the head, as cluster/README.md looks at the cluster (the token read on the head)
+    status_command = f"RAY_AUTH_MODE=token ray status --address {HEAD_IP}:{cluster.gcs_port}"
+    shown = cluster.ray("exec", *LOG_FLAGS, str(cluster.config), status_command, timeout=120)
+    assert shown.returncode == 0 and "Node status" in shown.stdout, shown.stdout[-3000:] + shown.stderr[-999:]
+    _phase("tunnel, job and ray exec", start)
     down = cluster.ray("down", "-y", *LOG_FLAGS, str(cluster.config))
     assert down.returncode == 0, down.stdout[-4000:] + down.stderr[-4000:]
     assert _ray_processes_in(cluster.head.namespace) == []

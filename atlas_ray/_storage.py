@@ -69,6 +69,9 @@ class StorageError(AtlasError):
         self.location = location
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[StorageError], tuple[str, str]]:  # travels back from Ray workers
+        return (type(self), (self.location, self.reason))
+
 
 def is_uri(location: str | os.PathLike[str]) -> bool:
     """Whether ``location`` is a URI (``scheme://...``) rather than a local path."""

@@ -66,6 +66,8 @@ def test_a_location_that_cannot_be_opened_is_one_line_naming_it() -> None:
         _storage.filesystem("s3:///x")
     with pytest.raises(_storage.StorageError, match="it is empty"):
         _storage.resolve("")
+    copy = pickle.loads(pickle.dumps(error.value))  # as it comes back from a Ray worker
+    assert str(copy) == message and copy.reason == error.value.reason
 
 
 def test_a_store_made_with_a_relative_root_means_the_same_directory_anywhere(

@@ -76,13 +76,33 @@ def parse_range(start: Any, end: Any, resolution: Resolution) -> tuple[pd.Timest
     return lo, hi
 
 
+class _ListedOnce(MarketStore):
+    """``store`` for one span's computation, listing each series' partitions once.
+
+    A span asks for a series' partition list several times: the data check, the bars rule and the
+    read. Each listing walks every daily partition folder (about 9 ms for two years of days), which
+    added about 60 ms to every build and every Ray Data chunk. The span reads for a second or so; a
+    partition written meanwhile is not seen, just as a read that had already started would not see
+    it."""
+
+    def __init__(self, store: MarketStore) -> None:  # a view of ``store``: the same root and filesystem
+        self.__dict__.update(store.__dict__)
+        self._listed: dict[tuple[str, str, str], list[str]] = {}
+
+    def dates(self, exchange: str, pair: str, kind: str) -> list[str]:
+        key = (exchange, pair, kind)
+        if key not in self._listed:
+            self._listed[key] = super().dates(exchange, pair, kind)
+        return list(self._listed[key])
+
+
 def _span_columns(
     fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp
 ) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray]]:
     step = fls.resolution.offset
     before, after = fls.halo
     data = MarketData(
-        store,
+        _ListedOnce(store) if type(store) is MarketStore else store,
         lo - (before + fls.fill_limit) * step,
         hi + after * step,
         fls.resolution,

@@ -182,10 +182,12 @@ def evaluate_trial(
     curves: Sequence[Mapping[str, float]],
     directory: str,
     attempts: Sequence[Mapping[str, Any]] = (),
+    devices: Mapping[str, Any] | None = None,
 ) -> ResultsObject:
     """Evaluate the model (one per fold: a sequence for a FoldedSet) on train and validation, save
     the (last fold's) model as ``model.keras`` and write the ResultsObject (with the trial's attempt
-    log, ``_attempts``). The test part is never evaluated here."""
+    log, ``_attempts``, and the devices it trained on, ``_devices``). The test part is never evaluated
+    here."""
     folds = fold_sets(prepared)
     models = list(models) if isinstance(models, list | tuple) else [models]
     if len(models) != len(folds):
@@ -222,6 +224,7 @@ def evaluate_trial(
         model_file=MODEL_FILE,
         folds=per_fold,
         attempts=tuple(attempts),
+        devices=dict(devices) if devices is not None else None,
     )
     _save_model(model, directory)
     write_result(result, directory)
@@ -285,8 +288,10 @@ def failed_result(
     error: str,
     curves: Sequence[Mapping[str, float]] = (),
     attempts: Sequence[Mapping[str, Any]] = (),
+    devices: Mapping[str, Any] | None = None,
 ) -> ResultsObject:
-    """The result of a trial that failed before any evaluation: identity, error, curves and attempts."""
+    """The result of a trial that failed before any evaluation: identity, error, curves, attempts and
+    devices (None when it failed before setting them up)."""
     return ResultsObject(
         identity=identity,
         status=TrialStatus.FAILED,
@@ -305,6 +310,7 @@ def failed_result(
         featureset=info["featureset"],
         model_file=None,
         attempts=tuple(attempts),
+        devices=dict(devices) if devices is not None else None,
     )
 
 

@@ -12,7 +12,8 @@ do by the pace since the display started (a resumed experiment's earlier trials 
 
 ``ProgressDisplay`` draws it: on a terminal a bar redrawn in place (at most every ``redraw`` seconds),
 elsewhere (a log file, CI) one line every ``every`` seconds, and a final line at the end. A failed
-trial prints one line with its id and error as it happens (``failure``), above the bar.
+trial prints one line with its id and error as it happens (``failure``), above the bar, and so does a
+trial whose devices fell back (it asked for a GPU or TPU chips that are not there, ``_devices``).
 
 ``ProgressCallback`` feeds it from Ray Tune (driver side); Ray's own table stays available with
 ``--verbose``.
@@ -212,6 +213,10 @@ class ProgressDisplay:
         state = f"failed ({retry})" if retry else "failed"
         self.say(f"trial {trial_id} ({label}) {state}: {error}")
 
+    def fallback(self, trial_id: str, label: str, reason: str) -> None:
+        """The one line of a trial that trains on other devices than it asked for (``_devices``)."""
+        self.say(f"trial {trial_id} ({label}) devices: {reason}")
+
     def close(self) -> None:
         """The final line, ending the bar's line on a terminal."""
         self.tick(force=True)
@@ -251,6 +256,7 @@ class ProgressCallback(_callback_base()):  # type: ignore[misc]
         self.error_text = error_text
         self.max_failures = max_failures
         self.failures: dict[str, int] = {}
+        self.fallbacks: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles its run config; the stream stays here
         return {"max_failures": self.max_failures}
@@ -258,10 +264,20 @@ class ProgressCallback(_callback_base()):  # type: ignore[misc]
     def __setstate__(self, state: Mapping[str, Any]) -> None:  # a restored one is replaced (_runner)
         self.max_failures = int(state["max_failures"])
         self.failures = {}
+        self.fallbacks = set()
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         self.display.progress.update(_view(trial, self.display.progress) for trial in trials)
         self.display.tick()
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: Mapping[str, Any], **info: Any
+    ) -> None:
+        """A trial's first report that says it fell back to other devices prints that, once."""
+        reason = result.get("device_fallback")
+        if reason and trial.trial_id not in self.fallbacks:
+            self.fallbacks.add(trial.trial_id)
+            self.display.fallback(trial.trial_id, _label(trial), str(reason))
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         count = self.failures[trial.trial_id] = self.failures.get(trial.trial_id, 0) + 1

@@ -14,7 +14,11 @@ Experiment directory (a local path or any pyarrow filesystem URI)::
                                       openings that evaluated this trial: [{opening, at}]),
                                       attempts (where and how each run of the trial went: [{attempt,
                                       node_id, node_ip, restored_from_epoch, started}], see
-                                      ``_attempts``)
+                                      ``_attempts``), devices (what the trial trained on:
+                                      {kind, names, replicas, global_batch_size, asked,
+                                      fallback, memory_limit_mb, memory_growth, ray_gpu_ids,
+                                      ray_tpu_ids, node_ip, node_id}, see ``_devices``; null
+                                      before it set them up)
         predictions.parquet           timestamp (UTC), split, reality, prediction,
                                       prob_<class> per class (classifiers), label_value;
                                       classifiers: reality / prediction are class names
@@ -120,6 +124,7 @@ class ResultsObject:
     folds: tuple[Mapping[str, Any], ...] = ()
     finalized: tuple[Mapping[str, Any], ...] | None = None
     attempts: tuple[Mapping[str, Any], ...] = ()
+    devices: Mapping[str, Any] | None = None
 
     @property
     def trial_id(self) -> str:
@@ -176,6 +181,7 @@ def write_result(result: ResultsObject, directory: str) -> None:
         "folds": [dict(fold) for fold in result.folds],
         "finalized": [dict(item) for item in result.finalized] if result.finalized is not None else None,
         "attempts": [dict(item) for item in result.attempts],
+        "devices": dict(result.devices) if result.devices is not None else None,
     }
     text = json.dumps(document, indent=2, sort_keys=True, allow_nan=True, default=_json_default)
     _atomic.write_text(fs, f"{base}/{RESULT_FILE}", text)
@@ -219,6 +225,7 @@ def read_result(directory: str) -> ResultsObject:
         folds=tuple(document.get("folds") or ()),
         finalized=tuple(document["finalized"]) if document.get("finalized") else None,
         attempts=tuple(document.get("attempts") or ()),
+        devices=document.get("devices"),
     )
 
 

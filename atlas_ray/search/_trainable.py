@@ -35,6 +35,12 @@ is never written twice.
 
 Threads: a trial sets OMP and TensorFlow's intra-op threads to its CPUs (and one inter-op thread), so
 concurrent trials do not oversubscribe the cores.
+
+Devices (``_devices``): before TensorFlow's runtime starts, the trial sets up the devices of the
+resources Tune reserved for it (a GPU share's memory limit, TPU chips, or the CPU with the reason why),
+builds (or restores) its models under the plan's ``tf.distribute`` strategy and fits them with the
+global batch (its ``batch_size`` per replica x the replicas). Every ResultsObject it writes records
+them (``devices``), and every report to Tune carries ``device_kind`` and ``device_fallback``.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._prepared import PreparedSet
 from atlas_ray.search._asha import ASHA
 from atlas_ray.search._attempts import read_attempts, record_attempt
+from atlas_ray.search._devices import DevicePlan, Devices, resources_from_bundle, setup_devices
 from atlas_ray.search._gather import (
     _jsonable,
     evaluate_trial,
@@ -68,7 +75,16 @@ from atlas_ray.search._gather import (
 from atlas_ray.search._model_source import resolve_model
 from atlas_ray.search._results import TrialIdentity, TrialStatus, read_result
 
-__all__ = ["NaNLossError", "TrialContext", "epoch_seed", "train_trial", "trial_directory", "variant_key"]
+__all__ = [
+    "NaNLossError",
+    "TrialContext",
+    "device_report",
+    "epoch_seed",
+    "train_trial",
+    "trial_devices",
+    "trial_directory",
+    "variant_key",
+]
 
 CURVES_STATE = "curves.json"
 DEFAULT_BATCH_SIZE = 256
@@ -154,8 +170,10 @@ def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
     curves: list[dict[str, float]] = []
     spent = dict.fromkeys(TIME_KEYS, 0.0)
     spent["time_setup_s"] = time.perf_counter() - began
+    devices: Devices | None = None
     try:
-        _train(context, prepared, hp, seed, key, identity, directory, curves, spent)
+        devices = trial_devices(hp)
+        _train(context, prepared, hp, seed, key, identity, directory, curves, spent, devices)
     except Exception as error:
         message = f"{type(error).__name__}: {' '.join(str(error).split())}"
         settle_trial(
@@ -168,9 +186,25 @@ def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
                 error=message,
                 curves=curves,
                 attempts=read_attempts(directory),
+                devices=devices.plan.record() if devices is not None else None,
             ),
         )
         raise
+
+
+def trial_devices(hp: Mapping[str, Any]) -> Devices:
+    """The devices this trial trains on (``_devices``), from the resources Tune reserved for it; its
+    ``batch_size`` (default ``DEFAULT_BATCH_SIZE``) is per replica."""
+    from ray import tune
+
+    reserved = tune.get_context().get_trial_resources().required_resources
+    batch_size = int(hp.get("batch_size", DEFAULT_BATCH_SIZE))
+    return setup_devices(resources_from_bundle(reserved), batch_size=batch_size)
+
+
+def device_report(plan: DevicePlan) -> dict[str, str]:
+    """What each report to Tune says of the devices: the progress display prints a fallback once."""
+    return {"device_kind": plan.kind, "device_fallback": plan.fallback or ""}
 
 
 def _train(
@@ -183,6 +217,7 @@ def _train(
     directory: str,
     curves: list[dict[str, float]],
     spent: dict[str, float],
+    devices: Devices,
 ) -> None:
     import keras
     from ray import tune
@@ -198,7 +233,7 @@ def _train(
     folds = fold_sets(prepared)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        with checkpoint.as_directory() as state:
+        with checkpoint.as_directory() as state, devices.scope():
             models = [load_model(os.path.join(state, _fold_file(k))) for k in range(len(folds))]
             with open(os.path.join(state, CURVES_STATE)) as stream:
                 curves.extend(json.load(stream))
@@ -210,15 +245,16 @@ def _train(
         models = []
         for fold in folds:
             keras.utils.set_random_seed(seed)
-            models.append(
-                builder.build(
-                    {**hp, "seed": seed},
-                    input_shape=tuple(fold.train.X.shape[1:]),
-                    task=fold.task,
-                    n_classes=fold.n_classes,
-                    train_X=fold.train.X,
+            with devices.scope():  # built (and so trained) data-parallel where the plan has replicas
+                models.append(
+                    builder.build(
+                        {**hp, "seed": seed},
+                        input_shape=tuple(fold.train.X.shape[1:]),
+                        task=fold.task,
+                        n_classes=fold.n_classes,
+                        train_X=fold.train.X,
+                    )
                 )
-            )
     if len(curves) >= asha.max_t:
         tune.report(dict(curves[-1]))
         return
@@ -231,8 +267,10 @@ def _train(
         first_epoch=len(curves) + 1,
         max_t=asha.max_t,
         seed=seed,
-        batch_size=int(hp.get("batch_size", DEFAULT_BATCH_SIZE)),
+        batch_size=devices.plan.global_batch_size,
+        replicas=devices.plan.replicas,
     )
+    reported = device_report(devices.plan)
     try:
         for epoch in range(len(curves) + 1, asha.max_t + 1):
             began = time.perf_counter()
@@ -240,7 +278,7 @@ def _train(
             curves.append(row)
             spent["time_fit_s"] += time.perf_counter() - began
             if epoch not in rungs:
-                tune.report({**row, **spent})
+                tune.report({**row, **spent, **reported})
                 continue
             began = time.perf_counter()
             status = TrialStatus.COMPLETED if epoch >= asha.max_t else TrialStatus.RUNNING
@@ -252,10 +290,11 @@ def _train(
                 curves=curves,
                 directory=directory,
                 attempts=attempts,
+                devices=devices.plan.record(),
             )
             spent["time_evaluate_s"] += time.perf_counter() - began
             if epoch >= asha.max_t:  # settled COMPLETED: its ResultsObject is all a restart needs
-                tune.report({**row, **spent})
+                tune.report({**row, **spent, **reported})
                 continue
             began = time.perf_counter()
             with tempfile.TemporaryDirectory() as state:
@@ -264,7 +303,7 @@ def _train(
                 with open(os.path.join(state, CURVES_STATE), "w") as stream:
                     json.dump(curves, stream)
                 spent["time_checkpoint_s"] += time.perf_counter() - began
-                tune.report({**row, **spent}, checkpoint=tune.Checkpoint.from_directory(state))
+                tune.report({**row, **spent, **reported}, checkpoint=tune.Checkpoint.from_directory(state))
     finally:
         lockstep.close()
 
@@ -293,6 +332,7 @@ class LockStep:
         max_t: int,
         seed: int,
         batch_size: int,
+        replicas: int = 1,
     ) -> None:
         self.models = models
         self.folds = folds
@@ -300,6 +340,7 @@ class LockStep:
         self.max_t = max_t
         self.seed = seed
         self.batch_size = batch_size
+        self.replicas = replicas
         self.threads: list[threading.Thread] = []
         self.logs: list[queue.Queue[tuple[str, Any]]] = [queue.Queue() for _ in folds]
         self.resume = [threading.Semaphore(0) for _ in folds]
@@ -339,6 +380,7 @@ class LockStep:
                 fold.train.y,
                 validation_data=(fold.validation.X, fold.validation.y),
                 batch_size=self.batch_size,
+                validation_batch_size=even_batch(len(fold.validation.y), self.batch_size, self.replicas),
                 epochs=self.max_t,
                 initial_epoch=self.first_epoch - 1,
                 shuffle=True,
@@ -377,6 +419,16 @@ class LockStep:
             semaphore.release()
         for thread in self.threads:
             thread.join(timeout=60)
+
+
+def even_batch(rows: int, batch_size: int, replicas: int) -> int | None:
+    """The validation batch of a data-parallel fit: a multiple of ``replicas`` no larger than the rows
+    (None, Keras' default of ``batch_size``, on one replica). Keras 3's TensorFlow trainer builds a
+    distributed model from the mean over replicas of the first batch, which fails when that batch
+    does not split evenly; the validation loss is a mean over rows, whatever the batches."""
+    if replicas <= 1:
+        return None
+    return replicas * max(1, min(batch_size, rows) // replicas)
 
 
 def _mean_logs(logs: list[dict[str, float]]) -> dict[str, float]:

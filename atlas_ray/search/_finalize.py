@@ -36,6 +36,7 @@ from typing import IO, Any
 
 import pandas as pd
 
+from atlas_ray import _storage
 from atlas_ray.errors import AtlasError, SpecError
 from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._prepared import PreparedSet
@@ -269,7 +270,7 @@ def _print_opening(
         for r in tested
     ]
     print(pd.DataFrame(rows).to_string(index=False), file=out)
-    print(f"recorded in {record.directory.rstrip('/')}/experiment.json (test_openings)", file=out)
+    print(f"recorded in {_storage.join(record.directory, 'experiment.json')} (test_openings)", file=out)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -497,10 +497,11 @@ def _run_tune(
         )
     grid = tuner.fit()
     settler = _settler(experiment, spec, spec_path, units)
+    ended = _ended_trials(grid)
     trial_ids = []
     for result in grid:
         trial_id = (result.metrics or {}).get("trial_id") or _trial_id_from_path(result.path)
-        if not trial_id:
+        if not trial_id or (ended is not None and str(trial_id) not in ended):
             continue
         trial_ids.append(str(trial_id))
         # A safety net: some trial endings reach no callback (a failed actor reuse ends a trial in ERROR
@@ -508,10 +509,29 @@ def _run_tune(
         epochs = int((result.metrics or {}).get("training_iteration", 0))
         error = _error_text(result.error) if result.error is not None else None
         settler.settle(str(trial_id), result.config or {}, epochs=epochs, error=error)
+    if len(trial_ids) < len(plan):
+        # Tune returns from an interrupted run (Ctrl-C / SIGINT) as from a finished one: the experiment
+        # stays unfinished, its trials' checkpoints kept, and running the command again goes on.
+        print(
+            f"interrupted: {len(trial_ids)} of {len(plan)} trials ended; the experiment {experiment} is "
+            "kept unfinished: run the same command again to go on from the trials' last checkpoints.",
+            file=out,
+        )
+        raise KeyboardInterrupt
     record = replace(load_experiment(experiment), directory="")
     write_experiment(record.finish(sorted(trial_ids)), experiment)
     print_best(load_results(experiment), spec, experiment, out)
     return experiment
+
+
+def _ended_trials(grid: Any) -> set[str] | None:
+    """The ids of the trials Tune ended (finished, stopped by the scheduler or failed for good); None
+    where the result grid does not say (every trial is then taken as ended)."""
+    analysis = getattr(grid, "_experiment_analysis", None)
+    trials = getattr(analysis, "trials", None)
+    if trials is None:
+        return None
+    return {str(t.trial_id) for t in trials if str(t.status) in ("TERMINATED", "ERROR")}
 
 
 def _tune_storage(location: str) -> tuple[str, Any]:

@@ -130,3 +130,51 @@ def test_sigkill_then_the_same_command_finishes_every_trial_once(
     error = capsys.readouterr().err
     assert error.startswith("error: spec `resumable`:") and "changed since the experiment" in error
     assert error.count("\n") == 1
+
+
+def test_ctrl_c_keeps_the_experiment_unfinished_and_the_same_command_goes_on(
+    ray_cluster: None, minute_store, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Ctrl-C (SIGINT to the process group) while the first trial trains: Tune returns as if finished,
+    but the search says it was interrupted (exit 130, no traceback) and leaves the experiment unfinished;
+    the same command again finishes every trial."""
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
+    spec = tmp_path / "interrupted.py"
+    spec.write_text(
+        textwrap.dedent(
+            """
+            from tests.search import search_specs
+            MODELS = [search_specs.small_dnn(num_samples=2)]
+            SPEC = search_specs.spec("interrupted", MODELS, max_t=2, grace_period=2)
+            """
+        )
+    )
+    storage = tmp_path / "experiments"
+    experiment = storage / "interrupted"
+    first = cli(spec, storage, minute_store.root, address)
+    deadline = time.monotonic() + 400
+    try:
+        while not list(experiment.glob("*/params.json")):  # Tune has started a trial
+            assert first.poll() is None, first.stdout.read().decode()[-3000:] if first.stdout else ""
+            assert time.monotonic() < deadline, "no trial started in time"
+            time.sleep(0.2)
+        os.killpg(first.pid, signal.SIGINT)
+        output, _ = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+    text = output.decode()
+    assert first.returncode == 130, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    assert f"the experiment {experiment} is kept unfinished" in text
+    assert load_experiment(experiment).status == "running"
+
+    second = cli(spec, storage, minute_store.root, address)
+    output, _ = second.communicate(timeout=400)
+    assert second.returncode == 0, output.decode()[-3000:]
+    record = load_experiment(experiment)
+    assert record.status == "finished" and len(record.trial_ids) == 2
+    assert all(r.status is TrialStatus.COMPLETED and r.epochs == 2 for r in load_results(experiment))

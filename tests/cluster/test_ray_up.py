@@ -415,10 +415,14 @@ def test_ray_up_dashboard_and_down_with_a_token(onprem: OnPrem) -> None:
     assert down.returncode == 0, down.stdout[-4000:] + down.stderr[-4000:]
     assert _ray_processes_in(cluster.head.namespace) == []
     _phase("ray down", start)
-    # the worker's raylet (and its workers and agents) ends by itself once the head is gone; Ray's
-    # log monitor stays on that machine until its next `ray stop` (the next `ray up` runs one)
+    # the worker's raylet and its workers end by themselves once the head is gone (10 s here); its
+    # two agents follow about a minute later (not waited for: the namespace ends them), and Ray's log
+    # monitor stays on that machine until its next `ray stop` (the next `ray up` runs one)
+    later = ("log_monitor.py", "ray::DashboardAgent", "ray::RuntimeEnvAgent")
+
     def worker_left() -> list[str]:
-        return [c for c in _ray_processes_in(cluster.worker.namespace) if "log_monitor.py" not in c]
+        processes = _ray_processes_in(cluster.worker.namespace)
+        return [c for c in processes if not any(name in c for name in later)]
 
     deadline = time.monotonic() + 90
     while worker_left() and time.monotonic() < deadline:

@@ -28,13 +28,13 @@ from tests.cluster.conftest import LocalCluster, search_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-TRIALS = 4
+TRIALS = 3
 MAX_T = 8
 RUNG = 2  # ASHA's one rung below max_t (grace 2, reduction factor 4): the one checkpoint a trial makes
 
 
 def write_spec(path: Path, name: str) -> Path:
-    """4 small DNN trials on a week of real minute bars; small batches so an epoch takes a while."""
+    """3 small DNN trials on a week of real minute bars; small batches so an epoch takes a while."""
     path.write_text(
         textwrap.dedent(
             f"""

@@ -69,6 +69,8 @@ __all__ = [
 
 LOOPBACK = "127.0.0.1"
 AUTH_MODE = "RAY_AUTH_MODE"
+# seconds a joined cluster has to run the call-back probe (a worker start on another node)
+CALL_BACK_TIMEOUT_S = 30.0
 #: seconds to wait for the GCS to accept a TCP connection before calling it unreachable
 CONNECT_TIMEOUT_S = 5.0
 #: seconds for the GCS to answer the pre-check's node listing
@@ -240,7 +242,47 @@ def connect(
         )
     node_ip = _local_node_ip(target)
     _init_joined(target.address, node_ip, verbose, worker_env)
+    _check_calls_back(target.address)
     return False
+
+
+def _check_calls_back(address: str) -> None:
+    """Fail in one line where a worker on another node of the joined cluster cannot call this driver.
+
+    A cluster started without token authentication accepts a driver that sends a token, but its workers
+    then cannot reach the driver (they send none), and the first task that borrows one of the driver's
+    objects on another node dies deep inside with ``OwnerDiedError``. One task that does just that, on one
+    other live node, shows it at once. A probe that does not finish in time (a busy or starting node)
+    proves nothing and is let go."""
+    import ray
+    from ray.exceptions import GetTimeoutError, OwnerDiedError, RayTaskError
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
+    others = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n["NodeID"] != here]
+    if not others:
+        return
+
+    @ray.remote(num_cpus=0, max_retries=0)
+    def borrow(refs: list[Any]) -> int:
+        return len(ray.get(refs[0]))
+
+    probe = borrow.options(scheduling_strategy=NodeAffinitySchedulingStrategy(others[0], soft=False))
+    try:
+        ray.get(probe.remote([ray.put(b"atlas_ray")]), timeout=CALL_BACK_TIMEOUT_S)
+    except GetTimeoutError:
+        return
+    except (OwnerDiedError, RayTaskError) as error:
+        if not isinstance(error, OwnerDiedError) and not isinstance(
+            getattr(error, "cause", None), OwnerDiedError
+        ):
+            raise
+        ray.shutdown()
+        raise RayJoinError(
+            f"cannot use the Ray cluster at {address}: its workers cannot call this driver back; the "
+            "cluster most likely runs without token authentication while this driver uses it: start "
+            "every node with RAY_AUTH_MODE=token (cluster/README.md)."
+        ) from None
 
 
 def _resolve(address: str) -> _Target:

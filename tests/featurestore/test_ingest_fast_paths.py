@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
 from atlas_ray.errors import IngestError
+from atlas_ray.featurestore import MarketStore
 from atlas_ray.featurestore._formats._common import timestamps_from_strings
 from atlas_ray.featurestore._ingest import duplicated
 
@@ -51,3 +54,35 @@ def test_mixed_offsets_still_refuse_on_the_fast_path() -> None:
     texts = ["2018-01-21T00:00:11+09:00", "2018-01-21T00:00:12+00:00"]
     with pytest.raises(IngestError, match=r"f row 3 field 'exec_date'.*mixed time zones"):
         timestamps_from_strings(pa.array(texts), name="f", column="exec_date", lines=np.arange(2, 4))
+
+
+HEADER = (
+    '"domain","product_code","loaded","id","exec_date","side","price","size",'
+    '"buy_child_order_acceptance_id","sell_child_order_acceptance_id"\n'
+)
+
+
+def _execution(trade_id: str, time: str, side: str, price: str) -> str:
+    return (
+        f'"bitflyer.jp","BTC_JPY","2018-01-21T00:00:12.289+09:00","{trade_id}","{time}","{side}",'
+        f'"{price}","0.01","JRF1","JRF2"\n'
+    )
+
+
+def test_executions_with_text_ids_are_read_sorted_and_deduplicated(tmp_path: Path) -> None:
+    """Ids that are no whole numbers break ties as text (they once stopped the reader with an Arrow
+    error) and repeat as text."""
+    path = tmp_path / "executions.csv"
+    path.write_text(
+        HEADER
+        + _execution("x12", "2018-01-21T00:00:11+09:00", "BUY", "1406502.0")
+        + _execution("x10", "2018-01-21T00:00:10+09:00", "SELL", "1406500.0")
+        + _execution("x12", "2018-01-21T00:00:11+09:00", "BUY", "1406502.0")
+        + _execution("x09", "2018-01-21T00:00:10+09:00", "BUY", "1406501.0")
+    )
+    store = MarketStore(tmp_path / "store")
+    report = store.ingest(path, exchange="bitflyer", pair="btc_jpy", format="bitflyer_executions")
+    assert (report.rows_read, report.rows_written, report.rejected["duplicate"]) == (4, 3, 1)
+    trades = store.read("bitflyer", "btc_jpy", "trades")
+    assert trades["trade_id"].tolist() == ["x09", "x10", "x12"]
+    assert trades["price"].tolist() == [1406501.0, 1406500.0, 1406502.0]

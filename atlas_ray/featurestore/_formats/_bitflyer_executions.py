@@ -80,9 +80,8 @@ def read_bitflyer_executions(path: Path, name: str) -> Source:
     size = numbers(table.column("size"), name=name, column="size", lines=lines)
     side = pc.fill_null(pc.utf8_lower(table.column("side")), "")
     ids = pc.fill_null(table.column("id"), "")
-    numeric_ids = pc.cast(pc.if_else(pc.equal(ids, ""), "-1", ids), pa.int64(), safe=False)
     nanos = times.as_unit("ns").asi8
-    order = pa.array(np.lexsort((np.asarray(numeric_ids.to_numpy()), nanos)))
+    order = pa.array(np.lexsort((_id_order(ids), nanos)))
     columns = pa.table(
         {
             "timestamp": pa.array(nanos, pa.timestamp("ns", tz="UTC"), mask=np.asarray(times.isna())),
@@ -103,3 +102,14 @@ def read_bitflyer_executions(path: Path, name: str) -> Source:
         price_columns=("price",),
         key=("trade_id",),
     )
+
+
+def _id_order(ids: pa.ChunkedArray) -> np.ndarray:
+    """The tie-break among rows of one time: the id as a number (bitFlyer's ids count up; an empty id
+    is -1), or, when some id is not a whole number, the id's rank as text."""
+    try:
+        numbers = pc.cast(pc.if_else(pc.equal(ids, ""), "-1", ids), pa.int64(), safe=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        text = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        return np.asarray(pc.rank(text, sort_keys="ascending", tiebreaker="dense").to_numpy())
+    return np.asarray(numbers.to_numpy())

@@ -132,9 +132,12 @@ def _chunk_table(fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi:
     for values in columns.values():
         keep &= ~np.isnan(values)
     every = bool(keep.all())
+    names = list(columns)
     arrays = [pa.array(index.asi8 if every else index.asi8[keep], type=pa.timestamp("ns", tz="UTC"))]
-    arrays += [pa.array(values if every else values[keep]) for values in columns.values()]
-    return pa.table(arrays, names=["timestamp", *columns])
+    for name in names:  # each column freed once copied: the chunk is never held twice
+        values = columns.pop(name)
+        arrays.append(pa.array(values if every else values[keep]))
+    return pa.table(arrays, names=["timestamp", *names])
 
 
 def build_local(fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
@@ -147,13 +150,15 @@ def build_local(fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: 
     for values in columns.values():
         keep &= ~np.isnan(values)
     every = bool(keep.all())
-    block = np.empty((len(columns), int(keep.sum())), dtype="float64")
-    for j, values in enumerate(columns.values()):
+    names = list(columns)
+    block = np.empty((len(names), int(keep.sum())), dtype="float64")
+    for j, name in enumerate(names):  # each column freed once copied: the frame is never held twice
+        values = columns.pop(name)
         block[j] = values if every else values[keep]
     # No ``freq`` on the index, as the Ray Data build and the cache give none: the same frame either way.
     nanos = (index if every else index[keep]).as_unit("ns").asi8
     rows = pd.DatetimeIndex(nanos.view("datetime64[ns]"), name="timestamp").tz_localize("UTC")
-    return pd.DataFrame(block.T, index=rows, columns=list(columns), copy=False)
+    return pd.DataFrame(block.T, index=rows, columns=names, copy=False)
 
 
 def chunk_bounds(

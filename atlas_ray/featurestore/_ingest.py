@@ -189,9 +189,9 @@ class Defect:
 
 
 def duplicated(frame: pd.DataFrame, subset: list[str], keep: Literal["first", False] = "first") -> np.ndarray:
-    """``frame.duplicated(subset, keep=keep)`` as a mask, with each text column hashed as its
-    dictionary codes (pyarrow's ``dictionary_encode``: text equal exactly when the codes are, a null
-    equal to a null): pandas hashes Arrow-backed text about 5x slower (measured on 750,000 trade ids)."""
+    """``frame.duplicated(subset, keep=keep)`` as a mask, with each text column replaced by integers
+    equal exactly where the texts are (``_text_codes``): numeric trade ids hash as numbers, about 3x
+    faster than pandas hashing the Arrow-backed text (41 ms against 134 ms for 750,000 ids)."""
     columns: dict[str, pd.Series] = {}
     for name in subset:
         column = frame[name].reset_index(drop=True)
@@ -209,7 +209,8 @@ def duplicated(frame: pd.DataFrame, subset: list[str], keep: Literal["first", Fa
 def _text_codes(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Integers equal exactly where the texts are: the numbers themselves when every text is a
     canonical decimal integer (exchange trade ids: no sign, no leading zero, so equal numbers are equal
-    texts; 3x cheaper than hashing the texts), else dictionary codes (a null is its own code)."""
+    texts), else pyarrow's dictionary codes (a null is its own code, so a null equals a null, as in
+    pandas)."""
     if array.null_count == 0 and len(array):
         try:
             numbers = pc.cast(array, pa.int64())

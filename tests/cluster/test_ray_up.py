@@ -14,6 +14,7 @@ one CPU each, and the key, the token file and the cluster name.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import pwd
@@ -263,6 +264,10 @@ def onprem() -> Iterator[OnPrem]:
     finally:
         for machine in machines:
             machine.stop()
+        # the SSH control sockets' folder Ray's launcher made for this cluster
+        user_hash = hashlib.sha256(getpass.getuser().encode()).hexdigest()[:10]
+        name_hash = hashlib.sha256(config["cluster_name"].encode()).hexdigest()[:10]
+        shutil.rmtree(f"/tmp/ray_ssh_{user_hash}/{name_hash}", ignore_errors=True)
         for suffix in ("state", "lock"):  # the local provider's record of the cluster
             Path(tempfile.gettempdir(), "ray", f"cluster-{config['cluster_name']}.{suffix}").unlink(
                 missing_ok=True

@@ -58,3 +58,8 @@ def test_trials_run_on_nodes_with_their_resources(local_cluster, minute_store, t
         node = names.get(attempt["node_id"])
         wanted = {"on_gpu": "gpu", "on_tpu": "tpu"}[result.identity.model]
         assert node == wanted, (result.identity.model, node, attempt)
+        # the devices record (``_devices``) names the same node and what the trial asked for
+        devices = result.devices or {}
+        assert devices.get("node_id") == attempt["node_id"], devices
+        asked = {"on_gpu": ("gpu", 1.0), "on_tpu": ("tpu", 4)}[result.identity.model]
+        assert devices["asked"][asked[0]] == asked[1], devices

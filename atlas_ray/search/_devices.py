@@ -28,7 +28,9 @@ trial's ``result.json`` keeps under ``"devices"``.
   TensorFlow trainer supports ``tf.distribute`` strategies, TPUStrategy included (it builds and fits
   models created under ``strategy.scope()``), and the same code path runs with ``MirroredStrategy``
   on several GPUs and, for tests, on virtual CPU devices. ``cluster/tpu.yaml`` installs
-  ``tensorflow-tpu`` (which pulls ``libtpu``) for it.
+  ``tensorflow-tpu`` (which pulls ``libtpu``) for it. Under data parallelism batch normalisation keeps
+  per-replica statistics (Keras' default), so a model with it does not match a single-device run
+  exactly; every other layer of the zoo does, to float rounding.
 - **Missing hardware**: a trial that asked for a GPU or TPU chips where there are none (a node that
   advertises the resource without the device, TensorFlow built without CUDA, a TPU runtime that fails
   to start) trains on the CPU; ``DevicePlan.fallback`` says what was asked, what was missing and what it

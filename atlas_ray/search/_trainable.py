@@ -379,7 +379,7 @@ class LockStep:
                 fold.train.X,
                 fold.train.y,
                 validation_data=(fold.validation.X, fold.validation.y),
-                batch_size=self.batch_size,
+                batch_size=even_batch(len(fold.train.y), self.batch_size, self.replicas) or self.batch_size,
                 validation_batch_size=even_batch(len(fold.validation.y), self.batch_size, self.replicas),
                 epochs=self.max_t,
                 initial_epoch=self.first_epoch - 1,
@@ -422,10 +422,11 @@ class LockStep:
 
 
 def even_batch(rows: int, batch_size: int, replicas: int) -> int | None:
-    """The validation batch of a data-parallel fit: a multiple of ``replicas`` no larger than the rows
-    (None, Keras' default of ``batch_size``, on one replica). Keras 3's TensorFlow trainer builds a
-    distributed model from the mean over replicas of the first batch, which fails when that batch
-    does not split evenly; the validation loss is a mean over rows, whatever the batches."""
+    """The batch of a data-parallel fit over ``rows``: a multiple of ``replicas`` no larger than the rows
+    (``batch_size`` itself when there are as many rows; None, Keras' default, on one replica). Keras 3's
+    TensorFlow trainer builds a distributed model from the mean over replicas of the first batch, which
+    fails when that batch does not split evenly; the validation loss is a mean over rows, whatever the
+    batches."""
     if replicas <= 1:
         return None
     return replicas * max(1, min(batch_size, rows) // replicas)

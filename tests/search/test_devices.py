@@ -157,6 +157,14 @@ def test_the_record_names_its_fields() -> None:
     assert record["fallback"].startswith("asked for tpu=4; no TPU chips on this host")
 
 
+def test_a_data_parallel_fit_batches_split_evenly_over_the_replicas() -> None:
+    from atlas_ray.search._trainable import even_batch
+
+    assert even_batch(1004, 256, 1) is None  # one replica: Keras' own batches, as before
+    assert even_batch(1004, 256, 4) == 256  # enough rows: the global batch itself
+    assert even_batch(214, 256, 4) == 212  # fewer: the most rows that split evenly over 4
+
+
 # ------------------------------------------------------------------------------ the setup on this host
 def test_this_host_has_no_accelerator_and_each_asked_for_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(VIRTUAL_DEVICES_ENV, raising=False)
@@ -175,6 +183,19 @@ def test_this_host_has_no_accelerator_and_each_asked_for_falls_back(monkeypatch:
     )
     with gpu.scope():  # no strategy: a no-op scope
         pass
+
+
+def test_virtual_devices_asked_for_after_the_runtime_started_fall_back_saying_why() -> None:
+    import tensorflow as tf
+
+    tf.constant(1.0) + 1.0  # TensorFlow's runtime starts in this process with its one CPU device
+    assert len(tf.config.list_logical_devices("CPU")) == 1
+    devices = setup_devices(Resources(tpu=4), batch_size=64, hardware=Hardware(virtual_devices=4))
+    assert devices.strategy is None and devices.plan.kind == "cpu" and devices.plan.global_batch_size == 64
+    assert devices.plan.fallback == (
+        "asked for tpu=4; setting up cpu-virtual failed (RuntimeError: TensorFlow's runtime already "
+        "started in this worker with 1 CPU device(s), fewer than the 4 replicas): trained on CPU"
+    )
 
 
 # ----------------------------------------------------------- a real search on a cluster with the resources

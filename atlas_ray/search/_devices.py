@@ -67,6 +67,7 @@ __all__ = [
     "Devices",
     "Hardware",
     "detect_hardware",
+    "fit_to_cluster",
     "gpu_memory_from_smi",
     "plan_devices",
     "resources_from_bundle",
@@ -204,6 +205,29 @@ def _plan_gpu(asked: Resources, hardware: Hardware, batch_size: int) -> DevicePl
             "gpu", names, 1, batch_size, asked, fallback=reason, memory_growth=True, hardware=hardware
         )
     return DevicePlan("gpu", names, wanted, batch_size * wanted, asked, memory_growth=True, hardware=hardware)
+
+
+def fit_to_cluster(
+    wanted: Resources, cluster: Mapping[str, float], *, autoscaling: bool
+) -> tuple[Resources, str | None]:
+    """What a trial asking for ``wanted`` is given on a Ray cluster holding ``cluster`` in all
+    (``ray.cluster_resources()``), and why, when that is less. A GPU share or TPU chips more than the
+    whole cluster has would leave the trial waiting for ever (Ray Tune only warns), so on a cluster that
+    cannot grow it trains on the CPU instead; an autoscaling cluster gets what was asked (it adds nodes)."""
+    if autoscaling:
+        return wanted, None
+    have_gpu, have_tpu = float(cluster.get("GPU", 0.0)), float(cluster.get("TPU", 0.0))
+    cut = []
+    if wanted.gpu and wanted.gpu > have_gpu:
+        cut.append((f"gpu={wanted.gpu:g}", f"{have_gpu:g} GPU" if have_gpu else "no GPU"))
+    if wanted.tpu and wanted.tpu > have_tpu:
+        cut.append((f"tpu={wanted.tpu}", f"{have_tpu:g} TPU chips" if have_tpu else "no TPU chips"))
+    if not cut:
+        return wanted, None
+    asked = " and ".join(what for what, _ in cut)
+    has = " and ".join(have for _, have in cut)
+    given = Resources(cpu=wanted.cpu)
+    return given, f"asked for {asked}; the Ray cluster has {has} (and does not autoscale): trained on CPU"
 
 
 def resources_from_bundle(bundle: Mapping[str, float]) -> Resources:

@@ -68,7 +68,7 @@ from atlas_ray.search._progress import Progress, ProgressCallback, ProgressDispl
 from atlas_ray.search._provenance import provenance, spec_source
 from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus
 from atlas_ray.search._searcher import check_space, plan_searcher
-from atlas_ray.search._spec import PlannedTrial, WorkSpec, WorkUnit, trial_plan
+from atlas_ray.search._spec import PlannedTrial, Resources, WorkSpec, WorkUnit, trial_plan
 from atlas_ray.search._trainable import TrialContext, train_trial, trial_directory, variant_key
 from atlas_ray.search._validate import check_prepared, validate
 
@@ -394,6 +394,7 @@ def _run_tune(
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    cuts = _cluster_cuts(spec, out)
     context = TrialContext(
         experiment=experiment,
         spec_name=spec.name,
@@ -402,10 +403,13 @@ def _run_tune(
         models={variant_key(u.name, m.name): m.model for u in spec.units for m in u.models},
         cpus={variant_key(u.name, m.name): spec.resources_for(m).cpu for u in spec.units for m in u.models},
         scheduler=spec.scheduler,
+        cuts=cuts,
     )
     resources = {
         variant_key(u.name, m.name): spec.resources_for(m).as_tune() for u in spec.units for m in u.models
     }
+    for key, (asked, _) in cuts.items():
+        resources[key] = Resources(cpu=asked.cpu).as_tune()
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, context=context), resources=_resources_of(resources)
     )
@@ -553,6 +557,33 @@ def _node_loss_note(max_failures: int, nodes: int) -> str | None:
         f"note: {nodes} nodes and max_failures=0: a trial on a node that goes away fails for good; "
         "max_failures >= 1 retries it from its last checkpoint on another node"
     )
+
+
+def _cluster_cuts(spec: WorkSpec, out: IO[str]) -> dict[str, tuple[Resources, str]]:
+    """``"unit/model"`` -> (what its trials asked for, why they get CPUs only) for every model asking for
+    more GPU or TPU than the whole Ray cluster has, on a cluster that does not autoscale
+    (``_devices.fit_to_cluster``: its trials train on the CPU rather than wait for ever); one line each
+    on ``out``."""
+    import ray
+
+    from atlas_ray.search._devices import fit_to_cluster
+
+    try:
+        from ray.tune.execution.cluster_info import _is_ray_cluster
+
+        autoscaling = bool(_is_ray_cluster())
+    except ImportError:  # another Ray layout: assume it can grow, as Tune itself would wait
+        autoscaling = True
+    cluster = ray.cluster_resources()
+    cuts: dict[str, tuple[Resources, str]] = {}
+    for unit in spec.units:
+        for model in unit.models:
+            wanted = spec.resources_for(model)
+            _, reason = fit_to_cluster(wanted, cluster, autoscaling=autoscaling)
+            if reason is not None:
+                cuts[variant_key(unit.name, model.name)] = (wanted, reason)
+                print(f"unit `{unit.name}`, model `{model.name}`: {reason}", file=out)
+    return cuts
 
 
 def _trial_id_from_path(path: str | None) -> str | None:

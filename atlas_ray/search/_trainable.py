@@ -53,7 +53,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from atlas_ray import _storage
@@ -74,6 +74,7 @@ from atlas_ray.search._gather import (
 )
 from atlas_ray.search._model_source import resolve_model
 from atlas_ray.search._results import TrialIdentity, TrialStatus, read_result
+from atlas_ray.search._spec import Resources
 
 __all__ = [
     "NaNLossError",
@@ -100,7 +101,8 @@ class TrialContext:
     """What every trial shares, passed once through ``tune.with_parameters``.
 
     ``datasets``: unit name -> ObjectRef of its PreparedSet; ``models`` and ``cpus``: ``"unit/model"``
-    -> the ModelSpec's ``model`` and the CPUs a trial of it holds.
+    -> the ModelSpec's ``model`` and the CPUs a trial of it holds; ``cuts``: ``"unit/model"`` -> what
+    its trials asked for and why they were given only CPUs (``_devices.fit_to_cluster``).
     """
 
     experiment: str
@@ -110,6 +112,7 @@ class TrialContext:
     models: Mapping[str, Any]
     cpus: Mapping[str, float]
     scheduler: ASHA
+    cuts: Mapping[str, tuple[Resources, str]] = field(default_factory=dict)
 
 
 def variant_key(unit: str, model: str) -> str:
@@ -172,7 +175,7 @@ def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
     spent["time_setup_s"] = time.perf_counter() - began
     devices: Devices | None = None
     try:
-        devices = trial_devices(hp)
+        devices = trial_devices(hp, context.cuts.get(key))
         _train(context, prepared, hp, seed, key, identity, directory, curves, spent, devices)
     except Exception as error:
         message = f"{type(error).__name__}: {' '.join(str(error).split())}"
@@ -192,14 +195,19 @@ def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
         raise
 
 
-def trial_devices(hp: Mapping[str, Any]) -> Devices:
+def trial_devices(hp: Mapping[str, Any], cut: tuple[Resources, str] | None = None) -> Devices:
     """The devices this trial trains on (``_devices``), from the resources Tune reserved for it; its
-    ``batch_size`` (default ``DEFAULT_BATCH_SIZE``) is per replica."""
+    ``batch_size`` (default ``DEFAULT_BATCH_SIZE``) is per replica. ``cut``: what it asked for and why
+    the driver gave it only CPUs (the record says so)."""
     from ray import tune
 
     reserved = tune.get_context().get_trial_resources().required_resources
     batch_size = int(hp.get("batch_size", DEFAULT_BATCH_SIZE))
-    return setup_devices(resources_from_bundle(reserved), batch_size=batch_size)
+    devices = setup_devices(resources_from_bundle(reserved), batch_size=batch_size)
+    if cut is None:
+        return devices
+    asked, reason = cut
+    return Devices(replace(devices.plan, asked=asked, fallback=reason), devices.strategy)
 
 
 def device_report(plan: DevicePlan) -> dict[str, str]:

@@ -28,6 +28,7 @@ from atlas_ray.search._devices import (
     VIRTUAL_DEVICES_ENV,
     Hardware,
     detect_hardware,
+    fit_to_cluster,
     gpu_memory_from_smi,
     plan_devices,
     resources_from_bundle,
@@ -163,6 +164,23 @@ def test_a_data_parallel_fit_batches_split_evenly_over_the_replicas() -> None:
     assert even_batch(1004, 256, 1) is None  # one replica: Keras' own batches, as before
     assert even_batch(1004, 256, 4) == 256  # enough rows: the global batch itself
     assert even_batch(214, 256, 4) == 212  # fewer: the most rows that split evenly over 4
+
+
+def test_more_gpu_or_tpu_than_a_fixed_cluster_has_trains_on_the_cpu() -> None:
+    cluster = {"CPU": 2.0, "GPU": 1.0}
+    asked = Resources(cpu=1, gpu=0.25, tpu=4)
+    given, reason = fit_to_cluster(asked, cluster, autoscaling=False)
+    assert given == Resources(cpu=1)
+    assert reason == (
+        "asked for tpu=4; the Ray cluster has no TPU chips (and does not autoscale): trained on CPU"
+    )
+    given, reason = fit_to_cluster(Resources(gpu=2), cluster, autoscaling=False)
+    assert (given, reason) == (
+        Resources(cpu=1),
+        "asked for gpu=2; the Ray cluster has 1 GPU (and does not autoscale): trained on CPU",
+    )
+    assert fit_to_cluster(Resources(gpu=0.25), cluster, autoscaling=False) == (Resources(gpu=0.25), None)
+    assert fit_to_cluster(asked, {"CPU": 2.0}, autoscaling=True) == (asked, None)  # it adds nodes
 
 
 # ------------------------------------------------------------------------------ the setup on this host
@@ -309,3 +327,30 @@ def test_a_gpu_share_on_a_node_without_a_gpu_records_its_fallback(device_searche
     lines = output.splitlines()
     assert sum(line.startswith(tpu_line) for line in lines) == 1, output[-3000:]
     assert sum(line == gpu_line for line in lines) == 1, output[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_gpu_trial_on_a_cluster_without_gpus_trains_on_the_cpu(
+    ray_cluster: None, minute_store, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The session's local Ray has no GPU: without the cut the trial would wait for ever."""
+    import io
+
+    from atlas_ray.search import ModelSpec, run
+    from tests.search import search_specs
+
+    space = {**device_search.SPACE, "batch_size": 256}
+    model = ModelSpec("dnn", "dnn", space, resources=Resources(cpu=1, gpu=0.25))
+    spec = search_specs.spec("no_gpu", [model], max_t=1, grace_period=1)
+    out = io.StringIO()
+    experiment = run(spec, storage=str(tmp_path), store=minute_store, spec_path="no_gpu.py", out=out)
+    (result,) = load_results(experiment)
+    assert result.status is TrialStatus.COMPLETED, result.error
+    reason = "asked for gpu=0.25; the Ray cluster has no GPU (and does not autoscale): trained on CPU"
+    assert result.devices is not None
+    assert (result.devices["kind"], result.devices["fallback"]) == ("cpu", reason)
+    assert result.devices["asked"] == {"cpu": 1.0, "gpu": 0.25, "tpu": 0}
+    lines = out.getvalue().splitlines()
+    assert f"unit `direction`, model `dnn`: {reason}" in lines
+    assert f"trial {result.trial_id} (dnn) devices: {reason}" in lines

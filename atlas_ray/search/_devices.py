@@ -33,8 +33,9 @@ trial's ``result.json`` keeps under ``"devices"``.
   exactly; every other layer of the zoo does, to float rounding.
 - **Missing hardware**: a trial that asked for a GPU or TPU chips where there are none (a node that
   advertises the resource without the device, TensorFlow built without CUDA, a TPU runtime that fails
-  to start) trains on the CPU; ``DevicePlan.fallback`` says what was asked, what was missing and what it
-  trained on, the record keeps it, and the search's progress display prints it as one line.
+  to start; or, decided by the driver with ``fit_to_cluster``, a Ray cluster that has none at all and
+  does not autoscale) trains on the CPU; ``DevicePlan.fallback`` says what was asked, what was missing
+  and what it trained on, the record keeps it, and the search's progress display prints it as one line.
 - **Test hook** (test and development only): ``ATLAS_VIRTUAL_DEVICES=N`` in the worker's environment
   makes a trial that asks for ``tpu=k`` (``k <= N``) on a host without TPU chips split the host CPU
   into ``N`` logical devices and train data-parallel over ``k`` of them with ``MirroredStrategy``

@@ -326,8 +326,12 @@ class FeatureLabelSet:
         gaps: dict[str, list[int]] = {}
         if len(frame):
             index = pd.DatetimeIndex(frame.index)
+            # One window for every label (the longest horizon): each market's bars are read once.
+            longest = max((label.horizon for label in self.labels), default=0)
+            end = index[-1] + (longest + 1) * self.resolution.offset
+            data = MarketData(store, index[0], end, self.resolution, fill_limit=0)
             for label in self.labels:
-                mask = _label_gap_mask(label, index, store, self.resolution)
+                mask = _label_gap_mask(label, index, data)
                 gaps[label.name] = index.asi8[mask].tolist()  # plain ints: attrs stay JSON-able
         frame.attrs[LABEL_GAPS_ATTR] = gaps
         return frame
@@ -557,18 +561,16 @@ def _all_requirements(feature: Feature) -> list[DataRequirement]:
     return out
 
 
-def _label_gap_mask(
-    label: Feature, index: pd.DatetimeIndex, store: MarketStore, resolution: Resolution
-) -> np.ndarray:
+def _label_gap_mask(label: Feature, index: pd.DatetimeIndex, data: MarketData) -> np.ndarray:
     """Rows of ``index`` whose ``label`` looks across a bar missing from the store (a bar of one of
-    its markets, in ``(t, t + horizon]``); all False for a label without bars or horizon."""
+    its markets, in ``(t, t + horizon]``); all False for a label without bars or horizon. ``data``:
+    the unfilled bars (``fill_limit=0``) from ``index[0]`` to at least ``horizon + 1`` bars past
+    ``index[-1]``."""
     horizon = label.horizon
     mask = np.zeros(len(index), dtype=bool)
     bars = {(r.exchange, r.pair) for r in _all_requirements(label) if r.kind == "bars"}
     if horizon <= 0 or not bars or not len(index):
         return mask
-    step = resolution.offset
-    data = MarketData(store, index[0], index[-1] + (horizon + 1) * step, resolution, fill_limit=0)
     grid = data.grid.asi8
     positions = np.searchsorted(grid, index.asi8)
     for exchange, pair in sorted(bars):

@@ -286,6 +286,26 @@ def test_a_label_gap_is_a_missing_bar_within_the_label_horizon(minute_store: Mar
     assert list(built.attrs["label_gaps"][LABEL.name]) == expected
 
 
+def test_labels_of_several_horizons_and_markets_each_get_their_own_gaps(minute_store: MarketStore) -> None:
+    """The labels share one read of each market (the longest horizon's window); each label's gaps are
+    still its own horizon's over its own market's bars."""
+    labels = [
+        LABEL,
+        LogReturns().kraken().one_min().lookforward(20),
+        LogReturns().coinbase().one_min().lookforward(7),
+    ]
+    fls = FeatureLabelSet([Volume().kraken().one_min()], labels)
+    built = fls.build_local("2023-03-03", "2023-03-07", minute_store)
+    step = LABEL.resolution.offset
+    for label, exchange, horizon in zip(labels, ("kraken", "kraken", "coinbase"), (3, 20, 7), strict=True):
+        bars = minute_store.bars(exchange, "btc_usd", LABEL.resolution, "2023-03-03", "2023-03-08")
+        present = set(pd.DatetimeIndex(bars.index).asi8)
+        ahead = range(1, horizon + 1)
+        expected = [t.value for t in built.index if any((t + k * step).value not in present for k in ahead)]
+        assert expected  # the range holds gaps of both markets (Coinbase's 4h38m outage among them)
+        assert list(built.attrs["label_gaps"][label.name]) == expected, label.name
+
+
 def test_the_cache_key_changes_with_the_feature_code(monkeypatch: pytest.MonkeyPatch) -> None:
     from atlas_ray.featurestore import _fs_cache
 

@@ -97,7 +97,11 @@ class _ListedOnce(MarketStore):
 
 
 def _span_columns(
-    fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp
+    fls: FeatureLabelSet,
+    store: MarketStore,
+    lo: pd.Timestamp,
+    hi: pd.Timestamp,
+    seen: list[MarketData] | None = None,
 ) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray]]:
     step = fls.resolution.offset
     before, after = fls.halo
@@ -108,6 +112,8 @@ def _span_columns(
         fls.resolution,
         fill_limit=fls.fill_limit,
     )
+    if seen is not None:
+        seen.append(data)
     grid = data.grid
     i0, i1 = grid.searchsorted(lo), grid.searchsorted(hi)
     columns: dict[str, np.ndarray] = {}
@@ -140,12 +146,20 @@ def _chunk_table(fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi:
     return pa.table(arrays, names=["timestamp", *names])
 
 
-def build_local(fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
+def build_local(
+    fls: FeatureLabelSet,
+    store: MarketStore,
+    lo: pd.Timestamp,
+    hi: pd.Timestamp,
+    *,
+    seen: list[MarketData] | None = None,
+) -> pd.DataFrame:
     """The single-process build: one ``compute_span`` over the whole range, NaN rows dropped.
 
     The valid rows of each column are copied once into a ``(columns, rows)`` float64 block that
-    becomes the frame without another copy (no row-major interleave, no second selection)."""
-    index, columns = _span_columns(fls, store, lo, hi)
+    becomes the frame without another copy (no row-major interleave, no second selection). ``seen``
+    given: the ``MarketData`` the build read is appended to it (its bars serve the label gaps)."""
+    index, columns = _span_columns(fls, store, lo, hi, seen)
     keep = np.ones(len(index), dtype=bool)
     for values in columns.values():
         keep &= ~np.isnan(values)

@@ -289,23 +289,25 @@ class FeatureLabelSet:
         if parallel is None:
             rows = int((hi - lo) // self.resolution.offset)
             parallel = chunk_rows is not None or rows >= LOCAL_BUILD_ROWS
+        seen: list[MarketData] = []
         if parallel:
             frame = build_ray(self, store, lo, hi, chunk_rows=chunk_rows)
         else:
-            frame = build_local(self, store, lo, hi)
+            frame = build_local(self, store, lo, hi, seen=seen)
         self._check_not_empty(len(frame), lo, hi)
         if cache:
             write_cached(store, key, frame_to_table(frame))
-        return self._mark_label_gaps(frame, store)
+        return self._mark_label_gaps(frame, store, seen[0] if seen else None)
 
     def build_local(self, start: Any, end: Any, store: MarketStore | None = None) -> pd.DataFrame:
         """``build`` computed in this process in one piece, without Ray and without the cache."""
         store = store if store is not None else MarketStore()
         lo, hi = parse_range(start, end, self.resolution)
         self._missing_check(store, lo, hi)
-        frame = build_local(self, store, lo, hi)
+        seen: list[MarketData] = []
+        frame = build_local(self, store, lo, hi, seen=seen)
         self._check_not_empty(len(frame), lo, hi)
-        return self._mark_label_gaps(frame, store)
+        return self._mark_label_gaps(frame, store, seen[0] if seen else None)
 
     def data_state(self, start: Any, end: Any, store: MarketStore | None = None) -> dict[str, Any]:
         """What ``build(start, end, store)`` reads: its cache key and the store partitions (path, size,
@@ -320,17 +322,24 @@ class FeatureLabelSet:
         }
 
     # ------------------------------------------------------------------ label gaps
-    def _mark_label_gaps(self, frame: pd.DataFrame, store: MarketStore) -> pd.DataFrame:
+    def _mark_label_gaps(
+        self, frame: pd.DataFrame, store: MarketStore, built: MarketData | None = None
+    ) -> pd.DataFrame:
         """``frame`` with ``attrs["label_gaps"]``: per label, the times of rows whose label looks across
-        a bar the store lacks (filled causally when built), i.e. a missing bar in ``(t, t + horizon]``."""
+        a bar the store lacks (filled causally when built), i.e. a missing bar in ``(t, t + horizon]``.
+        ``built``: the market data an in-process build read; where it covers every label's window
+        and market, its record of the stored bars is used instead of reading them again."""
         gaps: dict[str, list[int]] = {}
         if len(frame):
             index = pd.DatetimeIndex(frame.index)
             # One window for every label (the longest horizon): each market's bars are read once.
             longest = max((label.horizon for label in self.labels), default=0)
             end = index[-1] + (longest + 1) * self.resolution.offset
-            data = MarketData(store, index[0], end, self.resolution, fill_limit=0)
             cache: dict[tuple[str, str], np.ndarray] = {}
+            data = _reuse(built, self.labels, index[0], end, cache)
+            if data is None:
+                cache.clear()
+                data = MarketData(store, index[0], end, self.resolution, fill_limit=0)
             for label in self.labels:
                 mask = _label_gap_mask(label, index, data, cache)
                 gaps[label.name] = index.asi8[mask].tolist()  # plain ints: attrs stay JSON-able
@@ -560,6 +569,31 @@ def _all_requirements(feature: Feature) -> list[DataRequirement]:
             out.append(option)
             option = option.fallback
     return out
+
+
+def _reuse(
+    built: MarketData | None,
+    labels: Sequence[Feature],
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    cache: dict[tuple[str, str], np.ndarray],
+) -> MarketData | None:
+    """``built`` when it spans ``[start, end)`` and recorded the stored bars of every market the
+    labels read bars of (``cache`` filled with their missing bars on its grid), else None."""
+    if built is None or built.start > start or built.end < end:
+        return None
+    for label in labels:
+        for requirement in _all_requirements(label):
+            if requirement.kind != "bars" or label.horizon <= 0:
+                continue
+            market = (requirement.exchange, requirement.pair)
+            if not built.has(*market, "bars"):
+                continue
+            stored = built.stored_bars(*market)
+            if stored is None:
+                return None
+            cache[market] = ~stored
+    return built
 
 
 def _missing_bars(data: MarketData, exchange: str, pair: str) -> np.ndarray:

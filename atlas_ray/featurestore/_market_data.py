@@ -105,6 +105,7 @@ class MarketData:
         self.fill_limit = fill_limit
         self.grid = pd.date_range(lo, hi, freq=resolution.freq, inclusive="left", name="timestamp")
         self._bars: dict[tuple[str, str], pd.DataFrame] = {}
+        self._stored: dict[tuple[str, str], np.ndarray] = {}
         self._quotes: dict[tuple[str, str], pd.DataFrame] = {}
         self._books: dict[tuple[str, str], OrderBooks] = {}
         self._raw_books: dict[tuple[str, str], pd.DataFrame] = {}
@@ -185,6 +186,11 @@ class MarketData:
             self._bars[key] = self._load_bars(exchange, pair)
         return self._bars[key]
 
+    def stored_bars(self, exchange: str, pair: str) -> np.ndarray | None:
+        """Which rows of ``grid`` the store held a bar for (with a close), before any fill; None until
+        ``bars(exchange, pair)`` has been loaded."""
+        return self._stored.get((exchange, pair))
+
     def _load_bars(self, exchange: str, pair: str) -> pd.DataFrame:
         step = self.resolution.offset
         lead = self.fill_limit * step
@@ -220,6 +226,7 @@ class MarketData:
         at = {c: j for j, c in enumerate(BAR_COLUMNS)}
         close = block[at["close"]]
         present = ~np.isnan(close)
+        self._stored[(exchange, pair)] = present[self.fill_limit :]
         if not bool(present.all()):
             last = np.maximum.accumulate(np.where(present, np.arange(len(close)), -1))
             filled = ~present & (last >= 0) & (np.arange(len(close)) - last <= self.fill_limit)

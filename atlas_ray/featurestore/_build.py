@@ -120,6 +120,7 @@ def _span_columns(
     for feature in fls.columns:
         values = feature.compute(data)
         columns[feature.name] = np.asarray(values.to_numpy(dtype="float64")[i0:i1])
+    data.release()  # (what ``seen`` keeps is the record of stored bars, not the bars)
     return pd.DatetimeIndex(grid[i0:i1], name="timestamp"), columns
 
 

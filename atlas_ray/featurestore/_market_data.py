@@ -186,6 +186,14 @@ class MarketData:
             self._bars[key] = self._load_bars(exchange, pair)
         return self._bars[key]
 
+    def release(self) -> None:
+        """Drop the loaded series (bars, quotes, books); ``stored_bars`` keeps its record. Later calls
+        read them again."""
+        self._bars.clear()
+        self._quotes.clear()
+        self._books.clear()
+        self._raw_books.clear()
+
     def stored_bars(self, exchange: str, pair: str) -> np.ndarray | None:
         """Which rows of ``grid`` the store held a bar for (with a close), before any fill; None until
         ``bars(exchange, pair)`` has been loaded."""

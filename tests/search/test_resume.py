@@ -1,6 +1,7 @@
-"""Kill the driver with SIGKILL mid-run; running the same command again finishes the experiment with no
-finished trial lost or run twice; a third run says it is finished and trains nothing; a changed spec is
-refused. The search runs in a subprocess (the CLI) joined to the test's real Ray cluster."""
+"""Interrupt the driver with Ctrl-C, run the same command and kill it with SIGKILL mid-run; running the
+same command again finishes the experiment with no finished trial lost or run twice; a fourth run says
+it is finished and trains nothing; a changed spec is refused. The search runs in a subprocess (the CLI)
+joined to the test's real Ray cluster."""
 
 from __future__ import annotations
 
@@ -62,9 +63,33 @@ def finished_trials(experiment: Path) -> dict[str, bytes]:
     return found
 
 
-def test_sigkill_then_the_same_command_finishes_every_trial_once(
+def interrupt_with_ctrl_c(first: subprocess.Popen[bytes], experiment: Path) -> None:
+    """Ctrl-C (SIGINT to the process group) once Tune has started a trial: Tune returns as if finished,
+    but the search says it was interrupted (exit 130, no traceback) and leaves the experiment unfinished."""
+    deadline = time.monotonic() + 400
+    try:
+        while not list(experiment.glob("*/params.json")):  # Tune has started a trial
+            assert first.poll() is None, first.stdout.read().decode()[-3000:] if first.stdout else ""
+            assert time.monotonic() < deadline, "no trial started in time"
+            time.sleep(0.2)
+        os.killpg(first.pid, signal.SIGINT)
+        output, _ = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+    text = output.decode()
+    assert first.returncode == 130, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    assert f"the experiment {experiment} is kept unfinished" in text
+    assert load_experiment(experiment).status == "running"
+
+
+def test_ctrl_c_then_sigkill_then_the_same_command_finishes_every_trial_once(
     ray_cluster: None, minute_store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:  # type: ignore[no-untyped-def]
+    """Run 1 is interrupted with Ctrl-C, run 2 (the same command) is killed with SIGKILL once a trial has
+    finished, run 3 (the same command) finishes every trial with none run twice, run 4 trains nothing."""
     import ray
 
     address = ray.get_runtime_context().gcs_address
@@ -80,10 +105,13 @@ def test_sigkill_then_the_same_command_finishes_every_trial_once(
     )
     storage = tmp_path / "experiments"
     experiment = storage / "resumable"
+    interrupt_with_ctrl_c(cli(spec, storage, minute_store.root, address), experiment)
+    already = set(finished_trials(experiment))
+
     first = cli(spec, storage, minute_store.root, address)
     deadline = time.monotonic() + 400
     try:
-        while not finished_trials(experiment):
+        while not set(finished_trials(experiment)) - already:
             assert first.poll() is None, first.stdout.read().decode()[-3000:] if first.stdout else ""
             assert time.monotonic() < deadline, "no trial finished in time"
             time.sleep(0.5)
@@ -112,7 +140,7 @@ def test_sigkill_then_the_same_command_finishes_every_trial_once(
         assert path.read_bytes() == data, f"{trial_id} was trained again"
         assert path.stat().st_mtime_ns == mtimes[trial_id]
 
-    # a third run: finished, so it says so, prints the best trials and trains nothing
+    # a fourth run: finished, so it says so, prints the best trials and trains nothing
     args = [str(spec), "--storage", str(storage), "--store", minute_store.root, "--address", address]
     assert run_cli(main, args) == 0
     printed = capsys.readouterr().out
@@ -130,51 +158,3 @@ def test_sigkill_then_the_same_command_finishes_every_trial_once(
     error = capsys.readouterr().err
     assert error.startswith("error: spec `resumable`:") and "changed since the experiment" in error
     assert error.count("\n") == 1
-
-
-def test_ctrl_c_keeps_the_experiment_unfinished_and_the_same_command_goes_on(
-    ray_cluster: None, minute_store, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
-    """Ctrl-C (SIGINT to the process group) while the first trial trains: Tune returns as if finished,
-    but the search says it was interrupted (exit 130, no traceback) and leaves the experiment unfinished;
-    the same command again finishes every trial."""
-    import ray
-
-    address = ray.get_runtime_context().gcs_address
-    spec = tmp_path / "interrupted.py"
-    spec.write_text(
-        textwrap.dedent(
-            """
-            from tests.search import search_specs
-            MODELS = [search_specs.small_dnn(num_samples=2)]
-            SPEC = search_specs.spec("interrupted", MODELS, max_t=2, grace_period=2)
-            """
-        )
-    )
-    storage = tmp_path / "experiments"
-    experiment = storage / "interrupted"
-    first = cli(spec, storage, minute_store.root, address)
-    deadline = time.monotonic() + 400
-    try:
-        while not list(experiment.glob("*/params.json")):  # Tune has started a trial
-            assert first.poll() is None, first.stdout.read().decode()[-3000:] if first.stdout else ""
-            assert time.monotonic() < deadline, "no trial started in time"
-            time.sleep(0.2)
-        os.killpg(first.pid, signal.SIGINT)
-        output, _ = first.communicate(timeout=120)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-            first.wait()
-    text = output.decode()
-    assert first.returncode == 130, text[-3000:]
-    assert "Traceback" not in text, text[-3000:]
-    assert f"the experiment {experiment} is kept unfinished" in text
-    assert load_experiment(experiment).status == "running"
-
-    second = cli(spec, storage, minute_store.root, address)
-    output, _ = second.communicate(timeout=400)
-    assert second.returncode == 0, output.decode()[-3000:]
-    record = load_experiment(experiment)
-    assert record.status == "finished" and len(record.trial_ids) == 2
-    assert all(r.status is TrialStatus.COMPLETED and r.epochs == 2 for r in load_results(experiment))

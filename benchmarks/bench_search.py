@@ -37,6 +37,7 @@ CPUS = 2
 TRIALS = 32
 EPOCHS = 4
 TARGET = 1.3
+SAME_WORK = 0.02  # the median relative gap between the two runs' last validation losses
 
 
 def spec_for(featureset: object) -> object:
@@ -111,6 +112,11 @@ def trial_seconds(experiment: Path) -> dict[str, float]:
 
 def plain_fit_seconds(spec: object, store: object, trials: list[tuple[dict, int]]) -> float:  # type: ignore[type-arg]
     """The summed ``fit`` time of ``trials`` ((hyperparameters, seed) each) in a plain loop."""
+    return plain_fits(spec, store, trials)[0]
+
+
+def plain_fits(spec: object, store: object, trials: list[tuple[dict, int]]) -> tuple[float, list[float]]:  # type: ignore[type-arg]
+    """``plain_fit_seconds`` and each trial's last validation loss."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -122,6 +128,7 @@ def plain_fit_seconds(spec: object, store: object, trials: list[tuple[dict, int]
     unit = spec.units[0]  # type: ignore[attr-defined]
     prepared = unit.featureset.prepare(unit.featureset.build(unit.start, unit.end, store), unit.split)
     total = 0.0
+    losses = []
     for hp, seed in trials:
         keras.backend.clear_session()
         keras.utils.set_random_seed(seed)
@@ -133,7 +140,7 @@ def plain_fit_seconds(spec: object, store: object, trials: list[tuple[dict, int]
             train_X=prepared.train.X,
         )
         start = time.perf_counter()
-        model.fit(
+        history = model.fit(
             prepared.train.X,
             prepared.train.y,
             validation_data=(prepared.validation.X, prepared.validation.y),
@@ -143,7 +150,8 @@ def plain_fit_seconds(spec: object, store: object, trials: list[tuple[dict, int]
             verbose=0,
         )
         total += time.perf_counter() - start
-    return total
+        losses.append(float(history.history["val_loss"][-1]))
+    return total, losses
 
 
 def _half(args: tuple[str, list[tuple[dict, int]]]) -> float:  # type: ignore[type-arg]
@@ -185,8 +193,13 @@ def main() -> None:
         results = load_results(experiment)
         ray.shutdown()
         trials = [(dict(r.identity.hyperparameters), r.identity.seed) for r in results]
-        fit = plain_fit_seconds(spec, store, trials)
+        fit, plain_losses = plain_fits(spec, store, trials)
+        ours = [float(r.curves["val_loss"].iloc[-1]) for r in results]
         pair = side_by_side_fit_seconds(str(Path(temp) / "store"), trials)
+    # the same work: each trial's last validation loss against the plain loop's (atlas_ray feeds every
+    # epoch in an order drawn from the epoch's seed, the plain loop lets Keras shuffle: close, not equal)
+    gaps = sorted(abs(a - b) / b for a, b in zip(ours, plain_losses, strict=True))
+    median_gap = gaps[len(gaps) // 2]
     inside = phases["time_total_s"]
     ideal = fit / CPUS
     ratio = wall / ideal
@@ -198,6 +211,15 @@ def main() -> None:
     print(f"atlas_ray wall time: {wall:.1f} s")
     print(f"ideal (sum of plain fit times {fit:.1f} s / {CPUS} CPUs): {ideal:.1f} s")
     print(f"overhead ratio: {ratio:.2f} (target <= {TARGET})")
+    print(
+        f"same work: last validation loss against the plain loop's, median relative gap {median_gap:.2%}, "
+        f"largest {gaps[-1]:.2%} (fails above {SAME_WORK:.0%} median)"
+    )
+    if median_gap > SAME_WORK:
+        print(
+            f"error: atlas_ray's trials did not do the plain loop's work (gap {median_gap:.2%})",
+            file=sys.stderr,
+        )
     print(
         f"where the rest goes (CPU-seconds): inside trials beyond plain fit {in_trial:.1f} s, of which "
         f"set-up (object-store read, model build) {phases['time_setup_s']:.1f} s, training epochs "
@@ -228,11 +250,14 @@ def main() -> None:
                 "side_by_side_ideal_s": round(pair_ideal, 2),
                 "ratio_to_side_by_side": round(wall / pair_ideal, 3),
                 "ray_start_s": round(ray_start, 2),
+                "median_val_loss_gap": round(median_gap, 5),
                 "ratio": round(ratio, 3),
                 "target": TARGET,
             }
         )
     )
+    if median_gap > SAME_WORK:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,12 @@ Each report also carries where the trial's time went so far (``TIME_KEYS``, cumu
 setting up (data, build or restore), training, evaluating and writing results, checkpointing), for
 ``benchmarks/bench_search.py``.
 
-Seeds: the model is built after ``keras.utils.set_random_seed(seed)``, and every epoch of every fold
-starts from ``keras.utils.set_random_seed(epoch_seed(seed, fold, epoch))``, so an epoch's shuffling
-depends only on the trial's seed, the fold and the epoch (layers' own seed generators, dropout's,
-travel in the checkpointed models): a trial restored from a checkpoint is seeded like an
-uninterrupted one, and a spec run twice on the CPU trains the same models.
+Seeds: the model is built after ``keras.utils.set_random_seed(seed)``; each fold's ``fit`` starts from
+``keras.utils.set_random_seed(epoch_seed(seed, fold, first_epoch))``, and each epoch visits the rows in
+an order drawn from ``epoch_seed(seed, fold, epoch)`` alone (``_epochs``: the training input, one
+``tf.data`` pipeline on one thread). So a trial restored from a checkpoint trains its next epoch on the
+same order as an uninterrupted one (layers' own seed generators, dropout's, travel in the checkpointed
+models), and a spec run twice on the CPU trains the same models.
 
 A NaN or infinite training loss stops training (``TerminateOnNaN``) and fails the trial with
 ``NaNLossError``; any exception writes the trial's result as FAILED with the error, then re-raises so
@@ -62,6 +63,7 @@ from atlas_ray.featurestore._prepared import PreparedSet
 from atlas_ray.search._asha import ASHA
 from atlas_ray.search._attempts import read_attempts, record_attempt
 from atlas_ray.search._devices import DevicePlan, Devices, resources_from_bundle, setup_devices
+from atlas_ray.search._epochs import fit_inputs
 from atlas_ray.search._gather import (
     _jsonable,
     evaluate_trial,
@@ -325,9 +327,10 @@ class LockStep:
     until the trial has read every fold's logs (``next_epoch``), evaluated and checkpointed.
 
     One ``fit`` per fold (not one per epoch: a ``fit`` call costs about as much as a small model's
-    epoch). Each fold's ``fit`` starts after ``keras.utils.set_random_seed(epoch_seed(seed, fold,
-    first_epoch))`` and only once the previous fold's has built its data pipeline, so the shuffling of
-    every fold depends on the seed alone, never on thread timing. While the trial handles an epoch
+    epoch), fed by ``_epochs.fit_inputs`` (each epoch's row order from its own seed). Each fold's ``fit``
+    starts after ``keras.utils.set_random_seed(epoch_seed(seed, fold, first_epoch))`` and only once the
+    previous fold's has begun training, so every fold's random draws depend on the seed alone, never
+    on thread timing. While the trial handles an epoch
     every fold waits at its epoch's end, so the models are not being trained while they are read.
     """
 
@@ -383,15 +386,20 @@ class LockStep:
                     self.model.stop_training = True
 
         try:
-            model.fit(
-                fold.train.X,
-                fold.train.y,
-                validation_data=(fold.validation.X, fold.validation.y),
+            inputs = fit_inputs(
+                (fold.train.X, fold.train.y),
+                (fold.validation.X, fold.validation.y),
                 batch_size=even_batch(len(fold.train.y), self.batch_size, self.replicas) or self.batch_size,
+                first_epoch=self.first_epoch,
+                last_epoch=self.max_t,
+                seed_of=lambda epoch: epoch_seed(self.seed, k, epoch),
+                replicas=self.replicas,
                 validation_batch_size=even_batch(len(fold.validation.y), self.batch_size, self.replicas),
+            )
+            model.fit(
+                **inputs,
                 epochs=self.max_t,
                 initial_epoch=self.first_epoch - 1,
-                shuffle=True,
                 verbose=0,
                 callbacks=[keras.callbacks.TerminateOnNaN(), Pause()],
             )

@@ -184,14 +184,15 @@ class PartitionStore:
         lo = _utc(start) if start is not None else None
         hi = _utc(end) if end is not None else None
         wanted = list(columns) if columns is not None else list(COLUMNS.get(kind, ()))
-        files = []
-        for date in self.dates(exchange, pair, kind):
-            day = pd.Timestamp(date, tz="UTC")
-            if lo is not None and day + pd.Timedelta(days=1) <= lo:
-                continue
-            if hi is not None and day >= hi:
-                continue
-            files.append(self._file(exchange, pair, kind, date))
+        # A day's partition holds [day, day + 1 day): it overlaps [lo, hi) when floor(lo) <= day < ceil(hi).
+        # Compared as ISO date text (no Timestamp per partition: a long range has thousands).
+        first = lo.floor("D").strftime("%Y-%m-%d") if lo is not None else ""
+        past = hi.ceil("D").strftime("%Y-%m-%d") if hi is not None else "~"
+        files = [
+            self._file(exchange, pair, kind, date)
+            for date in self.dates(exchange, pair, kind)
+            if first <= date < past
+        ]
         if not files:
             empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in wanted})
             empty.index = pd.DatetimeIndex([], tz="UTC", name="timestamp")

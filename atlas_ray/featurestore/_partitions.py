@@ -184,14 +184,15 @@ class PartitionStore:
         lo = _utc(start) if start is not None else None
         hi = _utc(end) if end is not None else None
         wanted = list(columns) if columns is not None else list(COLUMNS.get(kind, ()))
-        # A day's partition holds [day, day + 1 day): it overlaps [lo, hi) when floor(lo) <= day < ceil(hi).
-        # Compared as ISO date text (no Timestamp per partition: a long range has thousands).
-        first = lo.floor("D").strftime("%Y-%m-%d") if lo is not None else ""
-        past = hi.ceil("D").strftime("%Y-%m-%d") if hi is not None else "~"
+        # A day's partition holds [day, day + 1 day): it overlaps [lo, hi) when lo's date <= day <= the
+        # date of hi's last nanosecond. Compared as ISO date text (no Timestamp per partition: a long
+        # range has thousands; no rounding either, which overflows at Timestamp.max).
+        first = lo.strftime("%Y-%m-%d") if lo is not None else ""
+        last = "~" if hi is None else "" if hi <= _EARLIEST else (hi - _NANOSECOND).strftime("%Y-%m-%d")
         files = [
             self._file(exchange, pair, kind, date)
             for date in self.dates(exchange, pair, kind)
-            if first <= date < past
+            if first <= date <= last
         ]
         if not files:
             empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in wanted})
@@ -387,6 +388,10 @@ def _parquet_writer(table: pa.Table) -> _atomic.Writer:
         )
 
     return write
+
+
+_EARLIEST = pd.Timestamp.min.tz_localize("UTC")
+_NANOSECOND = pd.Timedelta(1, "ns")
 
 
 def _utc(value: pd.Timestamp | str) -> pd.Timestamp:

@@ -16,6 +16,10 @@ in their stored order, in batches of the same size.
 Memory: the arrays become TensorFlow tensors once per ``fit`` (as Keras' own numpy path does); each
 batch is a gather, so no shuffle buffer holds a copy of the rows.
 
+Devices: the rows are kept on the host, where ``tf.data`` runs, and no batch is prefetched (on a CPU
+a prefetching thread is one more thread fighting the trial's). On a GPU or TPU, prefetching would overlap
+the host's gathers with the device's steps: not measured (no such device here), so not done.
+
 Other Keras backends (JAX, torch) get the numpy arrays, shuffled by Keras (``fit_inputs``).
 """
 
@@ -68,8 +72,9 @@ def fit_inputs(
     rows = len(y)
     kept = rows - rows % replicas if rows >= replicas else rows
     options = _one_thread()
-    features, labels = tf.convert_to_tensor(X), tf.convert_to_tensor(y)
-    seeds = tf.constant([seed_of(epoch) for epoch in range(first_epoch, last_epoch + 1)], dtype=tf.int64)
+    with tf.device("/CPU:0"):  # tf.data runs on the host: the rows stay there, on a GPU / TPU host too
+        features, labels = tf.convert_to_tensor(X), tf.convert_to_tensor(y)
+        seeds = tf.constant([seed_of(e) for e in range(first_epoch, last_epoch + 1)], dtype=tf.int64)
 
     def epoch_order(epoch_seed: Any) -> Any:
         order = tf.random.experimental.stateless_shuffle(

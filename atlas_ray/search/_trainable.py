@@ -330,8 +330,8 @@ class LockStep:
     epoch), fed by ``_epochs.fit_inputs`` (each epoch's row order from its own seed). Each fold's ``fit``
     starts after ``keras.utils.set_random_seed(epoch_seed(seed, fold, first_epoch))`` and only once the
     previous fold's has begun training, so every fold's random draws depend on the seed alone, never
-    on thread timing. While the trial handles an epoch
-    every fold waits at its epoch's end, so the models are not being trained while they are read.
+    on thread timing. While the trial handles an epoch every fold waits at its epoch's end, so the
+    models are not being trained while they are read.
     """
 
     def __init__(

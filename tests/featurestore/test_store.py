@@ -33,6 +33,28 @@ def test_read_filters_the_range_across_partitions(minute_store: MarketStore) -> 
     assert part.index.tz is not None and str(part.index.dtype) == "datetime64[ns, UTC]"
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("2023-03-06 00:00", "2023-03-07 00:00"),  # one whole day, to midnight
+        ("2023-03-05 12:00", "2023-03-06 00:00:00.000000001"),  # half a day and one nanosecond
+        ("2023-03-05 23:59", "2023-03-06 00:01"),  # across midnight
+        ("2023-03-06 00:00", "2023-03-06 00:00"),  # empty
+        (pd.Timestamp.min, pd.Timestamp.max),  # every row: no overflow at the ends of time
+        (pd.Timestamp.min, pd.Timestamp.min),  # nothing before the start of time
+    ],
+)
+def test_read_opens_the_partitions_the_range_overlaps(minute_store: MarketStore, start, end) -> None:  # type: ignore[no-untyped-def]
+    raw = minute_store.read("kraken", "btc_usd", "bars_1m")
+    lo, hi = pd.Timestamp(start).tz_localize("UTC"), pd.Timestamp(end).tz_localize("UTC")
+    part = minute_store.read("kraken", "btc_usd", "bars_1m", lo, hi)
+    expected = raw.loc[(raw.index >= lo) & (raw.index < hi)]
+    if expected.empty:  # no partition opened: the kind's columns, no rows
+        assert part.empty and list(part.columns) == list(raw.columns)
+    else:
+        pd.testing.assert_frame_equal(part, expected)
+
+
 def test_write_merges_and_counts_new_rows(minute_store: MarketStore, tmp_path: Path) -> None:
     bars = minute_store.read("kraken", "btc_usd", "bars_1m", "2023-03-01 23:00", "2023-03-02 01:00")
     store = MarketStore(tmp_path / "s")

@@ -136,3 +136,56 @@ def test_second_build_reads_the_cache(ray_cluster: None, own_store: MarketStore)
     third = fls.build(start, end, own_store)
     pd.testing.assert_frame_equal(third, first, check_exact=True)
     assert np.isclose(third.iloc[0, 0], first.iloc[0, 0])
+
+
+class CountingStore(MarketStore):
+    """A store that counts its bar reads, by market (and by the thread names that read them)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.reads: list[tuple[str, str]] = []
+
+    def bars(self, exchange, pair, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.reads.append((exchange, pair))
+        return super().bars(exchange, pair, *args, **kwargs)
+
+
+def test_columns_computed_in_threads_equal_one_thread_and_read_each_market_once(
+    minute_store: MarketStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from atlas_ray.featurestore import _build
+
+    three_markets = FeatureLabelSet(
+        [
+            *(LogReturns().exchange(x).one_min().lookback(5) for x in ("coinbase", "kraken")),
+            Volume().exchange("binance").pair("btc_usdt").one_min(),
+            *featureset().features,
+        ],
+        list(featureset().labels),
+    )
+    frames = {}
+    for threads in (1, 4):
+        monkeypatch.setattr(_build, "local_cpus", lambda threads=threads: threads)
+        store = CountingStore(minute_store.root)
+        frames[threads] = three_markets.build(START, END, store, cache=False, parallel=False)
+        assert sorted(store.reads) == [
+            ("binance", "btc_usdt"),
+            ("coinbase", "btc_usd"),
+            ("kraken", "btc_usd"),
+        ]
+    pd.testing.assert_frame_equal(frames[4], frames[1])
+    assert list(frames[4].columns) == [*three_markets.feature_names, *three_markets.label_names]
+
+
+def test_a_failing_column_in_a_thread_is_raised_as_in_one(minute_store: MarketStore, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from atlas_ray.featurestore import _build
+
+    monkeypatch.setattr(_build, "local_cpus", lambda: 4)
+    broken = featureset()
+
+    def fails(data):  # type: ignore[no-untyped-def]
+        raise MissingDataError("no kraken bars today")
+
+    monkeypatch.setattr(Volume, "_values", lambda self, data: fails(data))
+    with pytest.raises(MissingDataError, match=r"^Volume.*kraken.*: no kraken bars today$"):
+        broken.build(START, END, minute_store, cache=False, parallel=False)

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -98,35 +96,13 @@ class _ListedOnce(MarketStore):
         return list(self._listed[key])
 
 
-def local_cpus() -> int:
-    """The CPUs this process may run on (its affinity, else the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _markets_interleaved(features: Sequence[Any]) -> list[int]:
-    """The features' positions, taking one feature of each market (its first requirement's exchange
-    and pair) in turn, so that threads working through them read the markets at the same time."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for k, feature in enumerate(features):
-        needs = feature.requirements()
-        groups.setdefault((needs[0].exchange, needs[0].pair) if needs else ("", ""), []).append(k)
-    return [k for turn in itertools.zip_longest(*groups.values()) for k in turn if k is not None]
-
-
 def _span_columns(
     fls: FeatureLabelSet,
     store: MarketStore,
     lo: pd.Timestamp,
     hi: pd.Timestamp,
     seen: list[MarketData] | None = None,
-    threads: int = 1,
 ) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray]]:
-    """The span's grid and every column on it. ``threads`` > 1: the columns are computed in that many
-    threads (numpy and pyarrow release the GIL for the bulk of the work; each series is still read
-    once, ``MarketData`` loads it for the first thread that asks); the same values either way."""
     step = fls.resolution.offset
     before, after = fls.halo
     data = MarketData(
@@ -140,19 +116,10 @@ def _span_columns(
         seen.append(data)
     grid = data.grid
     i0, i1 = grid.searchsorted(lo), grid.searchsorted(hi)
-
-    def column(feature: Any) -> np.ndarray:
-        return np.asarray(feature.compute(data).to_numpy(dtype="float64")[i0:i1])
-
-    if threads > 1 and len(fls.columns) > 1:
-        order = _markets_interleaved(fls.columns)  # the threads' first features read different markets
-        with ThreadPoolExecutor(min(threads, len(fls.columns)), thread_name_prefix="build") as pool:
-            done = dict(zip(order, pool.map(lambda k: column(fls.columns[k]), order), strict=True))
-        computed = [done.pop(k) for k in range(len(fls.columns))]
-    else:
-        computed = [column(feature) for feature in fls.columns]
-    columns = {feature.name: values for feature, values in zip(fls.columns, computed, strict=True)}
-    del computed
+    columns: dict[str, np.ndarray] = {}
+    for feature in fls.columns:
+        values = feature.compute(data)
+        columns[feature.name] = np.asarray(values.to_numpy(dtype="float64")[i0:i1])
     data.release()  # (what ``seen`` keeps is the record of stored bars, not the bars)
     return pd.DatetimeIndex(grid[i0:i1], name="timestamp"), columns
 
@@ -193,7 +160,7 @@ def build_local(
     The valid rows of each column are copied once into a ``(columns, rows)`` float64 block that
     becomes the frame without another copy (no row-major interleave, no second selection). ``seen``
     given: the ``MarketData`` the build read is appended to it (its bars serve the label gaps)."""
-    index, columns = _span_columns(fls, store, lo, hi, seen, threads=local_cpus())
+    index, columns = _span_columns(fls, store, lo, hi, seen)
     keep = np.ones(len(index), dtype=bool)
     for values in columns.values():
         keep &= ~np.isnan(values)

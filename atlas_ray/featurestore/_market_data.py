@@ -23,10 +23,8 @@ never on anything after the close of bar ``t``, and never on where the window st
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -75,9 +73,6 @@ class OrderBooks:
         return self.on_grid(prices[:, level]), self.on_grid(sizes[:, level])
 
 
-_T = TypeVar("_T")
-
-
 class MarketData:
     """The market data of one window at one resolution (see the module docstring)."""
 
@@ -115,32 +110,6 @@ class MarketData:
         self._books: dict[tuple[str, str], OrderBooks] = {}
         self._raw_books: dict[tuple[str, str], pd.DataFrame] = {}
         self._available: dict[tuple[str, str, str], bool] = {}
-        self._loading = threading.Lock()  # guards ``_locks``
-        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["_loading"], state["_locks"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._loading = threading.Lock()
-        self._locks = {}
-
-    def _once(
-        self, cache: dict[tuple[str, str], _T], kind: str, key: tuple[str, str], load: Callable[[], _T]
-    ) -> _T:
-        """``cache[key]``, loaded by ``load()`` once even when several threads ask at the same time (a
-        build computes its features in threads: each series is read once, by the first that needs it)."""
-        if key in cache:
-            return cache[key]
-        with self._loading:
-            lock = self._locks.setdefault((kind, *key), threading.Lock())
-        with lock:
-            if key not in cache:
-                cache[key] = load()
-            return cache[key]
 
     def __repr__(self) -> str:
         return (
@@ -212,7 +181,10 @@ class MarketData:
     def bars(self, exchange: str, pair: str) -> pd.DataFrame:
         """Bars on the grid (open, high, low, close, volume, vwap, trades as float64), filled causally
         for up to ``fill_limit`` bars."""
-        return self._once(self._bars, "bars", (exchange, pair), lambda: self._load_bars(exchange, pair))
+        key = (exchange, pair)
+        if key not in self._bars:
+            self._bars[key] = self._load_bars(exchange, pair)
+        return self._bars[key]
 
     def release(self) -> None:
         """Drop the loaded series (bars, quotes, books); ``stored_bars`` keeps its record. Later calls
@@ -280,7 +252,10 @@ class MarketData:
     def quotes(self, exchange: str, pair: str) -> pd.DataFrame:
         """Top of book on the grid: the last one stamped ``<= t + resolution``, at most ``fill_limit``
         bars stale (else NaN)."""
-        return self._once(self._quotes, "quotes", (exchange, pair), lambda: self._load_quotes(exchange, pair))
+        key = (exchange, pair)
+        if key not in self._quotes:
+            self._quotes[key] = self._load_quotes(exchange, pair)
+        return self._quotes[key]
 
     def _read_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         step = self.resolution.offset
@@ -334,7 +309,10 @@ class MarketData:
     # ------------------------------------------------------------------------------------- book
     def book(self, exchange: str, pair: str) -> OrderBooks:
         """Order-book snapshots and the one that applies to each grid row."""
-        return self._once(self._books, "book", (exchange, pair), lambda: self._load_book(exchange, pair))
+        key = (exchange, pair)
+        if key not in self._books:
+            self._books[key] = self._load_book(exchange, pair)
+        return self._books[key]
 
     def _load_book(self, exchange: str, pair: str) -> OrderBooks:
         lo, hi = self._read_range()

@@ -32,11 +32,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fit_inputs", "uses_pipeline"]
+__all__ = ["fit_inputs", "tensorflow_backend"]
 
 
-def uses_pipeline() -> bool:
-    """Whether ``fit_inputs`` builds the ``tf.data`` pipeline (the TensorFlow backend)."""
+def tensorflow_backend() -> bool:
+    """Whether Keras runs on TensorFlow (``KERAS_BACKEND``, TensorFlow unless set): then ``fit_inputs``
+    builds the ``tf.data`` pipeline, and a trial sets TensorFlow's thread pools."""
     return os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
 
 
@@ -58,7 +59,7 @@ def fit_inputs(
     each epoch: a distributed step fails on a batch that does not split), and the validation arrays go
     to Keras as they are, in batches of ``validation_batch_size``."""
     X, y = train
-    if not uses_pipeline():
+    if not tensorflow_backend():
         return {
             "x": X,
             "y": y,

@@ -63,7 +63,7 @@ from atlas_ray.featurestore._prepared import PreparedSet
 from atlas_ray.search._asha import ASHA
 from atlas_ray.search._attempts import read_attempts, record_attempt
 from atlas_ray.search._devices import DevicePlan, Devices, resources_from_bundle, setup_devices
-from atlas_ray.search._epochs import fit_inputs
+from atlas_ray.search._epochs import fit_inputs, tensorflow_backend
 from atlas_ray.search._gather import (
     _jsonable,
     evaluate_trial,
@@ -135,7 +135,7 @@ def configure_threads(cpus: float) -> None:
     """Limit OMP and TensorFlow to the trial's CPUs (TensorFlow only before its runtime starts)."""
     threads = max(1, int(cpus))
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+    if not tensorflow_backend():
         return
     import tensorflow as tf
 

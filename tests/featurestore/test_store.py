@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from atlas_ray.featurestore import MarketStore, default_root
@@ -139,3 +140,44 @@ def test_bars_off_their_grid_are_never_written(minute_store: MarketStore, tmp_pa
     with pytest.raises(ValueError, match="first at 2023-03-01 00:00:30"):
         store.write(shifted, exchange="kraken", pair="btc_usd", kind="bars_1m")
     assert store.exchanges() == []
+
+
+def test_a_failing_partition_puts_none_of_a_write_in_place(minute_store: MarketStore, tmp_path: Path) -> None:
+    """Partitions are staged side by side; one that cannot be written discards the others."""
+    bars = minute_store.read("kraken", "btc_usd", "bars_1m", "2023-03-01", "2023-03-04")
+    root = tmp_path / "s"
+    blocked = root / "exchange=kraken" / "pair=btc_usd" / "kind=bars_1m" / "date=2023-03-02"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("a file where the day's folder must go")
+    store = MarketStore(root)
+    with pytest.raises(OSError):
+        store.write(bars, exchange="kraken", pair="btc_usd", kind="bars_1m")
+    assert sorted(p.name for p in blocked.parent.rglob("*") if p.is_file()) == ["date=2023-03-02"]
+    assert store.dates("kraken", "btc_usd", "bars_1m") == []
+
+
+def test_a_day_folder_without_its_data_file_is_not_listed(minute_store: MarketStore, tmp_path: Path) -> None:
+    bars = minute_store.read("kraken", "btc_usd", "bars_1m", "2023-03-01", "2023-03-02")
+    store = MarketStore(tmp_path / "s")
+    store.write(bars, exchange="kraken", pair="btc_usd", kind="bars_1m")
+    kind = tmp_path / "s" / "exchange=kraken" / "pair=btc_usd" / "kind=bars_1m"
+    (kind / "date=2023-03-05").mkdir()  # an interrupted first write leaves a folder, or a temp file
+    (kind / "date=2023-03-05" / "data.parquet.0123.tmp").write_bytes(b"half")
+    (kind / "notes").mkdir()
+    assert store.dates("kraken", "btc_usd", "bars_1m") == ["2023-03-01"]
+
+
+def test_a_store_written_out_of_order_is_still_read_by_its_range(
+    minute_store: MarketStore, tmp_path: Path
+) -> None:
+    """Partitions written by another tool need not be sorted: the range then is masked row by row."""
+    bars = minute_store.read("kraken", "btc_usd", "bars_1m", "2023-03-01", "2023-03-02")
+    store = MarketStore(tmp_path / "s")
+    store.write(bars, exchange="kraken", pair="btc_usd", kind="bars_1m")
+    path = tmp_path / "s" / "exchange=kraken" / "pair=btc_usd" / "kind=bars_1m" / "date=2023-03-01"
+    table = pq.read_table(path / "data.parquet")
+    pq.write_table(table.take(np.random.default_rng(7).permutation(table.num_rows)), path / "data.parquet")
+    part = store.read("kraken", "btc_usd", "bars_1m", "2023-03-01 06:00", "2023-03-01 07:00")
+    expected = bars.loc["2023-03-01 06:00":"2023-03-01 06:59"]
+    pd.testing.assert_frame_equal(part.sort_index(), expected)
+    assert len(part) == 60

@@ -50,6 +50,10 @@ def test_partitioned_build_equals_single_process_build(
 ) -> None:
     built = featureset().build(START, END, minute_store, chunk_rows=chunk_rows, cache=False, parallel=True)
     pd.testing.assert_frame_equal(built, local_frame, check_exact=True)
+    # Each chunk finds its rows' label gaps from the bars it read: the same rows as one build finds.
+    gaps = local_frame.attrs["label_gaps"][featureset().label_names[0]]
+    assert len(gaps) >= 2  # the filled bars before Coinbase's gap
+    assert built.attrs == local_frame.attrs
     assert list(built.columns) == [*featureset().feature_names, *featureset().label_names]
     assert (built.dtypes == "float64").all()
     assert str(built.index.dtype) == "datetime64[ns, UTC]"
@@ -136,3 +140,19 @@ def test_second_build_reads_the_cache(ray_cluster: None, own_store: MarketStore)
     third = fls.build(start, end, own_store)
     pd.testing.assert_frame_equal(third, first, check_exact=True)
     assert np.isclose(third.iloc[0, 0], first.iloc[0, 0])
+
+
+def test_ray_data_settings_hold_for_the_build_only() -> None:
+    """Progress output off, blocks in order, and no per-operator CPU reservation (which left the chunk
+    computation one CPU of two on a small cluster) during a build; the user's settings after it."""
+    from ray.data import DataContext
+
+    from atlas_ray.featurestore._build import _data_context
+
+    context = DataContext.get_current()
+    before = (context.op_resource_reservation_enabled, context.enable_progress_bars)
+    with _data_context():
+        assert context.op_resource_reservation_enabled is False
+        assert context.enable_progress_bars is False
+        assert context.execution_options.preserve_order is True
+    assert (context.op_resource_reservation_enabled, context.enable_progress_bars) == before

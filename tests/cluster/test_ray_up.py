@@ -87,8 +87,16 @@ def _processes_in(namespace: str) -> list[str]:
     return found
 
 
+# The shell Ray's SSH runner keeps open for a port-forwarding session (`ray dashboard`): it belongs to
+# the SSH connection, not to Ray, and goes when the connection's ControlPersist runs out, seconds
+# after the tunnel stops (on a slow machine it was still there when `ray down` had finished).
+_FORWARDING_SHELL = "while true; do sleep 86400; done"
+
+
 def _ray_processes_in(namespace: str) -> list[str]:
-    return [c for c in _processes_in(namespace) if "tests.cluster._sshd" not in c]
+    return [
+        c for c in _processes_in(namespace) if "tests.cluster._sshd" not in c and _FORWARDING_SHELL not in c
+    ]
 
 
 @dataclass

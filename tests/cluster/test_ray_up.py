@@ -87,15 +87,18 @@ def _processes_in(namespace: str) -> list[str]:
     return found
 
 
-# The shell Ray's SSH runner keeps open for a port-forwarding session (`ray dashboard`): it belongs to
-# the SSH connection, not to Ray, and goes when the connection's ControlPersist runs out, seconds
-# after the tunnel stops (on a slow machine it was still there when `ray down` had finished).
-_FORWARDING_SHELL = "while true; do sleep 86400; done"
+# The shell Ray's SSH runner keeps open for a port-forwarding session (`ray dashboard`), and its
+# `sleep`: they belong to the SSH connection, not to Ray, and go when the connection does (its
+# ControlPersist runs out seconds after the tunnel stops; on a slow machine they were still there,
+# or the sleep was, when `ray down` had finished).
+_FORWARDING_SESSION = ("while true; do sleep 86400; done", "sleep 86400")
 
 
 def _ray_processes_in(namespace: str) -> list[str]:
     return [
-        c for c in _processes_in(namespace) if "tests.cluster._sshd" not in c and _FORWARDING_SHELL not in c
+        c
+        for c in _processes_in(namespace)
+        if "tests.cluster._sshd" not in c and not any(c.endswith(part) for part in _FORWARDING_SESSION)
     ]
 
 

@@ -492,8 +492,8 @@ def _between(table: pa.Table, lo: pd.Timestamp | None, hi: pd.Timestamp | None) 
     """The rows of ``table`` with ``lo <= timestamp < hi`` (either bound None: open).
 
     Partitions are read in date order and each is stored sorted, so the timestamps are normally sorted
-    and the range is one slice found by binary search (a tenth of the time of a mask over a million
-    rows); unsorted ones (a store written by something else) are masked, row by row."""
+    and the range is one slice found by binary search (no mask built over every row); unsorted ones
+    (a store written by something else) are masked, row by row."""
     times = table.column("timestamp")
     nanos = times.cast(pa.int64()).to_numpy() if times.num_chunks else np.empty(0, dtype="int64")
     if len(nanos) < 2 or bool(np.all(nanos[1:] >= nanos[:-1])):

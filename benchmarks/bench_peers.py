@@ -18,6 +18,10 @@ The tools:
 
 For each: wall time, epochs trained, the best validation loss reached, and the time it took to reach
 within 0.5% of the best loss any of them found (from each epoch's end, timed from the tool's start).
+Each peer runs in a process of its own, as a user's script would, timed from that process's launch:
+it pays its interpreter start, imports (TensorFlow's among them) and the load of the same prepared
+arrays, as atlas_ray's trial actors pay their TensorFlow import. (Until 2026-12-04 the peers ran
+inside this process, where TensorFlow was already imported before their clocks started.)
 ratio = atlas_ray's (random searcher) time to that loss / the fastest peer's (keras-tuner, Optuna).
 Target: ratio <= 1.0 (atlas_ray gets there first). Needs Optuna (the ``bench`` extra). Last line: one
 JSON object.
@@ -25,17 +29,22 @@ JSON object.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import io
 import json
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+import numpy as np
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -151,7 +160,7 @@ def recorder(outcome: Outcome, began: float, lock: threading.Lock) -> Any:
     return Record()
 
 
-def run_keras_tuner(prepared: Any, directory: Path) -> Outcome:
+def run_keras_tuner(prepared: Any, directory: Path, began: float) -> Outcome:
     import keras_tuner
 
     outcome, lock = Outcome("keras-tuner Hyperband"), threading.Lock()
@@ -183,7 +192,6 @@ def run_keras_tuner(prepared: Any, directory: Path) -> Outcome:
         project_name="june",
         overwrite=True,
     )
-    began = time.time()
     tuner.search(
         prepared.train.X,
         prepared.train.y,
@@ -197,13 +205,12 @@ def run_keras_tuner(prepared: Any, directory: Path) -> Outcome:
     return outcome
 
 
-def run_optuna(prepared: Any) -> Outcome:
+def run_optuna(prepared: Any, began: float) -> Outcome:
     import keras
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     outcome, lock = Outcome("Optuna TPE + Hyperband pruner (2 jobs)"), threading.Lock()
-    began = time.time()
 
     def objective(trial: optuna.Trial) -> float:
         config = {
@@ -246,6 +253,47 @@ def run_optuna(prepared: Any) -> Outcome:
     return outcome
 
 
+def run_peer(peer: str, data: Path, temp: Path) -> Outcome:
+    """One peer in a process of its own, as a user's script runs: its clock starts when the process is
+    launched, so the peer pays its own interpreter start, imports (TensorFlow's included) and data
+    load, as atlas_ray's trial actors pay their TensorFlow import."""
+    out = temp / f"{peer}.json"
+    began = time.time()
+    command = [sys.executable, __file__, "--peer", peer, "--data", str(data), "--began", repr(began)]
+    done = subprocess.run(
+        [*command, "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        print(done.stdout[-3000:] + done.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"the {peer} peer failed (exit {done.returncode})")
+    raw = json.loads(out.read_text())
+    raw["timeline"] = [(float(at), float(loss)) for at, loss in raw["timeline"]]
+    return Outcome(**raw)
+
+
+def peer_main(peer: str, data: Path, began: float, out: Path) -> None:
+    """The ``--peer`` process: load the prepared arrays, run one peer, write its Outcome as JSON."""
+    import tensorflow as tf
+
+    from atlas_ray.featurestore import Task
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    arrays = np.load(data)
+    prepared = SimpleNamespace(
+        train=SimpleNamespace(X=arrays["train_X"], y=arrays["train_y"]),
+        validation=SimpleNamespace(X=arrays["validation_X"], y=arrays["validation_y"]),
+        task=Task(str(arrays["task"])),
+        n_classes=int(arrays["n_classes"]),
+    )
+    if peer == "keras_tuner":
+        outcome = run_keras_tuner(prepared, out.parent / "keras_tuner", began)
+    else:
+        outcome = run_optuna(prepared, began)
+    out.write_text(json.dumps(dataclasses.asdict(outcome)))
+
+
 def main() -> None:
     import ray
 
@@ -270,11 +318,18 @@ def main() -> None:
             ]
         finally:
             ray.shutdown()
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        outcomes.append(run_keras_tuner(prepared, Path(temp) / "keras_tuner"))
-        outcomes.append(run_optuna(prepared))
+        data = Path(temp) / "prepared.npz"
+        np.savez(
+            data,
+            train_X=prepared.train.X,
+            train_y=prepared.train.y,
+            validation_X=prepared.validation.X,
+            validation_y=prepared.validation.y,
+            task=np.array(prepared.task.value),
+            n_classes=np.array(prepared.n_classes),
+        )
+        outcomes.append(run_peer("keras_tuner", data, Path(temp)))
+        outcomes.append(run_peer("optuna", data, Path(temp)))
 
     best = min(o.best for o in outcomes)
     threshold = best * (1 + WITHIN)
@@ -313,4 +368,13 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if "--peer" in sys.argv:
+        options = argparse.ArgumentParser()
+        options.add_argument("--peer", choices=("keras_tuner", "optuna"), required=True)
+        options.add_argument("--data", type=Path, required=True)
+        options.add_argument("--began", type=float, required=True)
+        options.add_argument("--out", type=Path, required=True)
+        args = options.parse_args()
+        peer_main(args.peer, args.data, args.began, args.out)
+    else:
+        main()

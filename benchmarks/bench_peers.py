@@ -259,12 +259,9 @@ def run_peer(peer: str, data: Path, temp: Path) -> Outcome:
     load, as atlas_ray's trial actors pay their TensorFlow import."""
     out = temp / f"{peer}.json"
     began = time.time()
-    command = [sys.executable, __file__, "--peer", peer, "--data", str(data), "--began", repr(began)]
-    done = subprocess.run(
-        [*command, "--out", str(out)],
-        capture_output=True,
-        text=True,
-    )
+    arguments = {"--peer": peer, "--data": str(data), "--began": repr(began), "--out": str(out)}
+    command = [sys.executable, __file__, *(part for pair in arguments.items() for part in pair)]
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         print(done.stdout[-3000:] + done.stderr[-3000:], file=sys.stderr)
         raise SystemExit(f"the {peer} peer failed (exit {done.returncode})")

@@ -1,11 +1,14 @@
 """A throwaway SSH server standing in for one machine of an on-premise cluster (test use only).
 
-    python -m tests.cluster._sshd --listen 127.0.0.1 --port P --host-key F --client-key F.pub --home D
+    python -m tests.cluster._sshd --listen 127.0.0.1 --port P --host-key F --client-key F.pub --home D \
+        --ready-file R
 
 It accepts only the given client key, runs each session's command with ``bash -c`` in a real local
 shell (``HOME`` = ``--home``, a plain system ``PATH`` and ``SSH_CONNECTION`` set as OpenSSH sets it),
 pipes stdin / stdout / stderr byte for byte (rsync's protocol goes through it), and allows local
-port forwarding to loopback addresses only (``ray dashboard``). It prints ``ready`` once listening.
+port forwarding to loopback addresses only (``ray dashboard``). Once listening it creates
+``--ready-file`` (written aside and renamed into place): readiness has a channel of its own, so nothing
+a dependency prints (a deprecation warning on import, say) can decide whether the server started.
 
 The test starts it under ``unshare --pid --fork --mount-proc`` with a folder of its own bound over the
 user's home (in that mount namespace only): a process table and a home of its own stand in for the
@@ -131,13 +134,20 @@ async def _serve(args: argparse.Namespace) -> None:
         agent_forwarding=False,
         x11_forwarding=False,
     )
-    print("ready", flush=True)
+    _announce_ready(args.ready_file, f"{args.listen}:{args.port}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     server.close()
+
+
+def _announce_ready(path: str, where: str) -> None:
+    aside = f"{path}.{os.getpid()}.tmp"
+    with open(aside, "w") as out:
+        out.write(where + "\n")
+    os.replace(aside, path)
 
 
 def _init(server: int) -> int:
@@ -167,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host-key", required=True)
     parser.add_argument("--client-key", required=True, help="the accepted public key (OpenSSH format)")
     parser.add_argument("--home", required=True)
+    parser.add_argument("--ready-file", required=True, help="created once the server listens")
     asyncio.run(_serve(parser.parse_args(argv)))
     return 0
 

@@ -126,9 +126,12 @@ def _start_machine(ip: str, port: int, home: Path, keys: Path) -> Machine:
     (home / "atlas_ray").mkdir()
     (home / "atlas_ray" / ".venv").symlink_to(VENV)
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8"}
+    # readiness is a file the server creates once it listens; its output (a dependency's warnings
+    # included) goes to a log read only to explain a failure
+    ready, log_path = home.parent / f"{ip}.ready", home.parent / f"{ip}.log"
     server = [sys.executable, "-m", "tests.cluster._sshd", "--listen", ip, "--port", str(port)]
     server += ["--host-key", str(keys / "host"), "--client-key", str(keys / "client.pub")]
-    server += ["--home", USER_HOME]
+    server += ["--home", USER_HOME, "--ready-file", str(ready)]
     # a PID namespace and a mount namespace of its own; the node's folder is bound over the user's
     # home inside it only (unshare makes the new mount namespace private), with the Python
     # installation bound back into it when it lives in that home (pyenv)
@@ -139,21 +142,31 @@ def _start_machine(ip: str, port: int, home: Path, keys: Path) -> Machine:
         inside.mkdir(parents=True)
         binds.append(f"mount --bind {shlex.quote(str(python_home))} {shlex.quote(str(inside))}")
     binds.append(f"mount --rbind {shlex.quote(str(home))} {shlex.quote(USER_HOME)}")
-    process = subprocess.Popen(
-        [*UNSHARE, "sh", "-c", " && ".join(binds) + ' && exec "$@"', "sh", *server],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=ROOT,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline().decode().strip()
-    if line != "ready":
-        process.kill()
-        rest = process.stdout.read().decode(errors="replace")[-2000:]
-        raise RuntimeError(f"the SSH server on {ip}:{port} did not start: {line!r} {rest}")
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*UNSHARE, "sh", "-c", " && ".join(binds) + ' && exec "$@"', "sh", *server],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+        )
+    _wait_until_ready(process, ready, log_path, f"{ip}:{port}")
     init = _namespace_init(process.pid)
     return Machine(ip, home, process, _pid_namespace(init))
+
+
+def _wait_until_ready(
+    process: subprocess.Popen[bytes], ready: Path, log: Path, where: str, timeout: float = 60
+) -> None:
+    """Wait for the server's ready file; a server that exits or never gets there fails with its log."""
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait(timeout=30)
+            output = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the SSH server on {where} did not start (exit {process.returncode}): {output}")
+        time.sleep(0.05)
 
 
 def _namespace_init(unshare_pid: int) -> int:

@@ -18,12 +18,17 @@ One event is one row of one series::
 
 ``parse_event`` refuses a malformed event with a ``EventError`` whose ``reason`` is one of
 ``REASONS``; order (``out_of_order``, ``duplicate``) is judged by the engine, which knows each series'
-newest row.
+newest row. It refuses, never raises anything else, whatever the decoded JSON holds: a time outside
+``[1970-01-01, now + 1 day]`` (``ts`` 9999-12-31 included; a bar stamped far in the future would make
+the engine lay a grid of bars up to it) is ``bad_time``; a number too large for a float is
+``not_a_number``; a field of the wrong JSON type is ``malformed``. ``trades`` (a bar's trade count) is
+a whole number >= 0 (-1: unknown), ``vwap`` a finite number > 0.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +39,7 @@ from atlas_ray.featurestore._bars import as_resolution
 from atlas_ray.featurestore._feature import default_pair
 from atlas_ray.featurestore._schema import Resolution, bars_kind
 
-__all__ = ["REASONS", "MarketEvent", "EventError", "parse_event"]
+__all__ = ["FUTURE_SLACK_NS", "REASONS", "MarketEvent", "EventError", "parse_event", "parse_mark"]
 
 REASONS = (
     "malformed",  # not a JSON object, or an unknown kind
@@ -46,6 +51,12 @@ REASONS = (
     "duplicate",  # the same time (or trade id) as a row already taken for its series
     "unknown_series",  # a series the live model does not read
 )
+
+FUTURE_SLACK_NS = 86_400 * 1_000_000_000
+"""How far past the wall clock an event may be stamped (1 day): a clock a little ahead is fine, a
+bar stamped years ahead is ``bad_time``."""
+
+_MAX_STAMP = pd.Timestamp.max.value  # the ns clock's end (2262-04-11)
 
 _FIELDS: dict[str, tuple[str, ...]] = {
     "bars": ("open", "high", "low", "close", "volume"),
@@ -87,16 +98,16 @@ class MarketEvent:
 def parse_event(item: object, default_resolution: Resolution) -> MarketEvent:
     """The event ``item`` (a decoded JSON object) checked and in the store's columns."""
     if not isinstance(item, Mapping):
-        raise EventError("malformed", f"an event must be a JSON object, not {type(item).__name__}")
+        raise EventError("malformed", f"an event must be a JSON object, not {_short(item)}")
     kind = item.get("kind", "bars")
-    if kind not in _FIELDS:
-        raise EventError("malformed", f"kind is {kind!r}, but must be one of {sorted(_FIELDS)}")
+    if not isinstance(kind, str) or kind not in _FIELDS:
+        raise EventError("malformed", f"kind is {_short(kind)}, but must be one of {sorted(_FIELDS)}")
     exchange = item.get("exchange")
     if not isinstance(exchange, str) or not exchange:
         raise EventError("missing_field", "the field `exchange` is missing")
     pair = item.get("pair") or default_pair(exchange)
     if not isinstance(pair, str):
-        raise EventError("malformed", f"pair is {pair!r}, but must be a text like 'btc_usd'")
+        raise EventError("malformed", f"pair is {_short(pair)}, but must be a text like 'btc_usd'")
     stamp = _stamp(item)
     numbers = {name: _number(item, name) for name in _FIELDS[kind]}
     if kind == "bars":
@@ -113,10 +124,13 @@ def parse_event(item: object, default_resolution: Resolution) -> MarketEvent:
     if kind == "trades":
         _positive(numbers, "price")
         _positive(numbers, "size")
-        side = str(item.get("side") or "")
+        side = item.get("side") or ""
         if side not in ("", "buy", "sell"):
-            raise EventError("bad_value", f"side is {side!r}, but must be 'buy', 'sell' or absent")
-        trade_id = str(item.get("trade_id") or "")
+            raise EventError("bad_value", f"side is {_short(side)}, but must be 'buy', 'sell' or absent")
+        raw_id = item.get("trade_id")
+        if raw_id is not None and (isinstance(raw_id, bool) or not isinstance(raw_id, str | int)):
+            raise EventError("malformed", f"trade_id is {_short(raw_id)}, but must be a text or a number")
+        trade_id = str(raw_id or "")[:256]
         rows = {
             "price": (numbers["price"],),
             "size": (numbers["size"],),
@@ -127,40 +141,77 @@ def parse_event(item: object, default_resolution: Resolution) -> MarketEvent:
     return _book(item, exchange, pair, stamp)
 
 
+def parse_mark(value: object, name: str = "through") -> int:
+    """A time given as an ISO 8601 text or integer nanoseconds since the epoch (a push's ``through``),
+    checked as an event's ``ts`` is; ``EventError`` (``bad_time``) otherwise."""
+    if isinstance(value, str):
+        return _iso_stamp(value, name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _in_range(value, name, value)
+    raise EventError("bad_time", f"{name} is {_short(value)}, but must be an ISO 8601 time or ns since 1970")
+
+
 def _stamp(item: Mapping[str, Any]) -> int:
     if item.get("ts") is not None:
         raw = item["ts"]
         if not isinstance(raw, str):
-            raise EventError("bad_time", f"ts is {raw!r}, but must be an ISO 8601 time (or use ts_ms)")
-        try:
-            stamp = pd.Timestamp(raw)
-        except (ValueError, TypeError):
-            raise EventError("bad_time", f"ts {raw!r} is not an ISO 8601 time") from None
-        if stamp is pd.NaT:
-            raise EventError("bad_time", f"ts {raw!r} is not a time")
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-        return int(stamp.as_unit("ns").value)
+            raise EventError("bad_time", f"ts is {_short(raw)}, but must be an ISO 8601 time (or use ts_ms)")
+        return _iso_stamp(raw, "ts")
     for name, scale in (("ts_ms", 1_000_000), ("ts_ns", 1)):
         raw = item.get(name)
         if raw is not None:
             if isinstance(raw, bool) or not isinstance(raw, int):
-                raise EventError("bad_time", f"{name} is {raw!r}, but must be a whole number since 1970")
-            return raw * scale
+                raise EventError(
+                    "bad_time", f"{name} is {_short(raw)}, but must be a whole number since 1970"
+                )
+            return _in_range(raw * scale, name, raw)
     raise EventError("missing_field", "the field `ts` (or `ts_ms`, `ts_ns`) is missing")
+
+
+def _iso_stamp(raw: str, name: str) -> int:
+    try:
+        stamp = pd.Timestamp(raw)
+        if stamp is pd.NaT:
+            raise EventError("bad_time", f"{name} {_short(raw)} is not a time")
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        value = int(stamp.as_unit("ns").value)
+    except (ValueError, TypeError, OverflowError):  # pandas' OutOfBoundsDatetime is a ValueError
+        raise EventError(
+            "bad_time", f"{name} {_short(raw)} is not an ISO 8601 time between 1970 and tomorrow"
+        ) from None
+    return _in_range(value, name, raw)
+
+
+def _in_range(stamp: int, name: str, raw: object) -> int:
+    """``stamp`` (ns) if it lies in ``[1970-01-01, now + FUTURE_SLACK_NS]``; ``bad_time`` otherwise."""
+    if not 0 <= stamp <= min(_MAX_STAMP, time.time_ns() + FUTURE_SLACK_NS):
+        raise EventError(
+            "bad_time", f"{name} {_short(raw)} is not between 1970-01-01 and a day past the wall clock"
+        )
+    return stamp
+
+
+def _short(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a hostile body may hold anything)."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        text = repr(value) if not isinstance(value, int) or value.bit_length() < 256 else "a huge number"
+    else:
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _number(item: Mapping[str, Any], name: str) -> float:
     raw = item.get(name)
     if raw is None:
         raise EventError("missing_field", f"the field `{name}` is missing")
-    if isinstance(raw, bool):
-        raise EventError("not_a_number", f"{name} is {raw!r}, not a number")
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise EventError("not_a_number", f"{name} is {_short(raw)}, not a number")
     try:
         value = float(raw)
-    except (TypeError, ValueError):
-        raise EventError("not_a_number", f"{name} is {raw!r}, not a number") from None
+    except (TypeError, ValueError, OverflowError):
+        raise EventError("not_a_number", f"{name} is {_short(raw)}, not a finite number") from None
     if not math.isfinite(value):
-        raise EventError("not_a_number", f"{name} is {raw!r}, but must be a finite number")
+        raise EventError("not_a_number", f"{name} is {_short(raw)}, but must be a finite number")
     return value
 
 
@@ -182,10 +233,15 @@ def _bar(
     numbers: dict[str, float],
     default_resolution: Resolution,
 ) -> MarketEvent:
+    given = item.get("resolution")
+    if given is not None and not isinstance(given, str):
+        raise EventError("malformed", f"resolution is {_short(given)}, but must be a text like '1m'")
     try:
-        resolution = as_resolution(item.get("resolution") or default_resolution)
-    except ValueError as error:
-        raise EventError("malformed", str(error)) from None
+        resolution = as_resolution(given or default_resolution)
+    except ValueError:
+        raise EventError(
+            "malformed", f"resolution is {_short(given)}, but must be one of 1m, 5m, 10m, 1h, 1s, 1d"
+        ) from None
     for name in ("open", "high", "low", "close"):
         _positive(numbers, name)
     _not_negative(numbers, "volume")
@@ -202,7 +258,11 @@ def _bar(
             "(a bar is stamped with its open time)",
         )
     vwap = _optional(item, "vwap", math.nan)
+    if not math.isnan(vwap) and vwap <= 0:
+        raise EventError("bad_value", f"vwap is {vwap}, but must be > 0 (or absent: unknown)")
     trades = _optional(item, "trades", -1.0)
+    if trades != -1.0 and not (trades >= 0 and trades == int(trades) and trades < 2**53):
+        raise EventError("bad_value", f"trades is {trades}, but must be a whole number >= 0 (-1: unknown)")
     rows = {**{k: (v,) for k, v in numbers.items()}, "vwap": (vwap,), "trades": (trades,)}
     return MarketEvent(exchange, pair, bars_kind(resolution), stamp, rows)
 
@@ -223,11 +283,15 @@ def _book(item: Mapping[str, Any], exchange: str, pair: str, stamp: int) -> Mark
             raise EventError("malformed", f"{side} must be a list of [price, size]")
         for level, entry in enumerate(levels):
             if not isinstance(entry, list | tuple) or len(entry) != 2:
-                raise EventError("malformed", f"{side}[{level}] is {entry!r}, but must be [price, size]")
+                raise EventError(
+                    "malformed", f"{side}[{level}] is {_short(entry)}, but must be [price, size]"
+                )
             price = _number({"price": entry[0]}, "price")
             size = _number({"size": entry[1]}, "size")
             if price <= 0 or size < 0:
-                raise EventError("bad_value", f"{side}[{level}] is {entry!r}: price must be > 0, size >= 0")
+                raise EventError(
+                    "bad_value", f"{side}[{level}] is [{price}, {size}]: price must be > 0, size >= 0"
+                )
             rows["side"].append(side[:-1])
             rows["level"].append(level)
             rows["price"].append(price)

@@ -1,13 +1,19 @@
-"""Parsing and checking of live market events: every kind of defect refused with its reason."""
+"""Parsing and checking of live market events: every kind of defect refused with its reason, and a fuzzer
+(hypothesis) that hands ``parse_event`` any JSON: it takes it or refuses it with a reason, never raises."""
 
 from __future__ import annotations
 
 import math
+import time
+from datetime import datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from atlas_ray.featurestore import Resolution
 from atlas_ray.serve import REASONS, EventError, parse_event
+from atlas_ray.serve._events import FUTURE_SLACK_NS, parse_mark
 
 BAR = {
     "exchange": "coinbase",
@@ -26,7 +32,8 @@ def test_a_good_bar_is_read_into_the_store_columns() -> None:
     assert event.key == ("coinbase", "btc_usd", "bars_1m")
     assert event.time.isoformat() == "2023-03-01T00:01:00+00:00"
     assert event.rows["close"] == (23155.0,)
-    assert math.isnan(float(event.rows["vwap"][0])) and event.rows["trades"] == (-1.0,)
+    vwap = event.rows["vwap"][0]
+    assert isinstance(vwap, float) and math.isnan(vwap) and event.rows["trades"] == (-1.0,)
 
 
 def test_times_in_every_notation_agree() -> None:
@@ -107,3 +114,122 @@ def test_a_non_object_is_malformed() -> None:
     with pytest.raises(EventError) as caught:
         parse_event([1, 2], Resolution.ONE_MIN)
     assert caught.value.reason == "malformed"
+
+
+# ------------------------------------------------------------------------------- hostile events
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"ts": "9999-12-31"}, "bad_time"),
+        ({"ts": "9999-12-31T00:00:00Z"}, "bad_time"),
+        ({"ts": "2200-01-01T00:00:00Z"}, "bad_time"),  # in the ns clock's range, but far in the future
+        ({"ts": "1969-12-31T23:59:00Z"}, "bad_time"),
+        ({"ts": None, "ts_ns": 2**70}, "bad_time"),
+        ({"ts": None, "ts_ms": -(2**70)}, "bad_time"),
+        ({"ts": None, "ts_ms": 1.5e12}, "bad_time"),
+        ({"ts": ["2023-03-01"]}, "bad_time"),
+        ({"close": 10**400}, "not_a_number"),
+        ({"close": "1e400"}, "not_a_number"),
+        ({"close": [1.0]}, "not_a_number"),
+        ({"close": {"value": 1.0}}, "not_a_number"),
+        ({"kind": ["bars"]}, "malformed"),
+        ({"kind": {"bars": 1}}, "malformed"),
+        ({"pair": ["btc", "usd"]}, "malformed"),
+        ({"resolution": ["1m"]}, "malformed"),
+        ({"vwap": -3.0}, "bad_value"),
+        ({"trades": 2.5}, "bad_value"),
+        ({"trades": -7}, "bad_value"),
+    ],
+)
+def test_hostile_values_are_refused_with_a_reason(change: dict[str, object], reason: str) -> None:
+    with pytest.raises(EventError) as caught:
+        parse_event({**BAR, **change}, Resolution.ONE_MIN)
+    assert caught.value.reason == reason, caught.value
+    assert len(str(caught.value)) < 400
+
+
+def test_a_through_mark_is_checked_as_a_time() -> None:
+    assert parse_mark("2023-03-01T00:01:00Z") == parse_event(BAR, Resolution.ONE_MIN).stamp
+    assert parse_mark(1_677_628_860_000_000_000) == parse_event(BAR, Resolution.ONE_MIN).stamp
+    for bad in ("9999-12-31", "soon", 2**80, -1, 1.5, None, [1], True):
+        with pytest.raises(EventError) as caught:
+            parse_mark(bad)
+        assert caught.value.reason == "bad_time"
+
+
+_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+_times = (
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(9999, 12, 31)).map(
+        lambda d: d.isoformat()
+    )
+    | st.text(max_size=30)
+    | _json
+)
+
+
+@st.composite
+def _events(draw: st.DrawFn) -> object:
+    """Events of every kind with each field kept, dropped or replaced by any JSON value."""
+    kind = draw(st.sampled_from(["bars", "quotes", "trades", "book", "candles"]))
+    good: dict[str, object] = {
+        "bars": {**BAR, "vwap": 23151.0, "trades": 12},
+        "quotes": {
+            "exchange": "kraken",
+            "kind": "quotes",
+            "ts": "2023-03-01T00:00:30Z",
+            "bid_price": 10.0,
+            "bid_size": 1.0,
+            "ask_price": 10.5,
+            "ask_size": 2.0,
+        },
+        "trades": {
+            "exchange": "bitflyer",
+            "kind": "trades",
+            "ts": "2018-01-21T00:00:01Z",
+            "price": 1e6,
+            "size": 0.1,
+            "side": "buy",
+            "trade_id": "42",
+        },
+        "book": {
+            "exchange": "bitstamp",
+            "kind": "book",
+            "ts": "2015-05-01T00:01:00Z",
+            "bids": [[236.0, 1.0]],
+            "asks": [[236.5, 0.5]],
+        },
+        "candles": {"kind": "candles"},
+    }[kind]  # type: ignore[assignment]
+    event = dict(good)  # type: ignore[call-overload]
+    for name in [*event, "ts_ms", "ts_ns", "pair", "resolution", "vwap", "trades"]:
+        action = draw(st.sampled_from(["keep", "drop", "any", "time", "number"]))
+        if action == "drop":
+            event.pop(name, None)
+        elif action == "any":
+            event[name] = draw(_json)
+        elif action == "time":
+            event[name] = draw(_times)
+        elif action == "number":
+            event[name] = draw(st.integers() | st.floats() | st.integers(min_value=-(2**70), max_value=2**70))
+    return event if draw(st.booleans()) else draw(_json | st.just(event))
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_events())
+def test_fuzzed_events_are_taken_or_refused_with_a_reason_never_raised(item: object) -> None:
+    try:
+        event = parse_event(item, Resolution.ONE_MIN)
+    except EventError as error:
+        assert error.reason in REASONS
+        assert len(str(error)) < 600
+        return
+    assert 0 <= event.stamp <= time.time_ns() + FUTURE_SLACK_NS
+    for column, values in event.rows.items():
+        for value in values:
+            if isinstance(value, float) and column not in ("vwap",):
+                assert math.isfinite(value), (column, value)

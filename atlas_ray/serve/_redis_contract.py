@@ -4,10 +4,21 @@ For a live model named ``NAME`` (letters, digits, ``_ . -``):
 
 * hash ``atlas:pred:NAME``: the latest prediction;
 * stream ``atlas:pred:NAME:stream``: every prediction, oldest first (``XADD ... MAXLEN ~ N``, default
-  100,000 entries), for history and consumer groups;
+  100,000 entries), for history and consumer groups; **one entry per bar**: the entry id is the bar's
+  time, ``<bar_ms>-<ns within the ms>`` (``stream_id``: 2023-03-01T00:01:00Z is ``1677628860000-0``),
+  so redis itself refuses a bar written again (a replay, a restart, a write retried after a timeout)
+  or an older one ("equal or smaller than the target stream top item"): a writer counts such a bar as
+  ``repeated``, never as an error, and the rest of its batch is written. ``XRANGE`` by time is
+  ``XRANGE key <start_ms> <end_ms>``;
 * channel ``atlas:pred:NAME``: each prediction ``PUBLISH``-ed as one JSON object with the same fields;
 * optionally (``--gryphon-key``) the string key ``ML_PREDICTION``: the latest prediction as that JSON
   object, for strategies written for Gryphon Atlas' model runner.
+
+The writer (``RedisSink``) sends one pipeline per batch, oldest bar first: ``XADD`` with the bar's id
+and ``PUBLISH`` per prediction, then ``HSET`` of the newest (and ``SET ML_PREDICTION``). Bars at or
+before the stream's newest entry are not sent at all, so the hash never goes back in time and the
+channel does not repeat them; only a write retried after a timeout that redis had in fact applied
+can publish a bar twice (the stream still holds it once).
 
 Fields (all strings, identical in the hash, in each stream entry and in the published JSON):
 ``ts`` (the bar's open time, ISO 8601 UTC: ``2023-03-01T00:00:00Z``), ``written`` (when it was
@@ -49,12 +60,15 @@ __all__ = [
     "DEFAULT_STREAM_MAXLEN",
     "GRYPHON_KEY",
     "channel",
+    "is_repeated",
     "check_name",
     "fields",
     "latest_key",
     "masked_url",
     "redis_url",
+    "stream_id",
     "stream_key",
+    "stream_stamp",
 ]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -83,6 +97,29 @@ def stream_key(name: str) -> str:
 
 def channel(name: str) -> str:
     return f"{PREFIX}:{name}"
+
+
+def stream_id(stamp_ns: int) -> str:
+    """The stream entry id of the bar opened at ``stamp_ns``: ``<ms>-<ns within the ms>``. Distinct bar
+    times give distinct ids in the same order (sub-millisecond differences land in the sequence part)."""
+    if stamp_ns <= 0:
+        raise ValueError(f"The bar time is {stamp_ns} ns, but must be after 1970-01-01 (`stamp_ns > 0`).")
+    ms, rest = divmod(int(stamp_ns), 1_000_000)
+    return f"{ms}-{rest}"
+
+
+def stream_stamp(entry_id: str | bytes) -> int:
+    """The bar time (ns) of a stream entry id written by ``stream_id`` (the inverse)."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    if not ms.isdigit() or not (seq or "0").isdigit():
+        raise ValueError(f"The stream entry id is {text!r}, but must be `<ms>-<seq>`.")
+    return int(ms) * 1_000_000 + int(seq or 0)
+
+
+def is_repeated(error: BaseException) -> bool:
+    """Whether redis refused an ``XADD`` because the stream already holds that bar or a newer one."""
+    return "equal or smaller than the target stream top item" in str(error)
 
 
 def iso(stamp_ns: int) -> str:

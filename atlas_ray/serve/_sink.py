@@ -1,19 +1,37 @@
 """``RedisSink``: writes predictions to redis by the contract, and rides out redis going away.
 
-Every batch of predictions is one pipeline (``XADD`` and ``PUBLISH`` per prediction, ``HSET`` of the
-newest, ``SET ML_PREDICTION`` when asked). Writes go through a bounded buffer (default 10,000
-predictions): when a write fails (redis down, a timeout) the predictions stay buffered, the bar
-processing goes on untouched, and a background task tries again with exponential back-off (0.1 s
-doubling to 5 s). When the buffer is full the oldest prediction is let go and counted as ``dropped``.
+Every batch of predictions is one pipeline (``XADD`` with the bar's own entry id and ``PUBLISH`` per
+prediction, ``HSET`` of the newest, ``SET ML_PREDICTION`` when asked; see ``_redis_contract``).
+
+The buffer (``buffer`` predictions, default 10,000) holds what is not written yet: the batch in flight
+(the pipeline being sent) and the predictions waiting behind it, oldest first. Its two rules:
+
+* **Backpressure while redis answers.** ``write`` returns only when every prediction it was given is
+  accepted into the buffer: when the buffer is full it waits for a flush to make room
+  (``wait_for_room``), so a feed of any pace (a catch-up of weeks pushed at once) is slowed to redis'
+  pace and nothing is dropped. The deployment awaits ``write`` before its push returns, so the feed
+  waits too.
+* **Drop the oldest only while redis is away** (the last write attempt failed: redis down, a timeout):
+  the bar processing goes on untouched, a background task tries again with exponential back-off
+  (0.1 s doubling to 5 s), and when the buffer is full the oldest prediction *not in flight* is let go
+  and counted as ``dropped`` (when the whole buffer is in flight, that is the new prediction itself).
+  The batch in flight is never touched: when its write fails it goes back to the front of the buffer,
+  when it succeeds exactly its predictions leave. A batch is at most half the buffer, so a full
+  buffer always has predictions waiting behind the one in flight.
+
 Short blips are retried inside redis-py itself (its ``Retry`` with ``ExponentialBackoff``) before a
 write counts as failed.
 
-With ``resume`` (the store and GDS feeds), a prediction at or before the newest one already in redis
-for this name is not written again: a restarted server neither repeats nor misses a bar. A replay
-writes every bar it is given.
+One stream entry per bar: a bar at or before the stream's newest entry (read once from redis, then
+kept up to date) is not sent and is counted ``repeated``; one that redis refuses all the same (its
+entry id is the bar's time, so redis refuses an equal or older one) is counted ``repeated`` too, and
+the rest of its batch is written. With ``resume`` (the store and GDS feeds), a prediction at or before
+the newest one in the hash is not even buffered (``skipped``): a restarted server neither repeats nor
+misses a bar.
 
-Counts always add up: ``predictions = written + dropped + buffered`` (``skipped`` predictions, at or
-before the bar a restarted deployment finds already written, never enter the buffer).
+Counts always add up, and each prediction is exactly one of them:
+``predictions = written + repeated + refused + dropped + buffered`` (``refused``: redis answered with
+another error for that entry, logged; ``skipped`` predictions never enter the buffer).
 """
 
 from __future__ import annotations
@@ -33,10 +51,13 @@ from atlas_ray.serve._redis_contract import (
     GRYPHON_KEY,
     channel,
     fields,
+    is_repeated,
     latest_key,
     masked_url,
     parse_iso,
+    stream_id,
     stream_key,
+    stream_stamp,
 )
 
 __all__ = ["RedisSink"]
@@ -67,14 +88,18 @@ class RedisSink:
         self.name = name
         self.stream_maxlen = stream_maxlen
         self.gryphon_key = gryphon_key
-        self._buffer: collections.deque[Prediction] = collections.deque()
+        self._pending: collections.deque[Prediction] = collections.deque()
+        self._in_flight: list[Prediction] = []
         self._capacity = buffer
+        self._batch = max(1, min(_BATCH, buffer // 2))
         self._client: Any = None
         self._down_since: float | None = None
         self._next_attempt = 0.0
         self._backoff = _BACKOFF_FIRST
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._top: int | None = None  # the newest bar in the stream (ns), as far as this sink knows
+        self._top_known = False
         self.resume = resume
         self.resume_after: int | None = None
         self.counts: collections.Counter[str] = collections.Counter()
@@ -85,10 +110,10 @@ class RedisSink:
         """Connect (lazily: redis may be down now and come later), read where a previous run of this
         name stopped, and start the background retry task."""
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
         from redis.backoff import ExponentialBackoff
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError
-        from redis.retry import Retry
 
         self._client = aioredis.Redis.from_url(  # type: ignore[call-overload]
             self.url,
@@ -101,6 +126,7 @@ class RedisSink:
             latest = await self._client.hget(latest_key(self.name), "ts") if self.resume else None
             if latest:
                 self.resume_after = parse_iso(latest.decode() if isinstance(latest, bytes) else latest)
+            await self._read_top()
         except Exception as error:  # redis down at start: written when it returns
             self._mark_down(error)
         self._task = asyncio.get_running_loop().create_task(self._retry_loop())
@@ -109,75 +135,133 @@ class RedisSink:
         """Flush what is buffered (trying for up to ``timeout`` s), then close; what is left is dropped
         and counted."""
         deadline = time.monotonic() + timeout
-        while self._buffer and time.monotonic() < deadline:
-            await self._flush()
-            if self._buffer:
+        while self.buffered and time.monotonic() < deadline:
+            await self._flush()  # waits for a batch in flight first
+            if self._pending:
                 await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-        if self._buffer:
-            self.counts["dropped"] += len(self._buffer)
-            log.warning("stopped with %d prediction(s) not written (redis unreachable)", len(self._buffer))
-            self._buffer.clear()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        if self._pending:
+            self.counts["dropped"] += len(self._pending)
+            log.warning("stopped with %d prediction(s) not written (redis unreachable)", len(self._pending))
+            self._pending.clear()
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.aclose()
 
     # ------------------------------------------------------------------- writes
     async def write(self, predictions: Sequence[Prediction], received: float | None = None) -> None:
-        """Buffer ``predictions`` and write them now unless redis is known to be down."""
+        """Accept every one of ``predictions`` into the buffer (waiting for room while redis answers,
+        dropping the oldest not in flight while it is away), and write them now unless redis is known
+        to be down."""
+        written = 0
         for prediction in predictions:
             if self.resume_after is not None and prediction.stamp <= self.resume_after:
                 self.counts["skipped"] += 1
                 continue
-            if len(self._buffer) >= self._capacity:
-                self._buffer.popleft()
-                self.counts["dropped"] += 1
-            self._buffer.append(prediction)
             self.counts["predictions"] += 1
-        if self._down_since is None or time.monotonic() >= self._next_attempt:
+            if not await self.wait_for_room():
+                if not self._pending:  # all in flight: the new one is the oldest not in flight
+                    self.counts["dropped"] += 1
+                    continue
+                self._pending.popleft()
+                self.counts["dropped"] += 1
+            self._pending.append(prediction)
+        # a flush already in flight takes these too (it writes until the buffer is empty): the bar
+        # processing does not wait on a retry while redis is away
+        due = self._down_since is None or time.monotonic() >= self._next_attempt
+        if due and not self._lock.locked():
             written = await self._flush()
-            if written and received is not None:
-                self.latencies.append(time.perf_counter() - received)
+        if written and received is not None:
+            self.latencies.append(time.perf_counter() - received)
+
+    async def wait_for_room(self) -> bool:
+        """Wait until the buffer has room for one more prediction while redis answers (flushing to make
+        it); ``False`` at once when the buffer is full and redis is away (the caller drops)."""
+        while self.buffered >= self._capacity:
+            if self._down_since is not None:
+                return False
+            await self._flush()
+        return True
 
     async def _flush(self) -> int:
+        """Write the buffer, batch by batch, oldest first; how many predictions were written."""
         written = 0
         async with self._lock:
-            while self._buffer:
-                batch = list(self._buffer)[:_BATCH]
+            while self._pending:
+                count = min(self._batch, len(self._pending))
+                self._in_flight = [self._pending.popleft() for _ in range(count)]
                 try:
-                    await self._write_batch(batch)
-                except Exception as error:
+                    outcome = await self._write_batch(self._in_flight)
+                except BaseException as error:
+                    self._pending.extendleft(reversed(self._in_flight))
+                    self._in_flight = []
+                    if not isinstance(error, Exception):
+                        raise  # cancelled: the batch is back in the buffer, counted as buffered
                     self._mark_down(error)
                     return written
-                for _ in batch:
-                    self._buffer.popleft()
-                written += len(batch)
-                self.counts["written"] += len(batch)
-            if self._down_since is not None:
-                log.warning(
-                    "redis at %s is back after %.1f s; buffered predictions written",
-                    masked_url(self.url),
-                    time.monotonic() - self._down_since,
-                )
-                self._down_since = None
-                self._backoff = _BACKOFF_FIRST
+                self._in_flight = []
+                self.counts.update(outcome)
+                written += outcome["written"]
+                self._mark_up()
         return written
 
-    async def _write_batch(self, batch: Sequence[Prediction]) -> None:
+    async def _write_batch(self, batch: Sequence[Prediction]) -> collections.Counter[str]:
+        """One pipeline for ``batch`` (in time order): its counts by outcome (written, repeated,
+        refused)."""
+        outcome: collections.Counter[str] = collections.Counter()
+        if not self._top_known:
+            await self._read_top()
+        fresh = [p for p in batch if self._top is None or p.stamp > self._top]
+        outcome["repeated"] = len(batch) - len(fresh)
+        if not fresh:
+            return outcome
         now = time.time()
+        documents = [fields(p, now) for p in fresh]
         pipe = self._client.pipeline(transaction=False)
-        documents = [fields(p, now) for p in batch]
-        for document in documents:
-            pipe.xadd(stream_key(self.name), document, maxlen=self.stream_maxlen, approximate=True)
+        for prediction, document in zip(fresh, documents, strict=True):
+            pipe.xadd(
+                stream_key(self.name),
+                document,  # type: ignore[arg-type]
+                id=stream_id(prediction.stamp),
+                maxlen=self.stream_maxlen,
+                approximate=True,
+            )
             pipe.publish(channel(self.name), json.dumps(document))
-        newest = max(range(len(batch)), key=lambda i: batch[i].stamp)
-        pipe.hset(latest_key(self.name), mapping=documents[newest])
+        pipe.hset(latest_key(self.name), mapping=documents[-1])
         if self.gryphon_key:
-            pipe.set(GRYPHON_KEY, json.dumps(documents[newest]))
-        await pipe.execute()
+            pipe.set(GRYPHON_KEY, json.dumps(documents[-1]))
+        results = await pipe.execute(raise_on_error=False)
+        for i, result in enumerate(results[: 2 * len(fresh) : 2]):
+            if not isinstance(result, Exception):
+                outcome["written"] += 1
+            elif is_repeated(result):
+                outcome["repeated"] += 1
+            else:
+                outcome["refused"] += 1
+                log.warning("redis refused the prediction for %s: %s", documents[i]["ts"], result)
+        self._top = max(fresh[-1].stamp, self._top if self._top is not None else fresh[-1].stamp)
+        for result in results[2 * len(fresh) :]:
+            if isinstance(result, Exception):
+                log.warning("redis refused the latest prediction's key: %s", result)
+        return outcome
+
+    async def _read_top(self) -> None:
+        """The stream's newest entry id (its last generated one: redis refuses any id up to it)."""
+        from redis.exceptions import ResponseError
+
+        try:
+            info = await self._client.xinfo_stream(stream_key(self.name))
+        except ResponseError as error:
+            if "no such key" not in str(error).lower():
+                raise
+            self._top = None
+        else:
+            last = info.get("last-generated-id", info.get(b"last-generated-id"))
+            self._top = stream_stamp(last) if last is not None else None
+        self._top_known = True
 
     def _mark_down(self, error: BaseException) -> None:
         now = time.monotonic()
@@ -193,16 +277,31 @@ class RedisSink:
             self._backoff = min(_BACKOFF_CAP, self._backoff * 2)
         self._next_attempt = now + self._backoff
 
+    def _mark_up(self) -> None:
+        if self._down_since is not None:
+            log.warning(
+                "redis at %s is back after %.1f s; writing the buffered predictions",
+                masked_url(self.url),
+                time.monotonic() - self._down_since,
+            )
+            self._down_since = None
+            self._backoff = _BACKOFF_FIRST
+
     async def _retry_loop(self) -> None:
         while True:
             await asyncio.sleep(0.05)
-            if self._buffer and time.monotonic() >= self._next_attempt:
+            if self._pending and time.monotonic() >= self._next_attempt:
                 await self._flush()
 
     # ------------------------------------------------------------------- status
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        """Predictions not written yet: the batch in flight and those waiting behind it."""
+        return len(self._pending) + len(self._in_flight)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
 
     @property
     def redis_up(self) -> bool:
@@ -212,6 +311,8 @@ class RedisSink:
         return {
             "predictions": self.counts["predictions"],
             "written": self.counts["written"],
+            "repeated": self.counts["repeated"],
+            "refused": self.counts["refused"],
             "dropped": self.counts["dropped"],
             "buffered": self.buffered,
             "skipped": self.counts["skipped"],

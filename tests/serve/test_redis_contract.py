@@ -8,7 +8,15 @@ import pytest
 
 from atlas_ray.errors import AtlasError
 from atlas_ray.serve import Prediction, fields, latest_key, masked_url, stream_key
-from atlas_ray.serve._redis_contract import channel, check_name, iso, parse_iso, redis_url
+from atlas_ray.serve._redis_contract import (
+    channel,
+    check_name,
+    iso,
+    parse_iso,
+    redis_url,
+    stream_id,
+    stream_stamp,
+)
 
 STAMP = 1_677_628_860_000_000_000  # 2023-03-01T00:01:00Z
 
@@ -50,3 +58,16 @@ def test_passwords_are_masked() -> None:
     assert masked_url("redis://:s3cret@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
     assert masked_url("rediss://bob:s3cret@h:1/0") == "rediss://bob:***@h:1/0"
     assert masked_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_stream_ids_are_the_bar_times() -> None:
+    assert stream_id(STAMP) == "1677628860000-0" and stream_stamp("1677628860000-0") == STAMP
+    # sub-millisecond differences land in the sequence part: distinct, in time order, round trip
+    stamps = [STAMP, STAMP + 1, STAMP + 999_999, STAMP + 1_000_000]
+    ids = [stream_id(s) for s in stamps]
+    assert ids == ["1677628860000-0", "1677628860000-1", "1677628860000-999999", "1677628860001-0"]
+    assert [stream_stamp(i.encode()) for i in ids] == stamps
+    with pytest.raises(ValueError, match="stamp_ns > 0"):
+        stream_id(0)
+    with pytest.raises(ValueError, match="<ms>-<seq>"):
+        stream_stamp("x-1")

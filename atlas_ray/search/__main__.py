@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # every sub-command as quiet as the search: no usage reports, no TensorFlow C++ notices
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if argv[:1] == ["harvest"]:
         from atlas_ray.search._harvest_cli import main as harvest_main
 
@@ -73,8 +76,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SpecError(
             f"The value of `--progress-every` is {args.progress_every}, but must be `--progress-every > 0`."
         )
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from atlas_ray.featurestore import MarketStore
     from atlas_ray.search._runner import DEFAULT_STORAGE, run
     from atlas_ray.search._spec_loader import load_spec

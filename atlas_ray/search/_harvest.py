@@ -35,11 +35,11 @@ import os
 import posixpath
 import stat
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import asyncssh
 import pyarrow.fs as pafs
 
 from atlas_ray import _atomic
@@ -65,6 +65,12 @@ from atlas_ray.search._manifest import (
     sha256_of_file,
 )
 from atlas_ray.search._results import MODEL_FILE, RESULT_FILE
+
+with warnings.catch_warnings():
+    # asyncssh still imports DSA, which cryptography >= 46 deprecates on import: noise for a user of
+    # `harvest`, not a fault of theirs (the SSH code never offers or accepts DSA keys)
+    warnings.filterwarnings("ignore", message="DSA is deprecated")
+    import asyncssh
 
 __all__ = [
     "DEFAULT_KNOWN_HOSTS",

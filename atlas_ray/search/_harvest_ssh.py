@@ -14,14 +14,19 @@ import functools
 import getpass
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncssh
-
 from atlas_ray.errors import AtlasError
+
+with warnings.catch_warnings():
+    # asyncssh still imports DSA, which cryptography >= 46 deprecates on import: noise for a user of
+    # `harvest`, not a fault of theirs (the SSH code never offers or accepts DSA keys)
+    warnings.filterwarnings("ignore", message="DSA is deprecated")
+    import asyncssh
 
 __all__ = [
     "CHUNK",

@@ -165,7 +165,9 @@ def _wait_until_ready(
             process.kill()
             process.wait(timeout=30)
             output = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"the SSH server on {where} did not start (exit {process.returncode}): {output}")
+            raise RuntimeError(
+                f"the SSH server on {where} did not start (exit {process.returncode}): {output}"
+            )
         time.sleep(0.05)
 
 

@@ -11,6 +11,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +40,8 @@ from atlas_ray.search._harvest_cli import TerminalProgress, main
 from atlas_ray.search._manifest import MANIFEST_FILE, read_manifest
 from atlas_ray.search._zoo import get_model
 from tests.search import search_specs
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TRIALS = ("dnn_00000", "dnn_00001", "dnn_00002")
 USER = "tester"
@@ -471,3 +475,17 @@ def test_search_command_dispatches_harvest(capsys: pytest.CaptureFixture[str]) -
     assert run_cli(search_main, ["harvest", "ssh://me:hunter2@head/exp"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: the URL holds a password") and "hunter2" not in err
+
+
+def test_a_refused_harvest_in_its_own_process_is_one_line_whatever_its_libraries_warn(tmp_path: Path) -> None:
+    """The command as a user runs it, warnings shown as Python shows them by default: the import of
+    asyncssh (cryptography >= 46 deprecates DSA on it) adds nothing to the one error line."""
+    done = subprocess.run(
+        [sys.executable, "-W", "default", "-m", "atlas_ray.search", "harvest", "ssh://me:secret@head/exp",
+         "--to", str(tmp_path / "exp")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("TF_")}, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "secret" not in done.stderr

@@ -8,8 +8,11 @@ whole file, the new whole file, or (for a new name) no file; never a part. How, 
   folder (``NAME.<uuid>.tmp``; listings, the manifest and the harvest skip ``*.tmp``), are flushed to
   the disk (``fsync``), and ``os.replace`` puts it in place of the old one: a rename within one
   filesystem is atomic, and the file was whole on disk before it, so after a crash the name holds the
-  old or the new content. A failure before the rename removes the temporary file and leaves the old
-  file as it was.
+  old or the new content; the folder is then flushed too (``fsync`` of the folder), so the rename
+  itself survives a power loss. The temporary name is private to its writer (a fresh uuid each time):
+  two writers of one file never write into each other's temporary file. A failure before the rename
+  removes the temporary file and leaves the old file as it was. (Two writers that each read, change
+  and replace one file still need a lock around the three steps: ``atlas_ray._locks``.)
 - **Object stores** (``s3://``, ``gs://``): no rename. A bucket's "rename" is a copy and a delete
   (two requests; between them, or after a crash, both or neither name exist, and the copy costs a
   second upload), so it buys nothing. Instead the whole file is first made in memory and then sent
@@ -77,6 +80,7 @@ class Staged:
             except BaseException:
                 self.discard()
                 raise
+            _fsync_folder(os.path.dirname(self.path))
         else:
             self.fs.move(self.temp, self.path)
 
@@ -149,6 +153,19 @@ def _put(fs: pafs.FileSystem, path: str, data: pa.Buffer) -> None:
     """Send ``data`` as the one object ``path``: it appears only when the upload completes."""
     with fs.open_output_stream(path) as stream:
         stream.write(data)
+
+
+def _fsync_folder(path: str) -> None:
+    """Flush a folder's entries (the rename just made) to the disk, where folders can be opened."""
+    try:
+        descriptor = os.open(path or ".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # a platform or filesystem whose folders cannot be opened: nothing to flush
+        return
+    try:
+        with contextlib.suppress(OSError):  # some filesystems (and platforms) refuse fsync of a folder
+            os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _fsync(path: str) -> None:

@@ -14,6 +14,7 @@ __all__ = [
     "IngestError",
     "MissingDataError",
     "SpecError",
+    "StoreBusyError",
 ]
 
 
@@ -35,3 +36,8 @@ class FeatureError(AtlasError):
 
 class SpecError(AtlasError):
     """A WorkSpec is invalid; names the unit, model and field."""
+
+
+class StoreBusyError(AtlasError):
+    """Another writer holds a series of the store (its lock, or its lease on an object store); names
+    the series, the other writer and the rule."""

@@ -401,7 +401,7 @@ class GdsReader:
         if len(ids) == 0:
             settled = mark.settle(time.time(), self.settle)
             if settled != mark:
-                self._save(states, table, settled)
+                self.state.update(table.name, self.selection, settled)
             return _Page(table.name, 0, [], {}, {}, 0)
         # No rows at all when every id of the page belongs to an exchange not chosen.
         batches: dict[tuple[str, str], Source] = {}
@@ -422,7 +422,12 @@ class GdsReader:
             for (exchange, pair), batch in prepared
             for kind, frame in batch.outputs.items()
         ]
-        counts = self.store.write_counted(items, unique=True)
+        # The rows and the watermark past them under the series' locks: another writer of these series
+        # (a file ingest, a reader with another exchange choice) neither loses them nor sees one without
+        # the other.
+        with self.store.writing((exchange, pair, kind) for _, exchange, pair, kind in items):
+            counts = self.store.write_counted(items, unique=True)
+            self.state.update(table.name, self.selection, mark.advance(ids, time.time(), self.settle))
         reports = []
         trades: dict[tuple[str, str], pd.DataFrame] = {}
         quotes: dict[tuple[str, str], pd.DataFrame] = {}
@@ -433,15 +438,10 @@ class GdsReader:
                 trades[(exchange, pair)] = batch.outputs["trades"].set_index("timestamp")
             if "quotes" in batch.outputs:
                 quotes[(exchange, pair)] = batch.outputs["quotes"].set_index("timestamp")
-        self._save(states, table, mark.advance(ids, time.time(), self.settle))
         if self.progress is not None:
             for report in reports:
                 self.progress(report)
         return _Page(table.name, len(ids), reports, trades, quotes, skipped)
-
-    def _save(self, states: dict[str, dict[str, Watermark]], table: _Table, mark: Watermark) -> None:
-        states.setdefault(table.name, {})[self.selection] = mark
-        self.state.save(states)
 
     def _fetch(
         self, session: _Session, table: _Table, mark: Watermark

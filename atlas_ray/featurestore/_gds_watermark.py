@@ -13,7 +13,11 @@ hole ranges are kept; beyond that the lowest are given up at once (an old databa
 rows would otherwise make every query long).
 
 The watermark moves only after the rows read were written to the store, so a crash between the two
-re-reads those rows on the next run, and the store's keys drop them (nothing is written twice).
+re-reads those rows on the next run, and the store's keys drop them (nothing is written twice). The
+reader writes a page and moves its watermark while holding the writer locks of the page's series
+(``PartitionStore.writing``), and the watermark file is changed under a lock of its own
+(``StateFile.update``: read again, this reader's entry set, written back), so two readers of one
+database with other ``--exchange`` selections never put back each other's old watermark.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow.fs as pafs
 
-from atlas_ray import _atomic, _storage
+from atlas_ray import _atomic, _locks, _storage
 from atlas_ray.errors import IngestError
 
 __all__ = ["MAX_HOLES", "SETTLE_SECONDS", "StateFile", "Watermark"]
@@ -160,6 +164,16 @@ class StateFile:
             raise IngestError(
                 f"gds: the watermark file {self.path} is damaged; delete it to read the tables again"
             ) from None
+
+    def update(self, table: str, selection: str, mark: Watermark) -> dict[str, dict[str, Watermark]]:
+        """Set the watermark of ``table`` / ``selection`` alone, under the file's writer lock: the file is
+        read again first, so another reader's entries written meanwhile are kept. Returns every
+        watermark as written."""
+        with _locks.hold(self._fs, [self.path], what=f"the GDS watermark {self.path}"):
+            tables = self.load()
+            tables.setdefault(table, {})[selection] = mark
+            self.save(tables)
+        return tables
 
     def save(self, tables: dict[str, dict[str, Watermark]]) -> None:
         data = {

@@ -16,10 +16,21 @@ same rows adds nothing), sort by time and replace the partition file atomically 
 a temporary file moved over it on a local disk, one whole-object upload on a bucket). ``write_many``
 stages every partition before putting any in place, so a failure while preparing leaves the store as
 it was. A relative ``ROOT`` is made absolute when the store is made (``atlas_ray._storage.resolve``).
+
+One writer at a time per series (exchange / pair / kind): every write reads, merges and replaces its
+partitions while holding the series' writer lock (``atlas_ray._locks``: an fcntl lock on
+``ROOT/_locks/exchange=<e>/pair=<p>/kind=<k>.lock`` on a local disk or a shared POSIX mount; a lease
+object ``...kind=<k>.lease`` on an object store, where a second writer is refused). Two processes
+writing one partition side by side then both keep their rows; ``writing(series)`` holds the locks
+across more than one write (ingest checks against the store and writes under them; GDS writes a page
+and moves its watermark under them). Readers take no lock: each partition file is read through one
+open handle (one whole-object read on a bucket), so a file put in place meanwhile is never mixed
+with the one being read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,11 +40,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from atlas_ray import _atomic, _storage
+from atlas_ray import _atomic, _locks, _storage
 from atlas_ray.errors import MissingDataError
 from atlas_ray.featurestore._schema import COLUMNS, Resolution
 
@@ -202,10 +212,9 @@ class PartitionStore:
             empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in wanted})
             empty.index = pd.DatetimeIndex([], tz="UTC", name="timestamp")
             return empty
-        # One dataset over every partition file: read in parallel, converted to pandas once.
-        dataset = pads.dataset(files, format="parquet", filesystem=self._fs)
-        present = [c for c in wanted if c in dataset.schema.names and c != "timestamp"]
-        table = dataset.to_table(columns=["timestamp", *present])
+        # Every partition file read through one handle of its own (side by side), converted to pandas once.
+        table = self._read_files(files, wanted)
+        present = [c for c in wanted if c in table.column_names and c != "timestamp"]
         if lo is not None or hi is not None:
             table = _between(table, lo, hi)
         # The index straight from the timestamp column, the values without a second copy for
@@ -216,12 +225,8 @@ class PartitionStore:
 
     def timestamps(self, exchange: str, pair: str, kind: str) -> pd.DatetimeIndex:
         """Every stored timestamp of a series (only that column is read), sorted, repeats kept."""
-        parts = [
-            pq.read_table(self._file(exchange, pair, kind, d), columns=["timestamp"], filesystem=self._fs)
-            .column("timestamp")
-            .to_numpy()
-            for d in self.dates(exchange, pair, kind)
-        ]
+        files = [self._file(exchange, pair, kind, d) for d in self.dates(exchange, pair, kind)]
+        parts = [read_file(self._fs, path, ["timestamp"]).column("timestamp").to_numpy() for path in files]
         if not parts:
             return pd.DatetimeIndex([], tz="UTC", name="timestamp")
         values = np.concatenate(parts).astype("datetime64[ns]")
@@ -237,7 +242,34 @@ class PartitionStore:
         last = self.read(exchange, pair, kind, start=last_day, columns=[]).index.max()
         return first, last
 
+    def _read_files(self, files: list[str], wanted: list[str]) -> pa.Table:
+        """The ``timestamp`` and ``wanted`` columns (those a file holds) of ``files``, in order."""
+
+        def one(path: str) -> pa.Table:
+            return read_file(self._fs, path, ["timestamp", *wanted])
+
+        if len(files) == 1:
+            tables = [one(files[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(len(files), os.cpu_count() or 1)) as pool:
+                tables = list(pool.map(one, files))
+        return pa.concat_tables(tables, promote_options="default")
+
     # ---------------------------------------------------------------- write
+    def writing(self, series: Iterable[tuple[str, str, str]]) -> contextlib.AbstractContextManager[None]:
+        """Hold the writer lock of every series ``(exchange, pair, kind)`` while the block runs.
+
+        Writes inside the block (``write_counted`` takes the same locks again) and whatever else must
+        agree with them (a check against the stored rows, a GDS watermark) then see no other writer.
+        Raises ``StoreBusyError`` when another writer keeps one (see ``atlas_ray._locks``)."""
+        chosen = sorted(set(series))
+        names = [self._lock_name(*one) for one in chosen]
+        what = ", ".join(f"{e}/{p} {k}" for e, p, k in chosen)
+        return _locks.hold(self._fs, names, what=f"{self.root}: {what}")
+
+    def _lock_name(self, exchange: str, pair: str, kind: str) -> str:
+        return "/".join([self._base, "_locks", f"exchange={exchange}", f"pair={pair}", f"kind={kind}"])
+
     def write(self, frame: pd.DataFrame, *, exchange: str, pair: str, kind: str) -> int:
         """Merge ``frame`` (a ``timestamp`` column or index, the kind's columns) into the store.
 
@@ -256,14 +288,23 @@ class PartitionStore:
 
         ``unique=True`` promises that no frame repeats a key of its kind (ingest has removed duplicates
         already), which skips the within-frame duplicate check; rows already stored are still dropped.
+        Every series written is locked (``writing``) from the first read of a partition to the last
+        partition put in place.
         """
+        # Checked and sorted before the locks are taken: a frame that cannot be written locks nothing.
+        normal = [(_sorted_by_time(_normalise(frame, kind)), e, p, kind) for frame, e, p, kind in items]
+        with self.writing((exchange, pair, kind) for _, exchange, pair, kind in normal):
+            return self._write_locked(normal, unique)
+
+    def _write_locked(
+        self, items: list[tuple[pd.DataFrame, str, str, str]], unique: bool
+    ) -> dict[tuple[str, str, str], int]:
         staged: list[_atomic.Staged] = []
         added: dict[tuple[str, str, str], int] = {}
         pending: list[tuple[str, pa.Table]] = []
         try:
-            for frame, exchange, pair, kind in items:
+            for normal, exchange, pair, kind in items:
                 added.setdefault((exchange, pair, kind), 0)
-                normal = _sorted_by_time(_normalise(frame, kind))
                 whole: pa.Table | None = None
                 for date, first, stop in _date_slices(normal):
                     target = self._file(exchange, pair, kind, date)
@@ -320,16 +361,16 @@ class PartitionStore:
         incoming = pd.DatetimeIndex(part["timestamp"]).as_unit("ns").asi8
         if keys == ["timestamp"]:
             # Read only the stored times first: a re-ingest then touches nothing else.
-            stamps = pq.read_table(target, columns=["timestamp"], filesystem=self._fs).column("timestamp")
+            stamps = read_file(self._fs, target, ["timestamp"]).column("timestamp")
             stored = pd.DatetimeIndex(stamps.to_pandas()).as_unit("ns").asi8
             fresh = part.loc[~np.isin(incoming, stored)]
             if fresh.empty:
                 return part.iloc[:0], 0
-            existing = pq.read_table(target, filesystem=self._fs).to_pandas()
+            existing = read_file(self._fs, target).to_pandas()
         elif kind == "trades" and _has_ids(part):
             # Trades with exchange ids: an id stored anywhere in the partition is the same trade, even
             # where another version of the export wrote its time otherwise.
-            existing = pq.read_table(target, filesystem=self._fs).to_pandas()
+            existing = read_file(self._fs, target).to_pandas()
             ids = part["trade_id"].astype(str)
             fresh = part.loc[(ids == "").to_numpy() | ~ids.isin(existing["trade_id"].astype(str)).to_numpy()]
             blank = (fresh["trade_id"].astype(str) == "").to_numpy()
@@ -340,7 +381,7 @@ class PartitionStore:
                 keep[np.flatnonzero(blank)[repeated]] = False
                 fresh = fresh.loc[keep]
         else:
-            existing = pq.read_table(target, filesystem=self._fs).to_pandas()
+            existing = read_file(self._fs, target).to_pandas()
             stored = pd.DatetimeIndex(existing["timestamp"]).as_unit("ns").asi8
             # Only rows inside the stored time span can repeat a stored key: compare just those.
             inside = (incoming >= stored.min()) & (incoming <= stored.max()) if len(stored) else incoming < 0
@@ -392,6 +433,29 @@ class PartitionStore:
                 f"(it holds: {held})"
             )
         return self
+
+
+def read_file(fs: pafs.FileSystem, path: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """One partition file (the ``columns`` of them it holds; None: all) read through one open handle.
+
+    A path opened twice can mix two files: pyarrow's ``read_table(path)`` reads the footer through one
+    open and the pages through another, so a file a writer puts in place between the two is read
+    against the old footer ("Deserializing page header failed", or rows of neither file). One handle
+    keeps the file it opened (on a disk, the old file lives on while it is open); on an object store
+    the whole object is read in one request first."""
+    if isinstance(fs, pafs.LocalFileSystem):
+        with fs.open_input_file(path) as handle:
+            return _read_parquet(pq.ParquetFile(handle), columns)
+    with fs.open_input_stream(path) as stream:
+        data = stream.read_buffer()
+    return _read_parquet(pq.ParquetFile(pa.BufferReader(data)), columns)
+
+
+def _read_parquet(file: pq.ParquetFile, columns: Sequence[str] | None) -> pa.Table:
+    if columns is None:
+        return file.read()
+    held = set(file.schema_arrow.names)
+    return file.read(columns=[c for c in dict.fromkeys(columns) if c in held])
 
 
 def _has_ids(frame: pd.DataFrame) -> bool:

@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m atlas_ray.search",
         description="Run a WorkSpec (a Python file defining SPEC = WorkSpec(...)) on Ray Tune with ASHA.",
+        epilog="other commands: `python -m atlas_ray.search finalize EXPERIMENT --top K` opens the sealed "
+        "test set once for the K best trials; `python -m atlas_ray.search harvest ssh://USER@HOST/PATH` "
+        "copies an experiment's results from a head node with no shared storage (each has --help)",
     )
     parser.add_argument("spec", help="the spec module, e.g. specs/june.py")
     parser.add_argument(

@@ -105,3 +105,12 @@ def test_missing_spec_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert run_cli(main, [str(tmp_path / "nope.py")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: spec file") and "does not exist" in err
+
+
+def test_help_names_the_finalize_and_harvest_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "python -m atlas_ray.search finalize EXPERIMENT --top K" in text
+    assert "python -m atlas_ray.search harvest ssh://USER@HOST/PATH" in text

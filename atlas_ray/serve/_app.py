@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -152,7 +153,24 @@ def serve_main(options: ServeOptions) -> int:
             import ray
 
             ray.shutdown()
-    return 0
+    return _replay_verdict(final) if feed.kind == "replay" else 0
+
+
+def _replay_verdict(final: dict[str, Any]) -> int:
+    """0, unless the replay predicted no bar at all: then why (on stderr) and 1."""
+    if final.get("predicted", 0):
+        return 0
+    reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(final.get("unpredictable_by_reason", {}).items()))
+    why = [
+        f"{final.get('unpredictable', 0):,} bar(s) could not be predicted"
+        + (f" ({reasons})" if reasons else "")
+    ]
+    if final.get("rejected"):
+        why.append(f"{final['rejected']:,} event(s) refused")
+    if not final.get("events"):
+        why.append("no event in the range")
+    print(f"error: the replay predicted no bar: {'; '.join(why)}", file=sys.stderr, flush=True)
+    return 1
 
 
 # --------------------------------------------------------------------------------------- checks
@@ -358,13 +376,16 @@ class _StatusPrinter:
         when = time.strftime("%H:%M:%S")
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.get("rejected_by_reason", {}).items()))
         rejected = f"{stats['rejected']}" + (f" ({reasons})" if reasons else "")
+        causes = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.get("unpredictable_by_reason", {}).items()))
+        unpredictable = f"{stats.get('unpredictable', 0):,}" + (f" ({causes})" if causes else "")
         last = stats.get("latency_last_ms")
         p99 = stats.get("latency_p99_ms")
         latency = f"last {last:.1f} ms, p99 {p99:.1f} ms" if last is not None and p99 is not None else "n/a"
         return (
             f"[{when}] {stats['name']} v{stats['version']} (trial {stats['trial']}): "
             f"bars in {stats['events']:,} | predictions written {stats['written']:,} | "
-            f"dropped {stats['dropped']:,} | buffered {stats['buffered']:,} | rejected {rejected} | "
+            f"repeated {stats.get('repeated', 0):,} | dropped {stats['dropped']:,} | "
+            f"buffered {stats['buffered']:,} | rejected {rejected} | unpredictable {unpredictable} | "
             f"latency {latency} | last bar {stats['last_bar']} | "
             f"redis {'up' if stats['redis_up'] else 'DOWN'}"
         )

@@ -6,7 +6,9 @@ and the ``RedisSink``. The handlers are small:
 
 * ``push(push)``: one push from a feed, ``{"events": [...], "through": ISO or ns, "warm": bool}``;
   concurrent pushes are gathered by ``@serve.batch`` and decided together (one feature computation,
-  one model call, one redis pipeline for the batch);
+  one model call, one redis pipeline for the batch); a push returns only once its predictions are
+  accepted into the sink's buffer, which waits for room while redis answers (backpressure: a feed
+  is slowed to redis' pace, never outruns it into drops; see ``_sink``);
 * HTTP on Serve's proxy (127.0.0.1 unless asked): ``POST /NAME/bars`` with an event, a list of events
   or a push object; ``GET /NAME/health`` (200 while the model is loaded, with redis' state and counts);
   ``GET /NAME/stats``;
@@ -113,16 +115,19 @@ class LiveModel:
                     total.rejected.extend(outcome.rejected)
                     total.accepted += outcome.accepted
                     total.incomplete += outcome.incomplete
+                    for reason, count in outcome.unpredictable.items():
+                        total.unpredictable[reason] = total.unpredictable.get(reason, 0) + count
                     group = []
                 if not push.get("_end"):
                     group.append(push)
-            await self.sink.write(total.predictions, received)
+            await self.sink.write(total.predictions, received)  # returns once all are accepted
             self.last_push = time.time()
         answer = {
             "accepted": total.accepted,
             "rejected": [{"reason": r, "message": m} for r, m in total.rejected],
             "predictions": len(total.predictions),
             "incomplete": total.incomplete,
+            "unpredictable": total.unpredictable,
             "version": self.engine.version,
         }
         return [answer] * len(pushes)
@@ -179,6 +184,7 @@ class LiveModel:
         counts = self.engine.counts
         latencies = np.asarray(self.sink.latencies, dtype="float64") * 1000.0
         rejected = {k.split(".", 1)[1]: v for k, v in counts.items() if k.startswith("rejected.")}
+        unpredictable = {k.split(".", 1)[1]: v for k, v in counts.items() if k.startswith("unpredictable.")}
         done = self.engine.done
         return {
             "status": "ok",
@@ -190,6 +196,9 @@ class LiveModel:
             "rejected": counts["rejected"],
             "rejected_by_reason": rejected,
             "incomplete": counts["incomplete"],
+            "predicted": counts["predictions"],
+            "unpredictable": counts["unpredictable"],
+            "unpredictable_by_reason": unpredictable,
             "last_bar": None if done is None else _iso(done),
             "latency_last_ms": float(latencies[-1]) if len(latencies) else None,
             "latency_p50_ms": float(np.percentile(latencies, 50)) if len(latencies) else None,

@@ -12,8 +12,10 @@ Ray-free and redis-free (the deployment wraps it, tests call it directly). On ev
    ``MarketData`` does when building);
 4. the features of the pending rows are computed on ``MarketData(LiveMarket, ...)`` over the window
    a build over the same rows would read (``Feature.compute``, the feature library's own code), rows
-   where a feature is NaN are counted as ``incomplete`` and skipped, the rest are scaled with the
-   ResultsObject's training scaling (``apply_scaling``), cut into windows for sequence models
+   where a feature is NaN are counted as ``incomplete`` and skipped (outside a warm push such a bar
+   is ``unpredictable``, counted by reason: ``no value: <feature>`` for the first feature without a
+   value, ``no full window of N bars`` for a sequence model; never silent), the rest are scaled with
+   the ResultsObject's training scaling (``apply_scaling``), cut into windows for sequence models
    (``window_ends``: never across a gap or midnight) and predicted with ``predict_proba``, the function
    that wrote the ResultsObject's predictions.
 
@@ -75,6 +77,7 @@ class PushOutcome:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     accepted: int = 0
     incomplete: int = 0
+    unpredictable: dict[str, int] = field(default_factory=dict)  # bars not predicted, by reason
 
 
 def required_series(
@@ -295,11 +298,14 @@ class LiveEngine:
         oldest = min(known) if known else ready
         first = oldest if self.done is None else max(self.done + self.step, oldest)
         started = time.perf_counter()
-        index, values = self._scaled_rows(first, ready, outcome)
+        index, values = self._scaled_rows(first, ready, outcome, warm=warm)
         self.done = ready
         self.market.trim(ready)
         if self.window:
+            rows = len(index)
             index, values = self._windows(index, values)
+            if not warm and rows > len(index):
+                self._unpredictable(outcome, f"no full window of {self.window} bars", rows - len(index))
         if warm or len(index) == 0:
             return
         output = _predict(self.compiled, values, self.task)
@@ -308,7 +314,7 @@ class LiveEngine:
         self.counts["compute_us"] += int((time.perf_counter() - started) * 1e6)
 
     def _scaled_rows(
-        self, first: int, last: int, outcome: PushOutcome | None = None
+        self, first: int, last: int, outcome: PushOutcome | None = None, *, warm: bool = False
     ) -> tuple[pd.DatetimeIndex, np.ndarray]:
         """The scaled feature rows of the bars ``first .. last`` (ns) where every feature has a value."""
         step = self.resolution.offset
@@ -328,9 +334,21 @@ class LiveEngine:
             missing = int((~valid).sum())
             outcome.incomplete += missing
             self.counts["incomplete"] += missing
+            if missing and not warm:
+                # each bar under the first feature (in the model's order) without a value
+                columns, counts = np.unique(np.isnan(raw[~valid]).argmax(axis=1), return_counts=True)
+                for column, count in zip(columns.tolist(), counts.tolist(), strict=True):
+                    self._unpredictable(outcome, f"no value: {self.names[column]}", count)
         # apply_scaling's arithmetic ((x - mean) / std in float64), then float32 as the training set
         values = ((raw[valid] - self._mean) / self._std).astype("float32")
         return pd.DatetimeIndex(data.grid[i0:][valid]), values
+
+    def _unpredictable(self, outcome: PushOutcome, reason: str, count: int) -> None:
+        if not self.counts[f"unpredictable.{reason}"]:
+            log.warning("a bar could not be predicted (%s); such bars are counted as unpredictable", reason)
+        outcome.unpredictable[reason] = outcome.unpredictable.get(reason, 0) + count
+        self.counts[f"unpredictable.{reason}"] += count
+        self.counts["unpredictable"] += count
 
     def _windows(self, index: pd.DatetimeIndex, values: np.ndarray) -> tuple[pd.DatetimeIndex, np.ndarray]:
         assert self.window is not None

@@ -5,7 +5,8 @@ It loads the market data over ``[lo - (halo_before + fill_limit) bars, hi + halo
 widest halo of the featureset's features and labels), computes each feature there and keeps the rows
 ``[lo, hi)``. The feature library guarantees that such a slice equals the same rows of a computation
 over any wider range, so cutting the range into chunks changes nothing: the partitioned build equals
-the single-process build exactly.
+the single-process build exactly. Every chunk reads by the one decision of its build (``Sources``,
+see ``_sources``), decided over the whole range before any chunk starts, never per chunk.
 
 Realignment: a row is kept only when every feature and label has a value. Cutting the leading and
 trailing rows where some column is NaN (the common valid range) and dropping the rows inside it that
@@ -35,6 +36,7 @@ import pyarrow as pa
 from atlas_ray.errors import AtlasError
 from atlas_ray.featurestore._market_data import MarketData
 from atlas_ray.featurestore._schema import Resolution
+from atlas_ray.featurestore._sources import Sources
 from atlas_ray.featurestore._store import MarketStore
 
 if TYPE_CHECKING:
@@ -102,6 +104,7 @@ def _span_columns(
     lo: pd.Timestamp,
     hi: pd.Timestamp,
     seen: list[MarketData] | None = None,
+    sources: Sources | None = None,
 ) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray]]:
     step = fls.resolution.offset
     before, after = fls.halo
@@ -111,6 +114,7 @@ def _span_columns(
         hi + after * step,
         fls.resolution,
         fill_limit=fls.fill_limit,
+        sources=sources,
     )
     if seen is not None:
         seen.append(data)
@@ -125,22 +129,29 @@ def _span_columns(
 
 
 def compute_span(
-    fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp
+    fls: FeatureLabelSet,
+    store: MarketStore,
+    lo: pd.Timestamp,
+    hi: pd.Timestamp,
+    sources: Sources | None = None,
 ) -> pd.DataFrame:
-    """Every feature then label (float64 columns) on the bars ``[lo, hi)``, NaN rows kept."""
-    index, columns = _span_columns(fls, store, lo, hi)
+    """Every feature then label (float64 columns) on the bars ``[lo, hi)``, NaN rows kept, read by
+    ``sources`` (None: each series decided from the store when first read)."""
+    index, columns = _span_columns(fls, store, lo, hi, sources=sources)
     return pd.DataFrame(columns, index=index, copy=False)
 
 
 _GAP_COLUMN = "\x00label_gap_{}"  # a chunk's label-gap rows travel as boolean columns under these names
 
 
-def _chunk_table(fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> pa.Table:
+def _chunk_table(
+    fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp, sources: Sources | None
+) -> pa.Table:
     """``compute_span``'s valid rows as an Arrow table, built from the columns without a frame, and per
     label (in order) a boolean column: which of those rows look across a bar the store lacks (found
     here, from the bars the chunk read, so the driver reads nothing again)."""
     seen: list[MarketData] = []
-    index, columns = _span_columns(fls, store, lo, hi, seen)
+    index, columns = _span_columns(fls, store, lo, hi, seen, sources)
     keep = np.ones(len(index), dtype=bool)
     for values in columns.values():
         keep &= ~np.isnan(values)
@@ -151,7 +162,7 @@ def _chunk_table(fls: FeatureLabelSet, store: MarketStore, lo: pd.Timestamp, hi:
     for name in names:  # each column freed once copied: the chunk is never held twice
         values = columns.pop(name)
         arrays.append(pa.array(values if every else values[keep]))
-    gaps = fls.label_gap_masks(pd.DatetimeIndex(kept), store, seen[0])
+    gaps = fls.label_gap_masks(pd.DatetimeIndex(kept), store, seen[0], sources=sources)
     arrays += [pa.array(mask) for mask in gaps.values()]
     return pa.table(arrays, names=["timestamp", *names, *(_GAP_COLUMN.format(i) for i in range(len(gaps)))])
 
@@ -163,13 +174,14 @@ def build_local(
     hi: pd.Timestamp,
     *,
     seen: list[MarketData] | None = None,
+    sources: Sources | None = None,
 ) -> pd.DataFrame:
     """The single-process build: one ``compute_span`` over the whole range, NaN rows dropped.
 
     The valid rows of each column are copied once into a ``(columns, rows)`` float64 block that
     becomes the frame without another copy (no row-major interleave, no second selection). ``seen``
     given: the ``MarketData`` the build read is appended to it (its bars serve the label gaps)."""
-    index, columns = _span_columns(fls, store, lo, hi, seen)
+    index, columns = _span_columns(fls, store, lo, hi, seen, sources)
     keep = np.ones(len(index), dtype=bool)
     for values in columns.values():
         keep &= ~np.isnan(values)
@@ -226,11 +238,13 @@ def table_to_frame(table: pa.Table) -> pd.DataFrame:
     return frame
 
 
-def _build_chunk_batch(batch: pa.Table, fls: FeatureLabelSet, store: MarketStore) -> pa.Table:
+def _build_chunk_batch(
+    batch: pa.Table, fls: FeatureLabelSet, store: MarketStore, sources: Sources | None = None
+) -> pa.Table:
     tables = []
     for lo_ns, hi_ns in zip(batch.column("lo").to_pylist(), batch.column("hi").to_pylist(), strict=True):
         lo, hi = pd.Timestamp(lo_ns, tz="UTC"), pd.Timestamp(hi_ns, tz="UTC")
-        tables.append(_chunk_table(fls, store, lo, hi))
+        tables.append(_chunk_table(fls, store, lo, hi, sources))
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
@@ -280,6 +294,7 @@ def build_ray(
     hi: pd.Timestamp,
     *,
     chunk_rows: int | None = None,
+    sources: Sources | None = None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """The partitioned build with Ray Data: the frame of the valid rows in time order, and per label
     which of its rows look across a missing bar (``FeatureLabelSet.label_gap_masks``).
@@ -306,7 +321,7 @@ def build_ray(
             _build_chunk_batch,
             batch_size=1,
             batch_format="pyarrow",
-            fn_kwargs={"fls": fls, "store": store},
+            fn_kwargs={"fls": fls, "store": store, "sources": sources},
             num_cpus=1,
         )
         for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):

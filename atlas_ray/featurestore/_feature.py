@@ -15,9 +15,16 @@ Steps: exchanges as methods (``bitstamp()``, ``itbit()``, ``coinbase()``, ``krak
 ``lookforward(n)``, ``window(n)``, ``slippage(x)``, ``depth(n)``, ``weights(...)``. A step that does
 not apply raises ``FeatureError`` naming the feature and the step.
 
+Source: a feature with a fallback (``Midpoint`` and ``MidpointDiff`` read quotes, else bars) has its
+source decided by the source rule (``_sources``: the first option the store holds over the build's
+range, recorded with the build and the trial). ``from_quotes()`` / ``from_bars()`` pin it instead:
+the feature then reads that option alone, whatever the store holds, and the step is part of the name
+(``Midpoint().coinbase().one_min().from_bars()``).
+
 ``name`` is the canonical fluent expression: class and constructor arguments, then the exchange, the
-pair only when it is not the exchange's default, the resolution (always written), then parameters
-that differ from their defaults, in a fixed order. ``Feature.from_name(name)`` parses it back (see
+pair only when it is not the exchange's default, the resolution (always written), then a pinned source
+(``from_quotes()`` / ``from_bars()``), then parameters that differ from their defaults, in a fixed
+order. ``Feature.from_name(name)`` parses it back (see
 ``_feature_names``) and ``Feature.from_name(f.name) == f``. Two features are equal exactly when their
 names are equal (the name says everything the feature computes).
 """
@@ -30,7 +37,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -77,6 +84,8 @@ STEP_NAMES: frozenset[str] = frozenset(
         "slippage",
         "depth",
         "weights",
+        "from_quotes",
+        "from_bars",
     }
 )
 """Every fluent step a name may contain; nothing else is ever called while parsing a name."""
@@ -277,9 +286,23 @@ class Feature(ABC):
     def _applicable_steps(self) -> set[str]:
         """The parameter steps this class overrides (for error messages)."""
         steps = {"exchange", "pair", "lookback", "lookforward", "window", "slippage", "depth", "weights"}
-        return {s for s in steps if getattr(type(self), s) is not getattr(Feature, s)} | (
-            {"one_min"} if type(self)._with_resolution is not Feature._with_resolution else set()
+        return (
+            {s for s in steps if getattr(type(self), s) is not getattr(Feature, s)}
+            | ({"one_min"} if type(self)._with_resolution is not Feature._with_resolution else set())
+            | {f"from_{kind}" for kind in self._source_options()}
         )
+
+    def _source_options(self) -> tuple[str, ...]:
+        """The kinds ``from_<kind>()`` may pin (those of the feature's fallback chain; none here)."""
+        return ()
+
+    def from_quotes(self) -> Self:
+        """Read quotes (stored quotes, else level 0 of the book), never the fallback."""
+        raise self._refuse("from_quotes")
+
+    def from_bars(self) -> Self:
+        """Read bars, never quotes."""
+        raise self._refuse("from_bars")
 
     def exchange(self, name: str) -> Self:
         """The exchange whose data the feature reads."""
@@ -361,6 +384,10 @@ class _MarketFeature(Feature):
     exchange_name: str | None = None
     pair_name: str | None = None
     bar_resolution: Resolution = Resolution.ONE_MIN
+    source_kind: str | None = None
+    """The option pinned by ``from_quotes()`` / ``from_bars()`` (None: decided by the source rule)."""
+    fallback_chain: ClassVar[tuple[str, ...]] = ()
+    """The options of the feature's fallback chain, first choice first (empty: no fallback)."""
 
     @property
     def resolution(self) -> Resolution:
@@ -385,6 +412,20 @@ class _MarketFeature(Feature):
     def _with_resolution(self, resolution: Resolution) -> Self:
         return dataclasses.replace(self, bar_resolution=resolution)
 
+    def _source_options(self) -> tuple[str, ...]:
+        return self.fallback_chain
+
+    def _pin(self, kind: str) -> Self:
+        if kind not in self.fallback_chain:
+            raise self._refuse(f"from_{kind}")
+        return dataclasses.replace(self, source_kind=kind)
+
+    def from_quotes(self) -> Self:
+        return self._pin("quotes")
+
+    def from_bars(self) -> Self:
+        return self._pin("bars")
+
     def _name_steps(self) -> list[str]:
         steps: list[str] = []
         if self.exchange_name is not None:
@@ -396,10 +437,16 @@ class _MarketFeature(Feature):
         if self.pair_name is not None and self.pair_name != default:
             steps.append(f"pair({format_literal(self.pair_name)})")
         steps.append(f"{self.bar_resolution.value}()")
+        if self.source_kind is not None:
+            steps.append(f"from_{self.source_kind}()")
         return steps
 
     def _requirement(self, kind: str, fallback: str | None = None) -> DataRequirement:
+        """One series; with ``fallback``, the chain ``kind`` else ``fallback``, unless a source is
+        pinned: then the pinned option alone."""
         exchange, pair = self.market
+        if fallback is not None and self.source_kind is not None:
+            return DataRequirement(exchange, pair, self.source_kind, self.resolution)
         other = DataRequirement(exchange, pair, fallback, self.resolution) if fallback else None
         return DataRequirement(exchange, pair, kind, self.resolution, other)
 

@@ -88,8 +88,12 @@ class VWAP(_MarketFeature):
 
 
 def _midpoint(feature: _MarketFeature, data: MarketData) -> np.ndarray:
+    """Quotes' or bars' midpoint, whichever option of the feature's chain the window's sources chose
+    (``_sources``: pinned by the feature, recorded with the build, or decided from the store)."""
     exchange, pair = feature.market
-    if data.has(exchange, pair, "quotes"):
+    (requirement,) = feature.requirements()
+    chosen = data.satisfies(requirement) or requirement  # (none held: reading the first says so)
+    if chosen.kind == "quotes":
         quotes = data.quotes(exchange, pair)
         return fm.midpoint(quotes["bid_price"].to_numpy(), quotes["ask_price"].to_numpy())
     bars = data.bars(exchange, pair)
@@ -101,10 +105,14 @@ class Midpoint(_MarketFeature):
     """The mid price, ``(bid + ask) / 2`` of the top of book known at the close of the bar.
 
     Reads quotes (stored quotes, else level 0 of stored book snapshots) when the store holds either for
-    the exchange and pair. **When the store holds only bars** (the March 2023 Coinbase / Kraken / Binance
-    minute bars have no quotes) it falls back to the bar's middle price ``(high + low) / 2``. The choice
-    is made over the whole store, never per window, so it does not change with the range built.
+    the exchange and pair over the build's range. **When it holds only bars there** (the March 2023
+    Coinbase / Kraken / Binance minute bars have no quotes) it falls back to the bar's middle price
+    ``(high + low) / 2``. The choice is the source rule's (``_sources``): made once per build, recorded
+    with it and with every trial, and used again by later builds of the trial and its live feeds.
+    ``from_quotes()`` / ``from_bars()`` pin it.
     """
+
+    fallback_chain: ClassVar[tuple[str, ...]] = ("quotes", "bars")
 
     def requirements(self) -> tuple[DataRequirement, ...]:
         return (self._requirement("quotes", fallback="bars"),)
@@ -187,7 +195,10 @@ class SimpleReturns(_Looking):
 @dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class MidpointDiff(_Looking):
     """Change of the ``Midpoint`` (quote currency): lookback n ``m[t] - m[t-n]``; lookforward n
-    ``m[t+n] - m[t]``. ``_feature_math.difference``. Reads what ``Midpoint`` reads."""
+    ``m[t+n] - m[t]``. ``_feature_math.difference``. Reads what ``Midpoint`` reads (``from_quotes()`` /
+    ``from_bars()`` pin it)."""
+
+    fallback_chain: ClassVar[tuple[str, ...]] = ("quotes", "bars")
 
     def requirements(self) -> tuple[DataRequirement, ...]:
         return (self._requirement("quotes", fallback="bars"),)

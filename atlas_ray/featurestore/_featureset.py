@@ -25,7 +25,7 @@ serving would drop them too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -56,6 +56,7 @@ from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
 from atlas_ray.featurestore._rebalance import check_rebalance, rebalance_positions
 from atlas_ray.featurestore._scaling import SCALINGS, apply_scaling, fit_scaling, identity_scaling
 from atlas_ray.featurestore._schema import Resolution, bars_kind
+from atlas_ray.featurestore._sources import SOURCES_ATTR, Sources, check_supplied, decide, range_days
 from atlas_ray.featurestore._splits import (
     PartSlices,
     TimeSplit,
@@ -239,24 +240,69 @@ class FeatureLabelSet:
         )
 
     # ------------------------------------------------------------------ building
-    def _missing_check(self, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
-        MarketData(store, lo, hi, self.resolution, fill_limit=self.fill_limit).check(list(self.columns))
+    def sources(self, start: Any, end: Any, store: MarketStore | None = None) -> Sources:
+        """Where every series the features and labels read comes from over ``[start, end)``: the
+        source rule's decision (``_sources``), what ``build`` reads by and records. Missing data raises
+        ``MissingDataError`` naming the feature and the series."""
+        store = store if store is not None else MarketStore()
+        lo, hi = parse_range(start, end, self.resolution)
+        return self._decide(store, lo, hi)
+
+    def _decide(self, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> Sources:
+        return decide(store, self.columns, lo, hi, self.resolution)
+
+    def _sources_for(
+        self,
+        store: MarketStore,
+        lo: pd.Timestamp,
+        hi: pd.Timestamp,
+        sources: Sources | Mapping[str, Any] | None,
+    ) -> Sources:
+        """``sources`` (a recorded decision, as ``Sources`` or its JSON) checked against the store and
+        the featureset, or the decision made now."""
+        if sources is None:
+            return self._decide(store, lo, hi)
+        if not isinstance(sources, Sources):
+            try:
+                sources = Sources.from_json(dict(sources))
+            except (TypeError, ValueError) as error:
+                raise AtlasError(f"The recorded sources cannot be read: {error}") from None
+        if sources.resolution != self.resolution:
+            raise AtlasError(
+                f"The recorded sources are at {sources.resolution.value}, but the featureset is at "
+                f"{self.resolution.value}."
+            )
+        for item in self.columns:
+            for requirement in item.requirements():
+                if sources.choose(requirement) is None:
+                    raise AtlasError(
+                        f"The recorded sources ({sources.describe()}) name no source for "
+                        f"{requirement.describe()}, which {item.name} reads."
+                    )
+        check_supplied(store, sources, range_days(lo, hi))
+        return sources
+
+    def _missing_check(self, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> Sources:
+        """The decision over ``[lo, hi)`` (raising ``MissingDataError`` for missing data)."""
+        return self._decide(store, lo, hi)
 
     def _load_range(self, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
         before, after = self.halo
         step = self.resolution.offset
         return lo - (before + self.fill_limit) * step, hi + after * step
 
-    def _cache_key(self, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> str:
+    def _cache_key(self, store: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp, sources: Sources) -> str:
         markets = {(r.exchange, r.pair) for item in self.columns for r in _all_requirements(item)}
         version = data_version(store, *self._load_range(lo, hi), markets=markets)
-        return cache_key(self.definition(), lo, hi, version)
+        return cache_key(self.definition(), lo, hi, version, sources.key())
 
-    def cache_path(self, start: Any, end: Any, store: MarketStore | None = None) -> str:
-        """Where ``build(start, end, store)`` caches its frame (it may not exist yet)."""
+    def cache_path(
+        self, start: Any, end: Any, store: MarketStore | None = None, *, sources: Any = None
+    ) -> str:
+        """Where ``build(start, end, store, sources=sources)`` caches its frame (it may not exist yet)."""
         store = store if store is not None else MarketStore()
         lo, hi = parse_range(start, end, self.resolution)
-        return cache_path(store, self._cache_key(store, lo, hi))
+        return cache_path(store, self._cache_key(store, lo, hi, self._sources_for(store, lo, hi, sources)))
 
     def build(
         self,
@@ -267,6 +313,7 @@ class FeatureLabelSet:
         chunk_rows: int | None = None,
         cache: bool = True,
         parallel: bool | None = None,
+        sources: Sources | Mapping[str, Any] | None = None,
     ) -> pd.DataFrame:
         """The frame of the bars in ``[start, end)`` (UTC): features then labels, float64, valid rows only.
 
@@ -277,48 +324,65 @@ class FeatureLabelSet:
         way gives exactly the same frame. Missing data raises ``MissingDataError`` before any work; an
         empty range, or one without a single valid row, raises ``AtlasError`` naming it. With
         ``cache`` the frame is read from / written to the store's featureset cache.
+
+        Sources: every series is read from the source the source rule decides over the range
+        (``sources(start, end)``), or from ``sources`` when given (a trial's recorded decision, which a
+        store that cannot supply it refuses). The decision is part of the cache key and is recorded
+        in the frame's ``attrs["sources"]`` (JSON), which ``prepare`` hands on to the trials.
         """
         store = store if store is not None else MarketStore()
         lo, hi = parse_range(start, end, self.resolution)
-        self._missing_check(store, lo, hi)
-        key = self._cache_key(store, lo, hi) if cache else ""
+        decided = self._sources_for(store, lo, hi, sources)
+        key = self._cache_key(store, lo, hi, decided) if cache else ""
         if cache:
             cached = read_cached(store, key)
             if cached is not None:
-                return self._mark_label_gaps(table_to_frame(cached), store)
+                return self._mark_label_gaps(table_to_frame(cached), store, sources=decided)
         if parallel is None:
             rows = int((hi - lo) // self.resolution.offset)
             parallel = chunk_rows is not None or rows >= LOCAL_BUILD_ROWS
         seen: list[MarketData] = []
         masks: dict[str, np.ndarray] | None = None
         if parallel:
-            frame, masks = build_ray(self, store, lo, hi, chunk_rows=chunk_rows)
+            frame, masks = build_ray(self, store, lo, hi, chunk_rows=chunk_rows, sources=decided)
         else:
-            frame = build_local(self, store, lo, hi, seen=seen)
+            frame = build_local(self, store, lo, hi, seen=seen, sources=decided)
         self._check_not_empty(len(frame), lo, hi)
         if cache:
             write_cached(store, key, frame_to_table(frame))
-        return self._mark_label_gaps(frame, store, seen[0] if seen else None, masks)
+        return self._mark_label_gaps(frame, store, seen[0] if seen else None, masks, sources=decided)
 
-    def build_local(self, start: Any, end: Any, store: MarketStore | None = None) -> pd.DataFrame:
+    def build_local(
+        self,
+        start: Any,
+        end: Any,
+        store: MarketStore | None = None,
+        *,
+        sources: Sources | Mapping[str, Any] | None = None,
+    ) -> pd.DataFrame:
         """``build`` computed in this process in one piece, without Ray and without the cache."""
         store = store if store is not None else MarketStore()
         lo, hi = parse_range(start, end, self.resolution)
-        self._missing_check(store, lo, hi)
+        decided = self._sources_for(store, lo, hi, sources)
         seen: list[MarketData] = []
-        frame = build_local(self, store, lo, hi, seen=seen)
+        frame = build_local(self, store, lo, hi, seen=seen, sources=decided)
         self._check_not_empty(len(frame), lo, hi)
-        return self._mark_label_gaps(frame, store, seen[0] if seen else None)
+        return self._mark_label_gaps(frame, store, seen[0] if seen else None, sources=decided)
 
-    def data_state(self, start: Any, end: Any, store: MarketStore | None = None) -> dict[str, Any]:
-        """What ``build(start, end, store)`` reads: its cache key and the store partitions (path, size,
-        modification time) it depends on, for an experiment's provenance."""
+    def data_state(
+        self, start: Any, end: Any, store: MarketStore | None = None, *, sources: Any = None
+    ) -> dict[str, Any]:
+        """What ``build(start, end, store)`` reads: its cache key, its sources (``_sources``) and the
+        store partitions (path, size, modification time) it depends on, for an experiment's
+        provenance."""
         store = store if store is not None else MarketStore()
         lo, hi = parse_range(start, end, self.resolution)
         markets = {(r.exchange, r.pair) for item in self.columns for r in _all_requirements(item)}
+        decided = self._sources_for(store, lo, hi, sources)
         return {
             "store": str(store.root),
-            "cache_key": self._cache_key(store, lo, hi),
+            "cache_key": self._cache_key(store, lo, hi, decided),
+            "sources": decided.to_json(),
             "partitions": data_version(store, *self._load_range(lo, hi), markets=markets),
         }
 
@@ -329,21 +393,31 @@ class FeatureLabelSet:
         store: MarketStore,
         built: MarketData | None = None,
         masks: dict[str, np.ndarray] | None = None,
+        *,
+        sources: Sources | None = None,
     ) -> pd.DataFrame:
-        """``frame`` with ``attrs["label_gaps"]``: per label, the times of rows whose label looks across
+        """``frame`` with ``attrs["sources"]`` (the decision it was built by, as JSON) and
+        ``attrs["label_gaps"]``: per label, the times of rows whose label looks across
         a bar the store lacks (filled causally when built), i.e. a missing bar in ``(t, t + horizon]``.
         ``built``: the market data an in-process build read; where it covers every label's window
         and market, its record of the stored bars is used instead of reading them again. ``masks``:
         the rows already found per label (the Ray Data build finds them in each chunk)."""
         index = pd.DatetimeIndex(frame.index)
         if masks is None:
-            masks = self.label_gap_masks(index, store, built)
+            masks = self.label_gap_masks(index, store, built, sources=sources)
+        if sources is not None:
+            frame.attrs[SOURCES_ATTR] = sources.to_json()
         # plain ints: attrs stay JSON-able
         frame.attrs[LABEL_GAPS_ATTR] = {name: index.asi8[mask].tolist() for name, mask in masks.items()}
         return frame
 
     def label_gap_masks(
-        self, index: pd.DatetimeIndex, store: MarketStore, built: MarketData | None = None
+        self,
+        index: pd.DatetimeIndex,
+        store: MarketStore,
+        built: MarketData | None = None,
+        *,
+        sources: Sources | None = None,
     ) -> dict[str, np.ndarray]:
         """Per label, which rows of ``index`` look across a bar the store lacks (see
         ``_mark_label_gaps``); a row's answer depends on that row alone, so chunks can be asked apart."""
@@ -356,7 +430,7 @@ class FeatureLabelSet:
         data = _reuse(built, self.labels, index[0], end, cache)
         if data is None:
             cache.clear()
-            data = MarketData(store, index[0], end, self.resolution, fill_limit=0)
+            data = MarketData(store, index[0], end, self.resolution, fill_limit=0, sources=sources)
         return {label.name: _label_gap_mask(label, index, data, cache) for label in self.labels}
 
     def label_gap_counts(self, frame: pd.DataFrame) -> dict[str, int]:
@@ -387,8 +461,7 @@ class FeatureLabelSet:
 
         store = store if store is not None else MarketStore()
         lo, hi = parse_range(start, end, self.resolution)
-        self._missing_check(store, lo, hi)
-        return coverage_of(compute_span(self, store, lo, hi))
+        return coverage_of(compute_span(self, store, lo, hi, self._decide(store, lo, hi)))
 
     # ------------------------------------------------------------------ preparing
     def _label(self, label: str | None) -> Feature:
@@ -525,6 +598,7 @@ class FeatureLabelSet:
             categories=categories,
             window=self.window,
             featureset=self.definition(),
+            sources=frame.attrs.get(SOURCES_ATTR),
         )
 
     def _make_part(
@@ -613,8 +687,10 @@ def _missing_bars(data: MarketData, exchange: str, pair: str) -> np.ndarray:
     """Which bars of ``data.grid`` the store lacks for the market (or holds without a close). Where the
     store holds bars at this resolution only their close column is read (a third less work than the
     bars); otherwise the bars rule's bars (``data`` has ``fill_limit=0``: nothing is filled)."""
-    store, kind = data.store, bars_kind(data.resolution)
-    if not (isinstance(store, MarketStore) and store.has(exchange, pair, kind)):
+    kind = bars_kind(data.resolution)
+    source = data.store.provides(exchange, pair, "bars")
+    store = data.store.store
+    if not (isinstance(store, MarketStore) and source is not None and source.read == kind):
         return np.asarray(data.bars(exchange, pair)["close"].isna().to_numpy())
     closes = store.read(exchange, pair, kind, data.start, data.end, columns=["close"])
     grid = data.grid.asi8

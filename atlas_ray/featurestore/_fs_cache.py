@@ -10,7 +10,10 @@ read back afterwards. The key is the SHA-256 of a JSON document holding
 * the data version: path, size and modification time of every store partition of the exchanges and
   pairs the features read whose date lies within the range widened by the featureset's halo (plus a
   day each side), so that ingesting new data into the range (which rewrites a partition) gives a new
-  key and a rebuild.
+  key and a rebuild,
+* the decided sources (``_sources.Sources.key``: per series the stored kind it is read from, bars'
+  resolution resampled from included): what the frame's values depend on beyond the partitions, so
+  a build by another decision (a recorded one, a pinned ``from_bars()``) never reuses this frame.
 
 The file is written atomically (a temporary file beside it, then a move), so a reader never sees half
 a file; a cache file that cannot be read is treated as absent and rebuilt.
@@ -54,6 +57,7 @@ FEATURE_CODE_MODULES = (
     "_market_data.py",
     "_orderbook.py",
     "_schema.py",
+    "_sources.py",
 )
 
 
@@ -102,16 +106,22 @@ def data_version(
 
 
 def cache_key(
-    definition: dict[str, Any], start: pd.Timestamp, end: pd.Timestamp, version: list[list[Any]]
+    definition: dict[str, Any],
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    version: list[list[Any]],
+    sources: str = "",
 ) -> str:
-    """SHA-256 (hex) of the definition, the range, the data version and the feature code's version."""
+    """SHA-256 (hex) of the definition, the range, the data version, the decided sources (their
+    ``Sources.key()``) and the feature code's version."""
     document = {
         "code": feature_code_version(),
         "definition": definition,
         "start": start.isoformat(),
         "end": end.isoformat(),
         "data": version,
-        "format": 1,
+        "sources": sources,
+        "format": 2,
     }
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

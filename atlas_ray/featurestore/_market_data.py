@@ -1,7 +1,10 @@
 """``MarketData``: the window of market data features compute on, aligned to one bar grid.
 
-``MarketData(store, start, end, resolution, fill_limit=5)`` (``store``: any ``MarketSource``, the
-``MarketStore`` or the serving side's ``LiveMarket``):
+``MarketData(store, start, end, resolution, fill_limit=5, sources=None)`` (``store``: any
+``MarketSource``, the ``MarketStore`` or the serving side's ``LiveMarket``; ``sources``: the decided
+``Sources`` of the featureset, see ``_sources``). Every read goes through ``SourcedMarket``: with
+``sources`` each series comes from its recorded source (a build, a trial's later builds); without,
+each series is decided by the same rule over the whole store when first asked:
 
 * ``grid``: the bar open times ``start <= t < end`` at ``resolution`` (UTC).
 * ``bars(exchange, pair)``: the store's bars on the grid. A missing bar is filled causally for up to
@@ -10,7 +13,7 @@
   ``start`` are read too, so a fill at the window's first rows equals what a longer window gives.
 * ``quotes(exchange, pair)``: for row ``t`` the last top of book stamped ``<= t + resolution`` (known at
   the close of bar ``t``), if stamped ``> t - fill_limit * resolution`` (at most ``fill_limit`` bars
-  stale), else NaN. Stored quotes, or where the store holds none, level 0 of the order-book snapshots.
+  stale), else NaN. Stored quotes, or level 0 of the order-book snapshots, as decided.
 * ``book(exchange, pair)``: for row ``t`` the last order-book snapshot by the same rule, as arrays
   (``OrderBooks``).
 * ``check(features)``: ``MissingDataError`` naming the feature and the missing series before any
@@ -31,8 +34,9 @@ import pandas as pd
 
 from atlas_ray.errors import FeatureError, MissingDataError
 from atlas_ray.featurestore._feature import DataRequirement, Feature
-from atlas_ray.featurestore._schema import BAR_COLUMNS, Resolution, bars_kind
+from atlas_ray.featurestore._schema import BAR_COLUMNS, Resolution
 from atlas_ray.featurestore._source import MarketSource
+from atlas_ray.featurestore._sources import SourcedMarket, Sources
 
 __all__ = ["MarketData", "OrderBooks"]
 
@@ -84,6 +88,7 @@ class MarketData:
         resolution: Resolution,
         *,
         fill_limit: int = 5,
+        sources: Sources | None = None,
     ) -> None:
         if isinstance(fill_limit, bool) or not isinstance(fill_limit, int) or fill_limit < 0:
             raise ValueError(f"The value of `fill_limit` is {fill_limit!r}, but must be `fill_limit >= 0`.")
@@ -98,7 +103,10 @@ class MarketData:
                 )
         if hi < lo:
             raise ValueError(f"The range [{lo.isoformat()}, {hi.isoformat()}) must satisfy `start <= end`.")
-        self.store = store
+        if isinstance(store, SourcedMarket) and store.resolution == resolution and sources is None:
+            self.store = store
+        else:
+            self.store = SourcedMarket(store, resolution, sources)
         self.start = lo
         self.end = hi
         self.resolution = resolution
@@ -118,29 +126,18 @@ class MarketData:
         )
 
     # ---------------------------------------------------------------------------- availability
-    def has(self, exchange: str, pair: str, kind: str) -> bool:
-        """Whether the store can serve ``kind`` ("bars", "quotes", "book") for the series at all.
+    @property
+    def sources(self) -> Sources | None:
+        """The recorded decision this window reads by (None: decided from the store when asked)."""
+        return self.store.sources
 
-        bars: stored bars at the resolution, finer bars that divide it, or trades (as
-        ``MarketStore.bars`` reads them); quotes: stored quotes or book snapshots; book: snapshots.
-        Decided over the whole store, not the window, so the answer never depends on the window.
-        """
+    def has(self, exchange: str, pair: str, kind: str) -> bool:
+        """Whether ``kind`` ("bars", "quotes", "book") of the series has a source (``_sources``): the
+        recorded one, else decided over the whole store, so the answer never depends on the window."""
         key = (exchange, pair, kind)
         if key not in self._available:
-            self._available[key] = self._probe(exchange, pair, kind)
+            self._available[key] = self.store.provides(exchange, pair, kind) is not None
         return self._available[key]
-
-    def _probe(self, exchange: str, pair: str, kind: str) -> bool:
-        store = self.store
-        if kind == "bars":
-            res = self.resolution
-            finer = [r for r in Resolution if r.seconds <= res.seconds and res.seconds % r.seconds == 0]
-            return any(store.has(exchange, pair, bars_kind(r)) for r in finer) or store.has(
-                exchange, pair, "trades"
-            )
-        if kind == "quotes":
-            return store.has(exchange, pair, "quotes") or store.has(exchange, pair, "book")
-        return store.has(exchange, pair, kind)
 
     def satisfies(self, requirement: DataRequirement) -> DataRequirement | None:
         """The requirement itself if the store holds it, else its fallback if held, else None."""
@@ -171,7 +168,7 @@ class MarketData:
             wanted.append(option)
             option = option.fallback
         needs = " or ".join(r.describe() for r in wanted)
-        held = ", ".join(self.store.kinds(requirement.exchange, requirement.pair)) or "nothing"
+        held = ", ".join(self.store.store.kinds(requirement.exchange, requirement.pair)) or "nothing"
         return (
             f"{feature.name} needs {needs}, but the store at {self.store.root} holds none "
             f"(for {requirement.exchange} {requirement.pair} it holds: {held})."
@@ -262,7 +259,9 @@ class MarketData:
         return self.start - self.fill_limit * step, self.end + pd.Timedelta(1, "ns")
 
     def _load_quotes(self, exchange: str, pair: str) -> pd.DataFrame:
-        if self.store.has(exchange, pair, "quotes"):
+        source = self.store.provides(exchange, pair, "quotes")
+        read = source.read if source is not None else None
+        if read == "quotes":
             lo, hi = self._read_range()
             raw = self.store.quotes(exchange, pair, lo, hi)
             stamps = pd.DatetimeIndex(raw.index)
@@ -274,7 +273,7 @@ class MarketData:
                 column_values[rows >= 0] = array[rows[rows >= 0]]
                 out[column] = column_values
             return pd.DataFrame(out, index=self.grid)
-        if self.store.has(exchange, pair, "book"):
+        if read == "book":
             books = self.book(exchange, pair)
             bid_price, bid_size = books.level("bid", 0)
             ask_price, ask_size = books.level("ask", 0)

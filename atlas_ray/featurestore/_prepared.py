@@ -3,7 +3,8 @@
 ``FeatureLabelSet.prepare(frame, split)`` makes one: split by time, features z-scaled with statistics
 fitted on the training part only, the label made categorical with boundaries fitted on the training
 part only (or kept continuous for regression), optionally cut into windows. Everything a model needs
-to be served later (``scaling``, ``categories``, ``window``) travels with it as plain JSON-able dicts.
+to be served later (``scaling``, ``categories``, ``window``, and ``sources``: the decision of where each
+series was read from, see ``_sources``) travels with it as plain JSON-able dicts.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class PreparedSet:
     categories: dict[str, Any] | None
     window: int | None = None
     featureset: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, Any] | None = None
+    """The built frame's decided sources as JSON (``Sources.to_json``); None for a frame not built by
+    ``FeatureLabelSet.build``."""
 
     @property
     def n_features(self) -> int:

@@ -86,6 +86,7 @@ def unit_info(prepared: PreparedSet | FoldedSet) -> dict[str, Any]:
         "categories": _jsonable(prepared.categories) if prepared.categories is not None else None,
         "window": prepared.window,
         "featureset": _jsonable(prepared.featureset),
+        "sources": _jsonable(prepared.sources) if prepared.sources is not None else None,
     }
 
 
@@ -221,6 +222,7 @@ def evaluate_trial(
         categories=info["categories"],
         window=prepared.window,
         featureset=info["featureset"],
+        sources=info.get("sources"),
         model_file=MODEL_FILE,
         folds=per_fold,
         attempts=tuple(attempts),
@@ -308,6 +310,7 @@ def failed_result(
         categories=info["categories"],
         window=info["window"],
         featureset=info["featureset"],
+        sources=info.get("sources"),
         model_file=None,
         attempts=tuple(attempts),
         devices=dict(devices) if devices is not None else None,

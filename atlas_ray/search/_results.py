@@ -18,7 +18,12 @@ Experiment directory (a local path or any pyarrow filesystem URI)::
                                       {kind, names, replicas, global_batch_size, asked,
                                       fallback, memory_limit_mb, memory_growth, ray_gpu_ids,
                                       ray_tpu_ids, node_ip, node_id}, see ``_devices``; null
-                                      before it set them up)
+                                      before it set them up), sources (where each series the
+                                      featureset read came from, decided once by the source rule:
+                                      {format, resolution, days, series: [{exchange, pair, kind,
+                                      read}]}, see ``atlas_ray.featurestore._sources``; absent in
+                                      results written before it was recorded: then, and only
+                                      then, readers decide from the store as before)
         predictions.parquet           timestamp (UTC), split, reality, prediction,
                                       prob_<class> per class (classifiers), label_value;
                                       classifiers: reality / prediction are class names
@@ -125,6 +130,8 @@ class ResultsObject:
     finalized: tuple[Mapping[str, Any], ...] | None = None
     attempts: tuple[Mapping[str, Any], ...] = ()
     devices: Mapping[str, Any] | None = None
+    sources: Mapping[str, Any] | None = None
+    """The decided sources of the trial's featureset (``Sources.to_json``), None when not recorded."""
 
     @property
     def trial_id(self) -> str:
@@ -182,6 +189,7 @@ def write_result(result: ResultsObject, directory: str) -> None:
         "finalized": [dict(item) for item in result.finalized] if result.finalized is not None else None,
         "attempts": [dict(item) for item in result.attempts],
         "devices": dict(result.devices) if result.devices is not None else None,
+        "sources": dict(result.sources) if result.sources is not None else None,
     }
     text = json.dumps(document, indent=2, sort_keys=True, allow_nan=True, default=_json_default)
     _atomic.write_text(fs, f"{base}/{RESULT_FILE}", text)
@@ -226,6 +234,7 @@ def read_result(directory: str) -> ResultsObject:
         finalized=tuple(document["finalized"]) if document.get("finalized") else None,
         attempts=tuple(document.get("attempts") or ()),
         devices=document.get("devices"),
+        sources=document.get("sources"),
     )
 
 

@@ -13,7 +13,18 @@ epoch, so hours start at :00). Only bars that exist are returned; nothing is fil
   **Partial coarse bars are kept**: a coarse bar exists when at least one finer bar exists in its
   interval, because exchanges omit minute bars in which nothing traded, so a missing finer bar means
   "no trades", not "unknown". A range query is widened to whole coarse bars, so a bar returned is
-  always built from all the finer bars the store holds for its interval.
+  always built from all the finer bars the store holds for its interval. A range open at the end
+  (``end`` None, or past the last time pandas can hold) reads to the newest row stored.
+
+**Closed bars** (what a live feed may hand a model; ``bars_source`` and ``closed_before``). A bar the
+store holds at its own resolution is closed. A bar built from finer bars, ``[t, t + R)`` from bars of
+resolution ``f``, is closed once the store holds a finer bar of its series opened at ``t + R - f`` (its
+last constituent) or later: finer bars are stored whole and in time order, so nothing can join it. A
+bar built from trades is closed once a trade of its series at ``t + R`` or later is stored. Until then
+it is *forming*: ``read_bars`` returns it (partial) for a range reaching into it, and a feed holds it
+back, so a coarse bar is handed over once, whole, equal to the bar an offline build reads. A feed may
+also close bars by the wall clock (``closed_before(..., now=, grace=)``): every bar whose end is at least
+``grace`` before ``now``, for an exchange that stores nothing in a quiet minute.
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from atlas_ray.featurestore._schema import BAR_COLUMNS, Resolution, bars_kind
 if TYPE_CHECKING:
     from atlas_ray.featurestore._source import MarketSource
 
-__all__ = ["as_resolution", "bars_from_trades", "read_bars", "resample_bars"]
+__all__ = ["as_resolution", "bars_from_trades", "bars_source", "closed_before", "read_bars", "resample_bars"]
 
 _ALIASES: dict[str, Resolution] = {}
 for _resolution in Resolution:
@@ -145,10 +156,72 @@ def resample_bars(bars: pd.DataFrame, resolution: Resolution | str) -> pd.DataFr
 def _bounds(
     start: pd.Timestamp | str | None, end: pd.Timestamp | str | None, res: Resolution
 ) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-    """The finer-data range that covers whole coarse bars with ``start <= open < end``."""
-    lo = _utc(start).ceil(res.freq) if start is not None else None
-    hi = _utc(end).ceil(res.freq) if end is not None else None
+    """The finer-data range that covers whole coarse bars with ``start <= open < end`` (None: open)."""
+    lo = _ceil(_utc(start), res) if start is not None else None
+    hi = _ceil(_utc(end), res) if end is not None else None
     return lo, hi
+
+
+def _ceil(stamp: pd.Timestamp, res: Resolution) -> pd.Timestamp | None:
+    """``stamp`` rounded up to ``res``; None where that is past the last time pandas holds (2262-04-11:
+    ``Timestamp.max`` as an open end)."""
+    try:
+        return stamp.ceil(res.freq)
+    except (ValueError, OverflowError):  # OutOfBoundsDatetime is a ValueError
+        return None
+
+
+def bars_source(store: MarketSource, exchange: str, pair: str, resolution: Resolution | str) -> str:
+    """The kind ``read_bars`` builds bars at ``resolution`` from: ``bars_<res>`` stored at it, else the
+    coarsest stored finer bars that divide it, else ``trades``; ``MissingDataError`` when none is there."""
+    res = as_resolution(resolution)
+    kind = bars_kind(res)
+    if store.has(exchange, pair, kind):
+        return kind
+    finer = [
+        r
+        for r in Resolution
+        if r.seconds < res.seconds
+        and res.seconds % r.seconds == 0
+        and store.has(exchange, pair, bars_kind(r))
+    ]
+    if finer:
+        return bars_kind(max(finer, key=lambda r: r.seconds))
+    if store.has(exchange, pair, "trades"):
+        return "trades"
+    held = ", ".join(store.kinds(exchange, pair)) or "nothing"
+    raise MissingDataError(
+        f"no {res.short} bars for {exchange}/{pair}: the store at {store.root} holds no {kind}, no finer "
+        f"bars and no trades for it (it holds: {held})"
+    )
+
+
+def closed_before(
+    newest: pd.Timestamp | None,
+    source: str,
+    resolution: Resolution | str,
+    *,
+    now: pd.Timestamp | None = None,
+    grace: pd.Timedelta | None = None,
+) -> pd.Timestamp | None:
+    """The open time before which every bar at ``resolution`` is closed (see the module docstring), given
+    the time of the newest stored row of ``source`` (``bars_source``: the kind the bars are built from;
+    ``newest`` None when it holds nothing). With ``now`` and ``grace`` also every bar that ended at least
+    ``grace`` before ``now``. None: no bar is closed yet."""
+    res = as_resolution(resolution)
+    closed: pd.Timestamp | None = None
+    if newest is not None:
+        stamp = _utc(newest)
+        if source == "trades":
+            closed = stamp.floor(res.freq)
+        else:
+            closed = (stamp + as_resolution(source).offset).floor(res.freq)
+    if now is not None and grace is not None:
+        if grace < pd.Timedelta(0):
+            raise ValueError(f"The value of `grace` is {grace}, but must be `grace >= 0`.")
+        by_clock = (_utc(now) - grace).floor(res.freq)
+        closed = by_clock if closed is None else max(closed, by_clock)
+    return closed
 
 
 def _utc(value: pd.Timestamp | str) -> pd.Timestamp:
@@ -167,27 +240,13 @@ def read_bars(
     """The store's bars rule: stored bars at ``resolution``; else resampled from the coarsest stored
     finer resolution that divides it; else built from stored trades; else ``MissingDataError``."""
     res = as_resolution(resolution)
-    kind = bars_kind(res)
-    if store.has(exchange, pair, kind):
-        frame = store.read(exchange, pair, kind, start, end, columns=BAR_COLUMNS)
+    source = bars_source(store, exchange, pair, res)
+    if source == bars_kind(res):
+        frame = store.read(exchange, pair, source, start, end, columns=BAR_COLUMNS)
         return frame[list(BAR_COLUMNS)]
-    finer = [
-        r
-        for r in Resolution
-        if r.seconds < res.seconds
-        and res.seconds % r.seconds == 0
-        and store.has(exchange, pair, bars_kind(r))
-    ]
     lo, hi = _bounds(start, end, res)
-    if finer:
-        source = max(finer, key=lambda r: r.seconds)
-        fine = store.read(exchange, pair, bars_kind(source), lo, hi, columns=BAR_COLUMNS)
-        return resample_bars(fine, res)
-    if store.has(exchange, pair, "trades"):
+    if source == "trades":
         trades = store.read(exchange, pair, "trades", lo, hi, columns=["price", "size"])
         return bars_from_trades(trades, res)
-    held = ", ".join(store.kinds(exchange, pair)) or "nothing"
-    raise MissingDataError(
-        f"no {res.short} bars for {exchange}/{pair}: the store at {store.root} holds no {kind}, no finer "
-        f"bars and no trades for it (it holds: {held})"
-    )
+    fine = store.read(exchange, pair, source, lo, hi, columns=BAR_COLUMNS)
+    return resample_bars(fine, res)

@@ -10,6 +10,7 @@ import pytest
 
 from atlas_ray.errors import MissingDataError
 from atlas_ray.featurestore import MarketStore, Resolution, as_resolution, bars_from_trades, resample_bars
+from atlas_ray.featurestore._bars import bars_source, closed_before
 
 FREQS = {"1m": "1min", "5m": "5min", "10m": "10min", "1h": "1h"}
 
@@ -129,3 +130,67 @@ def test_resolution_names() -> None:
     assert as_resolution("bars_1h") is Resolution.HOUR
     with pytest.raises(ValueError, match=r"The value of `resolution` is '2m'"):
         as_resolution("2m")
+
+
+# ------------------------------------------------------------------------ open ends and closed bars
+@pytest.mark.parametrize("short", ["5m", "10m", "1h"])
+def test_a_range_open_to_the_end_of_time_reads_to_the_newest_bar(
+    minute_store: MarketStore, short: str
+) -> None:
+    # a feed following the store reads up to Timestamp.max: the end is open, not rounded past pandas' range
+    start = pd.Timestamp("2023-03-21 20:00", tz="UTC")
+    open_end = minute_store.bars("kraken", "btc_usd", short, start, pd.Timestamp.max.tz_localize("UTC"))
+    pd.testing.assert_frame_equal(open_end, minute_store.bars("kraken", "btc_usd", short, start))
+    assert open_end.index[-1] == pd.Timestamp("2023-03-21 23:59", tz="UTC").floor(FREQS[short])
+
+
+def test_bars_source_is_what_read_bars_reads(minute_store: MarketStore, bitflyer_store: MarketStore) -> None:
+    assert bars_source(minute_store, "kraken", "btc_usd", "1m") == "bars_1m"
+    assert bars_source(minute_store, "kraken", "btc_usd", "1h") == "bars_1m"
+    assert bars_source(bitflyer_store, "bitflyer", "btc_jpy", "5m") == "trades"
+    with pytest.raises(MissingDataError, match="no 5m bars for itbit/btc_usd"):
+        bars_source(minute_store, "itbit", "btc_usd", "5m")
+
+
+@pytest.mark.parametrize("short", ["1m", "5m", "10m", "1h"])
+def test_closed_bars_equal_the_bars_of_the_whole_store(minute_store: MarketStore, short: str) -> None:
+    """A store cut after any minute: the bars ``closed_before`` calls closed are exactly the bars the
+    whole store has there (the forming one is left out), at every resolution."""
+    res = as_resolution(short)
+    whole = minute_store.bars("kraken", "btc_usd", short, "2023-03-06 22:00", "2023-03-07 02:00")
+    fine = minute_store.read("kraken", "btc_usd", "bars_1m", "2023-03-06 22:00", "2023-03-07 02:00")
+    for cut in range(0, len(fine), 7):
+        newest = fine.index[cut]
+        closed = closed_before(newest, "bars_1m", res)
+        assert closed is not None and closed <= newest + pd.Timedelta("1min")
+        partial = resample_bars(fine.iloc[: cut + 1], res) if short != "1m" else fine.iloc[: cut + 1]
+        taken = partial.loc[partial.index < closed]
+        pd.testing.assert_frame_equal(taken, whole.loc[taken.index], check_dtype=False)
+        # every bar it leaves out is still forming: the next minute is part of it
+        assert len(partial) - len(taken) <= 1
+        if len(partial) > len(taken):
+            assert partial.index[-1] + res.offset > newest + pd.Timedelta("1min")
+    # from trades: closed once a trade at or after the end is stored
+    assert closed_before(pd.Timestamp("2023-03-07 01:04:59", tz="UTC"), "trades", "5m") == pd.Timestamp(
+        "2023-03-07 01:00", tz="UTC"
+    )
+    assert closed_before(pd.Timestamp("2023-03-07 01:05", tz="UTC"), "trades", "5m") == pd.Timestamp(
+        "2023-03-07 01:05", tz="UTC"
+    )
+
+
+def test_the_wall_clock_closes_bars_after_a_grace() -> None:
+    newest = pd.Timestamp("2023-03-07 01:01", tz="UTC")
+    now = pd.Timestamp("2023-03-07 01:05:20", tz="UTC")
+    assert closed_before(newest, "bars_1m", "5m") == pd.Timestamp("2023-03-07 01:00", tz="UTC")
+    grace = pd.Timedelta(seconds=30)
+    assert closed_before(newest, "bars_1m", "5m", now=now, grace=grace) == pd.Timestamp(
+        "2023-03-07 01:00", tz="UTC"
+    )
+    later = now + pd.Timedelta(seconds=10)
+    assert closed_before(newest, "bars_1m", "5m", now=later, grace=grace) == pd.Timestamp(
+        "2023-03-07 01:05", tz="UTC"
+    )
+    assert closed_before(None, "bars_1m", "5m") is None
+    with pytest.raises(ValueError, match="must be `grace >= 0`"):
+        closed_before(newest, "bars_1m", "5m", now=now, grace=-grace)

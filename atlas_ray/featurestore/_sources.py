@@ -59,6 +59,7 @@ __all__ = [
     "check_supplied",
     "decide",
     "decide_series",
+    "live_key",
     "range_days",
 ]
 
@@ -179,7 +180,7 @@ class Sources:
                     f"the recorded sources ({self.describe()}) hold none of "
                     f"{' or '.join(o.describe() for o in _chain(requirement))}"
                 )
-            key = _live_key(chosen, self.resolution)
+            key = live_key(chosen, self.resolution)
             if key not in out:
                 out.append(key)
         return out
@@ -232,7 +233,9 @@ class Sources:
         return cls(resolution, tuple(items), (days[0], days[1]) if days is not None else None)
 
 
-def _live_key(chosen: SeriesSource, resolution: Resolution) -> tuple[str, str, str]:
+def live_key(chosen: SeriesSource, resolution: Resolution) -> tuple[str, str, str]:
+    """The series a live feed supplies for ``chosen``: ``(exchange, pair, stored kind)``, bars at
+    ``resolution``'s kind unless they are built from trades."""
     if chosen.kind == "bars":
         read = "trades" if chosen.read == "trades" else bars_kind(resolution)
         return (chosen.exchange, chosen.pair, read)
@@ -269,11 +272,7 @@ def _candidates(kind: str, resolution: Resolution) -> list[str]:
     """The stored kinds that can supply ``kind`` at ``resolution``, in the rule's order."""
     if kind == "bars":
         finer = sorted(
-            (
-                r
-                for r in Resolution
-                if r.seconds < resolution.seconds and resolution.seconds % r.seconds == 0
-            ),
+            (r for r in Resolution if r.seconds < resolution.seconds and resolution.seconds % r.seconds == 0),
             key=lambda r: -r.seconds,
         )
         return [bars_kind(resolution), *(bars_kind(r) for r in finer), "trades"]

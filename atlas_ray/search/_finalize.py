@@ -7,7 +7,10 @@ the test block after the last fold for a ``WalkForward`` unit (the last fold's m
 categories), the test split of a ``TimeSplit`` unit.
 
 The test part is prepared again from the spec the search ran (the spec text recorded in
-``experiment.json``'s provenance, else the spec file), with the same seed, from the featureset cache;
+``experiment.json``'s provenance, else the spec file), with the same seed, from the featureset cache,
+reading every series from the source the trials recorded (``result.json``'s ``sources``, see
+``atlas_ray.featurestore._sources``; trials written before sources were recorded: decided from the
+store as before), so data ingested since (quotes for a later month) never changes what a trial reads;
 a trial whose stored scaling differs from the one prepared now (the data or the code changed since
 the search) is refused rather than tested on other data.
 
@@ -135,7 +138,11 @@ def finalize(
         raise SpecError(f"experiment {experiment}: no trial has a model and a validation {name} to test.")
     spec = spec if spec is not None else _recorded_spec(record)
     store = store if store is not None else MarketStore()
-    tests = _test_parts(spec, {r.identity.unit for r in chosen}, store)
+    recorded: dict[str, Mapping[str, Any]] = {}
+    for result in chosen:
+        if result.sources is not None:
+            recorded.setdefault(result.identity.unit, result.sources)
+    tests = _test_parts(spec, {r.identity.unit for r in chosen}, store, recorded)
     for result in chosen:
         _check_same_data(result, tests[result.identity.unit])
     opening = Opening(
@@ -174,19 +181,22 @@ def _recorded_spec(record: Experiment) -> WorkSpec:
     )
 
 
-def _test_parts(spec: WorkSpec, units: set[str], store: Any) -> dict[str, PreparedSet | FoldedSet]:
-    from atlas_ray.search._runner import _cached
-
+def _test_parts(
+    spec: WorkSpec, units: set[str], store: Any, recorded: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, PreparedSet | FoldedSet]:
+    """Each unit built again (by its trials' recorded sources where ``recorded`` has them) and
+    prepared as the search prepared it."""
     prepared: dict[str, PreparedSet | FoldedSet] = {}
     for unit in spec.units:
         if unit.name not in units:
             continue
         featureset = unit.featureset
+        sources = (recorded or {}).get(unit.name)
         try:
-            if _cached(featureset, unit, store):
-                frame = featureset.build(unit.start, unit.end, store)
+            if _cached(featureset, unit, store, sources):
+                frame = featureset.build(unit.start, unit.end, store, sources=sources)
             else:
-                frame = featureset.build_local(unit.start, unit.end, store)
+                frame = featureset.build_local(unit.start, unit.end, store, sources=sources)
             prepared[unit.name] = featureset.prepare(frame, unit.split, seed=spec.seed)
         except AtlasError as error:
             raise SpecError(f"unit `{unit.name}`: {' '.join(str(error).split())}") from None
@@ -194,6 +204,19 @@ def _test_parts(spec: WorkSpec, units: set[str], store: Any) -> dict[str, Prepar
     if missing:
         raise SpecError(f"the spec {spec.name} has no unit(s) {missing} that the chosen trials ran on.")
     return prepared
+
+
+def _cached(featureset: Any, unit: Any, store: Any, sources: Mapping[str, Any] | None) -> bool:
+    """Whether the featureset cache holds the unit's frame built by ``sources``."""
+    import pyarrow.fs as pafs
+
+    try:
+        path = featureset.cache_path(unit.start, unit.end, store, sources=sources)
+    except (AttributeError, TypeError, AtlasError):
+        return False
+    # ``cache_path`` is a path on the store's filesystem (in a bucket "bucket/key", not a URI).
+    fs, _ = _storage.filesystem(str(getattr(store, "root", path)))
+    return bool(fs.get_file_info(path).type != pafs.FileType.NotFound)
 
 
 def _check_same_data(result: ResultsObject, prepared: PreparedSet | FoldedSet) -> None:

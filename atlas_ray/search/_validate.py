@@ -5,7 +5,8 @@ the model and the field, the value and the rule: names (non-empty, unique), reso
 dates (``start < end``), the featureset (a FeatureLabelSet whose labels are not among its features),
 each model (known, its space's parameters known and every value it can take accepted, windowed models
 only on windowed featuresets and flat models only on flat ones), the scheduler's metric (one the
-models report), and the data (every series the featureset reads is in the store over the range).
+models report), and the data (the source rule, ``atlas_ray.featurestore._sources``, finds a source
+in the store for every series the featureset reads over the range).
 ``check_prepared`` runs once a unit is prepared: the models support its task and report the metric.
 """
 
@@ -240,43 +241,24 @@ def _strip_model(message: str, name: str) -> str:
 
 
 def _check_data(unit: WorkUnit, store: Any) -> None:
-    """Every series the unit's featureset reads exists in ``store`` and has a day within the range."""
-    import pandas as pd
-
-    from atlas_ray.featurestore._build import parse_range
-
+    """The store can supply every series the unit's featureset reads over the unit's range: the
+    source rule's decision (``atlas_ray.featurestore._sources``, the one the build reads by) can be
+    made; bars coarser than the store's are resampled, so a 5-minute featureset on a 1-minute store
+    passes."""
     featureset = unit.featureset
-    if not hasattr(featureset, "_missing_check") or not hasattr(featureset, "resolution"):
+    if not hasattr(featureset, "sources") or not hasattr(featureset, "resolution"):
         return  # not a FeatureLabelSet: its build reports missing data itself
+    from atlas_ray.featurestore._sources import decide
+
     try:
-        lo, hi = parse_range(unit.start, unit.end, featureset.resolution)
-        featureset._missing_check(store, lo, hi)
+        featureset.sources(unit.start, unit.end, store)
     except AtlasError as error:
-        raise SpecError(f"unit `{unit.name}`, field `featureset`: {' '.join(str(error).split())}") from None
-    first, last = lo.strftime("%Y-%m-%d"), (hi - pd.Timedelta(1)).strftime("%Y-%m-%d")
-    for feature in featureset.columns:
-        for requirement in feature.requirements():
-            options, held = [], []
-            option = requirement
-            while option is not None:
-                options.append(option)
-                dates = store.dates(option.exchange, option.pair, _kind_name(option))
-                held.extend(dates)
-                if any(first <= date <= last for date in dates):
-                    break
-                option = option.fallback
-            else:
-                stored = f"{min(held)} .. {max(held)}" if held else "no dates"
-                raise SpecError(
-                    f"unit `{unit.name}`, field `start`: {feature.name} needs {options[0].describe()} in "
-                    f"[{first}, {last}], but the store at {store.root} holds {stored}."
-                )
-
-
-def _kind_name(requirement: Any) -> str:
-    from atlas_ray.featurestore._schema import bars_kind
-
-    return bars_kind(requirement.resolution) if requirement.kind == "bars" else str(requirement.kind)
+        try:  # held on other days: the range is wrong; held nowhere: the featureset is
+            decide(store, featureset.columns, None, None, featureset.resolution)
+            field = "start"
+        except AtlasError:
+            field = "featureset"
+        raise SpecError(f"unit `{unit.name}`, field `{field}`: {' '.join(str(error).split())}") from None
 
 
 def check_prepared(spec: WorkSpec, unit: WorkUnit, prepared: PreparedSet) -> None:

@@ -35,11 +35,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from atlas_ray.errors import AtlasError, MissingDataError
 from atlas_ray.featurestore._feature import DataRequirement
 from atlas_ray.featurestore._market_data import MarketData
 from atlas_ray.featurestore._prepared import Task
 from atlas_ray.featurestore._schema import bars_kind
 from atlas_ray.featurestore._source import MarketSource
+from atlas_ray.featurestore._sources import check_supplied, decide_series, live_key
 from atlas_ray.featurestore._windows import cut_windows, window_ends
 from atlas_ray.serve._events import REASONS, EventError, MarketEvent, parse_event
 from atlas_ray.serve._live_market import LiveMarket, SeriesKey
@@ -85,19 +87,51 @@ def required_series(
 ) -> list[SeriesKey]:
     """The series the model reads, each as the store kind a feed must supply.
 
-    A requirement with a fallback (``Midpoint``: quotes, else bars) is resolved the way the training
-    build resolved it, against ``source`` (the market store) when given, else to its first choice.
-    Bars come as bars at the model's resolution, or as trades where the store built them from trades.
-    ``only`` (e.g. ``{"bars"}`` for a feed that gives bars alone) picks the first choice of those kinds.
+    A trial with recorded sources (``served.sources``, see ``atlas_ray.featurestore._sources``) reads
+    exactly what its training build read: quotes where it read quotes, bars where it fell back to
+    bars (whatever the store holds now), bars at the model's resolution, or trades where its bars were
+    built from trades. ``source`` given (a market store a feed reads): it must hold every stored kind
+    recorded; ``only`` given (e.g. ``{"bars"}`` for a feed that gives bars alone, bars from trades
+    included): every recorded series must be of those kinds. Either refusal is an ``AtlasError``
+    naming the series and the kind, said before anything starts.
+
+    A trial written before sources were recorded is resolved as it was then (``_resolve``): against
+    ``source`` when given, by the source rule over the whole store, else to its first choice; ``only``
+    picks the first choice of those kinds.
     """
     fls = served.featureset
-    out: list[SeriesKey] = []
-    for feature in fls.features:
-        for requirement in feature.requirements():
+    requirements = [r for feature in fls.features for r in feature.requirements()]
+    recorded = served.sources
+    if recorded is None:
+        out: list[SeriesKey] = []
+        for requirement in requirements:
             chosen = _resolve(_restricted(requirement, only), source, fls.resolution)
             if chosen not in out:
                 out.append(chosen)
-    return out
+        return out
+    where = f"trial {served.trial_id} of {served.experiment}"
+    used = []
+    for requirement in requirements:
+        found = recorded.choose(requirement)
+        if found is None:
+            raise AtlasError(
+                f"{where}: its recorded sources ({recorded.describe()}) name no source for "
+                f"{requirement.describe()}; the trial cannot be served."
+            )
+        if only is not None and found.kind not in only:
+            raise AtlasError(
+                f"{where} reads {found.kind} for {found.exchange} {found.pair} (its recorded source: "
+                f"{found.describe()}), but this feed supplies {' and '.join(sorted(only))} only."
+            )
+        if found not in used:
+            used.append(found)
+    if source is not None and not isinstance(source, LiveMarket):
+        # (a live market holds what its feed declared; a swapped-in model declares what it adds)
+        try:
+            check_supplied(source, recorded, None, used)
+        except MissingDataError as error:
+            raise AtlasError(f"{where}: {error}") from None
+    return list(dict.fromkeys(live_key(found, fls.resolution) for found in used))
 
 
 def _restricted(requirement: DataRequirement, only: frozenset[str] | None) -> DataRequirement:
@@ -112,25 +146,14 @@ def _restricted(requirement: DataRequirement, only: frozenset[str] | None) -> Da
 
 
 def _resolve(requirement: DataRequirement, source: MarketSource | None, resolution: Any) -> SeriesKey:
+    """The series of a requirement without a recorded decision: the first option of its chain that
+    ``source`` holds anywhere, supplied by the source rule's stored kind (``_sources.decide_series``),
+    else (no source, or none held) the first choice."""
     option: DataRequirement | None = requirement
-    while option is not None:
-        if source is None:
-            break
-        if option.kind == "bars":
-            if source.has(option.exchange, option.pair, bars_kind(resolution)):
-                return (option.exchange, option.pair, bars_kind(resolution))
-            finer = [k for k in source.kinds(option.exchange, option.pair) if k.startswith("bars_")]
-            if finer:
-                return (option.exchange, option.pair, bars_kind(resolution))
-            if source.has(option.exchange, option.pair, "trades"):
-                return (option.exchange, option.pair, "trades")
-        elif option.kind == "quotes":
-            if source.has(option.exchange, option.pair, "quotes"):
-                return (option.exchange, option.pair, "quotes")
-            if source.has(option.exchange, option.pair, "book"):
-                return (option.exchange, option.pair, "book")
-        elif source.has(option.exchange, option.pair, option.kind):
-            return (option.exchange, option.pair, option.kind)
+    while option is not None and source is not None:
+        found = decide_series(source, option.exchange, option.pair, option.kind, resolution, None)
+        if found is not None:
+            return live_key(found, resolution)
         option = option.fallback
     first = requirement
     kind = bars_kind(resolution) if first.kind == "bars" else first.kind

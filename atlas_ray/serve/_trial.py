@@ -3,7 +3,9 @@
 ``find_trial(experiment, trial=ID)`` or ``find_trial(experiment, best=True, metric=NAME)`` reads the
 trial's ResultsObject and checks that it can be served: it finished without error, its ``model.keras``
 is there and whole (a zip holding Keras' ``config.json``), and its featureset definition, scaling and
-categories are readable. Every refusal is an ``AtlasError`` naming the experiment, the trial and the
+categories are readable, and so are its recorded sources (``result.json``'s ``sources``: where each
+series the featureset read came from, see ``atlas_ray.featurestore._sources``; the live feeds supply
+exactly those). Every refusal is an ``AtlasError`` naming the experiment, the trial and the
 file, so the command line says it in one line and exits 2 before Ray starts.
 
 ``--best`` picks the trial with the best validation figure of ``metric`` (default the experiment's own
@@ -24,6 +26,7 @@ from atlas_ray import _storage
 from atlas_ray.errors import AtlasError, FeatureError
 from atlas_ray.featurestore._featureset import FeatureLabelSet
 from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore._sources import Sources
 from atlas_ray.search._experiment import EXPERIMENT_FILE, load_experiment, trial_ids_on_disk
 from atlas_ray.search._results import MODEL_FILE, RESULT_FILE, ResultsObject, TrialStatus, _fs, read_result
 
@@ -41,6 +44,9 @@ class ServedTrial:
     experiment_name: str
     result: ResultsObject
     featureset: FeatureLabelSet
+    sources: Sources | None = None
+    """The recorded decision of where each series comes from; None for a trial written before
+    decisions were recorded (its feeds decide from the store, as they did then)."""
 
     @property
     def trial_id(self) -> str:
@@ -102,7 +108,25 @@ def find_trial(
     except FeatureError as error:
         raise AtlasError(f"{directory}/{RESULT_FILE}: the featureset cannot be rebuilt: {error}") from None
     _check_scaling(result, directory, featureset)
-    return ServedTrial(str(experiment), header.name, result, featureset)
+    sources = _recorded_sources(result, directory, featureset)
+    return ServedTrial(str(experiment), header.name, result, featureset, sources)
+
+
+def _recorded_sources(
+    result: ResultsObject, directory: str, featureset: FeatureLabelSet
+) -> Sources | None:
+    if result.sources is None:
+        return None
+    try:
+        sources = Sources.from_json(dict(result.sources))
+    except (TypeError, ValueError) as error:
+        raise AtlasError(f"{directory}/{RESULT_FILE}: the recorded sources cannot be read: {error}") from None
+    if sources.resolution != featureset.resolution:
+        raise AtlasError(
+            f"{directory}/{RESULT_FILE}: the recorded sources are at {sources.resolution.value}, but the "
+            f"featureset is at {featureset.resolution.value}."
+        )
+    return sources
 
 
 def _read(directory: str) -> ResultsObject:

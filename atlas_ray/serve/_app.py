@@ -70,12 +70,15 @@ def serve_main(options: ServeOptions) -> int:
     name = check_name(options.name or served.experiment_name)
     feed = parse_feed(options.feed)
     url = redis_url(options.redis)
-    # the store the model was trained from decides which series a feed supplies (quotes or bars for a
-    # Midpoint, bars or trades for bars), as it decided for the training build; a GDS feed hands over
-    # the bars it builds from the trades it reads: bars, whatever the store keeps
+    # the trial's recorded sources (atlas_ray.featurestore._sources) decide which series a feed supplies
+    # (quotes or bars for a Midpoint, bars or trades for bars), as they decided the training build; a
+    # store: / replay: feed's store must hold them; a GDS feed hands over the bars it builds from the
+    # trades it reads: bars only. A trial without recorded sources: decided from the store, as before.
     store = MarketStore(options.store)
     if feed.kind == "gds":
         series = required_series(served, None, only=frozenset({"bars"}))
+    elif served.sources is not None:
+        series = required_series(served, store if feed.kind in ("replay", "store") else None)
     else:
         series = required_series(served, store if _holds_anything(store) else None)
     if feed.kind in ("replay", "store"):

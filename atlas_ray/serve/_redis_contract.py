@@ -9,7 +9,9 @@ For a live model named ``NAME`` (letters, digits, ``_ . -``):
   so redis itself refuses a bar written again (a replay, a restart, a write retried after a timeout)
   or an older one ("equal or smaller than the target stream top item"): a writer counts such a bar as
   ``repeated``, never as an error, and the rest of its batch is written. ``XRANGE`` by time is
-  ``XRANGE key <start_ms> <end_ms>``;
+  ``XRANGE key <start_ms> <end_ms>``. A stream written by atlas_ray before this rule (its entry ids
+  were the write times, which would refuse every older bar) is renamed once, on the writer's start,
+  to ``atlas:pred:NAME:stream:legacy`` (``legacy_stream_key``), its entries kept there;
 * channel ``atlas:pred:NAME``: each prediction ``PUBLISH``-ed as one JSON object with the same fields;
 * optionally (``--gryphon-key``) the string key ``ML_PREDICTION``: the latest prediction as that JSON
   object, for strategies written for Gryphon Atlas' model runner.
@@ -64,6 +66,7 @@ __all__ = [
     "check_name",
     "fields",
     "latest_key",
+    "legacy_stream_key",
     "masked_url",
     "redis_url",
     "stream_id",
@@ -93,6 +96,11 @@ def latest_key(name: str) -> str:
 
 def stream_key(name: str) -> str:
     return f"{PREFIX}:{name}:stream"
+
+
+def legacy_stream_key(name: str) -> str:
+    """Where a stream of ``name`` written before entry ids were bar times is kept (see the docstring)."""
+    return f"{PREFIX}:{name}:stream:legacy"
 
 
 def channel(name: str) -> str:

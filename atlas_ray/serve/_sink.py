@@ -53,6 +53,7 @@ from atlas_ray.serve._redis_contract import (
     fields,
     is_repeated,
     latest_key,
+    legacy_stream_key,
     masked_url,
     parse_iso,
     stream_id,
@@ -67,6 +68,22 @@ log = logging.getLogger("atlas_ray.serve")
 _BATCH = 500
 _BACKOFF_FIRST = 0.1
 _BACKOFF_CAP = 5.0
+
+
+def _written_before_bar_ids(info: dict[Any, Any]) -> bool:
+    """Whether ``XINFO STREAM``'s newest entry has an id other than its bar's (``ts``) time."""
+    last = info.get("last-entry", info.get(b"last-entry"))
+    if not last:
+        return False
+    entry_id, entry = last
+    ts = entry.get("ts", entry.get(b"ts")) if isinstance(entry, dict) else None
+    if ts is None:
+        return False
+    try:
+        stamp = parse_iso(ts.decode() if isinstance(ts, bytes) else str(ts))
+    except ValueError:
+        return False
+    return bool(stream_stamp(entry_id) != stamp)
 
 
 class RedisSink:
@@ -259,9 +276,27 @@ class RedisSink:
                 raise
             self._top = None
         else:
-            last = info.get("last-generated-id", info.get(b"last-generated-id"))
-            self._top = stream_stamp(last) if last is not None else None
+            if _written_before_bar_ids(info):
+                await self._keep_legacy_stream()
+                self._top = None
+            else:
+                last = info.get("last-generated-id", info.get(b"last-generated-id"))
+                self._top = stream_stamp(last) if last is not None else None
         self._top_known = True
+
+    async def _keep_legacy_stream(self) -> None:
+        """Rename a stream whose entry ids are write times (atlas_ray before one entry per bar): its
+        ids would refuse every bar older than its newest write."""
+        target = legacy_stream_key(self.name)
+        if not await self._client.renamenx(stream_key(self.name), target):
+            target = f"{target}:{int(time.time())}"
+            await self._client.renamenx(stream_key(self.name), target)
+        log.warning(
+            "the stream %s was written by an older atlas_ray (its entry ids are write times, not bar "
+            "times); renamed to %s, entries kept there; new entries are one per bar",
+            stream_key(self.name),
+            target,
+        )
 
     def _mark_down(self, error: BaseException) -> None:
         now = time.monotonic()

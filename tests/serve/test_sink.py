@@ -228,3 +228,23 @@ def test_the_stream_is_still_trimmed(server: RedisServer) -> None:
     assert sink.snapshot()["written"] == 2_000
     assert 100 <= client.xlen("atlas:pred:trimmed:stream") < 400  # MAXLEN ~ 100: whole nodes trimmed
     assert bars(client, "trimmed")[-1] == 1_999
+
+
+def test_a_stream_written_before_bar_ids_is_kept_aside(server: RedisServer) -> None:
+    """An older atlas_ray's stream (entry ids: the write times, after every bar) would refuse each bar:
+    it is renamed once, its entries kept, and the bars written one per bar."""
+    client = server.client()
+    for prediction in predictions(0, 3):
+        client.xadd("atlas:pred:legacy:stream", fields(prediction))  # ids: now, as the old writer did
+
+    async def scenario() -> RedisSink:
+        sink = RedisSink(server.url, "legacy", resume=False)
+        await sink.start()
+        await sink.write(predictions(0, 5))
+        await sink.close()
+        return sink
+
+    sink = asyncio.run(scenario())
+    assert sink.snapshot()["written"] == 5
+    assert bars(client, "legacy") == list(range(5))
+    assert client.xlen("atlas:pred:legacy:stream:legacy") == 3

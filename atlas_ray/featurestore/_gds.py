@@ -49,14 +49,21 @@ import pandas as pd
 import pymysql
 
 from atlas_ray.errors import IngestError
-from atlas_ray.featurestore._bars import as_resolution
+from atlas_ray.featurestore._bars import as_resolution, closed_before
 from atlas_ray.featurestore._formats import Source
 from atlas_ray.featurestore._gds_url import GdsUrl, mask_url, parse_gds_url
 from atlas_ray.featurestore._gds_watermark import SETTLE_SECONDS, StateFile, Watermark
-from atlas_ray.featurestore._ingest import REJECT_REASONS, IngestReport, prepare_source, validate_name
+from atlas_ray.featurestore._ingest import (
+    REJECT_REASONS,
+    IngestReport,
+    neighbours_of,
+    prepare_source,
+    validate_name,
+)
 from atlas_ray.featurestore._orderbook import BOOK_DEPTH, quotes_from_book
 from atlas_ray.featurestore._schema import Resolution
 from atlas_ray.featurestore._store import MarketStore, dedupe_keys
+from atlas_ray.featurestore._validate_rows import RowChecks
 
 __all__ = [
     "GdsReader",
@@ -412,7 +419,9 @@ class GdsReader:
             batches, skipped = _book_sources(rows, self.exchanges, self.pair, self.url.masked)
         prepared = []
         for (exchange, pair), source in batches.items():
-            batch = prepare_source(source, f"gds:{table.name}")
+            # The stored rows next to the page's: a short page at ten times the stored price is refused.
+            neighbours = neighbours_of(self.store, exchange, pair, source, RowChecks())
+            batch = prepare_source(source, f"gds:{table.name}", neighbours=neighbours)
             if source.kind == "book":
                 book = batch.outputs["book"]
                 batch = replace(batch, outputs={"book": book, "quotes": quotes_from_book(book)})
@@ -433,7 +442,7 @@ class GdsReader:
         quotes: dict[tuple[str, str], pd.DataFrame] = {}
         for (exchange, pair), batch in prepared:
             written = {kind: counts.get((exchange, pair, kind), 0) for kind in batch.outputs}
-            reports.append(batch.report(exchange, pair, written))
+            reports.append(batch.report(written, exchange, pair))
             if "trades" in batch.outputs:
                 trades[(exchange, pair)] = batch.outputs["trades"].set_index("timestamp")
             if "quotes" in batch.outputs:
@@ -824,20 +833,54 @@ def follow_bars(
     exchanges: Sequence[str] | None = None,
     pair: str | None = None,
     stop: threading.Event | None = None,
+    after: Mapping[tuple[str, str], pd.Timestamp] | None = None,
+    grace: pd.Timedelta | None = None,
 ) -> Iterator[dict[tuple[str, str], pd.DataFrame]]:
     """``follow`` for a live model: after each round, the bars at ``resolution`` that closed since the
-    last round, by ``(exchange, pair)`` (an empty dict when none did), each bar once.
+    last round, by ``(exchange, pair)`` (an empty dict when none did), each bar once, read back from the
+    store (every stored trade of its interval, as an offline build reads it).
 
-    A bar closes when a later trade is stored (see ``new_bars``). A trade committed late into a bar
-    already given updates the store (features read it from there) but does not give the bar again.
-    """
-    given: dict[tuple[str, str], pd.Timestamp] = {}
+    A bar closes when a trade at or after its end is stored (``closed_before``; with ``grace`` also when
+    the wall clock is ``grace`` past its end). A trade committed late into a bar already given updates
+    the store (features read it from there) but does not give the bar again.
+
+    Where to start, per series: after the bar ``after`` gives for it (the last bar handed over before a
+    restart: the bars after it come whether their trades were read in this run or before, so the bar
+    open at a crash, its first trades read already, comes once it closes); else at the bar of the first
+    trade read."""
+    res = as_resolution(resolution)
+    following: dict[tuple[str, str], pd.Timestamp] = {
+        series: pd.Timestamp(stamp).floor(res.freq) + res.offset for series, stamp in (after or {}).items()
+    }
+    newest: dict[tuple[str, str], pd.Timestamp | None] = {}
     for round in follow(store, url, interval=interval, exchanges=exchanges, pair=pair, stop=stop):
-        out = {
-            series: bars
-            for series, bars in new_bars(store, round, resolution, after=given).items()
-            if len(bars)
-        }
-        for series, bars in out.items():
-            given[series] = bars.index[-1]
+        for series, trades in round.trades.items():
+            if trades.empty:
+                continue
+            last = pd.DatetimeIndex(trades.index).max()
+            if series not in newest:
+                newest[series] = _newest_trade(store, series)
+            held = newest[series]
+            newest[series] = last if held is None else max(held, last)
+            following.setdefault(series, pd.DatetimeIndex(trades.index).min().floor(res.freq))
+        now = pd.Timestamp.now(tz="UTC") if grace is not None else None
+        out: dict[tuple[str, str], pd.DataFrame] = {}
+        for series, start in following.items():
+            if series not in newest:
+                newest[series] = _newest_trade(store, series)
+            closed = closed_before(newest[series], "trades", res, now=now, grace=grace)
+            if closed is None or closed <= start:
+                continue
+            bars = store.bars(series[0], series[1], res, start=start, end=closed)
+            following[series] = closed
+            if len(bars):
+                out[series] = bars
         yield out
+
+
+def _newest_trade(store: MarketStore, series: tuple[str, str]) -> pd.Timestamp | None:
+    """The time of the newest trade of ``series`` in the store (None: none stored)."""
+    try:
+        return store.time_range(series[0], series[1], "trades")[1]
+    except KeyError:
+        return None

@@ -1,9 +1,10 @@
 """``python -m atlas_ray.serve EXPERIMENT (--trial ID | --best [--metric NAME]) [--name NAME]
-[--feed FEED] [--redis URL] [--address ADDR] [--store ROOT] [--speed X]``: a trial live on Ray Serve,
-its predictions in redis.
+[--feed FEED] [--redis URL] [--address ADDR] [--store ROOT] [--speed X] [--grace S]
+[--http-host HOST] [--http-token-file FILE]``: a trial live on Ray Serve, its predictions in redis.
 
 A user mistake (no such experiment or trial, an incomplete model directory, a bad feed, redis not
-answering) prints one ``error:`` line and exits 2 before anything starts.
+answering, an HTTP host beyond 127.0.0.1 without a token) prints one ``error:`` line and exits 2
+before anything starts.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--feed",
         default="http",
-        help="replay:START/END, store: or store:START, or http (default: bars POSTed over HTTP)",
+        help="replay:START/END, store: or store:START, gds:mysql://USER@HOST/DB, or http (default: bars "
+        "POSTed over HTTP)",
     )
     parser.add_argument("--redis", help="redis URL (default $REDIS_URL or redis://127.0.0.1:6379/0)")
     parser.add_argument("--address", help="join a running Ray cluster ('auto' or host:port)")
@@ -42,9 +44,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--speed", type=float, default=1.0, help="replay speed: 1 real time, 0 as fast as possible"
     )
-    parser.add_argument("--poll", type=float, default=5.0, help="store: feed poll interval in seconds")
+    parser.add_argument("--poll", type=float, default=5.0, help="store: / gds: feed poll interval in seconds")
     parser.add_argument(
-        "--http-host", default="127.0.0.1", help="Serve's HTTP proxy host (default 127.0.0.1)"
+        "--grace",
+        type=float,
+        help="store: / gds: also close a bar built from finer bars or trades this many seconds after its "
+        "end by the wall clock (default: only once a later finer bar or trade is stored)",
+    )
+    parser.add_argument(
+        "--http-host",
+        default="127.0.0.1",
+        help="Serve's HTTP proxy host (default 127.0.0.1; any other needs a token: $ATLAS_HTTP_TOKEN or "
+        "--http-token-file)",
+    )
+    parser.add_argument(
+        "--http-token-file",
+        help="a file whose first line is the bearer token every HTTP request must carry "
+        "(default $ATLAS_HTTP_TOKEN; required beyond 127.0.0.1)",
     )
     parser.add_argument("--http-port", type=int, default=8000, help="Serve's HTTP proxy port (default 8000)")
     parser.add_argument("--status-every", type=float, default=60.0, help="seconds between status lines")
@@ -77,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             status_every=args.status_every,
             gryphon_key=args.gryphon_key,
             buffer=args.buffer,
+            grace=args.grace,
+            http_token_file=args.http_token_file,
         )
     )
 

@@ -21,10 +21,22 @@ from typing import Any
 import pandas as pd
 
 from atlas_ray.errors import AtlasError
+from atlas_ray.featurestore._bars import bars_source
 from atlas_ray.featurestore._market_data import MarketData
 from atlas_ray.featurestore._store import MarketStore
 from atlas_ray.serve._engine import required_series
-from atlas_ray.serve._feeds import Feed, history_events, paced, parse_feed, replay_ticks, series_events
+from atlas_ray.serve._feeds import (
+    Feed,
+    closed_through,
+    gds_pushes,
+    history_events,
+    paced,
+    parse_feed,
+    replay_ticks,
+    series_events,
+    store_pushes,
+)
+from atlas_ray.serve._http import http_token, token_digest
 from atlas_ray.serve._redis_contract import check_name, latest_key, masked_url, parse_iso, redis_url
 from atlas_ray.serve._trial import ServedTrial, find_trial
 
@@ -51,6 +63,8 @@ class ServeOptions:
     status_every: float = 60.0
     gryphon_key: bool = False
     buffer: int = 10_000
+    grace: float | None = None
+    http_token_file: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,6 +100,10 @@ def serve_main(options: ServeOptions) -> int:
         _check_store(served, store, feed)
     if options.speed < 0:
         raise AtlasError(f"The value of `--speed` is {options.speed}, but must be `--speed >= 0`.")
+    if options.grace is not None and options.grace < 0:
+        raise AtlasError(f"The value of `--grace` is {options.grace}, but must be `--grace >= 0`.")
+    grace = None if options.grace is None else pd.Timedelta(seconds=options.grace)
+    token = http_token(options.http_host, options.http_token_file)
     resume_after = _check_redis(url, name)
     print(
         f"atlas_ray.serve: {name} <- trial {served.trial_id} of {served.experiment} "
@@ -113,6 +131,7 @@ def serve_main(options: ServeOptions) -> int:
         "buffer": options.buffer,
         "version": 1,
         "resume": feed.kind in ("store", "gds"),
+        "http_token_sha256": None if token is None else token_digest(token),
     }
     if _is_live(name):
         handle = serve.get_app_handle(name)
@@ -138,10 +157,10 @@ def serve_main(options: ServeOptions) -> int:
             _replay(handle, served, store, series, feed, options.speed, stop)
         elif feed.kind == "store":
             assert store is not None
-            _follow_store(handle, served, store, series, feed, options.poll, resume_after, stop)
+            _follow_store(handle, served, store, series, feed, options.poll, resume_after, grace, stop)
         elif feed.kind == "gds":
             assert store is not None
-            _follow_gds(handle, served, store, series, feed, options.poll, stop)
+            _follow_gds(handle, served, store, series, feed, options.poll, resume_after, grace, stop)
         else:
             while not stop():
                 time.sleep(0.2)
@@ -252,6 +271,13 @@ def _replay(
     assert feed.start is not None and feed.end is not None
     resolution = served.featureset.resolution
     lo, hi = feed.start.ceil(resolution.freq), feed.end.ceil(resolution.freq)
+    # bars built from finer bars or trades: not past the last closed one (a store still being written
+    # may hold a coarse bar that is forming; it is not replayed as if it had closed)
+    for key in series:
+        if key[2].startswith("bars_") and bars_source(store, key[0], key[1], key[2]) != key[2]:
+            closed = closed_through(store, key, resolution)
+            hi = min(hi, closed) if closed is not None else lo
+    hi = max(hi, lo)
     warm = history_events(store, series, resolution, lo - _history(served), lo)
     handle.push.remote({"events": warm, "through": (lo - resolution.offset).value, "warm": True}).result()
     for push, _ in paced(replay_ticks(store, series, resolution, lo, hi), speed, stopped=stop):
@@ -267,47 +293,46 @@ def _follow_store(
     feed: Feed,
     poll: float,
     resume_after: int | None,
+    grace: pd.Timedelta | None,
     stop: _Stop,
 ) -> None:
-    """Poll the store; push every row newer than the last pushed one, per series."""
+    """Poll the store (``store_pushes``); push every closed bar (and every other row) not pushed yet."""
     resolution = served.featureset.resolution
     step = resolution.offset
+    marks = [closed_through(store, key, resolution) for key in series]
     if resume_after is not None:
         start = pd.Timestamp(resume_after, tz="UTC") + step
     elif feed.start is not None:
         start = feed.start.ceil(resolution.freq)
     else:
-        newest = [n for n in (_newest(store, key) for key in series) if n is not None]
-        latest = min(newest) if len(newest) == len(series) else pd.Timestamp.now(tz="UTC")
-        start = latest.floor(resolution.freq)
-    warm = history_events(store, series, resolution, start - _history(served), start)
+        known = [m for m in marks if m is not None]
+        # the newest bar closed in every series (predicted at once), else the bar open now
+        latest = min(known) if known and len(known) == len(marks) else pd.Timestamp.now(tz="UTC")
+        start = (latest - pd.Timedelta(1, "ns")).floor(resolution.freq)
+    warm = _closed_history(store, series, resolution, start - _history(served), start, marks)
     handle.push.remote({"events": warm, "through": (start - step).value, "warm": True}).result()
-    sent = dict.fromkeys(series, start - pd.Timedelta(1, "ns"))
-    while not stop():
-        events: list[dict[str, object]] = []
-        for key in series:
-            rows = series_events(
-                store, key, resolution, sent[key] + pd.Timedelta(1, "ns"), pd.Timestamp.max.tz_localize("UTC")
-            )
-            if rows:
-                sent[key] = pd.Timestamp(int(rows[-1][1]["ts_ns"]), tz="UTC")  # type: ignore[call-overload]
-                events.extend(event for _, event in rows)
+    for events in store_pushes(store, series, resolution, start, poll=poll, stop=stop.event, grace=grace):
         if events:
             handle.push.remote({"events": events}).result()
-        stop.event.wait(poll)
 
 
-def _newest(store: MarketStore, key: tuple[str, str, str]) -> pd.Timestamp | None:
-    exchange, pair, kind = key
-    source_kind = (
-        kind
-        if store.has(exchange, pair, kind)
-        else next((k for k in store.kinds(exchange, pair) if k.startswith("bars_")), "trades")
-    )
-    try:
-        return store.time_range(exchange, pair, source_kind)[1]
-    except KeyError:
-        return None
+def _closed_history(
+    store: MarketStore,
+    series: list[tuple[str, str, str]],
+    resolution: Any,
+    lo: pd.Timestamp,
+    hi: pd.Timestamp,
+    marks: list[pd.Timestamp | None],
+) -> list[dict[str, object]]:
+    """``history_events`` over ``[lo, hi)``, each series only up to where it is closed (``marks``): a bar
+    still forming is left to the feed, which hands it over once it closes."""
+    ticks = []
+    for key, mark in zip(series, marks, strict=True):
+        end = hi if mark is None else min(hi, mark)
+        if end > lo:
+            ticks.extend(series_events(store, key, resolution, lo, end))
+    ticks.sort(key=lambda item: item[0])
+    return [event for _, event in ticks]
 
 
 def _follow_gds(
@@ -317,38 +342,25 @@ def _follow_gds(
     series: list[tuple[str, str, str]],
     feed: Feed,
     poll: float,
+    resume_after: int | None,
+    grace: pd.Timedelta | None,
     stop: _Stop,
 ) -> None:
-    """Read the Gryphon Data Service into the store as it fills, and push each bar that closes."""
-    from atlas_ray.featurestore._gds import follow_bars
-
+    """Read the Gryphon Data Service into the store as it fills, and push each bar once it closes
+    (``gds_pushes``). After a restart it goes on after the newest prediction in redis."""
     resolution = served.featureset.resolution
-    markets = {(e, p) for e, p, _ in series}
-    warmed = False
-    for bars in follow_bars(store, feed.url, resolution=resolution, interval=poll, stop=stop.event):
-        events: list[dict[str, object]] = []
-        for (exchange, pair), frame in bars.items():
-            if (exchange, pair) not in markets or frame.empty:
-                continue
-            if not warmed:
-                first = frame.index[0]
-                history = history_events(store, series, resolution, first - _history(served), first)
-                handle.push.remote({"events": history, "warm": True}).result()
-                warmed = True
-            for stamp, row in zip(frame.index, frame.to_dict("records"), strict=True):
-                event: dict[str, object] = {
-                    "exchange": exchange,
-                    "pair": pair,
-                    "kind": "bars",
-                    "resolution": resolution.short,
-                    "ts_ns": int(stamp.value),
-                }
-                event.update(
-                    {k: float(v) for k, v in row.items() if k in ("open", "high", "low", "close", "volume")}
-                )
-                events.append(event)
-        if events:
-            handle.push.remote({"events": events}).result()
+    for push in gds_pushes(
+        store,
+        series,
+        feed.url,
+        resolution,
+        _history(served),
+        poll=poll,
+        stop=stop.event,
+        resume_after=resume_after,
+        grace=grace,
+    ):
+        handle.push.remote(push).result()
 
 
 # ---------------------------------------------------------------------------------------- status

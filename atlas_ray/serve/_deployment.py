@@ -20,7 +20,6 @@ and the ``RedisSink``. The handlers are small:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any
@@ -136,26 +135,24 @@ class LiveModel:
     async def __call__(self, request: Any) -> Any:
         from starlette.responses import JSONResponse
 
+        from atlas_ray.serve._http import BadBodyError, authorized, read_push
+
+        if not authorized(request.headers.get("authorization"), self.config.get("http_token_sha256")):
+            return JSONResponse(
+                {"error": "a bearer token is required (Authorization: Bearer TOKEN)"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         path = request.url.path.rstrip("/").rsplit("/", 1)[-1]
         if request.method == "GET" and path in ("health", "stats"):
             stats = await self.stats()
             return JSONResponse(stats, status_code=200)
         if request.method == "POST" and path == "bars":
             try:
-                body = json.loads(await request.body())
-            except (ValueError, UnicodeDecodeError) as error:
-                return JSONResponse({"error": f"the body is not JSON: {error}"}, status_code=400)
-            if isinstance(body, list):
-                body = {"events": body}
-            elif isinstance(body, dict) and "events" not in body:
-                body = {"events": [body]}
-            if not isinstance(body, dict) or not isinstance(body.get("events"), list):
-                return JSONResponse({"error": "send an event, a list of events or {'events': [...]}"}, 400)
-            try:
-                through = _through(body.get("through"))
-            except ValueError:
-                return JSONResponse({"error": f"through is {body.get('through')!r}, not a time"}, 400)
-            answer = await self.push({"events": body["events"], "through": through, "warm": False})
+                push = read_push(await request.body())
+            except BadBodyError as error:
+                return JSONResponse({"error": str(error)}, status_code=400)
+            answer = await self.push({**push, "warm": False})
             return JSONResponse(answer, status_code=200)
         return JSONResponse(
             {"error": f"{request.method} {request.url.path}: use POST bars, GET health or GET stats"},

@@ -7,28 +7,54 @@
   needs) goes first as a ``warm`` push that predicts nothing. At ``--speed 1`` bars come in real time,
   at ``--speed 60`` a minute bar a second, at ``--speed 0`` as fast as the model takes them.
 * ``store:`` (or ``store:START``): follows the store as new bars are ingested, polling every
-  ``--poll`` seconds; it starts after the newest prediction already in redis for this name (so a
-  restarted server neither misses nor repeats a bar), else at START, else at the newest bar stored.
+  ``--poll`` seconds (``store_pushes``); it starts after the newest prediction already in redis for this
+  name (so a restarted server neither misses nor repeats a bar), else at START, else at the newest
+  closed bar stored. A bar the store does not hold at the model's resolution (built from finer bars or
+  trades) is handed over once it is *closed* (``atlas_ray.featurestore._bars.closed_before``: its last
+  finer bar, or a later one, is stored; or, with ``grace``, the wall clock is ``grace`` past its end),
+  never while it forms, so each bar comes once and equals the bar an offline build reads.
+* ``gds:``: bars built from the trades read from the Gryphon Data Service (``follow_bars``), closed by
+  the same rule; ``bar_events`` makes their events, as it does for the store feeds.
 * ``http``: no feed of its own; bars arrive as JSON on ``POST /NAME/bars`` (see ``_deployment``).
+
+Every feed turns a bar into an event with ``bar_events``: every bar column (open, high, low, close,
+volume, vwap, trades), vwap and trades left out where unknown (NaN, -1), which ``parse_event`` reads back
+as NaN and -1: the event is the stored bar, field for field.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from atlas_ray.errors import AtlasError
-from atlas_ray.featurestore._bars import as_resolution
+from atlas_ray.errors import AtlasError, MissingDataError
+from atlas_ray.featurestore._bars import as_resolution, bars_source, closed_before
 from atlas_ray.featurestore._schema import Resolution
 from atlas_ray.featurestore._source import MarketSource
 from atlas_ray.serve._live_market import SeriesKey
 
-__all__ = ["Feed", "Push", "history_events", "parse_feed", "replay_ticks", "series_events"]
+if TYPE_CHECKING:
+    from atlas_ray.featurestore._store import MarketStore
+
+__all__ = [
+    "Feed",
+    "Push",
+    "bar_events",
+    "closed_through",
+    "gds_pushes",
+    "history_events",
+    "parse_feed",
+    "replay_ticks",
+    "series_events",
+    "store_pushes",
+]
 
 Push = dict[str, object]
 
@@ -73,34 +99,49 @@ def _time(text: str, feed: str) -> pd.Timestamp:
 
 
 # ------------------------------------------------------------------------------- events from a store
-def series_events(
-    source: MarketSource, key: SeriesKey, resolution: Resolution, lo: pd.Timestamp, hi: pd.Timestamp
+def bar_events(
+    frame: pd.DataFrame, exchange: str, pair: str, resolution: Resolution | str
 ) -> list[tuple[int, dict[str, object]]]:
-    """``(tick, event)`` for every row of one series in ``[lo, hi)``: ``tick`` is the open time of the
-    bar at whose close the row is known."""
+    """``(open time ns, event)`` for every bar of ``frame`` (bars indexed by open time, the store's bar
+    columns): every column, vwap and trades left out where unknown (NaN, -1: ``parse_event`` reads them
+    back so)."""
+    bars_at = as_resolution(resolution)
+    stamps = pd.DatetimeIndex(frame.index).asi8
+    columns = {c: frame[c].to_numpy(dtype="float64") for c in frame.columns}
+    out: list[tuple[int, dict[str, object]]] = []
+    for i, stamp in enumerate(stamps):
+        event: dict[str, object] = {
+            "exchange": exchange,
+            "pair": pair,
+            "kind": "bars",
+            "resolution": bars_at.short,
+            "ts_ns": int(stamp),
+        }
+        for column, values in columns.items():
+            value = float(values[i])
+            if column in ("vwap", "trades") and (math.isnan(value) or value < 0):
+                continue
+            event[column] = value
+        out.append((int(stamp), event))
+    return out
+
+
+def series_events(
+    source: MarketSource,
+    key: SeriesKey,
+    resolution: Resolution,
+    lo: pd.Timestamp,
+    hi: pd.Timestamp | None,
+) -> list[tuple[int, dict[str, object]]]:
+    """``(tick, event)`` for every row of one series in ``[lo, hi)`` (``hi`` None: to the newest row):
+    ``tick`` is the open time of the bar at whose close the row is known."""
     exchange, pair, kind = key
     step = int(resolution.offset.value)
     out: list[tuple[int, dict[str, object]]] = []
     base = {"exchange": exchange, "pair": pair}
     if kind.startswith("bars_"):
         bars_at = as_resolution(kind)
-        frame = source.bars(exchange, pair, bars_at, lo, hi)
-        stamps = pd.DatetimeIndex(frame.index).asi8
-        columns = {c: frame[c].to_numpy(dtype="float64") for c in frame.columns}
-        for i, stamp in enumerate(stamps):
-            event: dict[str, object] = {
-                **base,
-                "kind": "bars",
-                "resolution": bars_at.short,
-                "ts_ns": int(stamp),
-            }
-            for column, values in columns.items():
-                value = float(values[i])
-                if column in ("vwap", "trades") and (math.isnan(value) or value < 0):
-                    continue
-                event[column] = value
-            out.append((int(stamp), event))
-        return out
+        return bar_events(source.bars(exchange, pair, bars_at, lo, hi), exchange, pair, bars_at)
     if kind == "book":
         frame = source.book(exchange, pair, lo, hi)
         stamps = pd.DatetimeIndex(frame.index).asi8
@@ -122,7 +163,12 @@ def series_events(
     stamps = pd.DatetimeIndex(frame.index).asi8
     records = frame.to_dict("records")
     for stamp, record in zip(stamps, records, strict=True):
-        event = {**base, "kind": kind, "ts_ns": int(stamp), **{str(k): _plain(v) for k, v in record.items()}}
+        event: dict[str, object] = {
+            **base,
+            "kind": kind,
+            "ts_ns": int(stamp),
+            **{str(k): _plain(v) for k, v in record.items()},
+        }
         tick = (int(stamp) // step) * step if kind == "trades" else _known_at(int(stamp), step)
         out.append((tick, event))
     return out
@@ -178,6 +224,121 @@ def replay_ticks(
             events.append(items[position][1])
             position += 1
         yield t, events
+
+
+# ------------------------------------------------------------------------ following a growing store
+def closed_through(
+    store: MarketStore,
+    key: SeriesKey,
+    resolution: Resolution,
+    *,
+    now: pd.Timestamp | None = None,
+    grace: pd.Timedelta | None = None,
+) -> pd.Timestamp | None:
+    """For a bar series: the open time before which every bar of ``key`` is closed in ``store`` now
+    (``closed_before`` on the newest row of the kind its bars are built from). For any other series: the
+    newest row's time plus 1 ns (every row stored is final). None when nothing is stored (or closed)."""
+    exchange, pair, kind = key
+    if not kind.startswith("bars_"):
+        newest = _newest(store, exchange, pair, kind)
+        return None if newest is None else newest + pd.Timedelta(1, "ns")
+    try:
+        source = bars_source(store, exchange, pair, as_resolution(kind))
+    except MissingDataError:
+        return (
+            None
+            if now is None or grace is None
+            else closed_before(None, "trades", kind, now=now, grace=grace)
+        )
+    newest = _newest(store, exchange, pair, source)
+    return closed_before(newest, source, as_resolution(kind), now=now, grace=grace)
+
+
+def _newest(store: MarketStore, exchange: str, pair: str, kind: str) -> pd.Timestamp | None:
+    try:
+        return store.time_range(exchange, pair, kind)[1]
+    except (KeyError, MissingDataError, FileNotFoundError):
+        return None
+
+
+def store_pushes(
+    store: MarketStore,
+    series: Sequence[SeriesKey],
+    resolution: Resolution,
+    start: pd.Timestamp,
+    *,
+    poll: float,
+    stop: threading.Event,
+    grace: pd.Timedelta | None = None,
+) -> Iterator[list[dict[str, object]]]:
+    """The ``store:`` feed: every ``poll`` seconds until ``stop`` is set, the events that became final
+    since the last look, in time order (possibly none): per bar series the bars from ``start`` (then from
+    where the last look ended) that are closed (``closed_through``), per other series the rows stored
+    since. Each bar comes once, whole: a coarse bar still forming in the store waits for the next look."""
+    if poll <= 0:
+        raise ValueError(f"The value of `poll` is {poll}, but must be `poll > 0`.")
+    following = dict.fromkeys(series, start)
+    while not stop.is_set():
+        now = pd.Timestamp.now(tz="UTC") if grace is not None else None
+        ticks: list[tuple[int, dict[str, object]]] = []
+        for key in series:
+            closed = closed_through(store, key, resolution, now=now, grace=grace)
+            if closed is None or closed <= following[key]:
+                continue
+            rows = series_events(store, key, resolution, following[key], closed)
+            following[key] = closed
+            ticks.extend(rows)
+        ticks.sort(key=lambda item: item[0])
+        yield [event for _, event in ticks]
+        stop.wait(poll)
+
+
+def gds_pushes(
+    store: MarketStore,
+    series: list[tuple[str, str, str]],
+    url: str,
+    resolution: Resolution,
+    history: pd.Timedelta,
+    *,
+    poll: float,
+    stop: threading.Event,
+    resume_after: int | None = None,
+    grace: pd.Timedelta | None = None,
+) -> Iterator[Push]:
+    """The ``gds:`` feed's pushes (Ray-free): a warm push of the history the features need, then the
+    closed bars of every round of ``follow_bars`` (each bar once, with every bar column: ``bar_events``).
+
+    With ``resume_after`` (the newest prediction in redis) the warm push ends at that bar and the bars
+    after it come next, whether their trades were read in this run or before a crash (a bar open at the
+    crash comes once it closes). Without it the warm push ends before the first bar closed."""
+    from atlas_ray.featurestore._gds import follow_bars
+
+    step = resolution.offset
+    markets = sorted({(e, p) for e, p, _ in series})
+    after = None
+    warmed = False
+    if resume_after is not None:
+        last = pd.Timestamp(resume_after, tz="UTC")
+        after = dict.fromkeys(markets, last)
+        warm = history_events(store, series, resolution, last + step - history, last + step)
+        yield {"events": warm, "through": resume_after, "warm": True}
+        warmed = True
+    for bars in follow_bars(
+        store, url, resolution=resolution, interval=poll, stop=stop, after=after, grace=grace
+    ):
+        ticks: list[tuple[int, dict[str, object]]] = []
+        for (exchange, pair), frame in bars.items():
+            if (exchange, pair) in markets and not frame.empty:
+                ticks.extend(bar_events(frame, exchange, pair, resolution))
+        if not ticks:
+            continue
+        ticks.sort(key=lambda item: item[0])
+        if not warmed:
+            first = pd.Timestamp(ticks[0][0], tz="UTC")
+            warm = history_events(store, series, resolution, first - history, first)
+            yield {"events": warm, "through": (first - step).value, "warm": True}
+            warmed = True
+        yield {"events": [event for _, event in ticks]}
 
 
 def paced(

@@ -1,0 +1,181 @@
+"""What the feeds hand a live model is the offline bars, field for field, each bar once and only closed.
+
+Ray-free: the feeds' own generators (``store_pushes``, ``gds_pushes``) on real data. A writer thread
+appends the real Coinbase and Kraken minute bars of March 2023 to a store while the ``store:`` feed
+follows it, at every resolution the feature library has (1m, 5m, 10m, 1h); real bitFlyer executions
+go into a real MariaDB's GDS ``trade`` table while the ``gds:`` feed follows it. Every bar event, read
+back by ``parse_event`` as the engine reads it, must equal the bar an offline build reads from the
+finished store (open, high, low, close, volume, vwap, trades), and no bar may come twice or early.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from atlas_ray.featurestore import MarketStore, Resolution, as_resolution
+from atlas_ray.featurestore._formats import read_source
+from atlas_ray.featurestore._gds import ingest_gds
+from atlas_ray.featurestore._gds_schema import create_gds_tables, insert_trades, trade_rows
+from atlas_ray.featurestore._gds_testing import LocalMariaDB
+from atlas_ray.featurestore._ingest import validate
+from atlas_ray.featurestore._schema import BAR_COLUMNS, bars_kind
+from atlas_ray.serve import parse_event
+from atlas_ray.serve._feeds import gds_pushes, series_events, store_pushes
+
+T0 = pd.Timestamp("2023-03-02T06:00Z")
+MARKETS = (("coinbase", "btc_usd"), ("kraken", "btc_usd"))
+
+
+def as_bars(events: list[dict[str, object]], resolution: Resolution) -> dict[tuple[str, str], pd.DataFrame]:
+    """Bar events as the engine takes them (``parse_event``), one frame of ``BAR_COLUMNS`` per market."""
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for item in events:
+        event = parse_event(item, resolution)
+        assert event.kind == bars_kind(resolution), event
+        row = {"timestamp": event.time, **{c: event.rows[c][0] for c in BAR_COLUMNS}}
+        rows.setdefault((event.exchange, event.pair), []).append(row)
+    return {
+        market: pd.DataFrame(found).set_index("timestamp").astype({"trades": "int64"})
+        for market, found in rows.items()
+    }
+
+
+def same_bars(live: pd.DataFrame, offline: pd.DataFrame) -> None:
+    assert live.index.is_unique, live.index[live.index.duplicated()]
+    assert live.index.equals(offline.index), (
+        live.index.difference(offline.index),
+        offline.index.difference(live.index),
+    )
+    for column in BAR_COLUMNS:
+        np.testing.assert_array_equal(live[column].to_numpy(), offline[column].to_numpy(), err_msg=column)
+
+
+# ---------------------------------------------------------------------------------- store: feed
+def write_minutes(source: MarketStore, target: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
+    for exchange, pair in MARKETS:
+        bars = source.read(exchange, pair, "bars_1m", lo, hi)
+        if len(bars):
+            target.write(bars, exchange=exchange, pair=pair, kind="bars_1m")
+
+
+@pytest.mark.parametrize(
+    ("short", "span", "chunk"),
+    [("1m", "30min", "7min"), ("5m", "90min", "7min"), ("10m", "2h", "13min"), ("1h", "5h", "37min")],
+)
+def test_the_store_feed_hands_over_each_closed_bar_once_equal_to_the_offline_bars(
+    minute_store: MarketStore, tmp_path: Path, short: str, span: str, chunk: str
+) -> None:
+    resolution = as_resolution(short)
+    end = T0 + pd.Timedelta(span)
+    store = MarketStore(tmp_path / "growing")
+    write_minutes(minute_store, store, T0 - pd.Timedelta("2h"), T0)  # the history before the feed starts
+    series = [(exchange, pair, bars_kind(resolution)) for exchange, pair in MARKETS]
+    stop = threading.Event()
+    written = threading.Event()
+
+    def writer() -> None:  # appends real minute bars while the feed follows, in chunks that split bars
+        cut = T0
+        while cut < end:
+            step = min(cut + pd.Timedelta(chunk), end)
+            write_minutes(minute_store, store, cut, step)
+            cut = step
+            time.sleep(0.05)
+        written.set()
+
+    events: list[dict[str, object]] = []
+    seen_after_writer = 0
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for push in store_pushes(store, series, resolution, T0, poll=0.02, stop=stop):
+            events.extend(push)
+            if written.is_set():
+                seen_after_writer += 1
+                if seen_after_writer >= 2:  # one whole look after the last write
+                    stop.set()
+    finally:
+        stop.set()
+        thread.join()
+    live = as_bars(events, resolution)
+    for exchange, pair in MARKETS:
+        offline = minute_store.bars(exchange, pair, resolution, T0, end)
+        # the bar holding the last minute written is closed only if that minute is its last one
+        fine = minute_store.read(exchange, pair, "bars_1m", T0, end)
+        if short != "1m" and fine.index[-1] + pd.Timedelta("1min") < end:
+            offline = offline.iloc[:-1]
+        same_bars(live[(exchange, pair)], offline)
+    assert len(live[("kraken", "btc_usd")]) == pd.Timedelta(span) // resolution.offset
+
+
+def test_series_events_carry_every_bar_field(minute_store: MarketStore) -> None:
+    for short in ("1m", "5m", "10m", "1h"):
+        resolution = as_resolution(short)
+        key = ("binance", "btc_usdt", bars_kind(resolution))
+        events = [e for _, e in series_events(minute_store, key, resolution, T0, T0 + pd.Timedelta("3h"))]
+        offline = minute_store.bars("binance", "btc_usdt", resolution, T0, T0 + pd.Timedelta("3h"))
+        assert offline["vwap"].notna().all() and (offline["trades"] > 0).all()  # binance knows both
+        same_bars(as_bars(events, resolution)[("binance", "btc_usdt")], offline)
+
+
+# ------------------------------------------------------------------------------------ gds: feed
+@pytest.fixture(scope="module")
+def executions(data_dir: Path) -> pd.DataFrame:
+    """The first 6,000 real bitFlyer executions of 2018-01-21 (about 40 minutes), as the store holds them."""
+    source = read_source(data_dir / "bitflyer_2018-01" / "bitflyer.execution.20180121.BTC_JPY.csv.gz")
+    frame, _ = validate(source)
+    return frame.iloc[:6000][["timestamp", "price", "size", "side", "trade_id"]].reset_index(drop=True)
+
+
+def gds_rows(trades: pd.DataFrame) -> list[tuple[Any, ...]]:
+    return trade_rows(trades, exchange="BITFLYER_BTC_JPY", volume_currency="BTC", price_currency="JPY")
+
+
+@pytest.mark.parametrize("short", ["1m", "5m"])
+def test_the_gds_feed_hands_over_the_bars_of_its_trades_with_vwap_and_counts(
+    mariadb: LocalMariaDB, gds_database: str, executions: pd.DataFrame, tmp_path: Path, short: str
+) -> None:
+    resolution = as_resolution(short)
+    connection = mariadb.connect(gds_database)
+    create_gds_tables(connection)
+    rows = gds_rows(executions)
+    url = mariadb.url(gds_database)
+    store = MarketStore(tmp_path / "live")
+    series = [("bitflyer", "btc_jpy", bars_kind(resolution))]
+    stop = threading.Event()
+    pushes: list[dict[str, Any]] = []
+
+    def follow() -> None:
+        for push in gds_pushes(store, series, url, resolution, pd.Timedelta("30min"), poll=0.05, stop=stop):
+            pushes.append(push)
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    try:
+        for part in np.array_split(np.arange(len(rows)), 5):  # the table fills while the feed reads it
+            insert_trades(connection, [rows[i] for i in part])
+            time.sleep(0.3)
+        offline_store = MarketStore(tmp_path / "offline")
+        ingest_gds(offline_store, url)  # the offline bars: the same GDS trades, read once
+        offline = offline_store.bars("bitflyer", "btc_jpy", resolution).iloc[:-1]  # the last bar still forms
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            live_events = [e for p in pushes if not p.get("warm") for e in p["events"]]
+            if len(live_events) >= len(offline):
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        connection.close()
+    assert not thread.is_alive()
+    assert pushes[0].get("warm") and all(not p.get("warm") for p in pushes[1:])
+    live = as_bars([e for p in pushes[1:] for e in p["events"]], resolution)[("bitflyer", "btc_jpy")]
+    assert offline["vwap"].notna().all() and (offline["trades"] > 0).all()
+    same_bars(live, offline)

@@ -1,6 +1,6 @@
 """``python -m atlas_ray.featurestore``: ingest market-data files and show what a store holds.
 
-    python -m atlas_ray.featurestore ingest PATH [PATH ...] --exchange NAME --pair PAIR [--format F]
+    python -m atlas_ray.featurestore ingest PATH [PATH ...] [--exchange NAME] [--pair PAIR] [--format F]
                                            [--strict] [--max-jump X] [--store ROOT]
     python -m atlas_ray.featurestore ingest [mysql://USER:PASS@HOST[:PORT]/DB] --gds [--exchange A,B]
                                            [--pair PAIR] [--gds-option-file FILE] [--follow]
@@ -12,7 +12,9 @@ file (what it read, wrote, refused and fixed, by reason; the full report is kept
 ``show`` lists it); a broken file is one ``error:`` line on stderr and exit status 2, with the store
 unchanged (all files are parsed before any is written). ``--strict`` refuses a file on its first
 defective row instead of refusing (or fixing) the row; ``--max-jump`` sets how many times the rolling
-median a price may be before it is refused (default 5).
+median a price may be before it is refused (default 5). A file whose own columns name its market
+(bitFlyer's ``product_code``, CryptoDataDownload's ``Symbol``) is checked against ``--exchange`` /
+``--pair`` (another market refuses the file), and where one is left out the file's own is taken.
 With ``--gds`` it reads a Gryphon Data Service database
 instead (the URL, else ``$ATLAS_GDS_URL``; see ``atlas_ray.featurestore._gds``), only rows past the
 watermark kept in the store, and prints one report line per table and exchange / pair; ``--follow``
@@ -48,8 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     ingest = commands.add_parser("ingest", help="ingest market-data files into the store")
     ingest.add_argument("paths", nargs="*", metavar="PATH")
-    ingest.add_argument("--exchange", help="the exchange (with --gds: only these, comma-separated)")
-    ingest.add_argument("--pair", help="the pair (with --gds: of order books whose exchange names none)")
+    ingest.add_argument(
+        "--exchange",
+        help="the exchange (default: the file's own, if it names one; with --gds: only these, a,b,...)",
+    )
+    ingest.add_argument(
+        "--pair",
+        help="the pair (default: the file's own, if it names one; with --gds: of order books whose exchange "
+        "names none)",
+    )
     _add_gds_options(ingest)
     ingest.add_argument("--format", choices=sorted(FORMATS), default=None)
     ingest.add_argument("--strict", action="store_true", help="refuse a file on its first defective row")
@@ -113,8 +122,8 @@ def _add_gds_options(ingest: argparse.ArgumentParser) -> None:
 
 
 def _require_file_options(args: argparse.Namespace) -> None:
-    missing = [name for name, value in (("PATH", args.paths), ("--exchange", args.exchange)) if not value]
-    missing += ["--pair"] if not args.pair else []
+    # --exchange / --pair may be left out for a file that names its market (checked by the ingest).
+    missing = ["PATH"] if not args.paths else []
     if missing:
         raise IngestError(
             f"python -m atlas_ray.featurestore ingest: the following arguments are required: "

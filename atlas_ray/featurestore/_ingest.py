@@ -8,10 +8,16 @@ What happens to bad input (decided here, once):
   columns match no format; a ragged CSV row; a present value that is not a number or not a time
   (``'abc'`` in ``close``); a time column mixing UTC offsets, or naive with offset times; bars spaced
   at no known resolution; an unknown format name.
+* **Refuse a file of another market**: a file whose own market columns (bitFlyer's ``product_code``
+  and ``domain``, CryptoDataDownload's ``Symbol``, ...) name another market than ``--exchange`` /
+  ``--pair`` in every row; where a name is not given, the file's own is taken (rules in
+  ``_file_market``).
 * **Reject the row and count it** (``IngestReport.rejected``), keeping the rest:
 
   - ``unparseable``: the row has no time (an empty / null timestamp, as in the bitFlyer ticker) or its
     bytes are not text (the non-UTF-8 rows of the CryptoDataDownload files);
+  - ``other_market``: in a file of several markets, a row whose market column names another market
+    than the one ingested;
   - ``bad_price``: a price field (bar open / high / low / close, trade price, bid / ask price, order
     price) is NaN or not positive;
   - ``duplicate``: a row whose key (bars and quotes: the time; trades: the trade id, else every field;
@@ -26,7 +32,9 @@ What happens to bad input (decided here, once):
   ``misaligned``, ``ohlc``, ``volume_mismatch``, ``price_outlier`` after ``bad_price``; ``conflict``
   beside ``duplicate``; and the one fix, ``swapped_volume``) run among them. The full order is
   ``REJECT_REASONS``. A bar or quote whose time the store already holds with other values is a
-  ``conflict`` too: the stored row stays and the file's row is not written.
+  ``conflict`` too: the stored row stays and the file's row is not written. ``price_outlier`` measures
+  a file's first and last rows against the stored rows just before and after them as well
+  (``_stored_neighbours``).
 * **Fix the row and count it** (``IngestReport.fixed``) where the fix is certain: base and quote volume
   columns swapped (the consistent reading wins).
 * ``strict=True`` (CLI ``--strict``): the first defect of any kind (the lowest line) refuses the whole
@@ -35,8 +43,10 @@ What happens to bad input (decided here, once):
 Each ingest keeps its full report (counts, the checks' settings and the first lines of every defect)
 as JSON beside the data: ``ROOT/exchange=<e>/pair=<p>/_reports/`` (see ``_ingest_reports``).
 
-Everything is parsed and validated before anything is written; the write goes through
-``PartitionStore.write_counted``, which stages every partition before replacing any.
+Everything is parsed and validated before anything is written; the check against the stored rows
+(``conflict``) and the write happen under the writer locks of the series written
+(``PartitionStore.writing``), and the write goes through ``PartitionStore.write_counted``, which stages
+every partition before replacing any.
 
 Gaps: for kinds with a nominal spacing (bars: their resolution; minute quotes and book snapshots: one
 minute) every step longer than 1.5 spacings between consecutive kept rows is a gap; ``gaps`` counts the
@@ -61,11 +71,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from atlas_ray.errors import IngestError
+from atlas_ray.featurestore._file_market import FileMarket, other_market_rows, resolve_market
 from atlas_ray.featurestore._formats import Source, read_source
 from atlas_ray.featurestore._formats._common import row_error
 from atlas_ray.featurestore._ingest_reports import keep_report
 from atlas_ray.featurestore._partitions import dedupe_keys, row_identity
 from atlas_ray.featurestore._schema import COLUMNS, Resolution
+from atlas_ray.featurestore._stored_neighbours import NONE, Neighbours, stored_neighbours
 from atlas_ray.featurestore._validate_rows import (
     FIX_REASONS,
     RowChecks,
@@ -94,6 +106,7 @@ __all__ = [
 
 REJECT_REASONS = (
     "unparseable",
+    "other_market",
     "bad_time",
     "bad_price",
     "bad_volume",
@@ -146,6 +159,8 @@ class IngestReport:
     fixed: Mapping[str, int] = field(default_factory=dict)
     examples: Mapping[str, tuple[Defect, ...]] = field(default_factory=dict)
     report_path: str | None = None
+    market_note: str = ""
+    """What of the market was taken from the file (``(pair from product_code BTC_JPY)``), or ""."""
 
     @property
     def rows_rejected(self) -> int:
@@ -160,7 +175,8 @@ class IngestReport:
         fixed = ", ".join(f"{reason} {count}" for reason, count in self.fixed.items() if count)
         span = f" {self.start:%Y-%m-%d %H:%M}..{self.end:%Y-%m-%d %H:%M}" if self.start is not None else ""
         return (
-            f"{self.file}: {self.format} -> {self.exchange}/{self.pair} {'+'.join(self.kinds)}{span}: "
+            f"{self.file}: {self.format} -> {self.exchange}/{self.pair}"
+            f"{f' {self.market_note}' if self.market_note else ''} {'+'.join(self.kinds)}{span}: "
             f"read {self.rows_read}, written {self.rows_written}, "
             f"rejected {self.rows_rejected}{f' ({rejected})' if rejected else ''}, "
             f"fixed {self.rows_fixed}{f' ({fixed})' if fixed else ''}, "
@@ -243,8 +259,8 @@ def ingest_file(
     store: PartitionStore,
     path: str | Path,
     *,
-    exchange: str,
-    pair: str,
+    exchange: str | None = None,
+    pair: str | None = None,
     format: str | None = None,
     checks: RowChecks | None = None,
     strict: bool = False,
@@ -259,48 +275,53 @@ def ingest_files(
     store: PartitionStore,
     paths: Iterable[str | Path],
     *,
-    exchange: str,
-    pair: str,
+    exchange: str | None = None,
+    pair: str | None = None,
     format: str | None = None,
     checks: RowChecks | None = None,
     strict: bool = False,
     keep_reports: bool = True,
 ) -> list[IngestReport]:
     """Ingest several files: all are parsed and validated before any is written (a broken file refuses
-    the whole call). Files of one plain kind going into new partitions are written together as one
-    atomic write; otherwise each file is written atomically in turn. Each file's full report is kept
-    beside the data (``keep_reports``)."""
-    exchange = validate_name(exchange, "exchange")
-    pair = validate_name(pair, "pair")
+    the whole call). Files of one plain kind and one market going into new partitions are written
+    together as one atomic write; otherwise each file is written atomically in turn. Each file's full
+    report is kept beside the data (``keep_reports``).
+
+    ``exchange`` / ``pair`` None: each file's own (``_file_market``; a file that names none is refused).
+    The checks against the store and the writes run under the writer locks of every series written."""
+    exchange = validate_name(exchange, "exchange") if exchange is not None else None
+    pair = validate_name(pair, "pair") if pair is not None else None
     files = [Path(path) for path in paths]
     rules = checks if checks is not None else RowChecks()
+
+    def prepare(path: Path) -> _Prepared:
+        return _prepare(store, path, format, rules, strict, exchange, pair)
+
     if len(files) > 1:
         # Decompression, CSV parsing and most validation release the GIL: files parse in parallel.
         with ThreadPoolExecutor(max_workers=min(len(files), os.cpu_count() or 1)) as pool:
-            prepared = list(pool.map(lambda path: _prepare(path, format, rules, strict), files))
+            prepared = list(pool.map(prepare, files))
     else:
-        prepared = [_prepare(path, format, rules, strict) for path in files]
-    prepared = [_against_store(store, batch, exchange, pair, strict) for batch in prepared]
-    together = _write_together(store, prepared, exchange, pair)
-    if together is not None:
-        reports = [
-            batch.report(exchange, pair, written) for batch, written in zip(prepared, together, strict=True)
-        ]
-    else:
-        reports = []
-        for batch in prepared:
-            items = [(frame, exchange, pair, kind) for kind, frame in batch.outputs.items()]
-            counts = store.write_counted(items, unique=True)
-            written = {kind: counts.get((exchange, pair, kind), 0) for kind in batch.outputs}
-            reports.append(batch.report(exchange, pair, written))
+        prepared = [prepare(path) for path in files]
+    series = [(b.exchange, b.pair, kind) for b in prepared for kind in b.outputs]
+    with store.writing(series):
+        prepared = [_against_store(store, batch, strict) for batch in prepared]
+        together = _write_together(store, prepared)
+        if together is not None:
+            reports = [batch.report(written) for batch, written in zip(prepared, together, strict=True)]
+        else:
+            reports = []
+            for batch in prepared:
+                items = [(frame, batch.exchange, batch.pair, kind) for kind, frame in batch.outputs.items()]
+                counts = store.write_counted(items, unique=True)
+                written = {kind: counts.get((batch.exchange, batch.pair, kind), 0) for kind in batch.outputs}
+                reports.append(batch.report(written))
     if keep_reports:
         reports = [keep_report(store.root, report, rules) for report in reports]
     return reports
 
 
-def _write_together(
-    store: PartitionStore, prepared: list[_Prepared], exchange: str, pair: str
-) -> list[dict[str, int]] | None:
+def _write_together(store: PartitionStore, prepared: list[_Prepared]) -> list[dict[str, int]] | None:
     """Write several files of one plain kind into partitions the store does not hold yet as one
     atomic write (each partition written once, no merging); None when that does not apply.
 
@@ -308,8 +329,10 @@ def _write_together(
     edges) count as that later file's duplicates.
     """
     kinds = {tuple(batch.outputs) for batch in prepared}
-    if len(prepared) < 2 or len(kinds) != 1:
+    markets = {(batch.exchange, batch.pair) for batch in prepared}
+    if len(prepared) < 2 or len(kinds) != 1 or len(markets) != 1:
         return None
+    ((exchange, pair),) = markets
     (kind_tuple,) = kinds
     if len(kind_tuple) != 1 or kind_tuple[0] not in COLUMNS or prepared[0].source.kind != kind_tuple[0]:
         return None
@@ -346,7 +369,9 @@ def _write_together(
     times = pd.DatetimeIndex(kept["timestamp"]).as_unit("ns").asi8
     if not (times[1:] >= times[:-1]).all():  # (files of consecutive days come sorted already)
         kept = kept.iloc[np.argsort(times, kind="stable")]
-    store.write_counted([(kept, exchange, pair, kind)], unique=True)
+    stored_now = store.write_counted([(kept, exchange, pair, kind)], unique=True)[(exchange, pair, kind)]
+    if stored_now != len(kept):  # (under the series lock no other writer can have added any of them)
+        raise RuntimeError(f"{exchange}/{pair} {kind}: {len(kept)} new rows were written as {stored_now}")
     counts = np.bincount(owner[~repeated], minlength=len(frames))
     return [{kind: int(count)} for count in counts]
 
@@ -363,8 +388,25 @@ class _Prepared:
     fixed: dict[str, int] = field(default_factory=dict)
     examples: dict[str, tuple[Defect, ...]] = field(default_factory=dict)
     stored_conflicts: int = 0
+    market: FileMarket | None = None
 
-    def report(self, exchange: str, pair: str, written: dict[str, int]) -> IngestReport:
+    @property
+    def exchange(self) -> str:
+        if self.market is None:
+            raise ValueError(f"{self.name}: no market was chosen for it")
+        return self.market.exchange
+
+    @property
+    def pair(self) -> str:
+        if self.market is None:
+            raise ValueError(f"{self.name}: no market was chosen for it")
+        return self.market.pair
+
+    def report(
+        self, written: dict[str, int], exchange: str | None = None, pair: str | None = None
+    ) -> IngestReport:
+        """The report of this file once ``written`` (new rows by kind); ``exchange`` / ``pair`` for rows
+        prepared without a ``market`` (GDS pages)."""
         rejected = dict(self.rejected)
         total = sum(written.values())
         if self.source.kind in COLUMNS:
@@ -375,8 +417,8 @@ class _Prepared:
         return IngestReport(
             file=self.name,
             format=self.source.format,
-            exchange=exchange,
-            pair=pair,
+            exchange=exchange if exchange is not None else self.exchange,
+            pair=pair if pair is not None else self.pair,
             kinds=tuple(self.outputs),
             rows_read=self.source.rows_read,
             rows_written=total,
@@ -388,16 +430,16 @@ class _Prepared:
             end=self.span[1] if self.span else None,
             fixed=dict(self.fixed),
             examples=dict(self.examples),
+            market_note=self.market.note if self.market is not None else "",
         )
 
 
-def _against_store(
-    store: PartitionStore, batch: _Prepared, exchange: str, pair: str, strict: bool
-) -> _Prepared:
+def _against_store(store: PartitionStore, batch: _Prepared, strict: bool) -> _Prepared:
     """Rows keyed by time (bars, quotes) whose time the store holds already with other values are
     ``conflict``s, not duplicates: the stored row stays (nothing stored is replaced), the file's row is
     refused and counted (``strict``: the file is refused)."""
     kind = batch.source.kind
+    exchange, pair = batch.exchange, batch.pair
     if kind not in COLUMNS or dedupe_keys(kind) != ("timestamp",) or not store.has(exchange, pair, kind):
         return batch
     frame = batch.outputs[kind]
@@ -427,21 +469,55 @@ def _against_store(
     return dataclasses.replace(batch, stored_conflicts=int(differ.sum()), examples=examples)
 
 
-def _prepare(path: Path, format: str | None, checks: RowChecks, strict: bool) -> _Prepared:
+def _prepare(
+    store: PartitionStore,
+    path: Path,
+    format: str | None,
+    checks: RowChecks,
+    strict: bool,
+    exchange: str | None,
+    pair: str | None,
+) -> _Prepared:
     if not path.exists():
         raise IngestError(f"ingest: {path}: no such file")
     if path.is_dir():
         raise IngestError(f"ingest: {path}: is a folder, but must be a file")
-    return prepare_source(read_source(path, format), path.name, checks=checks, strict=strict)
+    source = read_source(path, format)
+    market = resolve_market(source, path.name, exchange, pair)
+    neighbours = neighbours_of(store, market.exchange, market.pair, source, checks)
+    return prepare_source(
+        source, path.name, checks=checks, strict=strict, market=market, neighbours=neighbours
+    )
+
+
+def neighbours_of(
+    store: PartitionStore, exchange: str, pair: str, source: Source, checks: RowChecks
+) -> Neighbours:
+    """The stored rows next to ``source``'s rows (half a median window each side) for the price check."""
+    if source.kind not in COLUMNS or source.frame.empty:
+        return NONE
+    times = source.frame["timestamp"]
+    first, last = times.min(), times.max()
+    if pd.isna(first):
+        return NONE
+    return stored_neighbours(store, exchange, pair, source.kind, first, last, checks.median_window // 2)
 
 
 def prepare_source(
-    source: Source, name: str, *, checks: RowChecks | None = None, strict: bool = False
+    source: Source,
+    name: str,
+    *,
+    checks: RowChecks | None = None,
+    strict: bool = False,
+    market: FileMarket | None = None,
+    neighbours: Neighbours = NONE,
 ) -> _Prepared:
     """Validate and derive rows already parsed into a ``Source`` (a file's, or rows read from a
-    database) by the rules above; nothing is written. ``name`` stands for the file in the report."""
+    database) by the rules above; nothing is written. ``name`` stands for the file in the report;
+    ``market`` is where the rows go (its rows of other markets are refused); ``neighbours`` are the
+    stored rows next to them (``neighbours_of``)."""
     rules = checks if checks is not None else RowChecks()
-    checked = check_source(source, rules, name=name, strict=strict)
+    checked = check_source(source, rules, name=name, strict=strict, market=market, neighbours=neighbours)
     frame = checked.frame
     outputs = derive(source, frame)
     rejected, fixed, examples = dict(checked.rejected), dict(checked.fixed), dict(checked.examples)
@@ -459,7 +535,7 @@ def prepare_source(
     interval = source.interval
     gaps = () if interval is None else find_gaps(pd.DatetimeIndex(gap_frame["timestamp"]).unique(), interval)
     span = (frame["timestamp"].min(), frame["timestamp"].max()) if len(frame) else None
-    return _Prepared(source, name, outputs, rejected, len(frame), gaps, span, fixed, examples)
+    return _Prepared(source, name, outputs, rejected, len(frame), gaps, span, fixed, examples, market=market)
 
 
 @dataclass(frozen=True)
@@ -491,8 +567,11 @@ class _Tally:
         self.strict = strict
         self.first: Defect | None = None
 
-    def refuse(self, reason: str, mask: np.ndarray, column: str, rule: str, fix: bool = False) -> None:
-        """Count the kept rows of ``mask`` under ``reason`` (a refusal, or a fix when ``fix``)."""
+    def refuse(
+        self, reason: str, mask: np.ndarray, column: str, rule: str, fix: bool = False, field: str = ""
+    ) -> None:
+        """Count the kept rows of ``mask`` under ``reason`` (a refusal, or a fix when ``fix``); the
+        examples show ``column``'s value under the name ``field`` (default: ``column``)."""
         hits = mask & self.keep
         count = int(hits.sum())
         if not count:
@@ -510,7 +589,8 @@ class _Tally:
             if column in self.frame.columns
             else [""] * len(shown)
         )
-        listed = [Defect(reason, int(n), column, v, rule) for n, v in zip(lines, values, strict=True)]
+        shown_as = field or column
+        listed = [Defect(reason, int(n), shown_as, v, rule) for n, v in zip(lines, values, strict=True)]
         found.extend(listed[: _EXAMPLES - len(found)])
         first = listed[0]
         if "line" in self.frame.columns:
@@ -518,7 +598,7 @@ class _Tally:
             earliest = int(where[np.argmin(self.frame["line"].to_numpy()[where])])
             if earliest != int(shown[0]):
                 value = str(self.frame[column].iloc[earliest]) if column in self.frame.columns else ""
-                first = Defect(reason, int(self.frame["line"].iloc[earliest]), column, value, rule)
+                first = Defect(reason, int(self.frame["line"].iloc[earliest]), shown_as, value, rule)
         if self.first is None or first.line < self.first.line:
             self.first = first
 
@@ -534,9 +614,19 @@ class _Tally:
             )
 
 
-def check_source(source: Source, checks: RowChecks, *, name: str = "", strict: bool = False) -> Checked:
+def check_source(
+    source: Source,
+    checks: RowChecks,
+    *,
+    name: str = "",
+    strict: bool = False,
+    market: FileMarket | None = None,
+    neighbours: Neighbours = NONE,
+) -> Checked:
     """Drop (or fix) and count defective rows by the rules of the module docstring; the kept rows come
-    back sorted by time. ``strict``: the first defect refuses the file (``IngestError``)."""
+    back sorted by time. ``strict``: the first defect refuses the file (``IngestError``). ``market``:
+    rows naming another market are ``other_market``; ``neighbours``: the stored rows the price check
+    measures the file's edges against."""
     frame = source.frame
     if frame["timestamp"].dtype != "datetime64[ns, UTC]":
         frame = frame.assign(timestamp=pd.DatetimeIndex(frame["timestamp"]).as_unit("ns"))
@@ -548,6 +638,10 @@ def check_source(source: Source, checks: RowChecks, *, name: str = "", strict: b
             "on its first defect)"
         )
     tally.refuse("unparseable", frame["timestamp"].isna().to_numpy(), "timestamp", "the time is missing")
+    if market is not None:
+        for mask, column, rule in other_market_rows(source, frame, market):
+            part = "exchange" if column.endswith("exchange") else "pair"
+            tally.refuse("other_market", mask, column, rule, field=source.market_columns[part])
     tally.refuse(
         "bad_time",
         bad_times(frame["timestamp"], checks),
@@ -594,7 +688,12 @@ def check_source(source: Source, checks: RowChecks, *, name: str = "", strict: b
         prices = frame[list(dict.fromkeys(needed))]
         if len(kept_positions) < len(frame):
             prices = prices.iloc[kept_positions]
-        outlier, _ = price_outliers(prices, source.price_columns, checks)
+        times = (
+            frame["timestamp"].iloc[kept_positions]
+            if len(kept_positions) < len(frame)
+            else frame["timestamp"]
+        )
+        outlier = _price_outliers(prices, times, source.price_columns, checks, neighbours)
         mask = np.zeros(len(frame), dtype=bool)
         mask[kept_positions[outlier]] = True
         tally.refuse(
@@ -602,7 +701,8 @@ def check_source(source: Source, checks: RowChecks, *, name: str = "", strict: b
             mask,
             source.price_columns[0],
             f"a price must lie within {checks.max_jump:g}x of the rolling median of "
-            f"{checks.median_window} rows",
+            f"{checks.median_window} rows"
+            + ("" if neighbours.empty else " (with the stored rows just before and after the file)"),
         )
     _check_repeats(tally, source)
     _check_order(tally, source)
@@ -624,6 +724,30 @@ def check_source(source: Source, checks: RowChecks, *, name: str = "", strict: b
 
 _REFERENCE_COLUMNS = ("close", "bid_price", "ask_price", "price")
 """What ``_validate_rows.reference_price`` may read."""
+
+
+def _price_outliers(
+    prices: pd.DataFrame,
+    times: pd.Series,
+    price_columns: tuple[str, ...],
+    checks: RowChecks,
+    neighbours: Neighbours,
+) -> np.ndarray:
+    """``price_outliers`` of the kept rows; with stored ``neighbours``, measured in time order with the
+    stored rows just before and after them in the window (``_stored_neighbours``), the stored rows
+    themselves never refused."""
+    if neighbours.empty:
+        return price_outliers(prices, price_columns, checks)[0]
+    nanos = pd.DatetimeIndex(times).as_unit("ns").asi8
+    order = np.argsort(nanos, kind="stable")
+    ordered = prices.iloc[order].reset_index(drop=True)
+    before = neighbours.before[[c for c in ordered.columns if c in neighbours.before.columns]]
+    after = neighbours.after[[c for c in ordered.columns if c in neighbours.after.columns]]
+    window = pd.concat([before, ordered, after], ignore_index=True)
+    found = price_outliers(window, price_columns, checks)[0][len(before) : len(before) + len(ordered)]
+    outlier = np.zeros(len(prices), dtype=bool)
+    outlier[order] = found
+    return outlier
 
 
 def _volume_column(frame: pd.DataFrame) -> str:

@@ -37,15 +37,17 @@ class MarketStore(PartitionStore):
         self,
         path: str | os.PathLike[str],
         *,
-        exchange: str,
-        pair: str,
+        exchange: str | None = None,
+        pair: str | None = None,
         format: str | None = None,
         checks: RowChecks | None = None,
         strict: bool = False,
     ) -> IngestReport:
         """Ingest one market-data file (format detected from the content when ``format`` is None).
 
-        Returns an ``IngestReport``; a broken file raises ``IngestError`` and leaves the store as it was.
+        Returns an ``IngestReport``; a broken file raises ``IngestError`` and leaves the store as it was,
+        as does a file whose own market columns name another market; ``exchange`` / ``pair`` None take
+        the file's own (``atlas_ray.featurestore._file_market``).
         ``checks`` sets the row checks (``RowChecks``); ``strict=True`` refuses the file on its first
         defect. See ``atlas_ray.featurestore._ingest`` for the rules and ``_formats`` for the formats.
         """
@@ -57,8 +59,8 @@ class MarketStore(PartitionStore):
         self,
         paths: Iterable[str | os.PathLike[str]],
         *,
-        exchange: str,
-        pair: str,
+        exchange: str | None = None,
+        pair: str | None = None,
         format: str | None = None,
         checks: RowChecks | None = None,
         strict: bool = False,

@@ -62,11 +62,19 @@ def test_broken_file_is_one_error_line_and_exit_2(data_dir: Path, tmp_path: Path
 
 
 def test_usage_mistakes_exit_2_with_one_line(tmp_path: Path, data_dir: Path) -> None:
-    missing = _run("ingest", str(data_dir / "README.md"), "--pair", "btc_usd", "--store", str(tmp_path))
+    missing = _run("ingest", "--pair", "btc_usd", "--store", str(tmp_path))
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [
-        "error: python -m atlas_ray.featurestore ingest: the following arguments are required: --exchange"
+        "error: python -m atlas_ray.featurestore ingest: the following arguments are required: PATH"
     ]
+    # A file that does not name its exchange needs --exchange (one that does is checked against it).
+    lean = data_dir / "lean_coinbase_btcusd" / "20180404_trade.zip"
+    unnamed = _run("ingest", str(lean), "--pair", "btc_usd", "--store", str(tmp_path / "s"))
+    assert unnamed.returncode == 2
+    assert unnamed.stderr.strip().splitlines() == [
+        "error: ingest: 20180404_trade.zip: --exchange is needed: the file names no exchange"
+    ]
+    assert not (tmp_path / "s").exists()
     bad_format = _run(
         "ingest",
         str(data_dir / "README.md"),

@@ -49,7 +49,9 @@ def _counts(report: object) -> dict[str, int]:
     ],
 )
 def test_real_files_pass_every_cross_check(data_dir: Path, tmp_path: Path, relative: str) -> None:
-    report = MarketStore(tmp_path / "store").ingest(data_dir / relative, exchange="x", pair="btc_usd")
+    # bitFlyer's files name their market (domain, product_code): theirs is given, or they are refused.
+    market = ("bitflyer", "btc_jpy") if relative.startswith(FLYER) else ("x", "btc_usd")
+    report = MarketStore(tmp_path / "store").ingest(data_dir / relative, exchange=market[0], pair=market[1])
     assert report.rows_written > 0
     assert {r: report.rejected[r] for r in _CROSS_CHECKS} == dict.fromkeys(_CROSS_CHECKS, 0)
     assert report.fixed == dict.fromkeys(FIX_REASONS, 0)
@@ -185,13 +187,13 @@ def test_repeated_times_with_other_values_are_conflicts(data_dir: Path, tmp_path
     defect_path = tmp_path / "conflicts.csv.gz"
     pd.concat([head, altered, same]).to_csv(defect_path, index=False)
     clean = MarketStore(tmp_path / "clean")
-    clean_report = clean.ingest(clean_path, exchange="f", pair="btc_jpy")
+    clean_report = clean.ingest(clean_path, exchange="bitflyer", pair="btc_jpy")
     store = MarketStore(tmp_path / "store")
-    report = store.ingest(defect_path, exchange="f", pair="btc_jpy")
+    report = store.ingest(defect_path, exchange="bitflyer", pair="btc_jpy")
     assert report.rejected["conflict"] == 6  # both readings of each of the 3 ids
     assert report.rejected["duplicate"] == clean_report.rejected["duplicate"] + 2
-    kept = store.read("f", "btc_jpy", "trades")
-    expected = clean.read("f", "btc_jpy", "trades")
+    kept = store.read("bitflyer", "btc_jpy", "trades")
+    expected = clean.read("bitflyer", "btc_jpy", "trades")
     expected = expected.loc[~expected["trade_id"].isin(altered["id"])]
     pd.testing.assert_frame_equal(kept, expected)
 

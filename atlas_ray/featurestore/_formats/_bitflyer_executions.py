@@ -34,6 +34,7 @@ from atlas_ray.featurestore._formats._common import (
     read_csv_table,
     timestamps_from_strings,
 )
+from atlas_ray.featurestore._formats._market_columns import FRAME_COLUMNS, LABEL_TYPE
 
 __all__ = ["FORMAT", "looks_like_bitflyer_executions", "read_bitflyer_executions"]
 
@@ -67,10 +68,12 @@ def read_bitflyer_executions(path: Path, name: str) -> Source:
         raise file_error(
             name,
             f"lacks the columns {describe_missing(missing)}; bitFlyer executions need "
-            f"{', '.join(f.name for f in _FIELDS)} (it has {', '.join(header)})",
+            f"{', '.join(f.name for f in _FIELDS if f.required)} (it has {', '.join(header)})",
         )
     types = {found[canonical]: kind for canonical, kind in _TYPES.items()}
-    table = read_csv_table(data, name=name, types=types, include=[found[c] for c in _TYPES])
+    markets = {part: found[part] for part in FRAME_COLUMNS if part in found}
+    types.update(dict.fromkeys(markets.values(), LABEL_TYPE))
+    table = read_csv_table(data, name=name, types=types, include=list(types))
     table = table.rename_columns([{v: k for k, v in found.items()}[c] for c in table.column_names])
     if table.num_rows == 0:
         raise file_error(name, "the file holds no rows")
@@ -90,6 +93,7 @@ def read_bitflyer_executions(path: Path, name: str) -> Source:
             "side": side,
             "trade_id": ids,
             "line": pa.array(lines),
+            **{FRAME_COLUMNS[part]: table.column(part) for part in markets},
         }
     ).take(order)
     frame = columns.to_pandas()
@@ -101,6 +105,7 @@ def read_bitflyer_executions(path: Path, name: str) -> Source:
         order="unordered",
         price_columns=("price",),
         key=("trade_id",),
+        market_columns=markets,
     )
 
 

@@ -29,6 +29,7 @@ from atlas_ray.featurestore._formats._common import (
     read_csv_table,
     timestamps_from_strings,
 )
+from atlas_ray.featurestore._formats._market_columns import FRAME_COLUMNS, LABEL_TYPE, market_labels
 
 __all__ = ["FORMAT", "looks_like_bitflyer_ticker", "read_bitflyer_ticker"]
 
@@ -57,10 +58,12 @@ def read_bitflyer_ticker(path: Path, name: str) -> Source:
         raise file_error(
             name,
             f"lacks the columns {describe_missing(missing)}; a bitFlyer ticker needs "
-            f"{', '.join(f.name for f in _FIELDS)} (it has {', '.join(header)})",
+            f"{', '.join(f.name for f in _FIELDS if f.required)} (it has {', '.join(header)})",
         )
-    wanted = [found[f.name] for f in _FIELDS]
-    table = read_csv_table(data, name=name, types={c: pa.string() for c in wanted}, include=wanted)
+    wanted = [found[f.name] for f in _FIELDS if f.required]
+    markets = {part: found[part] for part in FRAME_COLUMNS if part in found}
+    types = {**{c: pa.string() for c in wanted}, **dict.fromkeys(markets.values(), LABEL_TYPE)}
+    table = read_csv_table(data, name=name, types=types, include=list(types))
     table = table.rename_columns([{v: k for k, v in found.items()}[c] for c in table.column_names])
     if table.num_rows == 0:
         raise file_error(name, "the file holds no rows")
@@ -75,6 +78,7 @@ def read_bitflyer_ticker(path: Path, name: str) -> Source:
                 for ours, theirs in _OURS.items()
             },
             "line": lines,
+            **market_labels(table, {part: part for part in markets}),
         }
     )
     return Source(
@@ -85,4 +89,5 @@ def read_bitflyer_ticker(path: Path, name: str) -> Source:
         order="ascending",
         price_columns=("bid_price", "ask_price"),
         interval=pd.Timedelta(minutes=1),
+        market_columns=markets,
     )

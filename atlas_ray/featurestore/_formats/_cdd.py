@@ -30,6 +30,7 @@ from atlas_ray.featurestore._formats._common import (
     timestamps_from_epoch,
 )
 from atlas_ray.featurestore._formats._common import _strptime as strptime_times
+from atlas_ray.featurestore._formats._market_columns import market_labels
 from atlas_ray.featurestore._schema import Resolution, bars_kind
 
 __all__ = ["FORMAT", "looks_like_cdd", "read_cdd"]
@@ -126,16 +127,27 @@ def read_cdd(path: Path, name: str) -> Source:
     if trades is not None:
         values["trades"] = numbers(table.column(trades), name=name, column=trades, lines=lines)
     resolution = infer_resolution(times, name=name, default=Resolution.HOUR)
+    frame = bar_frame(pd.DatetimeIndex(times), values, lines)
+    markets = {"pair": "symbol"} if "symbol" in table.column_names else {}
+    for column, labels in market_labels(table, markets).items():
+        frame[column] = labels.array
     return Source(
         format=FORMAT,
         kind=bars_kind(resolution),
-        frame=bar_frame(pd.DatetimeIndex(times), values, lines),
+        frame=frame,
         rows_read=len(good) + unparseable,
         order="descending",
         price_columns=_PRICES,
         interval=resolution.offset,
         unparseable=unparseable,
+        market_columns={part: _written(header_text, column) for part, column in markets.items()},
     )
+
+
+def _written(header: str, column: str) -> str:
+    """A column's name as the header writes it (``Symbol`` for ``symbol``)."""
+    delimiter = ";" if header.count(";") > header.count(",") else ","
+    return next((f.strip() for f in header.split(delimiter) if f.strip().lower() == column), column)
 
 
 def _base_first(volumes: list[str], table: pa.Table) -> tuple[str, list[str]]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "FORMAT_FIELDS",
+    "MARKET_FIELDS",
     "Field",
     "closest_format",
     "describe_missing",
@@ -84,6 +85,13 @@ def header_names(line: str, delimiter: str = ",") -> list[str]:
     return [name.strip().lstrip("\ufeff") for name in row]
 
 
+MARKET_FIELDS = (
+    Field("exchange", ("domain", "venue", "exchange_name"), required=False),
+    Field("pair", ("product_code", "symbol", "instrument", "product_id", "ticker", "market"), required=False),
+)
+"""Where a file names its own market (optional in every format that may carry them; see
+``_market_columns``)."""
+
 _TIME = ("open_time", "start", "time", "date", "datetime", "t", "open_timestamp", "ts")
 
 FORMAT_FIELDS: dict[str, tuple[Field, ...]] = {
@@ -96,6 +104,7 @@ FORMAT_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("side", ("taker_side", "exec_side")),
         Field("price", ("exec_price", "execution_price")),
         Field("size", ("amount", "qty", "quantity", "exec_size")),
+        *MARKET_FIELDS,
     ),
     "bitflyer_ticker": (
         Field("timestamp", ("ticker_time", "time")),
@@ -103,6 +112,7 @@ FORMAT_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("best_bid_size", ("bid_size", "bid_qty")),
         Field("best_ask", ("ask", "ask_price")),
         Field("best_ask_size", ("ask_size", "ask_qty")),
+        *MARKET_FIELDS,
     ),
     "bitstamp_orders": (
         Field("id", ("order_id", "oid")),
@@ -127,6 +137,7 @@ FORMAT_FIELDS: dict[str, tuple[Field, ...]] = {
         ),
         Field("trades", ("number_of_trades", "num_trades", "trade_count", "tradecount", "count"), False),
         Field("vwap", ("vw", "average_price"), required=False),
+        *MARKET_FIELDS,
     ),
     "cdd": (
         Field("date", ("unix", "unix_timestamp")),

@@ -70,6 +70,10 @@ class Source:
     """Rows of other kinds the same file holds (an event log's trades), validated on their own."""
     """Whether rows with the same key but other values are conflicts (refused). False where several
     rows a key are real and the last one wins (LEAN quote ticks: many book updates a millisecond)."""
+    market_columns: dict[str, str] = field(default_factory=dict)
+    """The file's own market columns as it writes them (``{"exchange": "domain", "pair":
+    "product_code"}``); their labels are the frame's ``market_exchange`` / ``market_pair``
+    (``_market_columns``). Empty: the file names no market."""
 
 
 def file_error(name: str, message: str) -> IngestError:

@@ -35,6 +35,7 @@ from atlas_ray.featurestore._formats._common import (
     read_csv_table,
     times_from_column,
 )
+from atlas_ray.featurestore._formats._market_columns import FRAME_COLUMNS, market_labels
 from atlas_ray.featurestore._schema import Resolution, bars_kind
 
 __all__ = ["BINANCE_KLINE_FIELDS", "FORMAT", "looks_like_minute_bars", "read_minute_bars"]
@@ -101,6 +102,7 @@ def read_minute_bars(path: Path, name: str) -> Source:
             f"lacks the columns {describe_missing(missing)}; minute bars need "
             f"{', '.join(f.name for f in _FIELDS if f.required)} (it has {', '.join(table.column_names)})",
         )
+    written = dict(found)
     table = table.select(list(found.values())).rename_columns(list(found))
     time_column = "timestamp"
     timestamps = times_from_column(table.column(time_column), name=name, column=time_column, lines=lines)
@@ -115,6 +117,9 @@ def read_minute_bars(path: Path, name: str) -> Source:
     if "trades" in table.column_names:
         columns["trades"] = numbers(table.column("trades"), name=name, column="trades", lines=lines)
     frame = bar_frame(timestamps, columns, lines)
+    markets = {part: part for part in FRAME_COLUMNS if part in found}
+    for column, labels in market_labels(table, markets).items():
+        frame[column] = labels.array
     resolution = infer_resolution(timestamps, name=name, default=Resolution.ONE_MIN)
     return Source(
         format=FORMAT,
@@ -124,6 +129,7 @@ def read_minute_bars(path: Path, name: str) -> Source:
         order="ascending",
         price_columns=("open", "high", "low", "close"),
         interval=resolution.offset,
+        market_columns={part: written[part] for part in markets},
     )
 
 

@@ -398,8 +398,7 @@ class _MarketFeature(Feature):
         """``(exchange, pair)``; ``FeatureError`` if no exchange was chosen."""
         if self.exchange_name is None:
             raise FeatureError(
-                f"{self.name} has no exchange; choose one with a step such as .bitstamp() or "
-                ".exchange(name)."
+                f"{self.name} has no exchange; choose one with a step such as .bitstamp() or .exchange(name)."
             )
         return self.exchange_name, self.pair_name or default_pair(self.exchange_name)
 

@@ -88,7 +88,14 @@ build over a cluster's CPUs and keeps one process's memory bounded. ``build(...,
 chooses either path for any size."""
 
 _DEFINITION_FIELDS = (
-    "features", "labels", "fill_limit", "scaling", "categories", "rebalance", "window", "label_gaps"
+    "features",
+    "labels",
+    "fill_limit",
+    "scaling",
+    "categories",
+    "rebalance",
+    "window",
+    "label_gaps",
 )
 LABEL_GAPS: tuple[str, ...] = ("keep", "drop")
 #: ``frame.attrs`` key under which ``build`` records, per label name, the times (int ns since the epoch,

@@ -3,6 +3,8 @@ write that fails half way leaves the old file and nothing else."""
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -98,3 +100,46 @@ def test_upload_file_copies_a_local_file_whole(tmp_path: Path) -> None:
     target = tmp_path / "trial" / "model.keras"
     _atomic.upload_file(str(source), LOCAL, str(target))
     assert target.read_bytes() == source.read_bytes()
+
+
+def test_the_folder_is_flushed_after_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rename is an entry of the folder: flushed too, so it survives a power loss."""
+    flushed: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(descriptor: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    folder = tmp_path / "exchange=x" / "date=2018-01-21"
+    _atomic.write_text(LOCAL, str(folder / "data.json"), "whole")
+    assert len(flushed) == 2
+    assert flushed[0].startswith(str(folder / "data.json.")) and flushed[0].endswith(".tmp")  # the file
+    assert flushed[1] == str(folder)  # then the folder, after the rename
+
+
+def test_two_writers_of_one_file_never_share_a_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "data.bin"
+    both_half_way = threading.Barrier(2, timeout=30)
+    temps: list[str | None] = []
+
+    def writer(byte: bytes) -> None:
+        def write(stream: pa.NativeFile) -> None:
+            stream.write(byte * 50_000)
+            stream.flush()
+            both_half_way.wait()  # each has written half of its file before either finishes
+            stream.write(byte * 50_000)
+
+        staged = _atomic.stage(LOCAL, str(target), write)
+        temps.append(staged.temp)
+        staged.commit()
+
+    threads = [threading.Thread(target=writer, args=(b,)) for b in (b"a", b"b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(set(temps)) == 2  # private names
+    assert target.read_bytes() in (b"a" * 100_000, b"b" * 100_000)  # one writer's whole file
+    assert [p.name for p in tmp_path.iterdir()] == ["data.bin"]

@@ -77,8 +77,10 @@ def test_staged_files_appear_only_when_committed(tmp_path: Path) -> None:
     first, second = tmp_path / "a" / "data.parquet", tmp_path / "b" / "data.parquet"
     first.parent.mkdir()
     first.write_bytes(b"old a")
-    staged = [_atomic.stage(LOCAL, str(p), lambda out, p=p: out.write(f"new {p.parent.name}".encode()))
-              for p in (first, second)]
+    staged = [
+        _atomic.stage(LOCAL, str(p), lambda out, p=p: out.write(f"new {p.parent.name}".encode()))
+        for p in (first, second)
+    ]
     assert first.read_bytes() == b"old a" and not second.exists()
     for item in staged:
         item.commit()

@@ -33,9 +33,11 @@ def test_a_second_process_waits_for_the_lock_and_is_told_who_holds_it(tmp_path: 
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(StoreBusyError) as refused:
-            with _locks.hold(LOCAL, [name], what="bitflyer/btc_jpy trades", timeout=0.2):
-                pass
+        with (
+            pytest.raises(StoreBusyError) as refused,
+            _locks.hold(LOCAL, [name], what="bitflyer/btc_jpy trades", timeout=0.2),
+        ):
+            pass
         message = str(refused.value)
         assert "\n" not in message
         assert message.startswith("bitflyer/btc_jpy trades: another writer (pid ")
@@ -85,9 +87,11 @@ def test_the_holding_thread_may_take_it_again_other_threads_wait(tmp_path: Path)
 
 
 def test_a_negative_timeout_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"`timeout` is -1, but must be `timeout >= 0`"):
-        with _locks.hold(LOCAL, [str(tmp_path / "x")], timeout=-1):
-            pass
+    with (
+        pytest.raises(ValueError, match=r"`timeout` is -1, but must be `timeout >= 0`"),
+        _locks.hold(LOCAL, [str(tmp_path / "x")], timeout=-1),
+    ):
+        pass
 
 
 def _bucket(tmp_path: Path) -> pafs.FileSystem:
@@ -98,19 +102,24 @@ def _bucket(tmp_path: Path) -> pafs.FileSystem:
 
 def test_on_an_object_store_a_live_lease_of_another_writer_is_refused_in_one_line(tmp_path: Path) -> None:
     fs = _bucket(tmp_path)
-    lease = {"owner": "another", "host": "node-7", "pid": 4242, "since": time.time(), "expires": time.time() + 60}
+    now = time.time()
+    lease = {"owner": "another", "host": "node-7", "pid": 4242, "since": now, "expires": now + 60}
     (tmp_path / "series.lease").write_text(json.dumps(lease))
-    with pytest.raises(StoreBusyError) as refused:
-        with _locks.hold(fs, ["series"], what="s3://bucket/store: bitflyer/btc_jpy trades"):
-            pass
+    with (
+        pytest.raises(StoreBusyError) as refused,
+        _locks.hold(fs, ["series"], what="s3://bucket/store: bitflyer/btc_jpy trades"),
+    ):
+        pass
     message = str(refused.value)
     assert "\n" not in message
-    assert message.startswith("s3://bucket/store: bitflyer/btc_jpy trades: another writer (pid 4242 on node-7")
+    assert message.startswith(
+        "s3://bucket/store: bitflyer/btc_jpy trades: another writer (pid 4242 on node-7 "
+    )
     assert "holds its lease series.lease until" in message and "one writer at a time" in message
     assert json.loads((tmp_path / "series.lease").read_text())["owner"] == "another"  # left alone
 
 
-def test_on_an_object_store_the_lease_is_put_then_removed_and_an_expired_one_taken_over(tmp_path: Path) -> None:
+def test_on_an_object_store_a_lease_is_put_then_removed_and_an_expired_one_taken(tmp_path: Path) -> None:
     fs = _bucket(tmp_path)
     dead = {"owner": "crashed", "host": "node-7", "pid": 1, "since": 0.0, "expires": time.time() - 1}
     (tmp_path / "series.lease").write_text(json.dumps(dead))

@@ -88,7 +88,7 @@ def test_threads_writing_one_partition_keep_every_row(data_dir: Path, tmp_path: 
 
     trades = _trades(data_dir, threads * 10 * BATCH)
     store = MarketStore(tmp_path / "store")
-    parts = [trades.iloc[i :: threads] for i in range(threads)]
+    parts = [trades.iloc[i::threads] for i in range(threads)]
 
     def write(part: pd.DataFrame) -> int:
         return sum(store.write(part.iloc[b * BATCH : (b + 1) * BATCH], **SERIES) for b in range(10))

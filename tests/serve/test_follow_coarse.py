@@ -1,0 +1,194 @@
+"""``--feed store:`` for models coarser than the store's bars (a 5-minute and an hourly model on a store of
+1-minute bars), end to end: real search, real Ray Serve, real redis.
+
+A writer thread appends the real Coinbase and Kraken minute bars of March 2023 to the store, in chunks
+that end inside coarse bars, while the live model follows it. Each coarse bar must be predicted once,
+when it has closed, and the redis stream must equal the stream of a replay of the same bars from the
+finished store (same bars, same classes, same probabilities).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from atlas_ray.featurestore import FeatureLabelSet, LogReturns, MarketStore, Percentiles, TimeSplit, Volume
+from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, WorkSpec, WorkUnit, read_result
+from tests.conftest import ROOT
+from tests.serve.conftest import RedisServer, free_port
+
+pytestmark = pytest.mark.slow
+
+T0 = pd.Timestamp("2023-03-02T06:00Z")
+MARKETS = (("coinbase", "btc_usd"), ("kraken", "btc_usd"))
+CASES = {
+    # unit: (fluent resolution, training range, bars followed, minutes a write appends)
+    "five": ("five_min", ("2023-03-01", "2023-03-04"), pd.Timedelta("60min"), "3min"),
+    "hourly": ("hour", ("2023-03-01", "2023-03-21"), pd.Timedelta("4h"), "17min"),
+}
+
+
+def coarse_spec() -> WorkSpec:
+    units = []
+    for unit, (method, (start, end), _, _) in CASES.items():
+
+        def at(feature: LogReturns | Volume, method: str = method) -> LogReturns | Volume:
+            return getattr(feature, method)()  # type: ignore[no-any-return]
+
+        features = [
+            at(LogReturns().coinbase()),
+            at(LogReturns().kraken()).lookback(3),
+            at(Volume().coinbase()),
+        ]
+        fls = FeatureLabelSet(
+            features, [at(LogReturns().coinbase()).lookforward(1)], categories=Percentiles((33.3, 66.7))
+        )
+        units.append(
+            WorkUnit(
+                unit,
+                featureset=fls,
+                start=start,
+                end=end,
+                split=TimeSplit(train=0.6, validation=0.2, test=0.2),
+                models=[
+                    ModelSpec(
+                        "logistic", "logistic", {"learning_rate": 3e-3, "batch_size": 256}, num_samples=1
+                    )
+                ],
+            )
+        )
+    return WorkSpec(
+        name="coarse",
+        units=units,
+        scheduler=ASHA(max_t=2, grace_period=2, reduction_factor=2, metric="val_loss", mode=Mode.MIN),
+        resources=Resources(cpu=1),
+        seed=11,
+    )
+
+
+@pytest.fixture(scope="module")
+def coarse_experiment(
+    minute_store: MarketStore, ray_cluster: None, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A finished real search: a logistic trial on 5-minute bars, one on hourly bars (from 1-minute bars)."""
+    from atlas_ray.search import run
+
+    storage = tmp_path_factory.mktemp("coarse_experiments")
+    return Path(run(coarse_spec(), storage=str(storage), store=minute_store, out=io.StringIO()))
+
+
+def trial_of_unit(experiment: Path, unit: str) -> str:
+    for directory in sorted((experiment / "trials").iterdir()):
+        if read_result(str(directory)).identity.unit == unit:
+            return directory.name
+    raise LookupError(unit)
+
+
+def write_minutes(source: MarketStore, target: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
+    for exchange, pair in MARKETS:
+        bars = source.read(exchange, pair, "bars_1m", lo, hi)
+        if len(bars):
+            target.write(bars, exchange=exchange, pair=pair, kind="bars_1m")
+
+
+def serve(experiment: Path, trial: str, name: str, feed: str, store: Path, redis: RedisServer) -> list[str]:
+    return [
+        sys.executable, "-m", "atlas_ray.serve", str(experiment), "--trial", trial, "--name", name,
+        "--feed", feed, "--poll", "0.3", "--speed", "0", "--store", str(store), "--redis", redis.url,
+        "--http-port", str(free_port()), "--status-every", "0",
+    ]  # fmt: skip
+
+
+def stream(redis: RedisServer, name: str) -> list[dict[str, str]]:
+    return [fields for _, fields in redis.client().xrange(f"atlas:pred:{name}:stream")]
+
+
+@pytest.mark.parametrize("unit", list(CASES))
+def test_a_coarse_model_follows_a_finer_store_as_it_is_written(
+    coarse_experiment: Path, minute_store: MarketStore, redis_server: RedisServer, tmp_path: Path, unit: str
+) -> None:
+    _, _, span, chunk = CASES[unit]
+    trial = trial_of_unit(coarse_experiment, unit)
+    step = pd.Timedelta("5min") if unit == "five" else pd.Timedelta("1h")
+    live_name, replay_name = f"coarse_live_{unit}", f"coarse_replay_{unit}"
+    client = redis_server.client()
+    for name in (live_name, replay_name):
+        client.delete(f"atlas:pred:{name}", f"atlas:pred:{name}:stream")
+    growing = MarketStore(tmp_path / "growing")
+    write_minutes(minute_store, growing, pd.Timestamp("2023-03-01T00:00Z"), T0)  # the history before T0
+    end = T0 + span
+
+    process = subprocess.Popen(
+        serve(coarse_experiment, trial, live_name, f"store:{T0.isoformat()}", growing.root, redis_server),
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    live = threading.Event()
+
+    def read_stdout() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "live; POST bars" in line:
+                live.set()
+
+    reader = threading.Thread(target=read_stdout, daemon=True)
+    reader.start()
+    written = threading.Event()
+
+    def writer() -> None:  # the store grows while the model follows it, chunks ending inside coarse bars
+        cut = T0
+        while cut < end + pd.Timedelta("1min"):
+            nxt = min(cut + pd.Timedelta(chunk), end + pd.Timedelta("1min"))
+            write_minutes(minute_store, growing, cut, nxt)
+            cut = nxt
+            time.sleep(1.0)
+        written.set()
+
+    last = (end - step).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        assert live.wait(180), "".join(lines)
+        thread = threading.Thread(target=writer)
+        thread.start()
+        deadline = time.monotonic() + 300
+        while not (written.is_set() and client.hget(f"atlas:pred:{live_name}", "ts") == last):
+            assert process.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, f"no prediction for {last}: " + "".join(lines)
+            time.sleep(0.3)
+        thread.join()
+        time.sleep(1.5)  # a few more looks at the finished store: nothing more may come
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=90)
+    assert process.returncode == 0, err[-3000:]
+    followed = stream(redis_server, live_name)
+
+    replay = subprocess.run(
+        serve(coarse_experiment, trial, replay_name, f"replay:{T0.isoformat()}/{end.isoformat()}",
+              minute_store.root, redis_server),
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert replay.returncode == 0, replay.stderr[-3000:]
+    replayed = stream(redis_server, replay_name)
+
+    expected = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in pd.date_range(T0, end - step, freq=step)]
+    assert [e["ts"] for e in replayed] == expected
+    assert [e["ts"] for e in followed] == expected  # each closed bar once, none while forming
+    for a, b in zip(followed, replayed, strict=True):
+        assert a["class"] == b["class"], a["ts"]
+        pa, pb = json.loads(a["probabilities"]), json.loads(b["probabilities"])
+        assert max(abs(x - y) for x, y in zip(pa, pb, strict=True)) < 1e-6, (a["ts"], pa, pb)

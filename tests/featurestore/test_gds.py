@@ -496,3 +496,68 @@ def test_watermark_holes_wait_for_late_commits_then_settle() -> None:
     mark = mark.settle(now=161.0, settle=60.0)  # 7 and 8 never came: given up
     assert (mark.high, mark.holes, mark.marks) == (10, (), ())
     assert Watermark.from_json(json.loads(json.dumps(mark.to_json())), "x") == mark
+
+
+def test_readers_beside_a_file_ingest_lose_no_row_and_keep_both_watermarks(
+    mariadb: MariaDB,
+    gds_database: str,
+    gds: Any,
+    bitflyer_trades: pd.DataFrame,
+    data_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """Two GDS readers (all exchanges, and bitflyer alone) and a file ingest write one day's trades at
+    once: every row of both sources is kept, and each reader's watermark is its own (before the
+    writer lock, a reader's page and the file's rows overwrote each other while the watermark moved on)."""
+    from_gds = bitflyer_trades.iloc[:3000]
+    insert_trades(gds, _trades_rows(from_gds))
+    raw = pd.read_csv(
+        data_dir / "bitflyer_2018-01" / "bitflyer.execution.20180121.BTC_JPY.csv.gz",
+        dtype=str,
+        keep_default_na=False,
+        nrows=TRADES,
+    )
+    raw = raw.loc[~raw["id"].isin(from_gds["trade_id"]) & (raw["exec_date"] != "")].iloc[:3000]
+    files = []
+    for index in range(10):
+        files.append(tmp_path / f"executions_{index}.csv.gz")
+        raw.iloc[index * 300 : (index + 1) * 300].to_csv(files[-1], index=False)
+    store = MarketStore(tmp_path / "store")
+    url = mariadb.url(gds_database)
+    ingest = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "atlas_ray.featurestore",
+            "ingest",
+            *map(str, files),
+            "--store",
+            str(store.root),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    errors: list[BaseException] = []
+
+    def read(exchanges: list[str] | None) -> None:
+        try:
+            ingest_gds(store, url, exchanges=exchanges, trade_batch=100)
+        except BaseException as error:  # handed to the test thread
+            errors.append(error)
+
+    readers = [threading.Thread(target=read, args=(choice,)) for choice in (None, ["bitflyer"])]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(timeout=300)
+    _, err = ingest.communicate(timeout=300)
+    assert ingest.returncode == 0, err
+    assert errors == []
+    stored = store.read("bitflyer", "btc_jpy", "trades")
+    assert stored["trade_id"].is_unique
+    assert set(stored["trade_id"]) == set(from_gds["trade_id"]) | set(raw["id"])
+    marks = StateFile(store.root, parse_gds_url(url).key, "").load()["trade"]
+    assert set(marks) == {"*", "bitflyer"}
+    assert marks["*"].high == marks["bitflyer"].high > 0

@@ -5,6 +5,7 @@ command, every closed bar is in the stream exactly once, in time order."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -65,7 +66,6 @@ def start(
         *extra,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    # a session of its own: SIGKILL goes to the command and the local Ray it started, as in a crash
     return subprocess.Popen(
         command,
         cwd=ROOT,
@@ -73,7 +73,6 @@ def start(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,
     )
 
 
@@ -101,6 +100,20 @@ def stop(process: subprocess.Popen[str]) -> str:
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err[-3000:]
     return out
+
+
+def crash(process: subprocess.Popen[str]) -> None:
+    """SIGKILL to the command and every process it started (its local Ray, the Serve replica), all at
+    once, as a machine or container going away does."""
+    import psutil
+
+    family = [psutil.Process(process.pid)]
+    family += family[0].children(recursive=True)
+    for member in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    psutil.wait_procs(family, timeout=30)
 
 
 def final_counts(out: str) -> dict[str, int]:
@@ -141,16 +154,16 @@ def test_a_two_week_catch_up_writes_every_bar_once_even_killed_in_the_middle(
     assert counts == {"predictions written": len(reference), "repeated": 0, "dropped": 0, "buffered": 0}
 
     # a buffer of 50 (25 predictions a pipeline) makes the catch-up long enough to be killed in the
-    # middle of it, found by watching the stream grow; SIGKILL goes to the command and its local Ray
+    # middle of it, found by watching the stream grow
     first = start(served_experiment, two_weeks, redis_server, "killed", "--buffer", "50")
     deadline = time.monotonic() + 400
     while client.xlen("atlas:pred:killed:stream") < 2_000:
         assert time.monotonic() < deadline and first.poll() is None, first.communicate()[1][-3000:]
         time.sleep(0.002)
-    os.killpg(first.pid, signal.SIGKILL)
-    first.communicate(timeout=60)
-    time.sleep(1)
+    crash(first)
     at_kill = client.xlen("atlas:pred:killed:stream")
+    time.sleep(2)
+    assert client.xlen("atlas:pred:killed:stream") == at_kill  # nothing of the first run writes on
     assert 2_000 <= at_kill < len(reference) - 1_000, at_kill  # in the middle of the catch-up
 
     second = start(served_experiment, two_weeks, redis_server, "killed", "--buffer", "50")

@@ -185,6 +185,14 @@ class Sources:
                 out.append(key)
         return out
 
+    def live(self) -> Sources:
+        """The decision as a live market holds it: each series read from what a live feed supplies for
+        it (``live_key``: bars at the decision's resolution unless built from trades)."""
+        series = tuple(
+            SeriesSource(s.exchange, s.pair, s.kind, live_key(s, self.resolution)[2]) for s in self.series
+        )
+        return Sources(self.resolution, series, self.days)
+
     def describe(self) -> str:
         """One line: ``bars for coinbase btc_usd (from bars_1m), quotes for kraken btc_usd``."""
         return ", ".join(s.describe() for s in self.series) or "nothing"

@@ -184,6 +184,9 @@ class LiveEngine:
         self.before = max(f.halo[0] for f in self.features)
         self.window = served.result.window
         self.series = tuple(series) if series is not None else tuple(required_series(served))
+        # the trial's recorded sources as the live market holds them (a market shared with a swapped-out
+        # model may hold more, e.g. quotes where this trial recorded bars: read what it recorded)
+        self.sources = served.sources.live() if served.sources is not None else None
         history = (self.before + 2 * self.fill_limit + (self.window or 1) + 8) * fls.resolution.offset
         if market is None:
             market = LiveMarket(self.series, keep=history)
@@ -348,6 +351,7 @@ class LiveEngine:
             hi,
             self.resolution,
             fill_limit=self.fill_limit,
+            sources=self.sources,
         )
         i0 = data.grid.searchsorted(lo)
         by_name = {f.name: f.compute(data).to_numpy(dtype="float64")[i0:] for f in self.features}

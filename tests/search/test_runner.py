@@ -153,10 +153,26 @@ def test_hypermodel_runs_unchanged(searched) -> None:  # type: ignore[no-untyped
     assert not math.isnan(hyper.metric("loss", "validation"))
 
 
-def test_tensorboard_logs_are_written(searched) -> None:  # type: ignore[no-untyped-def]
-    _, experiment, _, _, _ = searched
-    events = list(Path(experiment).glob("*/events.out.tfevents.*"))
+def test_tensorboard_reads_every_finished_trials_validation_loss_per_epoch(searched) -> None:  # type: ignore[no-untyped-def]
+    """What `tensorboard --logdir EXPERIMENT` shows (the README), read by TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, experiment, results, _, _ = searched
+    events = sorted(Path(experiment).glob("*/events.out.tfevents.*"))
     assert len(events) >= 3
+    curves = {}
+    for path in events:
+        accumulator = EventAccumulator(str(path.parent))
+        accumulator.Reload()
+        tag = next((t for t in accumulator.Tags()["scalars"] if t.endswith("/val_loss")), None)
+        if tag is not None:
+            curves[path.parent.name] = [event.value for event in accumulator.Scalars(tag)]
+    finished = [r for r in results if r.status is TrialStatus.COMPLETED]
+    assert len(curves) >= len(finished) > 0
+    for result in finished:
+        shown = next(c for name, c in curves.items() if result.trial_id in name)
+        logged = result.curves["val_loss"].dropna().to_numpy()
+        np.testing.assert_allclose(shown, logged, rtol=1e-6)
 
 
 def test_console_is_one_progress_line_and_loud_failures(searched) -> None:  # type: ignore[no-untyped-def]

@@ -120,3 +120,24 @@ def test_a_store_or_feed_without_the_recorded_quotes_is_refused(
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: "), err
         assert "quotes for coinbase btc_usd" in err[0]
+
+
+def test_a_live_market_that_also_holds_quotes_leaves_the_trial_on_its_bars(
+    served_experiment: Path, minute_store: MarketStore
+) -> None:
+    """A live market shared with another model (a swap from one that reads Coinbase quotes) declares
+    quotes too; this trial recorded bars for its Coinbase midpoint and keeps computing from them: its
+    predictions equal the ResultsObject's, none goes missing for want of a quote."""
+    from atlas_ray.search import load_model
+    from atlas_ray.serve import LiveEngine
+    from tests.serve._replay import REPLAY_END, REPLAY_START, compare, replay
+
+    served = find_trial(str(served_experiment), trial=trial_of(served_experiment, "logistic"))
+    series = [*required_series(served, minute_store), ("coinbase", "btc_usd", "quotes")]
+    engine = LiveEngine(served, load_model(served.result), series=series)
+    predictions = replay(engine, minute_store, REPLAY_START, REPLAY_END)
+    offline = served.result.predictions
+    offline = offline[(offline.timestamp >= REPLAY_START) & (offline.timestamp < REPLAY_END)]
+    joined = compare(predictions, offline, served.result.classes)
+    assert len(joined) == len(offline) > 100
+    assert joined["max_diff"].max() < 1e-5

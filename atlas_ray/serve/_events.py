@@ -11,8 +11,10 @@ One event is one row of one series::
   the epoch (UTC).
   A bar is stamped with its *open* time and must lie on its resolution's grid; quotes, trades and book
   snapshots with the time they were observed.
-* bars: ``open high low close volume`` (``vwap``, ``trades`` optional); ``resolution`` defaults to the
-  model's (``1m``, ``5m``, ``10m``, ``1h``; finer bars are aggregated exactly, as the store does).
+* bars: ``open high low close volume`` (``vwap``, ``trades`` optional: absent means unknown, as the
+  store's NaN and -1); ``resolution`` defaults to the model's (``1m``, ``5m``, ``10m``, ``1h``). A live
+  model takes bars at its own resolution: a coarse bar is sent once, closed and whole, as the store
+  and GDS feeds send it (a finer bar sent to a coarser model is refused as ``unknown_series``).
   quotes: ``bid_price bid_size ask_price ask_size``. trades: ``price size`` (``side``, ``trade_id``
   optional). book: ``bids`` and ``asks``, lists of ``[price, size]``, best first.
 

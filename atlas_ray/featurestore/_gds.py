@@ -868,6 +868,8 @@ def follow_bars(
         for series, start in following.items():
             if series not in newest:
                 newest[series] = _newest_trade(store, series)
+            if newest[series] is None:
+                continue  # no trade of it stored yet: nothing to give, whatever the clock says
             closed = closed_before(newest[series], "trades", res, now=now, grace=grace)
             if closed is None or closed <= start:
                 continue

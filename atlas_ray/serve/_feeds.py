@@ -237,7 +237,7 @@ def closed_through(
 ) -> pd.Timestamp | None:
     """For a bar series: the open time before which every bar of ``key`` is closed in ``store`` now
     (``closed_before`` on the newest row of the kind its bars are built from). For any other series: the
-    newest row's time plus 1 ns (every row stored is final). None when nothing is stored (or closed)."""
+    newest row's time plus 1 ns (every row stored is final). None when nothing is stored."""
     exchange, pair, kind = key
     if not kind.startswith("bars_"):
         newest = _newest(store, exchange, pair, kind)
@@ -245,12 +245,10 @@ def closed_through(
     try:
         source = bars_source(store, exchange, pair, as_resolution(kind))
     except MissingDataError:
-        return (
-            None
-            if now is None or grace is None
-            else closed_before(None, "trades", kind, now=now, grace=grace)
-        )
+        return None  # nothing stored yet: nothing to hand over, whatever the clock says
     newest = _newest(store, exchange, pair, source)
+    if newest is None:
+        return None
     return closed_before(newest, source, as_resolution(kind), now=now, grace=grace)
 
 

@@ -179,3 +179,29 @@ def test_the_gds_feed_hands_over_the_bars_of_its_trades_with_vwap_and_counts(
     live = as_bars([e for p in pushes[1:] for e in p["events"]], resolution)[("bitflyer", "btc_jpy")]
     assert offline["vwap"].notna().all() and (offline["trades"] > 0).all()
     same_bars(live, offline)
+
+
+def test_a_bar_whose_last_minute_never_comes_closes_by_the_wall_clock_with_a_grace(
+    minute_store: MarketStore, tmp_path: Path
+) -> None:
+    """Coinbase stores no minute in which nothing traded: 2023-03-04 21:59 is missing, so the 5-minute bar
+    of 21:55 closes by the data only once 22:00 is stored. With ``grace`` the wall clock closes it."""
+    resolution = as_resolution("5m")
+    lo, cut = pd.Timestamp("2023-03-04T21:00Z"), pd.Timestamp("2023-03-04T22:00Z")
+    assert (
+        pd.Timestamp("2023-03-04T21:59Z")
+        not in minute_store.read("coinbase", "btc_usd", "bars_1m", lo, cut).index
+    )
+    series = [("coinbase", "btc_usd", "bars_5m")]
+    offline = minute_store.bars("coinbase", "btc_usd", resolution, lo, cut)
+    assert offline.index[-1] == pd.Timestamp("2023-03-04T21:55Z")
+    for grace, bars in ((None, len(offline) - 1), (pd.Timedelta("30s"), len(offline))):
+        store = MarketStore(tmp_path / f"store_{grace is None}")
+        store.write(minute_store.read("coinbase", "btc_usd", "bars_1m", lo, cut), exchange="coinbase",
+                    pair="btc_usd", kind="bars_1m")  # fmt: skip
+        stop = threading.Event()
+        feed = store_pushes(store, series, resolution, lo, poll=0.01, stop=stop, grace=grace)
+        events = next(feed) + next(feed)
+        stop.set()
+        live = as_bars(events, resolution)[("coinbase", "btc_usd")]
+        same_bars(live, offline.iloc[:bars])

@@ -104,8 +104,12 @@ def _labels(source: Source, part: str) -> pd.Series | None:
 
 def _counts(labels: pd.Series) -> dict[str, int]:
     """How many rows say each label (nulls and empty labels say nothing)."""
-    counts = labels.astype("string").str.strip().value_counts(dropna=True)
-    return {str(label): int(n) for label, n in counts.items() if str(label)}
+    counts: dict[str, int] = {}
+    for label, n in labels.value_counts(dropna=True).items():  # (per category: no text per row)
+        text = str(label).strip()
+        if text and n:
+            counts[text] = counts.get(text, 0) + int(n)
+    return counts
 
 
 def resolve_market(source: Source, name: str, exchange: str | None, pair: str | None) -> FileMarket:

@@ -9,7 +9,7 @@ The parts: ``LiveEngine`` (events in, predictions out, with the feature library'
 from atlas_ray.serve._engine import LiveEngine, Prediction, PushOutcome, required_series
 from atlas_ray.serve._events import REASONS, EventError, MarketEvent, parse_event
 from atlas_ray.serve._live_market import LiveMarket
-from atlas_ray.serve._redis_contract import channel, fields, latest_key, masked_url, stream_key
+from atlas_ray.serve._redis_contract import channel, fields, latest_key, masked_url, stream_id, stream_key
 from atlas_ray.serve._sink import RedisSink
 from atlas_ray.serve._trial import ServedTrial, find_trial
 
@@ -30,5 +30,6 @@ __all__ = [
     "masked_url",
     "parse_event",
     "required_series",
+    "stream_id",
     "stream_key",
 ]

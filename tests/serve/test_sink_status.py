@@ -123,3 +123,42 @@ def test_a_replay_of_bars_that_cannot_be_predicted_exits_1(
     )
     error = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert error and "60 bar(s) could not be predicted (no value: " in error[0] and "kraken" in error[0]
+
+
+@pytest.mark.slow
+def test_a_replay_run_again_adds_nothing(
+    served_experiment: Path, minute_store: MarketStore, redis_server: RedisServer
+) -> None:
+    """``scripts/main.sh`` replays a day into the same name at every run: one stream entry per bar."""
+    client = redis_server.client()
+    client.delete("atlas:pred:again_cli", "atlas:pred:again_cli:stream")
+    command = [
+        sys.executable,
+        "-m",
+        "atlas_ray.serve",
+        str(served_experiment),
+        "--trial",
+        trial_of(served_experiment, "dnn"),
+        "--name",
+        "again_cli",
+        "--feed",
+        "replay:2023-03-02T06:00/2023-03-02T06:30",
+        "--speed",
+        "0",
+        "--store",
+        str(minute_store.root),
+        "--redis",
+        redis_server.url,
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    outs = []
+    for _ in range(2):
+        run = [*command, "--http-port", str(free_port())]
+        done = subprocess.run(run, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        outs.append(done.stdout)
+    assert "predictions written 30 | repeated 0 | dropped 0" in outs[0], outs[0]
+    assert "predictions written 0 | repeated 30 | dropped 0" in outs[1], outs[1]
+    entries = client.xrange("atlas:pred:again_cli:stream")
+    assert [f["ts"][11:16] for _, f in entries] == [f"06:{m:02d}" for m in range(30)]
+    assert client.hget("atlas:pred:again_cli", "ts") == "2023-03-02T06:29:00Z"

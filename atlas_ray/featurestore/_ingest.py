@@ -742,7 +742,7 @@ def _price_outliers(
     ordered = prices.iloc[order].reset_index(drop=True)
     before = neighbours.before[[c for c in ordered.columns if c in neighbours.before.columns]]
     after = neighbours.after[[c for c in ordered.columns if c in neighbours.after.columns]]
-    window = pd.concat([before, ordered, after], ignore_index=True)
+    window = pd.concat([part for part in (before, ordered, after) if len(part)], ignore_index=True)
     found = price_outliers(window, price_columns, checks)[0][len(before) : len(before) + len(ordered)]
     outlier = np.zeros(len(prices), dtype=bool)
     outlier[order] = found

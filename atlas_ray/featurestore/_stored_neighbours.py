@@ -63,21 +63,17 @@ def stored_neighbours(
     first_day, last_day = str(first.date()), str(last.date())
     earlier = [d for d in dates if d <= first_day][-2:]
     later = [d for d in dates if d >= last_day][:2]
-    before = (
-        store.read(exchange, pair, kind, earlier[0], first, columns=columns).tail(rows)
-        if earlier
-        else pd.DataFrame()
-    )
-    after = (
-        store.read(
-            exchange,
-            pair,
-            kind,
-            last + pd.Timedelta(1, "ns"),
-            pd.Timestamp(later[-1], tz="UTC") + _DAY,
-            columns,
-        ).head(rows)
-        if later
-        else pd.DataFrame()
-    )
+    before = after = pd.DataFrame()
+    # The nearest stored day first; the one beyond it only when the nearest holds too few rows.
+    for start in reversed(earlier):
+        before = store.read(exchange, pair, kind, start, first, columns=columns).tail(rows)
+        if len(before) >= rows:
+            break
+    for day in later:
+        end = pd.Timestamp(day, tz="UTC") + _DAY
+        after = store.read(exchange, pair, kind, last + pd.Timedelta(1, "ns"), end, columns=columns).head(
+            rows
+        )
+        if len(after) >= rows:
+            break
     return Neighbours(before.reset_index(drop=True), after.reset_index(drop=True))

@@ -93,6 +93,8 @@ def hold(
     lease (object store); nothing is held then."""
     if timeout < 0:
         raise ValueError(f"The value of `timeout` is {timeout}, but must be `timeout >= 0`.")
+    if lease_seconds <= 0:
+        raise ValueError(f"The value of `lease_seconds` is {lease_seconds}, but must be `lease_seconds > 0`.")
     with contextlib.ExitStack() as stack:
         for name in sorted(set(names)):
             stack.enter_context(_hold_one(fs, name, what or name, timeout, lease_seconds))

@@ -136,9 +136,48 @@ def test_a_store_in_the_bucket_holds_the_real_bars(
             minute_store.bars("kraken", "btc_usd", "1m", "2023-03-01", "2023-03-02"),
         )
     # ingesting again adds nothing
-    again = store.ingest(data_dir / "minute_bars_2023-03" / "kraken_btcusd.parquet", exchange="kraken",
-                         pair="btc_usd")
+    again = store.ingest(
+        data_dir / "minute_bars_2023-03" / "kraken_btcusd.parquet", exchange="kraken", pair="btc_usd"
+    )
     assert again.rows_written == 0
+
+
+def test_a_second_writer_of_a_series_in_the_bucket_is_refused_in_one_line(
+    s3: str, aws: None, data_dir: Path
+) -> None:
+    """A bucket has no locks: a writer holds a lease object while it writes (``atlas_ray._locks``)."""
+    import json
+    import time
+
+    store = MarketStore(uri(s3, "leased"))
+    bars = data_dir / "minute_bars_2023-03" / "kraken_btcusd.parquet"
+    store.ingest(bars, exchange="kraken", pair="btc_usd")
+    assert not [key for key in objects(s3, "leased") if key.endswith(".lease")]  # given back when done
+    # Another writer, on another machine, is writing the series now.
+    fs, base = _storage.filesystem(uri(s3, "leased"))
+    lease = f"{base}/_locks/exchange=kraken/pair=btc_usd/kind=bars_1m.lease"
+    holder = {
+        "owner": "elsewhere",
+        "host": "node-2",
+        "pid": 77,
+        "since": time.time(),
+        "expires": time.time() + 60,
+    }
+    _atomic.write_text(fs, lease, json.dumps(holder))
+    before = {key for key in objects(s3, "leased") if "/_locks/" not in key}
+    flags = ["--exchange", "kraken", "--pair", "btc_usd", "--store", uri(s3, "leased")]
+    done = subprocess.run(
+        [sys.executable, "-m", "atlas_ray.featurestore", "ingest", str(bars), *flags],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **CREDENTIALS},
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "kraken/btc_usd bars_1m: another writer (pid 77 on node-2 since " in lines[0]
+    assert "holds its lease" in lines[0] and "one writer at a time" in lines[0]
+    assert {key for key in objects(s3, "leased") if "/_locks/" not in key} == before
 
 
 SPEC = """
@@ -162,9 +201,21 @@ def test_a_search_writes_its_experiment_to_the_bucket_and_the_report_reads_it_ba
     env.pop("RAY_ADDRESS", None)
     storage = uri(s3, "experiments")
     search = subprocess.run(
-        [sys.executable, "-m", "atlas_ray.search", str(spec), "--store", uri(s3, "store"),
-         "--storage", storage],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "atlas_ray.search",
+            str(spec),
+            "--store",
+            uri(s3, "store"),
+            "--storage",
+            storage,
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert search.returncode == 0, search.stderr[-3000:] + search.stdout[-3000:]
 
@@ -194,9 +245,21 @@ def test_a_search_writes_its_experiment_to_the_bucket_and_the_report_reads_it_ba
     assert tune.Tuner.can_restore(f"{parent}/s3june", storage_filesystem=fs)
     # the same command again reads the finished experiment from the bucket and trains nothing
     again = subprocess.run(
-        [sys.executable, "-m", "atlas_ray.search", str(spec), "--store", uri(s3, "store"),
-         "--storage", storage],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "atlas_ray.search",
+            str(spec),
+            "--store",
+            uri(s3, "store"),
+            "--storage",
+            storage,
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"the experiment {experiment} is already finished (2 trials" in again.stdout
@@ -204,7 +267,11 @@ def test_a_search_writes_its_experiment_to_the_bucket_and_the_report_reads_it_ba
     out = tmp_path / "report"
     report = subprocess.run(
         [sys.executable, "-m", "atlas_ray.report", experiment, "--out", str(out), "--top", "1"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert report.returncode == 0, report.stderr[-3000:]
     assert f"s3june: 2 trials read from {experiment}" in report.stdout
@@ -216,7 +283,13 @@ def test_a_search_writes_its_experiment_to_the_bucket_and_the_report_reads_it_ba
 def test_a_bucket_that_does_not_exist_is_one_line(s3: str, aws: None, tmp_path: Path) -> None:
     env = {**os.environ, **CREDENTIALS, "PYTHONPATH": str(ROOT)}
     missing = f"s3://nobucket/exp?endpoint_override={s3}&scheme=http&region=us-east-1"
-    done = subprocess.run([sys.executable, "-m", "atlas_ray.report", missing], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "atlas_ray.report", missing],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "s3://nobucket/exp" in done.stderr

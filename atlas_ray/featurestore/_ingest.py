@@ -171,7 +171,11 @@ class IngestReport:
         return sum(self.fixed.values())
 
     def __str__(self) -> str:
-        rejected = ", ".join(f"{reason} {count}" for reason, count in self.rejected.items() if count)
+        rejected = ", ".join(
+            f"{reason} {count}{self._other_markets() if reason == 'other_market' else ''}"
+            for reason, count in self.rejected.items()
+            if count
+        )
         fixed = ", ".join(f"{reason} {count}" for reason, count in self.fixed.items() if count)
         span = f" {self.start:%Y-%m-%d %H:%M}..{self.end:%Y-%m-%d %H:%M}" if self.start is not None else ""
         return (
@@ -181,6 +185,15 @@ class IngestReport:
             f"rejected {self.rows_rejected}{f' ({rejected})' if rejected else ''}, "
             f"fixed {self.rows_fixed}{f' ({fixed})' if fixed else ''}, "
             f"gaps {self.gaps} missing in {len(self.gap_ranges)} ranges"
+        )
+
+    def _other_markets(self) -> str:
+        """``: product_code ETH_BTC, not btc_jpy``: which markets the ``other_market`` rows named."""
+        found = self.examples.get("other_market", ())
+        said = sorted({(d.field, d.value, d.rule.endswith("(the exchange ingested)")) for d in found})
+        return "".join(
+            f": {column} {value}, not {self.exchange if exchange else self.pair}"
+            for column, value, exchange in said
         )
 
 

@@ -188,11 +188,11 @@ class IngestReport:
         )
 
     def _other_markets(self) -> str:
-        """``: product_code ETH_BTC, not btc_jpy``: which markets the ``other_market`` rows named."""
+        """`` [product_code ETH_BTC, not btc_jpy]``: which markets the ``other_market`` rows named."""
         found = self.examples.get("other_market", ())
         said = sorted({(d.field, d.value, d.rule.endswith("(the exchange ingested)")) for d in found})
         return "".join(
-            f": {column} {value}, not {self.exchange if exchange else self.pair}"
+            f" [{column} {value}, not {self.exchange if exchange else self.pair}]"
             for column, value, exchange in said
         )
 

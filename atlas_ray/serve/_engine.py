@@ -52,6 +52,10 @@ __all__ = ["LiveEngine", "Prediction", "PushOutcome", "required_series"]
 log = logging.getLogger("atlas_ray.serve")
 
 _RECENT_TRADE_IDS = 10_000
+MAX_PENDING_BARS = 2**20
+"""The most bars one decision lays its grid over (two years of minutes): rows a feed sends years apart
+(a broken or hostile HTTP body: a bar of 1970 beside one of today) decide only the last ones, instead of
+a grid the memory cannot hold."""
 
 
 @dataclass(frozen=True)
@@ -323,6 +327,7 @@ class LiveEngine:
         known = [(s // self.step) * self.step for s in starts if s is not None]
         oldest = min(known) if known else ready
         first = oldest if self.done is None else max(self.done + self.step, oldest)
+        first = max(first, ready - (MAX_PENDING_BARS - 1) * self.step)
         started = time.perf_counter()
         index, values = self._scaled_rows(first, ready, outcome, warm=warm)
         self.done = ready

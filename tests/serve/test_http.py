@@ -143,7 +143,7 @@ def test_the_http_feed_enforces_its_token_and_never_answers_500(
             try:
                 if requests.get(f"{base}/health", headers=good, timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.5)
 
@@ -168,7 +168,10 @@ def test_the_http_feed_enforces_its_token_and_never_answers_500(
             (b'[{"exchange": "coinbase", "ts": "2023-03-02T06:00:00Z", "open": 1e999, "high": NaN}]', 200, 1),
             (json.dumps([{**BAR, "close": 10**400}]).encode(), 200, 1),
             (json.dumps([{**BAR, "exchange": "x" * 100_000}]).encode(), 200, 1),
-        ]
+            # taken (each is a good bar), but 53 years apart: decided over at most MAX_PENDING_BARS bars
+            (json.dumps([{**BAR, "ts": "1970-01-01T00:00:00Z"}, {**BAR, "ts": "2023-03-02T05:00:00Z"}])
+             .encode(), 200, 0),
+        ]  # fmt: skip
         refused = 0
         for body, status, count in hostile:
             answer = requests.post(f"{base}/bars", data=body, headers=good, timeout=30)

@@ -219,7 +219,7 @@ def _events(draw: st.DrawFn) -> object:
     return event if draw(st.booleans()) else draw(_json | st.just(event))
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1500, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_events())
 def test_fuzzed_events_are_taken_or_refused_with_a_reason_never_raised(item: object) -> None:
     try:

@@ -35,6 +35,7 @@ from atlas_ray.featurestore._partitions import PartitionStore
 from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
 from atlas_ray.featurestore._scaling import apply_scaling
 from atlas_ray.featurestore._schema import Kind, Resolution, bars_kind
+from atlas_ray.featurestore._sources import SeriesSource, Sources
 from atlas_ray.featurestore._splits import TimeSplit, WalkForward
 from atlas_ray.featurestore._store import MarketStore, PartitionInfo, default_root
 from atlas_ray.featurestore._validate_rows import RowChecks
@@ -71,9 +72,11 @@ __all__ = [
     "Midpoint",
     "MidpointDiff",
     "OrderBooks",
+    "SeriesSource",
     "SignedArbRevenue",
     "SignedArbVolumeUSD",
     "SimpleReturns",
+    "Sources",
     "Spread",
     "Volatility",
     "Volume",

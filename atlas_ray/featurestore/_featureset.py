@@ -553,7 +553,9 @@ class FeatureLabelSet:
         stamps = (frame.attrs.get(LABEL_GAPS_ATTR) or {}).get(target.name)
         if stamps is None or len(stamps) == 0:
             return frame
-        return frame.loc[~np.isin(pd.DatetimeIndex(frame.index).asi8, stamps)]
+        kept = frame.loc[~np.isin(pd.DatetimeIndex(frame.index).asi8, stamps)]
+        kept.attrs = dict(frame.attrs)  # (the recorded sources travel on to the PreparedSet)
+        return kept
 
     def walk_forward(
         self,

@@ -138,10 +138,12 @@ def finalize(
         raise SpecError(f"experiment {experiment}: no trial has a model and a validation {name} to test.")
     spec = spec if spec is not None else _recorded_spec(record)
     store = store if store is not None else MarketStore()
-    recorded: dict[str, Mapping[str, Any]] = {}
+    from atlas_ray.search._runner import recorded_sources
+
+    recorded: dict[str, Mapping[str, Any]] = dict(recorded_sources(record))  # as the search started
     for result in chosen:
-        if result.sources is not None:
-            recorded.setdefault(result.identity.unit, result.sources)
+        if result.sources is not None:  # as the trial itself recorded it
+            recorded[result.identity.unit] = result.sources
     tests = _test_parts(spec, {r.identity.unit for r in chosen}, store, recorded)
     for result in chosen:
         _check_same_data(result, tests[result.identity.unit])
@@ -186,6 +188,8 @@ def _test_parts(
 ) -> dict[str, PreparedSet | FoldedSet]:
     """Each unit built again (by its trials' recorded sources where ``recorded`` has them) and
     prepared as the search prepared it."""
+    from atlas_ray.search._runner import _cached
+
     prepared: dict[str, PreparedSet | FoldedSet] = {}
     for unit in spec.units:
         if unit.name not in units:
@@ -193,7 +197,7 @@ def _test_parts(
         featureset = unit.featureset
         sources = (recorded or {}).get(unit.name)
         try:
-            if _cached(featureset, unit, store, sources):
+            if _cached(featureset, unit, store, sources=sources):
                 frame = featureset.build(unit.start, unit.end, store, sources=sources)
             else:
                 frame = featureset.build_local(unit.start, unit.end, store, sources=sources)
@@ -204,19 +208,6 @@ def _test_parts(
     if missing:
         raise SpecError(f"the spec {spec.name} has no unit(s) {missing} that the chosen trials ran on.")
     return prepared
-
-
-def _cached(featureset: Any, unit: Any, store: Any, sources: Mapping[str, Any] | None) -> bool:
-    """Whether the featureset cache holds the unit's frame built by ``sources``."""
-    import pyarrow.fs as pafs
-
-    try:
-        path = featureset.cache_path(unit.start, unit.end, store, sources=sources)
-    except (AttributeError, TypeError, AtlasError):
-        return False
-    # ``cache_path`` is a path on the store's filesystem (in a bucket "bucket/key", not a URI).
-    fs, _ = _storage.filesystem(str(getattr(store, "root", path)))
-    return bool(fs.get_file_info(path).type != pafs.FileType.NotFound)
 
 
 def _check_same_data(result: ResultsObject, prepared: PreparedSet | FoldedSet) -> None:

@@ -155,11 +155,14 @@ def run(
             )
             print_best(load_results(experiment), spec, experiment, out)
             return experiment
+    # an experiment continued reads its units by the sources it recorded when it started (never by a
+    # decision made again from a store that changed since: atlas_ray.featurestore._sources)
+    recorded = recorded_sources(load_experiment(experiment)) if exists else {}
     started = _ensure_ray(address, verbose)
     try:
         _print_dashboard(out)
         with _quiet_loggers(not verbose):
-            units = prepare_units(spec, store, use_ray=True)
+            units = prepare_units(spec, store, use_ray=True, sources=recorded)
             display = Display(out=out, verbose=verbose, every=every)
             return _run_tune(spec, units, plan, experiment, exists, max_concurrent, spec_path, display)
     finally:
@@ -225,21 +228,37 @@ def _print_dashboard(out: IO[str]) -> None:
         print(line, file=out, flush=True)
 
 
-def prepare_units(spec: WorkSpec, store: Any, *, use_ray: bool) -> list[PreparedUnit]:
+def recorded_sources(record: Any) -> dict[str, Mapping[str, Any]]:
+    """Per unit, the sources its build recorded in ``experiment.json``'s provenance (none for an
+    experiment started before sources were recorded)."""
+    states = (getattr(record, "provenance", None) or {}).get("store") or {}
+    return {
+        unit: state["sources"]
+        for unit, state in states.items()
+        if isinstance(state, Mapping) and state.get("sources") is not None
+    }
+
+
+def prepare_units(
+    spec: WorkSpec, store: Any, *, use_ray: bool, sources: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[PreparedUnit]:
     """Build (or read from the cache) and prepare every unit's featureset, once each.
 
     ``use_ray=False`` (dry runs) reads the cache or builds in this process without starting Ray.
+    ``sources``: per unit, a recorded decision to build by (``atlas_ray.featurestore._sources``);
+    a unit without one is decided from the store.
     """
     units = []
     for unit in spec.units:
         featureset = unit.featureset
+        kwargs = {"sources": sources[unit.name]} if sources and unit.name in sources else {}
         try:
-            if use_ray or _cached(featureset, unit, store):
-                frame = featureset.build(unit.start, unit.end, store)
+            if use_ray or _cached(featureset, unit, store, **kwargs):
+                frame = featureset.build(unit.start, unit.end, store, **kwargs)
             else:
-                frame = featureset.build_local(unit.start, unit.end, store)
+                frame = featureset.build_local(unit.start, unit.end, store, **kwargs)
             prepared = featureset.prepare(frame, unit.split, seed=spec.seed)
-            state = _data_state(featureset, unit, store)
+            state = _data_state(featureset, unit, store, **kwargs)
         except SpecError:
             raise
         except AtlasError as error:
@@ -256,9 +275,9 @@ def prepare_units(spec: WorkSpec, store: Any, *, use_ray: bool) -> list[Prepared
     return units
 
 
-def _data_state(featureset: Any, unit: WorkUnit, store: Any) -> dict[str, Any]:
+def _data_state(featureset: Any, unit: WorkUnit, store: Any, **kwargs: Any) -> dict[str, Any]:
     state = getattr(featureset, "data_state", None)
-    return dict(state(unit.start, unit.end, store)) if state is not None else {}
+    return dict(state(unit.start, unit.end, store, **kwargs)) if state is not None else {}
 
 
 def describe_unit(item: PreparedUnit) -> list[str]:
@@ -292,9 +311,9 @@ def _span(index: pd.DatetimeIndex) -> str:
     return f"{index[0]} .. {index[-1]}" if len(index) else "empty"
 
 
-def _cached(featureset: Any, unit: WorkUnit, store: Any) -> bool:
+def _cached(featureset: Any, unit: WorkUnit, store: Any, **kwargs: Any) -> bool:
     try:
-        path = featureset.cache_path(unit.start, unit.end, store)
+        path = featureset.cache_path(unit.start, unit.end, store, **kwargs)
     except (AttributeError, AtlasError):
         return False
     import pyarrow.fs as pafs

@@ -77,7 +77,7 @@ from atlas_ray.featurestore._formats._common import row_error
 from atlas_ray.featurestore._ingest_reports import keep_report
 from atlas_ray.featurestore._partitions import dedupe_keys, row_identity
 from atlas_ray.featurestore._schema import COLUMNS, Resolution
-from atlas_ray.featurestore._stored_neighbours import NONE, Neighbours, stored_neighbours
+from atlas_ray.featurestore._stored_neighbours import NONE, Neighbours, edge_jump, stored_neighbours
 from atlas_ray.featurestore._validate_rows import (
     FIX_REASONS,
     RowChecks,
@@ -512,7 +512,13 @@ def neighbours_of(
     first, last = times.min(), times.max()
     if pd.isna(first):
         return NONE
-    return stored_neighbours(store, exchange, pair, source.kind, first, last, checks.median_window // 2)
+    half = checks.median_window // 2
+    within = (
+        max(pd.Timedelta(days=1), source.interval * half)
+        if source.interval is not None
+        else pd.Timedelta(days=1)
+    )
+    return stored_neighbours(store, exchange, pair, source.kind, first, last, half, within)
 
 
 def prepare_source(
@@ -716,6 +722,8 @@ def check_source(
             f"{checks.median_window} rows"
             + ("" if neighbours.empty else " (with the stored rows just before and after the file)"),
         )
+        if not neighbours.empty:
+            _refuse_a_jump_against_the_store(tally, frame, needed, source, checks, neighbours)
     _check_repeats(tally, source)
     _check_order(tally, source)
     tally.raise_if_strict()
@@ -736,6 +744,29 @@ def check_source(
 
 _REFERENCE_COLUMNS = ("close", "bid_price", "ask_price", "price")
 """What ``_validate_rows.reference_price`` may read."""
+
+
+def _refuse_a_jump_against_the_store(
+    tally: _Tally,
+    frame: pd.DataFrame,
+    columns: list[str],
+    source: Source,
+    checks: RowChecks,
+    neighbours: Neighbours,
+) -> None:
+    """A file whose kept rows start (end) at another price level than the stored rows just before
+    (after) them is refused as a whole, naming its first (last) row (``_stored_neighbours.edge_jump``)."""
+    positions = np.flatnonzero(tally.keep)
+    if not len(positions):
+        return
+    nanos = pd.DatetimeIndex(frame["timestamp"].iloc[positions]).as_unit("ns").asi8
+    positions = positions[np.argsort(nanos, kind="stable")]
+    jump = edge_jump(frame[columns].iloc[positions], neighbours, checks.max_jump, checks.median_window // 2)
+    if jump is None:
+        return
+    row = int(positions[0] if jump.side == "before" else positions[-1])
+    line = int(frame["line"].iloc[row]) if "line" in frame.columns else row + 1
+    raise row_error(tally.name, line, source.price_columns[0], jump.describe(checks.max_jump))
 
 
 def _price_outliers(

@@ -20,7 +20,8 @@ def _executions(data_dir: Path) -> pd.DataFrame:
     """Real executions, oldest first, each with a time (the file is newest first)."""
     raw = pd.read_csv(data_dir / FLYER, dtype=str, keep_default_na=False, nrows=6000)
     raw = raw.loc[raw["exec_date"] != ""].drop_duplicates("id")
-    return raw.iloc[::-1].reset_index(drop=True)
+    # (The API's batches overlap: sorted, a slice of rows is a span of time.)
+    return raw.sort_values(["exec_date", "id"], kind="stable").reset_index(drop=True)
 
 
 def _file(frame: pd.DataFrame, path: Path, times: float = 1.0) -> Path:
@@ -96,3 +97,38 @@ def test_neighbours_are_the_rows_next_to_the_span_never_inside_it(data_dir: Path
     assert list(found.before["price"]) == list(stored.loc[stored.index < first, "price"].iloc[-50:])
     assert list(found.after["price"]) == list(stored.loc[stored.index > last, "price"].iloc[:50])
     assert stored_neighbours(store, "bitflyer", "btc_jpy", "quotes", first, last, 50).empty
+
+
+def test_a_whole_file_at_another_level_than_the_stored_rows_is_refused_in_one_line(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """A rolling median follows a long file at another level; the edge medians do not."""
+    store, trades = _store_with(data_dir, tmp_path / "store", slice(0, 2000))
+    before = {p: p.read_bytes() for p in (tmp_path / "store").rglob("*.parquet")}
+    path = _file(trades.iloc[2000:2500], tmp_path / "in_sen.csv.gz", times=100)
+    assert MarketStore(tmp_path / "alone").ingest(path, **MARKET).rejected["price_outlier"] == 0
+    with pytest.raises(IngestError) as refused:
+        store.ingest(path, **MARKET)
+    message = str(refused.value)
+    assert (
+        message.startswith("ingest: in_sen.csv.gz row ")
+        and " field 'price': the file's first 50 prices " in message
+    )
+    assert "are 100x off the 50 stored rows just before them" in message
+    assert message.endswith("a file in other units or of another market is refused as a whole")
+    assert {p: p.read_bytes() for p in (tmp_path / "store").rglob("*.parquet")} == before
+
+
+def test_stored_rows_more_than_a_day_away_are_not_neighbours(data_dir: Path, tmp_path: Path) -> None:
+    store, _ = _store_with(data_dir, tmp_path / "store", slice(0, 2000))
+    last = store.read("bitflyer", "btc_jpy", "trades").index[-1]
+    later = last + pd.Timedelta(days=1, seconds=1)
+    assert stored_neighbours(store, "bitflyer", "btc_jpy", "trades", later, later, 50).empty
+    assert (
+        len(
+            stored_neighbours(
+                store, "bitflyer", "btc_jpy", "trades", later, later, 50, pd.Timedelta(days=2)
+            ).before
+        )
+        == 50
+    )

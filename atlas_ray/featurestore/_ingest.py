@@ -11,7 +11,8 @@ What happens to bad input (decided here, once):
 * **Refuse a file of another market**: a file whose own market columns (bitFlyer's ``product_code``
   and ``domain``, CryptoDataDownload's ``Symbol``, ...) name another market than ``--exchange`` /
   ``--pair`` in every row; where a name is not given, the file's own is taken (rules in
-  ``_file_market``).
+  ``_file_market``). A file whose first (last) prices lie more than ``max_jump`` times off the stored
+  rows just before (after) it: other units or another market (``_stored_neighbours.edge_jump``).
 * **Reject the row and count it** (``IngestReport.rejected``), keeping the rest:
 
   - ``unparseable``: the row has no time (an empty / null timestamp, as in the bitFlyer ticker) or its

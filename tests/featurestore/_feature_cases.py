@@ -70,7 +70,10 @@ CASES: tuple[Case, ...] = (
     Case(VWAP().binance().one_min(), "minute", _reads((*BN, "bars"))),
     Case(Midpoint().kraken().one_min(), "minute", _reads((*KR, "quotes"))),
     Case(Midpoint().bitstamp().one_min(), "book", _reads((*BS, "quotes"))),
+    Case(Midpoint().kraken().one_min().from_bars(), "minute", _reads((*KR, "bars"))),  # pinned
+    Case(Midpoint().bitstamp().one_min().from_quotes(), "book", _reads((*BS, "quotes"))),  # pinned
     Case(MidpointDiff().coinbase().one_min().lookback(3), "minute", _reads((*CB, "quotes"))),
+    Case(MidpointDiff().coinbase().one_min().from_bars().lookback(3), "minute", _reads((*CB, "bars"))),
     Case(MidpointDiff().bitstamp().one_min().lookforward(2), "book", _reads((*BS, "quotes"))),
     Case(SimpleReturns().coinbase().one_min().lookback(4), "minute", _reads((*CB, "bars"))),
     Case(LogReturns().coinbase().one_min().lookback(5), "minute", _reads((*CB, "bars"))),

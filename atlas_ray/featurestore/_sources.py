@@ -87,8 +87,7 @@ class SeriesSource:
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
             raise ValueError(f"The value of `kind` is {self.kind!r}, but must be one of {_KINDS}.")
-        allowed = _reads(self.kind)
-        if not allowed(self.read):
+        if not _read_allowed(self.kind, self.read):
             raise ValueError(
                 f"The value of `read` is {self.read!r}, but {self.kind} are read from "
                 f"{_READ_RULE[self.kind]}."
@@ -117,12 +116,13 @@ _READ_RULE = {
 }
 
 
-def _reads(kind: str) -> Any:
+def _read_allowed(kind: str, read: str) -> bool:
+    """Whether the stored kind ``read`` can supply ``kind`` (see ``_READ_RULE``)."""
     if kind == "bars":
-        return lambda read: read == "trades" or (read.startswith("bars_") and _is_bars_kind(read))
+        return read == "trades" or (read.startswith("bars_") and _is_bars_kind(read))
     if kind == "quotes":
-        return lambda read: read in ("quotes", "book")
-    return lambda read: read == "book"
+        return read in ("quotes", "book")
+    return read == "book"
 
 
 def _is_bars_kind(read: str) -> bool:

@@ -24,8 +24,10 @@ resolution)`` resolves every chain against the store, once, by this rule:
 The answer is a ``Sources`` (frozen, JSON both ways): per series its exchange, pair, the kind the
 features read and the stored kind it is read from (for bars the stored resolution resampled from, or
 ``trades``). It is recorded with the build (the frame's ``attrs["sources"]``, the featureset cache
-key), in every ResultsObject (``result.json``'s ``sources``), and later builds of the trial
-(``finalize``) and every live feed use the recorded one instead of deciding again. ``MarketData``
+key, ``experiment.json``'s provenance), in every ResultsObject (``result.json``'s ``sources``), and
+later builds (a continued search, ``finalize``) and every live feed (``serve``'s ``required_series``;
+the live engine computes by ``Sources.live()``) use the recorded one instead of deciding again.
+The search's data check asks ``decide`` too, so what it accepts is what the build reads. ``MarketData``
 reads only through ``SourcedMarket``, the store seen through a decision, so what the build read is
 what the decision says.
 

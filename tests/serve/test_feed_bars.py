@@ -58,33 +58,44 @@ def same_bars(live: pd.DataFrame, offline: pd.DataFrame) -> None:
 
 
 # ---------------------------------------------------------------------------------- store: feed
-def write_minutes(source: MarketStore, target: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
+def write_bars(
+    source: MarketStore, target: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp, stored: Resolution
+) -> None:
+    """The real bars of ``[lo, hi)`` at resolution ``stored`` (from the minutes) into ``target``."""
     for exchange, pair in MARKETS:
-        bars = source.read(exchange, pair, "bars_1m", lo, hi)
+        bars = source.bars(exchange, pair, stored, lo, hi)
         if len(bars):
-            target.write(bars, exchange=exchange, pair=pair, kind="bars_1m")
+            target.write(bars, exchange=exchange, pair=pair, kind=bars_kind(stored))
 
 
 @pytest.mark.parametrize(
-    ("short", "span", "chunk"),
-    [("1m", "30min", "7min"), ("5m", "90min", "7min"), ("10m", "2h", "13min"), ("1h", "5h", "37min")],
+    ("stored", "short", "span", "chunk"),
+    [
+        ("1m", "1m", "30min", "7min"),
+        ("1m", "5m", "90min", "7min"),
+        ("1m", "10m", "2h", "13min"),
+        ("1m", "1h", "5h", "37min"),
+        ("5m", "10m", "2h", "15min"),
+        ("5m", "1h", "5h", "35min"),
+        ("10m", "1h", "5h", "50min"),
+    ],
 )
 def test_the_store_feed_hands_over_each_closed_bar_once_equal_to_the_offline_bars(
-    minute_store: MarketStore, tmp_path: Path, short: str, span: str, chunk: str
+    minute_store: MarketStore, tmp_path: Path, stored: str, short: str, span: str, chunk: str
 ) -> None:
-    resolution = as_resolution(short)
+    resolution, fine = as_resolution(short), as_resolution(stored)
     end = T0 + pd.Timedelta(span)
     store = MarketStore(tmp_path / "growing")
-    write_minutes(minute_store, store, T0 - pd.Timedelta("2h"), T0)  # the history before the feed starts
+    write_bars(minute_store, store, T0 - pd.Timedelta("2h"), T0, fine)  # the history before the feed starts
     series = [(exchange, pair, bars_kind(resolution)) for exchange, pair in MARKETS]
     stop = threading.Event()
     written = threading.Event()
 
-    def writer() -> None:  # appends real minute bars while the feed follows, in chunks that split bars
+    def writer() -> None:  # appends real bars while the feed follows, in chunks that end inside bars
         cut = T0
         while cut < end:
             step = min(cut + pd.Timedelta(chunk), end)
-            write_minutes(minute_store, store, cut, step)
+            write_bars(minute_store, store, cut, step, fine)
             cut = step
             time.sleep(0.05)
         written.set()
@@ -105,10 +116,10 @@ def test_the_store_feed_hands_over_each_closed_bar_once_equal_to_the_offline_bar
         thread.join()
     live = as_bars(events, resolution)
     for exchange, pair in MARKETS:
-        offline = minute_store.bars(exchange, pair, resolution, T0, end)
-        # the bar holding the last minute written is closed only if that minute is its last one
-        fine = minute_store.read(exchange, pair, "bars_1m", T0, end)
-        if short != "1m" and fine.index[-1] + pd.Timedelta("1min") < end:
+        offline = store.bars(exchange, pair, resolution, T0, end)  # the finished store, read offline
+        # the bar holding the last finer bar written is closed only if that bar is its last one
+        last = store.read(exchange, pair, bars_kind(fine), T0, end).index[-1]
+        if short != stored and last + fine.offset < end:
             offline = offline.iloc[:-1]
         same_bars(live[(exchange, pair)], offline)
     assert len(live[("kraken", "btc_usd")]) == pd.Timedelta(span) // resolution.offset

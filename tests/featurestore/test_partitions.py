@@ -82,10 +82,11 @@ def test_two_processes_writing_one_partition_keep_every_row(data_dir: Path, tmp_
         assert not list(Path(root).rglob("*.tmp"))
 
 
-@pytest.mark.parametrize("threads", [4])
-def test_threads_writing_one_partition_keep_every_row(data_dir: Path, tmp_path: Path, threads: int) -> None:
+@pytest.mark.parametrize("round", range(3))
+def test_threads_writing_one_partition_keep_every_row(data_dir: Path, tmp_path: Path, round: int) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
+    threads = 4
     trades = _trades(data_dir, threads * 10 * BATCH)
     store = MarketStore(tmp_path / "store")
     parts = [trades.iloc[i::threads] for i in range(threads)]

@@ -3,7 +3,8 @@
 Each ingest writes its full report as JSON to
 ``ROOT/exchange=<exchange>/pair=<pair>/_reports/<UTC time>_<file>.json``: the one-line summary, every
 count by reason (refusals and fixes), the first defects of each reason with their line, field and value,
-and the settings of the row checks. The partition store ignores the folder (it lists only ``kind=``).
+and the settings of the row checks, and what of the market was taken from the file (``market_from_file``).
+The partition store ignores the folder (it lists only ``kind=``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def _content(report: IngestReport, checks: RowChecks) -> dict[str, object]:
         "format": report.format,
         "exchange": report.exchange,
         "pair": report.pair,
+        "market_from_file": report.market_note,
         "kinds": list(report.kinds),
         "rows_read": report.rows_read,
         "rows_written": report.rows_written,

@@ -3,6 +3,7 @@ and CryptoDataDownload files rewritten in ``tmp_path``."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -118,6 +119,8 @@ def test_without_flags_the_market_is_taken_from_the_file_and_said(data_dir: Path
         in str(report)
     )
     assert store.kinds("bitflyer", "btc_jpy") == ["quotes"]
+    kept = json.loads(Path(report.report_path or "").read_text())
+    assert kept["market_from_file"] == "(exchange from domain bitflyer.jp, pair from product_code BTC_JPY)"
     # CryptoDataDownload names the pair (Symbol BTCUSD) but not the exchange.
     with pytest.raises(
         IngestError,

@@ -187,13 +187,25 @@ class Sources:
                 out.append(key)
         return out
 
-    def live(self) -> Sources:
+    def live(self, held: Iterable[tuple[str, str, str]] | None = None) -> Sources:
         """The decision as a live market holds it: each series read from what a live feed supplies for
-        it (``live_key``: bars at the decision's resolution unless built from trades)."""
-        series = tuple(
-            SeriesSource(s.exchange, s.pair, s.kind, live_key(s, self.resolution)[2]) for s in self.series
-        )
-        return Sources(self.resolution, series, self.days)
+        it (``live_key``: bars at the decision's resolution unless built from trades). ``held``: the
+        series the live market declares; bars recorded as built from trades are read as bars where
+        the feed supplies bars and no trades (a GDS feed builds them from the trades it reads)."""
+        declared = set(held) if held is not None else None
+        series = []
+        for item in self.series:
+            read = live_key(item, self.resolution)[2]
+            as_bars = (item.exchange, item.pair, bars_kind(self.resolution))
+            if (
+                declared is not None
+                and read == "trades"
+                and (item.exchange, item.pair, "trades") not in declared
+                and as_bars in declared
+            ):
+                read = as_bars[2]
+            series.append(SeriesSource(item.exchange, item.pair, item.kind, read))
+        return Sources(self.resolution, tuple(series), self.days)
 
     def describe(self) -> str:
         """One line: ``bars for coinbase btc_usd (from bars_1m), quotes for kraken btc_usd``."""

@@ -135,7 +135,10 @@ def required_series(
             check_supplied(source, recorded, None, used)
         except MissingDataError as error:
             raise AtlasError(f"{where}: {error}") from None
-    return list(dict.fromkeys(live_key(found, fls.resolution) for found in used))
+    keys = [live_key(found, fls.resolution) for found in used]
+    if only is not None:  # a bars-only feed hands over bars, also where they were built from trades
+        keys = [(e, p, bars_kind(fls.resolution)) if k == "trades" else (e, p, k) for e, p, k in keys]
+    return list(dict.fromkeys(keys))
 
 
 def _restricted(requirement: DataRequirement, only: frozenset[str] | None) -> DataRequirement:
@@ -190,7 +193,7 @@ class LiveEngine:
         self.series = tuple(series) if series is not None else tuple(required_series(served))
         # the trial's recorded sources as the live market holds them (a market shared with a swapped-out
         # model may hold more, e.g. quotes where this trial recorded bars: read what it recorded)
-        self.sources = served.sources.live() if served.sources is not None else None
+        self.sources = served.sources.live(self.series) if served.sources is not None else None
         history = (self.before + 2 * self.fill_limit + (self.window or 1) + 8) * fls.resolution.offset
         if market is None:
             market = LiveMarket(self.series, keep=history)

@@ -227,3 +227,17 @@ def test_a_recorded_decision_the_store_cannot_supply_is_refused(bars_store: Mark
     assert (
         pinned.cache_path(START, END, bars_store) != key
     )  # another definition, another decision: another key
+
+
+def test_the_decision_as_a_live_market_holds_it() -> None:
+    """Live, bars come at the model's resolution (a 5-minute model's feed sends 5-minute bars, the
+    build resampled them from 1-minute ones); bars built from trades stay trades unless the feed sends
+    bars and no trades (a GDS feed builds them itself)."""
+    five = Sources(Resolution.FIVE_MIN, (SeriesSource("coinbase", "btc_usd", "bars", "bars_1m"),))
+    assert five.live().series == (SeriesSource("coinbase", "btc_usd", "bars", "bars_5m"),)
+    trades = Sources(Resolution.ONE_MIN, (SeriesSource("bitflyer", "btc_jpy", "bars", "trades"),))
+    assert trades.live().series[0].read == "trades"
+    assert trades.live([("bitflyer", "btc_jpy", "trades")]).series[0].read == "trades"
+    assert trades.live([("bitflyer", "btc_jpy", "bars_1m")]).series[0].read == "bars_1m"
+    quotes = SeriesSource("kraken", "btc_usd", "quotes", "book")
+    assert Sources(Resolution.ONE_MIN, (quotes,)).live().series == (quotes,)

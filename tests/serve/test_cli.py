@@ -60,6 +60,8 @@ def test_bad_options(
     assert "--feed" in _fails(capsys, *base, "--feed", "kafka:topic")
     assert "empty" in _fails(capsys, *base, "--feed", "replay:2023-03-02/2023-03-01")
     assert "--name" in _fails(capsys, *base, "--name", "has space")
+    assert "`--grace >= 0`" in _fails(capsys, *base, "--grace", "-1")
+    assert "cannot be read" in _fails(capsys, *base, "--http-token-file", "/nonexistent/token")
     assert "val_loss or accuracy" in _fails(capsys, str(served_experiment), "--best", "--metric", "test_loss")
 
 

@@ -4,7 +4,8 @@
 A writer thread appends the real Coinbase and Kraken minute bars of March 2023 to the store, in chunks
 that end inside coarse bars, while the live model follows it. Each coarse bar must be predicted once,
 when it has closed, and the redis stream must equal the stream of a replay of the same bars from the
-finished store (same bars, same classes, same probabilities).
+finished store (same bars, same classes, same probabilities), and the stream of the same coarse bars
+POSTed to the HTTP feed (as ``bar_events`` makes them, every field).
 """
 
 from __future__ import annotations
@@ -21,9 +22,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import requests
 
-from atlas_ray.featurestore import FeatureLabelSet, LogReturns, MarketStore, Percentiles, TimeSplit, Volume
+from atlas_ray.featurestore import (
+    FeatureLabelSet,
+    LogReturns,
+    MarketStore,
+    Percentiles,
+    TimeSplit,
+    Volume,
+    as_resolution,
+)
+from atlas_ray.featurestore._schema import bars_kind
 from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, WorkSpec, WorkUnit, read_result
+from atlas_ray.serve._feeds import history_events
 from tests.conftest import ROOT
 from tests.serve.conftest import RedisServer, free_port
 
@@ -101,12 +113,63 @@ def write_minutes(source: MarketStore, target: MarketStore, lo: pd.Timestamp, hi
             target.write(bars, exchange=exchange, pair=pair, kind="bars_1m")
 
 
-def serve(experiment: Path, trial: str, name: str, feed: str, store: Path, redis: RedisServer) -> list[str]:
+def serve(
+    experiment: Path, trial: str, name: str, feed: str, store: Path, redis: RedisServer, port: int = 0
+) -> list[str]:
     return [
         sys.executable, "-m", "atlas_ray.serve", str(experiment), "--trial", trial, "--name", name,
         "--feed", feed, "--poll", "0.3", "--speed", "0", "--store", str(store), "--redis", redis.url,
-        "--http-port", str(free_port()), "--status-every", "0",
+        "--http-port", str(port or free_port()), "--status-every", "0",
     ]  # fmt: skip
+
+
+def follow_output(process: subprocess.Popen[str]) -> tuple[list[str], list[str], threading.Event]:
+    """The lines ``process`` prints on stdout and stderr (each read by a thread, so neither pipe fills),
+    and an event set once it says it is live (deployed, its SIGTERM handler in place)."""
+    out: list[str] = []
+    err: list[str] = []
+    live = threading.Event()
+
+    def read(stream: object, lines: list[str]) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            lines.append(line)
+            if "live; POST bars" in line:
+                live.set()
+
+    threading.Thread(target=read, args=(process.stdout, out), daemon=True).start()
+    threading.Thread(target=read, args=(process.stderr, err), daemon=True).start()
+    return out, err, live
+
+
+def post_over_http(
+    experiment: Path, trial: str, name: str, redis: RedisServer, events: list[dict[str, object]], through: int
+) -> None:
+    """Serve the trial on the HTTP feed and POST ``events`` (in time order, a bar time at a time)."""
+    port = free_port()
+    process = subprocess.Popen(
+        serve(experiment, trial, name, "http", Path("unused"), redis, port),
+        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/{name}"
+    lines, errors, live = follow_output(process)
+    try:
+        assert live.wait(180), "".join(lines)  # deployed, and its SIGTERM handler in place
+        by_time: dict[object, list[dict[str, object]]] = {}
+        for event in events:
+            by_time.setdefault(event["ts_ns"], []).append(event)
+        for stamp, group in by_time.items():
+            body: dict[str, object] = {"events": group}
+            if stamp == through:
+                body["through"] = through
+            answer = requests.post(f"{base}/bars", json=body, timeout=60)
+            assert answer.status_code == 200 and answer.json()["rejected"] == [], answer.text
+        answer = requests.post(f"{base}/bars", json={"events": [], "through": through}, timeout=60)
+        assert answer.status_code == 200, answer.text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=90)
+    assert process.returncode == 0, "".join(errors)[-3000:]
 
 
 def stream(redis: RedisServer, name: str) -> list[dict[str, str]]:
@@ -136,18 +199,7 @@ def test_a_coarse_model_follows_a_finer_store_as_it_is_written(
         stderr=subprocess.PIPE,
         text=True,
     )
-    lines: list[str] = []
-    live = threading.Event()
-
-    def read_stdout() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "live; POST bars" in line:
-                live.set()
-
-    reader = threading.Thread(target=read_stdout, daemon=True)
-    reader.start()
+    lines, errors, live = follow_output(process)
     written = threading.Event()
 
     def writer() -> None:  # the store grows while the model follows it, chunks ending inside coarse bars
@@ -173,8 +225,8 @@ def test_a_coarse_model_follows_a_finer_store_as_it_is_written(
         time.sleep(1.5)  # a few more looks at the finished store: nothing more may come
     finally:
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=90)
-    assert process.returncode == 0, err[-3000:]
+        process.wait(timeout=90)
+    assert process.returncode == 0, "".join(errors)[-3000:]
     followed = stream(redis_server, live_name)
 
     replay = subprocess.run(
@@ -185,10 +237,21 @@ def test_a_coarse_model_follows_a_finer_store_as_it_is_written(
     assert replay.returncode == 0, replay.stderr[-3000:]
     replayed = stream(redis_server, replay_name)
 
+    # the same coarse bars (from a day before T0, as bar_events makes them) POSTed to the HTTP feed
+    http_name = f"coarse_http_{unit}"
+    client.delete(f"atlas:pred:{http_name}", f"atlas:pred:{http_name}:stream")
+    resolution = as_resolution({"five": "5m", "hourly": "1h"}[unit])
+    series = [(exchange, pair, bars_kind(resolution)) for exchange, pair in MARKETS]
+    events = history_events(minute_store, series, resolution, T0 - pd.Timedelta("1D"), end)
+    post_over_http(coarse_experiment, trial, http_name, redis_server, events, (end - step).value)
+    posted = [e for e in stream(redis_server, http_name) if pd.Timestamp(e["ts"]) >= T0]
+
     expected = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in pd.date_range(T0, end - step, freq=step)]
     assert [e["ts"] for e in replayed] == expected
     assert [e["ts"] for e in followed] == expected  # each closed bar once, none while forming
-    for a, b in zip(followed, replayed, strict=True):
-        assert a["class"] == b["class"], a["ts"]
-        pa, pb = json.loads(a["probabilities"]), json.loads(b["probabilities"])
+    assert [e["ts"] for e in posted] == expected
+    for a, b, c in zip(followed, replayed, posted, strict=True):
+        assert a["class"] == b["class"] == c["class"], a["ts"]
+        pa, pb, pc = (json.loads(e["probabilities"]) for e in (a, b, c))
         assert max(abs(x - y) for x, y in zip(pa, pb, strict=True)) < 1e-6, (a["ts"], pa, pb)
+        assert max(abs(x - y) for x, y in zip(pc, pb, strict=True)) < 1e-6, (a["ts"], pc, pb)

@@ -23,13 +23,16 @@ One event is one row of one series::
 newest row. It refuses, never raises anything else, whatever the decoded JSON holds: a time outside
 ``[1970-01-01, now + 1 day]`` (``ts`` 9999-12-31 included; a bar stamped far in the future would make
 the engine lay a grid of bars up to it) is ``bad_time``; a number too large for a float is
-``not_a_number``; a field of the wrong JSON type is ``malformed``. ``trades`` (a bar's trade count) is
+``not_a_number``; a field of the wrong JSON type, or an exchange or pair that is not a name as the
+store keeps them, is ``malformed``. Every message shows a refused value through ``repr``, cut short, so
+it is plain printable text. ``trades`` (a bar's trade count) is
 a whole number >= 0 (-1: unknown), ``vwap`` a finite number > 0.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,6 +62,8 @@ FUTURE_SLACK_NS = 86_400 * 1_000_000_000
 bar stamped years ahead is ``bad_time``."""
 
 _MAX_STAMP = pd.Timestamp.max.value  # the ns clock's end (2262-04-11)
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")  # exchange and pair names, as the store keeps them
+_RULE = "(lower-case letters, digits, '_' or '-', at most 64)"
 
 _FIELDS: dict[str, tuple[str, ...]] = {
     "bars": ("open", "high", "low", "close", "volume"),
@@ -105,11 +110,15 @@ def parse_event(item: object, default_resolution: Resolution) -> MarketEvent:
     if not isinstance(kind, str) or kind not in _FIELDS:
         raise EventError("malformed", f"kind is {_short(kind)}, but must be one of {sorted(_FIELDS)}")
     exchange = item.get("exchange")
-    if not isinstance(exchange, str) or not exchange:
+    if exchange is None or exchange == "":
         raise EventError("missing_field", "the field `exchange` is missing")
+    if not isinstance(exchange, str) or not _NAME.match(exchange):
+        raise EventError(
+            "malformed", f"exchange is {_short(exchange)}, but must be a name as the store keeps it {_RULE}"
+        )
     pair = item.get("pair") or default_pair(exchange)
-    if not isinstance(pair, str):
-        raise EventError("malformed", f"pair is {_short(pair)}, but must be a text like 'btc_usd'")
+    if not isinstance(pair, str) or not _NAME.match(pair):
+        raise EventError("malformed", f"pair is {_short(pair)}, but must be a name like 'btc_usd' {_RULE}")
     stamp = _stamp(item)
     numbers = {name: _number(item, name) for name in _FIELDS[kind]}
     if kind == "bars":
@@ -132,7 +141,11 @@ def parse_event(item: object, default_resolution: Resolution) -> MarketEvent:
         raw_id = item.get("trade_id")
         if raw_id is not None and (isinstance(raw_id, bool) or not isinstance(raw_id, str | int)):
             raise EventError("malformed", f"trade_id is {_short(raw_id)}, but must be a text or a number")
-        trade_id = str(raw_id or "")[:256]
+        trade_id = str(raw_id or "")
+        if len(trade_id) > 256 or not trade_id.isprintable():
+            raise EventError(
+                "malformed", f"trade_id is {_short(raw_id)}, but must be printable text of <= 256"
+            )
         rows = {
             "price": (numbers["price"],),
             "size": (numbers["size"],),

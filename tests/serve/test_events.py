@@ -139,6 +139,11 @@ def test_a_non_object_is_malformed() -> None:
         ({"vwap": -3.0}, "bad_value"),
         ({"trades": 2.5}, "bad_value"),
         ({"trades": -7}, "bad_value"),
+        ({"exchange": "\ud800"}, "malformed"),  # a lone surrogate: no UTF-8 answer could carry it
+        ({"exchange": "Coinbase"}, "malformed"),
+        ({"exchange": "x" * 65}, "malformed"),
+        ({"exchange": 7}, "malformed"),
+        ({"pair": "btc/usd"}, "malformed"),
     ],
 )
 def test_hostile_values_are_refused_with_a_reason(change: dict[str, object], reason: str) -> None:
@@ -157,11 +162,21 @@ def test_a_through_mark_is_checked_as_a_time() -> None:
         assert caught.value.reason == "bad_time"
 
 
-_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=30)
+    | st.text(st.characters(codec=None, categories=["Cs", "Cc", "Lu", "Ll"]), max_size=8)
+)
 _json = st.recursive(
     _scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
+)
+_texts = st.text(st.characters(codec=None, exclude_categories=()), max_size=12) | st.text(
+    st.characters(codec=None, categories=["Cs", "Cc", "Ll", "Nd"]), max_size=8
 )
 _times = (
     st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(9999, 12, 31)).map(
@@ -174,7 +189,8 @@ _times = (
 
 @st.composite
 def _events(draw: st.DrawFn) -> object:
-    """Events of every kind with each field kept, dropped or replaced by any JSON value."""
+    """Events of every kind with up to three fields dropped or replaced by any JSON value or text, or any
+    JSON value at all."""
     kind = draw(st.sampled_from(["bars", "quotes", "trades", "book", "candles"]))
     good: dict[str, object] = {
         "bars": {**BAR, "vwap": 23151.0, "trades": 12},
@@ -206,8 +222,9 @@ def _events(draw: st.DrawFn) -> object:
         "candles": {"kind": "candles"},
     }[kind]  # type: ignore[assignment]
     event = dict(good)  # type: ignore[call-overload]
-    for name in [*event, "ts_ms", "ts_ns", "pair", "resolution", "vwap", "trades"]:
-        action = draw(st.sampled_from(["keep", "drop", "any", "time", "number"]))
+    fields = sorted({*event, "ts_ms", "ts_ns", "pair", "resolution", "vwap", "trades"})
+    for name in draw(st.lists(st.sampled_from(fields), max_size=3, unique=True)):  # near a good event
+        action = draw(st.sampled_from(["drop", "any", "time", "number", "text"]))
         if action == "drop":
             event.pop(name, None)
         elif action == "any":
@@ -216,7 +233,9 @@ def _events(draw: st.DrawFn) -> object:
             event[name] = draw(_times)
         elif action == "number":
             event[name] = draw(st.integers() | st.floats() | st.integers(min_value=-(2**70), max_value=2**70))
-    return event if draw(st.booleans()) else draw(_json | st.just(event))
+        elif action == "text":  # any code point, lone surrogates and control characters included
+            event[name] = draw(_texts)
+    return draw(st.just(event) | st.just(event) | _json)
 
 
 @settings(max_examples=1500, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -227,7 +246,10 @@ def test_fuzzed_events_are_taken_or_refused_with_a_reason_never_raised(item: obj
     except EventError as error:
         assert error.reason in REASONS
         assert len(str(error)) < 600
+        str(error).encode("utf-8")  # an HTTP answer can carry it
         return
+    "/".join(event.key).encode("utf-8")
+    event.trade_id.encode("utf-8")
     assert 0 <= event.stamp <= time.time_ns() + FUTURE_SLACK_NS
     for column, values in event.rows.items():
         for value in values:

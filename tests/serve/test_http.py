@@ -168,6 +168,7 @@ def test_the_http_feed_enforces_its_token_and_never_answers_500(
             (b'[{"exchange": "coinbase", "ts": "2023-03-02T06:00:00Z", "open": 1e999, "high": NaN}]', 200, 1),
             (json.dumps([{**BAR, "close": 10**400}]).encode(), 200, 1),
             (json.dumps([{**BAR, "exchange": "x" * 100_000}]).encode(), 200, 1),
+            (json.dumps([{**BAR, "exchange": "\ud800"}, {**BAR, "pair": "btc\udcffusd"}]).encode(), 200, 2),
             # taken (each is a good bar), but 53 years apart: decided over at most MAX_PENDING_BARS bars
             (json.dumps([{**BAR, "ts": "1970-01-01T00:00:00Z"}, {**BAR, "ts": "2023-03-02T05:00:00Z"}])
              .encode(), 200, 0),

@@ -154,7 +154,7 @@ def serve_main(options: ServeOptions) -> int:
     try:
         if feed.kind == "replay":
             assert store is not None and feed.start is not None and feed.end is not None
-            _replay(handle, served, store, series, feed, options.speed, stop)
+            _replay(handle, served, store, series, feed, options.speed, grace, stop)
         elif feed.kind == "store":
             assert store is not None
             _follow_store(handle, served, store, series, feed, options.poll, resume_after, grace, stop)
@@ -266,6 +266,7 @@ def _replay(
     series: list[tuple[str, str, str]],
     feed: Feed,
     speed: float,
+    grace: pd.Timedelta | None,
     stop: _Stop,
 ) -> None:
     assert feed.start is not None and feed.end is not None
@@ -273,9 +274,10 @@ def _replay(
     lo, hi = feed.start.ceil(resolution.freq), feed.end.ceil(resolution.freq)
     # bars built from finer bars or trades: not past the last closed one (a store still being written
     # may hold a coarse bar that is forming; it is not replayed as if it had closed)
+    now = pd.Timestamp.now(tz="UTC") if grace is not None else None
     for key in series:
         if key[2].startswith("bars_") and bars_source(store, key[0], key[1], key[2]) != key[2]:
-            closed = closed_through(store, key, resolution)
+            closed = closed_through(store, key, resolution, now=now, grace=grace)
             hi = min(hi, closed) if closed is not None else lo
     hi = max(hi, lo)
     warm = history_events(store, series, resolution, lo - _history(served), lo)

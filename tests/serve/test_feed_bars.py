@@ -216,3 +216,31 @@ def test_a_bar_whose_last_minute_never_comes_closes_by_the_wall_clock_with_a_gra
         stop.set()
         live = as_bars(events, resolution)[("coinbase", "btc_usd")]
         same_bars(live, offline.iloc[:bars])
+
+
+def test_a_store_feed_stopped_inside_a_coarse_bar_goes_on_after_the_last_bar_it_gave(
+    minute_store: MarketStore, tmp_path: Path
+) -> None:
+    """Stopped while the 5-minute bar of 06:10 forms (06:10 .. 06:12 stored), restarted after the last
+    bar handed over (as the command restarts after the newest prediction in redis): 06:10 comes once,
+    whole, and nothing before it comes again."""
+    resolution = as_resolution("5m")
+    store = MarketStore(tmp_path / "growing")
+    write_bars(minute_store, store, T0 - pd.Timedelta("1h"), T0 + pd.Timedelta("13min"), as_resolution("1m"))
+    series = [(exchange, pair, bars_kind(resolution)) for exchange, pair in MARKETS]
+    stop = threading.Event()
+    before = next(store_pushes(store, series, resolution, T0, poll=0.01, stop=stop))
+    stop.set()
+    last = max(parse_event(e, resolution).stamp for e in before)
+    assert pd.Timestamp(last, tz="UTC") == T0 + pd.Timedelta("5min")  # 06:10 is forming: held back
+    write_bars(
+        minute_store, store, T0 + pd.Timedelta("13min"), T0 + pd.Timedelta("31min"), as_resolution("1m")
+    )
+    restart = pd.Timestamp(last, tz="UTC") + resolution.offset
+    after = next(store_pushes(store, series, resolution, restart, poll=0.01, stop=threading.Event()))
+    live = as_bars(before + after, resolution)
+    for exchange, pair in MARKETS:
+        same_bars(
+            live[(exchange, pair)],
+            minute_store.bars(exchange, pair, resolution, T0, T0 + pd.Timedelta("30min")),
+        )

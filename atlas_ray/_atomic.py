@@ -33,6 +33,12 @@ whole file, the new whole file, or (for a new name) no file; never a part. How, 
 - Any other filesystem (HDFS, where a rename is atomic and a file being written is visible):
   temporary file beside it, then ``FileSystem.move``.
 
+Reading such a file back: ``read_parquet`` reads a parquet file through one open handle (a local
+file) or one whole-object read (a bucket). ``pyarrow.parquet.read_table(path)`` opens the path twice
+(the footer, then the pages), and a file a writer puts in place between the two is read against the
+old footer ("Deserializing page header failed", or rows of neither file); every parquet file atlas_ray
+replaces in place (partitions, the featureset cache) is read through ``read_parquet``.
+
 Several files that must change together (``PartitionStore.write_many``) are ``stage``\\ d first and
 ``commit``\\ ted only when every one was made, so a failure while making them changes nothing. Each
 file is atomic on its own; a crash between two commits leaves some new and some old, each whole.
@@ -43,13 +49,14 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
-__all__ = ["Staged", "stage", "upload_file", "write_bytes", "write_text", "write_with"]
+__all__ = ["Staged", "read_parquet", "stage", "upload_file", "write_bytes", "write_text", "write_with"]
 
 Writer = Callable[[pa.NativeFile], object]
 """Writes a whole file into the stream it is given (``lambda out: pq.write_table(table, out)``)."""
@@ -175,3 +182,22 @@ def _fsync(path: str) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def read_parquet(fs: pafs.FileSystem, path: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """A parquet file (the ``columns`` of them it holds; None: all) read through one open handle, so
+    a writer replacing it meanwhile cannot mix two files (see the module docstring). On a disk the
+    file opened lives on while it is open; on an object store the whole object is read in one request."""
+    if isinstance(fs, pafs.LocalFileSystem):
+        with fs.open_input_file(path) as handle:
+            return _read_columns(pq.ParquetFile(handle), columns)
+    with fs.open_input_stream(path) as stream:
+        data = stream.read_buffer()
+    return _read_columns(pq.ParquetFile(pa.BufferReader(data)), columns)
+
+
+def _read_columns(file: pq.ParquetFile, columns: Sequence[str] | None) -> pa.Table:
+    if columns is None:
+        return file.read()
+    held = set(file.schema_arrow.names)
+    return file.read(columns=[c for c in dict.fromkeys(columns) if c in held])

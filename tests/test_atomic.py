@@ -145,3 +145,33 @@ def test_two_writers_of_one_file_never_share_a_temporary_file(tmp_path: Path) ->
     assert len(set(temps)) == 2  # private names
     assert target.read_bytes() in (b"a" * 100_000, b"b" * 100_000)  # one writer's whole file
     assert [p.name for p in tmp_path.iterdir()] == ["data.bin"]
+
+
+def test_read_parquet_while_the_file_is_replaced_reads_one_whole_version(tmp_path: Path) -> None:
+    """A reader beside a writer that keeps replacing one parquet file (as a partition or the featureset
+    cache is replaced) always gets one whole version, never a mix or an error."""
+    fs, path = pafs.LocalFileSystem(), str(tmp_path / "part.parquet")
+    sizes = (2000, 2300, 2600)
+    versions = [
+        pa.table({"timestamp": pa.array(range(k * 1000, k * 1000 + n)), "v": [float(k)] * n})
+        for k, n in enumerate(sizes)
+    ]
+    _atomic.write_with(fs, path, lambda out: pq.write_table(versions[0], out))
+    stop = threading.Event()
+
+    def replace() -> None:
+        k = 0
+        while not stop.is_set():
+            k = (k + 1) % len(versions)
+            _atomic.write_with(fs, path, lambda out, k=k: pq.write_table(versions[k], out))
+
+    writer = threading.Thread(target=replace)
+    writer.start()
+    try:
+        for _ in range(300):
+            table = _atomic.read_parquet(fs, path)
+            assert any(table.equals(v) for v in versions)
+            assert _atomic.read_parquet(fs, path, ["v", "absent"]).column_names == ["v"]
+    finally:
+        stop.set()
+        writer.join()

@@ -140,7 +140,7 @@ def read_cached(store: MarketStore, key: str) -> pa.Table | None:
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
     try:
-        return pq.read_table(path, filesystem=fs)
+        return _atomic.read_parquet(fs, path)
     except (OSError, pa.ArrowException):
         return None
 

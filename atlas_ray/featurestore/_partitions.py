@@ -226,7 +226,10 @@ class PartitionStore:
     def timestamps(self, exchange: str, pair: str, kind: str) -> pd.DatetimeIndex:
         """Every stored timestamp of a series (only that column is read), sorted, repeats kept."""
         files = [self._file(exchange, pair, kind, d) for d in self.dates(exchange, pair, kind)]
-        parts = [read_file(self._fs, path, ["timestamp"]).column("timestamp").to_numpy() for path in files]
+        parts = [
+            _atomic.read_parquet(self._fs, path, ["timestamp"]).column("timestamp").to_numpy()
+            for path in files
+        ]
         if not parts:
             return pd.DatetimeIndex([], tz="UTC", name="timestamp")
         values = np.concatenate(parts).astype("datetime64[ns]")
@@ -246,7 +249,7 @@ class PartitionStore:
         """The ``timestamp`` and ``wanted`` columns (those a file holds) of ``files``, in order."""
 
         def one(path: str) -> pa.Table:
-            return read_file(self._fs, path, ["timestamp", *wanted])
+            return _atomic.read_parquet(self._fs, path, ["timestamp", *wanted])
 
         if len(files) == 1:
             tables = [one(files[0])]
@@ -361,16 +364,16 @@ class PartitionStore:
         incoming = pd.DatetimeIndex(part["timestamp"]).as_unit("ns").asi8
         if keys == ["timestamp"]:
             # Read only the stored times first: a re-ingest then touches nothing else.
-            stamps = read_file(self._fs, target, ["timestamp"]).column("timestamp")
+            stamps = _atomic.read_parquet(self._fs, target, ["timestamp"]).column("timestamp")
             stored = pd.DatetimeIndex(stamps.to_pandas()).as_unit("ns").asi8
             fresh = part.loc[~np.isin(incoming, stored)]
             if fresh.empty:
                 return part.iloc[:0], 0
-            existing = read_file(self._fs, target).to_pandas()
+            existing = _atomic.read_parquet(self._fs, target).to_pandas()
         elif kind == "trades" and _has_ids(part):
             # Trades with exchange ids: an id stored anywhere in the partition is the same trade, even
             # where another version of the export wrote its time otherwise.
-            existing = read_file(self._fs, target).to_pandas()
+            existing = _atomic.read_parquet(self._fs, target).to_pandas()
             ids = part["trade_id"].astype(str)
             fresh = part.loc[(ids == "").to_numpy() | ~ids.isin(existing["trade_id"].astype(str)).to_numpy()]
             blank = (fresh["trade_id"].astype(str) == "").to_numpy()
@@ -381,7 +384,7 @@ class PartitionStore:
                 keep[np.flatnonzero(blank)[repeated]] = False
                 fresh = fresh.loc[keep]
         else:
-            existing = read_file(self._fs, target).to_pandas()
+            existing = _atomic.read_parquet(self._fs, target).to_pandas()
             stored = pd.DatetimeIndex(existing["timestamp"]).as_unit("ns").asi8
             # Only rows inside the stored time span can repeat a stored key: compare just those.
             inside = (incoming >= stored.min()) & (incoming <= stored.max()) if len(stored) else incoming < 0
@@ -433,29 +436,6 @@ class PartitionStore:
                 f"(it holds: {held})"
             )
         return self
-
-
-def read_file(fs: pafs.FileSystem, path: str, columns: Sequence[str] | None = None) -> pa.Table:
-    """One partition file (the ``columns`` of them it holds; None: all) read through one open handle.
-
-    A path opened twice can mix two files: pyarrow's ``read_table(path)`` reads the footer through one
-    open and the pages through another, so a file a writer puts in place between the two is read
-    against the old footer ("Deserializing page header failed", or rows of neither file). One handle
-    keeps the file it opened (on a disk, the old file lives on while it is open); on an object store
-    the whole object is read in one request first."""
-    if isinstance(fs, pafs.LocalFileSystem):
-        with fs.open_input_file(path) as handle:
-            return _read_parquet(pq.ParquetFile(handle), columns)
-    with fs.open_input_stream(path) as stream:
-        data = stream.read_buffer()
-    return _read_parquet(pq.ParquetFile(pa.BufferReader(data)), columns)
-
-
-def _read_parquet(file: pq.ParquetFile, columns: Sequence[str] | None) -> pa.Table:
-    if columns is None:
-        return file.read()
-    held = set(file.schema_arrow.names)
-    return file.read(columns=[c for c in dict.fromkeys(columns) if c in held])
 
 
 def _has_ids(frame: pd.DataFrame) -> bool:

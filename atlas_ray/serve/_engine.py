@@ -308,6 +308,14 @@ class LiveEngine:
             return last
         return (last // self.step) * self.step - self.step
 
+    def _first_bar(self, key: SeriesKey, stamp: int) -> int:
+        """The first bar a row stamped ``stamp`` informs: a bar's or a trade's own bar; for a quote or
+        a book snapshot the bar at whose close it is known (stamped in ``(t, t + step]``: bar ``t``), as
+        the offline build reads it."""
+        if key[2].startswith("bars_") or key[2] == "trades":
+            return (stamp // self.step) * self.step
+        return -((-stamp) // self.step) * self.step - self.step
+
     def _ready(self, through: int | None) -> int | None:
         marks = [self._complete_through(key) for key in self.series]
         known = [m for m in marks if m is not None]
@@ -326,8 +334,8 @@ class LiveEngine:
     def _decide(self, ready: int, outcome: PushOutcome, *, warm: bool) -> None:
         # the pending bars: after the last decided one, and not before the oldest row held (the market
         # holds every row since the last decision plus the history before it)
-        starts = [self.market.first_time(k) for k in self.series]
-        known = [(s // self.step) * self.step for s in starts if s is not None]
+        starts = [(k, self.market.first_time(k)) for k in self.series]
+        known = [self._first_bar(k, s) for k, s in starts if s is not None]
         oldest = min(known) if known else ready
         first = oldest if self.done is None else max(self.done + self.step, oldest)
         first = max(first, ready - (MAX_PENDING_BARS - 1) * self.step)

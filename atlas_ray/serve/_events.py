@@ -127,10 +127,8 @@ def parse_event(item: object, default_resolution: Resolution) -> MarketEvent:
         for side in ("bid", "ask"):
             _positive(numbers, f"{side}_price")
             _not_negative(numbers, f"{side}_size")
-        if numbers["bid_price"] > numbers["ask_price"]:
-            raise EventError(
-                "bad_value", f"bid_price {numbers['bid_price']} is above ask_price {numbers['ask_price']}"
-            )
+        # a crossed quote (bid above ask) is taken: real books cross for a moment, the store keeps such
+        # rows and the offline build computes from them, so the live market must hold them too
         return MarketEvent(exchange, pair, "quotes", stamp, {k: (v,) for k, v in numbers.items()})
     if kind == "trades":
         _positive(numbers, "price")

@@ -193,8 +193,16 @@ def history_events(
     lo: pd.Timestamp,
     hi: pd.Timestamp,
 ) -> list[dict[str, object]]:
-    """Every event of ``series`` in ``[lo, hi)`` in time order (for a warm push)."""
-    ticks = [item for key in series for item in series_events(source, key, resolution, lo, hi)]
+    """Every event of ``series`` from ``lo`` known at the close of the bar before ``hi``, in time order
+    (for a warm push that declares that bar complete): bars and trades before ``hi``, quotes and book
+    snapshots stamped up to ``hi`` itself (one stamped at ``hi`` is known at that close; ``replay_ticks``
+    from ``hi`` starts after it)."""
+    ticks = [
+        item
+        for key in series
+        for item in series_events(source, key, resolution, lo, hi + pd.Timedelta(1, "ns"))
+        if item[0] < hi.value
+    ]
     ticks.sort(key=lambda item: item[0])
     return [event for _, event in ticks]
 

@@ -1,0 +1,484 @@
+"""The equivalence matrix: what a live model computes equals what its offline build computed, for every
+feature class of the library, at 1m, 5m and 1h, through every feed.
+
+For every feature of ``_feature_cases.CASES`` (the pinned sources ``from_bars`` / ``from_quotes`` of
+``Midpoint`` and ``MidpointDiff`` included) at 1m, 5m and 1h, a featureset of that feature is decided
+against its real store (``_sources.decide``, as a search records it), served as a ``ServedTrial`` whose
+ResultsObject carries the decision and identity scaling (no model: the matrix checks feature rows), and
+a ``LiveEngine`` is fed by each feed's own event producer:
+
+* ``replay``: ``replay_ticks`` over the real store, bar by bar, each push declaring its bar complete;
+* ``store``: ``store_pushes`` following a copy of the store that a writer thread fills while the feed
+  follows it (bars in chunks that end inside coarse bars; quotes and book snapshots likewise);
+* ``http``: the replay's pushes as the JSON body a client POSTs (``json.dumps(allow_nan=False)``), read
+  back by ``_http.read_push`` and taken by the engine (``parse_event``) as the deployment takes them;
+* ``gds``: ``gds_pushes`` reading a real MariaDB ``trade`` table that fills while it follows (four
+  trades a real minute bar: open, high, low, close). The GDS feed hands over bars only, so it serves the
+  features that read bars (``Volume``, ``VWAP``, ``SimpleReturns``, ``LogReturns``, ``Volatility``,
+  ``Midpoint`` / ``MidpointDiff`` from bars, and those whose quotes fell back to bars: ``Midpoint``,
+  ``InterExchangeSpread`` and ``FV`` on a store of bars); a featureset that recorded quotes or order
+  books (``Bid``, ``Ask``, ``Spread``, the strengths, ``Midpoint`` from quotes, the arbitrage features)
+  is refused at start-up (``required_series(..., only={"bars"})``) in one line naming the series.
+
+Every bar the engine decides from the window's start on must carry the value the offline build
+(``_build.compute_span`` by the same recorded sources: ``build_local`` before its NaN rows are dropped)
+gives that bar, and a bar the build leaves NaN must not be predictable live; ``build_local``'s own rows
+are checked to be among the live ones. Labels are not computed live: the two look-forward cases of
+``CASES`` are the featuresets' labels here.
+
+The same feeds, field for field, for bars: ``test_the_feeds_hand_over_the_offline_bars`` at 1m, 5m, 10m
+and 1h from stores of every finer resolution. And the source rule: a ``store:`` / ``replay:`` feed reads
+each series by the trial's recorded decision, also where the store later holds bars stored at the
+model's resolution for the same period (``test_feeds_read_the_recorded_source``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from atlas_ray.errors import AtlasError
+from atlas_ray.featurestore import (
+    Feature,
+    FeatureLabelSet,
+    LogReturns,
+    MarketStore,
+    MidpointDiff,
+    Resolution,
+    as_resolution,
+)
+from atlas_ray.featurestore._bars import resample_bars
+from atlas_ray.featurestore._build import compute_span
+from atlas_ray.featurestore._gds_schema import create_gds_tables, insert_trades, trade_rows
+from atlas_ray.featurestore._gds_testing import LocalMariaDB
+from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore._schema import bars_kind
+from atlas_ray.featurestore._sources import SourcedMarket, Sources, decide, live_key
+from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus
+from atlas_ray.serve import LiveEngine, parse_event, required_series
+from atlas_ray.serve._engine import PushOutcome
+from atlas_ray.serve._feeds import gds_pushes, history_events, paced, replay_ticks, store_pushes
+from atlas_ray.serve._http import read_push
+from atlas_ray.serve._trial import ServedTrial
+from tests.featurestore._feature_cases import BOOK_WINDOW, CASES, MINUTE_WINDOW, Case, make_arb_store
+
+pytestmark = pytest.mark.slow
+
+RESOLUTIONS = ("1m", "5m", "1h")
+_METHOD = {"1m": "one_min", "5m": "five_min", "10m": "ten_min", "1h": "hour"}
+FEEDS = ("replay", "store", "http", "gds")
+Push = dict[str, Any]
+
+
+# ----------------------------------------------------------------------------------- the matrix
+def at(feature: Feature, short: str) -> Feature:
+    """``feature`` at another resolution, through its name (which round-trips)."""
+    return Feature.from_name(feature.name.replace(".one_min()", f".{_METHOD[short]}()"))
+
+
+SERVED_CASES = tuple(c for c in CASES if c.feature.horizon == 0)
+LABEL_CASES = tuple(c for c in CASES if c.feature.horizon > 0)
+
+
+def label_of(store: str, short: str) -> Feature:
+    """The look-forward case of the store's data as the featureset's label."""
+    base = LogReturns().coinbase().one_min().lookforward(1)
+    if store != "minute":
+        base = MidpointDiff().bitstamp().one_min().lookforward(2)
+    assert any(c.feature == base for c in LABEL_CASES), base
+    return at(base, short)
+
+
+def window(store: str, short: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The bars compared: 8 hours around Coinbase's 4h38m gap (a day at 1h), or the 2015 book's hours."""
+    if store != "minute":
+        return BOOK_WINDOW
+    if short == "1h":
+        return pd.Timestamp("2023-03-04T00:00Z"), pd.Timestamp("2023-03-05T00:00Z")
+    return MINUTE_WINDOW
+
+
+def history(fls: FeatureLabelSet) -> pd.Timedelta:
+    """What the serve command warms a model with (``_app._history``), plus a bar."""
+    before = max(f.halo[0] for f in fls.features)
+    return (before + 2 * fls.fill_limit + 5) * fls.resolution.offset
+
+
+def served_for(fls: FeatureLabelSet, sources: Sources) -> ServedTrial:
+    """A ServedTrial for feature rows only: the featureset's definition, its recorded sources (the real
+    decision) and identity scaling, no model."""
+    names = tuple(fls.feature_names)
+    result = ResultsObject(
+        identity=TrialIdentity("equivalence", "equivalence", "unit", "none", "t0", {}, 0),
+        status=TrialStatus.COMPLETED,
+        task=Task.REGRESSION,
+        classes=(),
+        features=names,
+        label=fls.label_names[0],
+        metrics={},
+        predictions=pd.DataFrame(),
+        curves=pd.DataFrame(),
+        epochs=0,
+        scaling={"mean": dict.fromkeys(names, 0.0), "std": dict.fromkeys(names, 1.0)},
+        featureset=fls.definition(),
+        sources=sources.to_json(),
+    )
+    return ServedTrial("equivalence", "equivalence", result, fls, sources)
+
+
+class RowRecorder(LiveEngine):
+    """A ``LiveEngine`` that keeps the (identity-scaled) feature rows of every bar it decides: the rows
+    its model would be given. Every push is ``warm`` (there is no model to predict with)."""
+
+    def __init__(self, served: ServedTrial, series: list[tuple[str, str, str]]) -> None:
+        super().__init__(served, None, series=series)
+        self.rows: list[tuple[pd.DatetimeIndex, np.ndarray]] = []
+
+    def _scaled_rows(
+        self, first: int, last: int, outcome: PushOutcome | None = None, *, warm: bool = False
+    ) -> tuple[pd.DatetimeIndex, np.ndarray]:
+        index, values = super()._scaled_rows(first, last, outcome, warm=warm)
+        if outcome is not None:
+            self.rows.append((index, values))
+        return index, values
+
+    def take(self, events: list[dict[str, Any]], through: int | None = None) -> None:
+        outcome = self.push(events, through=through, warm=True)
+        assert outcome.rejected == [], outcome.rejected[:3]
+
+    def frame(self) -> pd.DataFrame:
+        index = pd.DatetimeIndex(np.concatenate([i.asi8 for i, _ in self.rows])).tz_localize("UTC")
+        values = np.concatenate([v for _, v in self.rows], axis=0)
+        frame = pd.DataFrame(values, index=index, columns=self.names)
+        assert frame.index.is_unique and frame.index.is_monotonic_increasing, "a bar decided twice"
+        return frame
+
+
+def check_rows(engine: RowRecorder, fls: FeatureLabelSet, store: MarketStore, sources: Sources,
+               lo: pd.Timestamp, hi: pd.Timestamp, *, tail: int) -> int:  # fmt: skip
+    """The engine's rows of ``[lo, done]`` against the offline build's over the same bars; ``tail``: how
+    many of the last bars a feed may leave undecided (a forming coarse bar). Returns the bars compared."""
+    assert engine.done is not None, "the engine decided no bar"
+    done = pd.Timestamp(engine.done, tz="UTC")
+    step = fls.resolution.offset
+    assert done >= hi - (tail + 1) * step, f"decided only up to {done} of [{lo}, {hi})"
+    end = min(hi, done + step)
+    live = engine.frame()
+    live = live[(live.index >= lo) & (live.index < end)]
+    offline = compute_span(fls, store, lo, end, sources)[list(engine.names)]
+    valid = offline.notna().all(axis=1)
+    expected = offline[valid].astype("float32")
+    assert live.index.equals(expected.index), (
+        f"live rows without an offline value: {list(live.index.difference(expected.index)[:5])}; "
+        f"offline rows not decided live: {list(expected.index.difference(live.index)[:5])}"
+    )
+    np.testing.assert_array_equal(live.to_numpy(), expected.to_numpy())
+    built = fls.build_local(lo, end, store, sources=sources)
+    assert built.index.isin(live.index).all()
+    return int(valid.sum())
+
+
+# ------------------------------------------------------------------------------------- stores
+@pytest.fixture(scope="module")
+def stores(minute_store: MarketStore, book_store: MarketStore, tmp_path_factory: pytest.TempPathFactory
+           ) -> dict[str, MarketStore]:  # fmt: skip
+    return {
+        "minute": minute_store,
+        "book": book_store,
+        "arb": make_arb_store(book_store, str(tmp_path_factory.mktemp("arb"))),
+    }
+
+
+def featureset(case: Case, short: str) -> FeatureLabelSet:
+    return FeatureLabelSet([at(case.feature, short)], [label_of(case.store, short)])
+
+
+# ---------------------------------------------------------------------------- the store: feed
+@dataclass
+class Followed:
+    """What a ``store:`` feed handed over while a writer filled a copy of the store."""
+
+    store: MarketStore
+    pushes: list[list[dict[str, Any]]]
+
+
+def _copy_rows(source: MarketStore, target: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
+    for exchange in source.exchanges():
+        for pair in source.pairs(exchange):
+            for kind in source.kinds(exchange, pair):
+                frame = source.read(exchange, pair, kind, lo, hi)
+                if len(frame):
+                    target.write(frame, exchange=exchange, pair=pair, kind=kind)
+
+
+def follow_store(source: MarketStore, root: Path, sources: Sources, lo: pd.Timestamp,
+                 hi: pd.Timestamp, warm_from: pd.Timestamp) -> Followed:  # fmt: skip
+    """``store_pushes`` (every series ``sources`` decides, read by it) from ``lo`` while a writer
+    thread copies ``source``'s rows of ``[lo, hi + a bar)`` into ``root`` in chunks of 37 minutes."""
+    store = MarketStore(root)
+    _copy_rows(source, store, warm_from, lo)
+    resolution = sources.resolution
+    series = list(dict.fromkeys(live_key(s, resolution) for s in sources.series))
+    end = hi + resolution.offset
+    stop, written = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        cut = lo
+        while cut < end:
+            step = min(cut + pd.Timedelta("37min"), end)
+            _copy_rows(source, store, cut, step)
+            cut = step
+            time.sleep(0.02)
+        written.set()
+
+    pushes: list[list[dict[str, Any]]] = []
+    thread = threading.Thread(target=writer)
+    thread.start()
+    looks_after = 0
+    try:
+        feed = SourcedMarket(store, resolution, sources)
+        for push in store_pushes(feed, series, resolution, lo, poll=0.01, stop=stop):
+            pushes.append(push)
+            if written.is_set():
+                looks_after += 1
+                if looks_after >= 2:
+                    stop.set()
+    finally:
+        stop.set()
+        thread.join()
+    return Followed(store, pushes)
+
+
+def union_sources(store: MarketStore, name: str, short: str) -> Sources:
+    """One decision over every served case of ``name``'s store (each series decided alone, so this is
+    every case's decision of that series)."""
+    lo, hi = window(name, short)
+    columns = [at(c.feature, short) for c in SERVED_CASES if c.store == name] + [label_of(name, short)]
+    return decide(store, columns, lo, hi, as_resolution(short))
+
+
+@pytest.fixture(scope="module")
+def followed(stores: dict[str, MarketStore], tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[dict[tuple[str, str], Followed]]:  # fmt: skip
+    """One ``store:`` run per store and resolution, made when first asked."""
+    made: dict[tuple[str, str], Followed] = {}
+
+    class Lazy(dict):  # type: ignore[type-arg]
+        def __missing__(self, key: tuple[str, str]) -> Followed:
+            name, short = key
+            sources = union_sources(stores[name], name, short)
+            lo, hi = window(name, short)
+            warm_from = lo - pd.Timedelta("1D")
+            root = tmp_path_factory.mktemp(f"follow_{name}_{short}")
+            made[key] = follow_store(stores[name], root, sources, lo, hi, warm_from)
+            self[key] = made[key]
+            return made[key]
+
+    yield Lazy()
+
+
+# ------------------------------------------------------------------------------ the gds: feed
+GDS_MARKETS = (("coinbase", "btc_usd", "COINBASE", "USD"), ("kraken", "btc_usd", "KRAKEN", "USD"),
+               ("binance", "btc_usdt", "BINANCE", "USDT"))  # fmt: skip
+
+
+def trades_of(bars: pd.DataFrame) -> pd.DataFrame:
+    """Four trades a real bar that rebuild it: open, high, low, close at +0, 15, 30, 45 s."""
+    parts = []
+    for k, column in enumerate(("open", "high", "low", "close")):
+        parts.append(
+            pd.DataFrame(
+                {
+                    "timestamp": bars.index + pd.Timedelta(seconds=15 * k),
+                    "price": bars[column].to_numpy(),
+                    "size": bars["volume"].to_numpy() / 4.0,
+                    "trade_id": [f"{t.value}-{k}" for t in bars.index],
+                }
+            )
+        )
+    return pd.concat(parts).sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def gds_fill(connection: object, source: MarketStore, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
+    for exchange, pair, code, currency in GDS_MARKETS:
+        bars = source.read(exchange, pair, "bars_1m", lo, hi)
+        bars = bars[bars["volume"] > 0]
+        rows = trade_rows(trades_of(bars), exchange=code, volume_currency="BTC", price_currency=currency)
+        insert_trades(connection, rows)
+
+
+@dataclass
+class GdsRun:
+    store: MarketStore
+    pushes: list[Push]
+
+
+@pytest.fixture(scope="module")
+def gds_runs(mariadb: LocalMariaDB, minute_store: MarketStore, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[dict[str, GdsRun]]:  # fmt: skip
+    """Per resolution: a real GDS database that fills while ``gds_pushes`` follows it into a store."""
+    import uuid
+
+    admin = mariadb.connect(autocommit=True)
+    databases: list[str] = []
+
+    def run(short: str) -> GdsRun:
+        resolution = as_resolution(short)
+        lo, hi = window("minute", short)
+        first = lo - pd.Timedelta("1D")
+        name = f"atlas_eq_{uuid.uuid4().hex[:10]}"
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {name}")
+        databases.append(name)
+        connection = mariadb.connect(name)
+        create_gds_tables(connection)
+        middle = lo + (hi - lo) / 2
+        gds_fill(connection, minute_store, first, middle)
+        store = MarketStore(tmp_path_factory.mktemp(f"gds_{short}"))
+        series = [(e, p, bars_kind(resolution)) for e, p, _, _ in GDS_MARKETS]
+        stop = threading.Event()
+        pushes: list[Push] = []
+
+        def follow() -> None:
+            for push in gds_pushes(store, series, mariadb.url(name), resolution, pd.Timedelta("2h"),
+                                   poll=0.05, stop=stop):  # fmt: skip
+                pushes.append(push)
+
+        thread = threading.Thread(target=follow)
+        thread.start()
+        try:
+            gds_fill(connection, minute_store, middle, hi + resolution.offset)  # fills while it follows
+            last = (hi - resolution.offset).value
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                stamps = [parse_event(e, resolution).stamp for p in list(pushes) for e in p["events"]]
+                if stamps and max(stamps) >= last:
+                    break
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+            connection.close()
+        assert not thread.is_alive()
+        return GdsRun(store, pushes)
+
+    class Lazy(dict):  # type: ignore[type-arg]
+        def __missing__(self, short: str) -> GdsRun:
+            self[short] = run(short)
+            return self[short]  # type: ignore[no-any-return]
+
+    try:
+        yield Lazy()
+    finally:
+        with admin.cursor() as cursor:
+            for name in databases:
+                cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.close()
+
+
+# -------------------------------------------------------------------------------- the pushes
+def replay_pushes(source: Any, series: list[tuple[str, str, str]], resolution: Resolution,
+                  lo: pd.Timestamp, hi: pd.Timestamp) -> Iterator[Push]:  # fmt: skip
+    for push, _ in paced(replay_ticks(source, series, resolution, lo, hi), 0, chunk=1):
+        yield push
+
+
+def as_http(push: Push) -> Push:
+    """The push as a client POSTs it and the deployment reads it."""
+    body = json.dumps({"events": push["events"], "through": push.get("through")}, allow_nan=False)
+    return read_push(body.encode())
+
+
+def only(events: list[dict[str, Any]], series: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """The events of ``series`` (a feed run shared by several featuresets carries them all)."""
+    wanted = set(series)
+    out = []
+    for event in events:
+        kind = event["kind"]
+        if kind == "bars":
+            kind = bars_kind(as_resolution(str(event["resolution"])))
+        if (event["exchange"], event["pair"], kind) in wanted:
+            out.append(event)
+    return out
+
+
+# ------------------------------------------------------------------------------ the test itself
+MATRIX = [
+    pytest.param(case, short, feed, id=f"{feed}-{short}-{case.id}")
+    for feed in FEEDS
+    for short in RESOLUTIONS
+    for case in SERVED_CASES
+]
+
+
+@pytest.mark.parametrize(("case", "short", "feed"), MATRIX)
+def test_live_feature_rows_equal_the_offline_build(
+    case: Case,
+    short: str,
+    feed: str,
+    stores: dict[str, MarketStore],
+    followed: dict[tuple[str, str], Followed],
+    gds_runs: dict[str, GdsRun],
+) -> None:
+    fls = featureset(case, short)
+    resolution = fls.resolution
+    store = stores[case.store]
+    lo, hi = window(case.store, short)
+    sources = decide(store, fls.columns, lo, hi, resolution)
+    served = served_for(fls, sources)
+    if feed == "gds":
+        if any(s.kind != "bars" for s in sources.series if s in set(_feature_sources(fls, sources))):
+            with pytest.raises(AtlasError) as refused:
+                required_series(served, None, only=frozenset({"bars"}))
+            message = str(refused.value)
+            assert "\n" not in message and "supplies bars only" in message, message
+            return
+        run = gds_runs[short]
+        store = run.store
+        sources = decide(store, fls.columns, lo, hi, resolution)  # bars from the trades GDS gave
+        assert {s.read for s in sources.series} == {"trades"}, sources.describe()
+        served = served_for(fls, sources)
+        series = required_series(served, None, only=frozenset({"bars"}))
+        engine = RowRecorder(served, series)
+        for push in run.pushes:
+            engine.take(only(push["events"], series), push.get("through"))  # type: ignore[arg-type]
+        compared = check_rows(engine, fls, store, sources, lo, hi, tail=1)
+        assert compared > 0 or short == "1h"
+        return
+    series = required_series(served, store)
+    engine = RowRecorder(served, series)
+    market = SourcedMarket(store, resolution, sources)
+    warm = history_events(market, series, resolution, lo - history(fls), lo)
+    engine.take(warm, (lo - resolution.offset).value)
+    if feed == "store":
+        run = followed[(case.store, short)]
+        for events in run.pushes:
+            engine.take(only(events, series))
+        tail = 1
+    else:
+        for push in replay_pushes(market, series, resolution, lo, hi):
+            push = as_http(push) if feed == "http" else push
+            engine.take(push["events"], push["through"])
+        tail = 0
+    compared = check_rows(engine, fls, store, sources, lo, hi, tail=tail)
+    assert compared > 0 or (short == "1h" and case.store != "minute")
+
+
+def _feature_sources(fls: FeatureLabelSet, sources: Sources) -> list[Any]:
+    """The recorded sources the features (not the labels) read."""
+    out = []
+    for feature in fls.features:
+        for requirement in feature.requirements():
+            found = sources.choose(requirement)
+            assert found is not None
+            out.append(found)
+    return out

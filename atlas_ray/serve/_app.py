@@ -21,12 +21,13 @@ from typing import Any
 import pandas as pd
 
 from atlas_ray.errors import AtlasError
-from atlas_ray.featurestore._bars import bars_source
 from atlas_ray.featurestore._market_data import MarketData
+from atlas_ray.featurestore._sources import SourcedMarket
 from atlas_ray.featurestore._store import MarketStore
 from atlas_ray.serve._engine import required_series
 from atlas_ray.serve._feeds import (
     Feed,
+    bars_read,
     closed_through,
     gds_pushes,
     history_events,
@@ -154,10 +155,11 @@ def serve_main(options: ServeOptions) -> int:
     try:
         if feed.kind == "replay":
             assert store is not None and feed.start is not None and feed.end is not None
-            _replay(handle, served, store, series, feed, options.speed, grace, stop)
+            _replay(handle, served, _recorded(served, store), series, feed, options.speed, grace, stop)
         elif feed.kind == "store":
             assert store is not None
-            _follow_store(handle, served, store, series, feed, options.poll, resume_after, grace, stop)
+            recorded = _recorded(served, store)
+            _follow_store(handle, served, recorded, series, feed, options.poll, resume_after, grace, stop)
         elif feed.kind == "gds":
             assert store is not None
             _follow_gds(handle, served, store, series, feed, options.poll, resume_after, grace, stop)
@@ -259,10 +261,20 @@ def _history(served: ServedTrial) -> pd.Timedelta:
     return (before + 2 * fls.fill_limit + window + 4) * fls.resolution.offset
 
 
+def _recorded(served: ServedTrial, store: MarketStore) -> MarketStore | SourcedMarket:
+    """The store as the trial's recorded sources read it (``SourcedMarket``): each series from the
+    stored kind its training build read, whatever else the store holds now (bars stored later at the
+    model's resolution are not read where training resampled finer bars); a trial without recorded
+    sources reads by the store's rule, as it did then."""
+    if served.sources is None:
+        return store
+    return SourcedMarket(store, served.featureset.resolution, served.sources)
+
+
 def _replay(
     handle: Any,
     served: ServedTrial,
-    store: MarketStore,
+    store: MarketStore | SourcedMarket,
     series: list[tuple[str, str, str]],
     feed: Feed,
     speed: float,
@@ -276,7 +288,7 @@ def _replay(
     # may hold a coarse bar that is forming; it is not replayed as if it had closed)
     now = pd.Timestamp.now(tz="UTC") if grace is not None else None
     for key in series:
-        if key[2].startswith("bars_") and bars_source(store, key[0], key[1], key[2]) != key[2]:
+        if key[2].startswith("bars_") and bars_read(store, key[0], key[1], resolution) != key[2]:
             closed = closed_through(store, key, resolution, now=now, grace=grace)
             hi = min(hi, closed) if closed is not None else lo
     hi = max(hi, lo)
@@ -290,7 +302,7 @@ def _replay(
 def _follow_store(
     handle: Any,
     served: ServedTrial,
-    store: MarketStore,
+    store: MarketStore | SourcedMarket,
     series: list[tuple[str, str, str]],
     feed: Feed,
     poll: float,
@@ -319,7 +331,7 @@ def _follow_store(
 
 
 def _closed_history(
-    store: MarketStore,
+    store: MarketStore | SourcedMarket,
     series: list[tuple[str, str, str]],
     resolution: Any,
     lo: pd.Timestamp,

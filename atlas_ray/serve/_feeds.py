@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,7 @@ from atlas_ray.errors import AtlasError, MissingDataError
 from atlas_ray.featurestore._bars import as_resolution, bars_source, closed_before
 from atlas_ray.featurestore._schema import Resolution
 from atlas_ray.featurestore._source import MarketSource
+from atlas_ray.featurestore._sources import SourcedMarket
 from atlas_ray.serve._live_market import SeriesKey
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ __all__ = [
     "Feed",
     "Push",
     "bar_events",
+    "bars_read",
     "closed_through",
     "gds_pushes",
     "history_events",
@@ -236,7 +238,7 @@ def replay_ticks(
 
 # ------------------------------------------------------------------------ following a growing store
 def closed_through(
-    store: MarketStore,
+    store: MarketStore | SourcedMarket,
     key: SeriesKey,
     resolution: Resolution,
     *,
@@ -244,20 +246,35 @@ def closed_through(
     grace: pd.Timedelta | None = None,
 ) -> pd.Timestamp | None:
     """For a bar series: the open time before which every bar of ``key`` is closed in ``store`` now
-    (``closed_before`` on the newest row of the kind its bars are built from). For any other series: the
+    (``closed_before`` on the newest row of the kind its bars are built from, ``bars_read``). For any
+    other series: the
     newest row's time plus 1 ns (every row stored is final). None when nothing is stored."""
     exchange, pair, kind = key
+    stored = cast("MarketStore", store.store) if isinstance(store, SourcedMarket) else store
     if not kind.startswith("bars_"):
-        newest = _newest(store, exchange, pair, kind)
+        newest = _newest(stored, exchange, pair, kind)
         return None if newest is None else newest + pd.Timedelta(1, "ns")
     try:
-        source = bars_source(store, exchange, pair, as_resolution(kind))
+        source = bars_read(store, exchange, pair, as_resolution(kind))
     except MissingDataError:
         return None  # nothing stored yet: nothing to hand over, whatever the clock says
-    newest = _newest(store, exchange, pair, source)
+    newest = _newest(stored, exchange, pair, source)
     if newest is None:
         return None
     return closed_before(newest, source, as_resolution(kind), now=now, grace=grace)
+
+
+def bars_read(store: MarketSource, exchange: str, pair: str, resolution: Resolution) -> str:
+    """The stored kind a bar series at ``resolution`` is read from: for a ``SourcedMarket`` (a store
+    seen through a trial's recorded sources) the recorded one, whatever else the store holds now (bars
+    stored at ``resolution`` later for the same period are not read where training resampled finer
+    ones); for a plain store its bars rule (``bars_source``). ``MissingDataError`` when there is none."""
+    if isinstance(store, SourcedMarket):
+        found = store.provides(exchange, pair, "bars")
+        if found is None:
+            raise MissingDataError(f"the recorded sources hold no bars for {exchange}/{pair}")
+        return found.read
+    return bars_source(store, exchange, pair, resolution)
 
 
 def _newest(store: MarketStore, exchange: str, pair: str, kind: str) -> pd.Timestamp | None:
@@ -268,7 +285,7 @@ def _newest(store: MarketStore, exchange: str, pair: str, kind: str) -> pd.Times
 
 
 def store_pushes(
-    store: MarketStore,
+    store: MarketStore | SourcedMarket,
     series: Sequence[SeriesKey],
     resolution: Resolution,
     start: pd.Timestamp,

@@ -373,6 +373,7 @@ def _follow_gds(
         stop=stop.event,
         resume_after=resume_after,
         grace=grace,
+        lag=served.featureset.fill_limit,
     ):
         handle.push.remote(push).result()
 

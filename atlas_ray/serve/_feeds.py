@@ -327,9 +327,17 @@ def gds_pushes(
     stop: threading.Event,
     resume_after: int | None = None,
     grace: pd.Timedelta | None = None,
+    lag: int | None = None,
 ) -> Iterator[Push]:
     """The ``gds:`` feed's pushes (Ray-free): a warm push of the history the features need, then the
     closed bars of every round of ``follow_bars`` (each bar once, with every bar column: ``bar_events``).
+
+    ``lag`` (the model's ``fill_limit``): a market whose newest bar is more than ``lag`` bars behind the
+    newest bar handed over for any market is quiet (an exchange with no trade since): its bars up to
+    that point are handed over in the same push (read from the store, the bar its last trades formed),
+    before the engine decides those bars as a gap without them; ``follow_bars`` giving such a bar again
+    when its market trades again is dropped. Without it, the last bar before a silence of more than
+    ``fill_limit`` bars would be missing live and present offline.
 
     With ``resume_after`` (the newest prediction in redis) the warm push ends at that bar and the bars
     after it come next, whether their trades were read in this run or before a crash (a bar open at the
@@ -346,13 +354,23 @@ def gds_pushes(
         warm = history_events(store, series, resolution, last + step - history, last + step)
         yield {"events": warm, "through": resume_after, "warm": True}
         warmed = True
+    handed: dict[tuple[str, str], int] = {}  # the newest bar handed over, per market
+    if resume_after is not None:
+        handed = dict.fromkeys(markets, resume_after)
     for bars in follow_bars(
         store, url, resolution=resolution, interval=poll, stop=stop, after=after, grace=grace
     ):
         ticks: list[tuple[int, dict[str, object]]] = []
         for (exchange, pair), frame in bars.items():
             if (exchange, pair) in markets and not frame.empty:
+                if (exchange, pair) in handed:  # a bar handed over early (``lag``) comes once
+                    frame = frame[pd.DatetimeIndex(frame.index).asi8 > handed[(exchange, pair)]]
+                if frame.empty:
+                    continue
                 ticks.extend(bar_events(frame, exchange, pair, resolution))
+                handed[(exchange, pair)] = int(pd.DatetimeIndex(frame.index).asi8[-1])
+        if lag is not None and ticks:
+            ticks.extend(_quiet_bars(store, handed, resolution, lag))
         if not ticks:
             continue
         ticks.sort(key=lambda item: item[0])
@@ -362,6 +380,25 @@ def gds_pushes(
             yield {"events": warm, "through": (first - step).value, "warm": True}
             warmed = True
         yield {"events": [event for _, event in ticks]}
+
+
+def _quiet_bars(
+    store: MarketStore, handed: dict[tuple[str, str], int], resolution: Resolution, lag: int
+) -> list[tuple[int, dict[str, object]]]:
+    """The bars of markets more than ``lag`` bars behind the newest bar handed over, up to that point
+    (as the store holds them), marked handed (see ``gds_pushes``)."""
+    step = int(resolution.offset.value)
+    cut = max(handed.values()) - lag * step
+    out: list[tuple[int, dict[str, object]]] = []
+    for (exchange, pair), last in handed.items():
+        if last >= cut:
+            continue
+        lo, hi = pd.Timestamp(last + step, tz="UTC"), pd.Timestamp(cut + step, tz="UTC")
+        frame = store.bars(exchange, pair, resolution, lo, hi)
+        if not frame.empty:
+            out.extend(bar_events(frame, exchange, pair, resolution))
+            handed[(exchange, pair)] = int(pd.DatetimeIndex(frame.index).asi8[-1])
+    return out
 
 
 def paced(

@@ -631,3 +631,43 @@ def test_feeds_read_the_recorded_source(
     offline = compute_span(fls, store, lo, hi, sources)
     assert offline[fls.feature_names[0]].notna().sum() > 50  # the recorded source has VWAP
     assert check_rows(engine, fls, store, sources, lo, hi, tail=1) > 50
+
+
+# -------------------------------------------------------------------- bar events, field for field
+FINER = [(stored, short) for short in ("1m", "5m", "10m", "1h") for stored in ("1m", "5m", "10m", "1h")
+         if as_resolution(stored).seconds <= as_resolution(short).seconds
+         and as_resolution(short).seconds % as_resolution(stored).seconds == 0]  # fmt: skip
+
+
+@pytest.mark.parametrize("feed", ["replay", "http"])
+@pytest.mark.parametrize(("stored", "short"), FINER)
+def test_the_feeds_hand_over_the_offline_bars(
+    minute_store: MarketStore, tmp_path: Path, stored: str, short: str, feed: str
+) -> None:
+    """The replay's bar events (and the same POSTed over HTTP), read as the engine reads them, are the
+    bars the offline build reads from a store of ``stored`` bars, every field (the ``store:`` and
+    ``gds:`` feeds: ``test_feed_bars``)."""
+    from atlas_ray.featurestore._schema import BAR_COLUMNS
+
+    resolution = as_resolution(short)
+    lo, hi = pd.Timestamp("2023-03-04T12:00Z"), pd.Timestamp("2023-03-04T23:00Z")
+    store = MarketStore(tmp_path / "store")
+    for exchange, pair in (("coinbase", "btc_usd"), ("binance", "btc_usdt")):
+        store.write(minute_store.bars(exchange, pair, stored, lo, hi), exchange=exchange, pair=pair,
+                    kind=bars_kind(as_resolution(stored)))  # fmt: skip
+    series = [("coinbase", "btc_usd", bars_kind(resolution)), ("binance", "btc_usdt", bars_kind(resolution))]
+    events = []
+    for push in replay_pushes(store, series, resolution, lo, hi):
+        events.extend((as_http(push) if feed == "http" else push)["events"])
+    for exchange, pair, _ in series:
+        offline = store.bars(exchange, pair, resolution, lo, hi)
+        rows = [parse_event(e, resolution) for e in events if e["exchange"] == exchange]
+        assert [e.key for e in rows] == [(exchange, pair, bars_kind(resolution))] * len(rows)
+        live = pd.DataFrame(
+            {c: [e.rows[c][0] for e in rows] for c in BAR_COLUMNS},
+            index=pd.DatetimeIndex([e.time for e in rows]),
+        )
+        assert len(offline) > 5 and live.index.equals(offline.index)
+        for column in BAR_COLUMNS:
+            np.testing.assert_array_equal(live[column].to_numpy("float64"),
+                                          offline[column].to_numpy("float64"), err_msg=column)  # fmt: skip

@@ -26,6 +26,10 @@ gives that bar, and a bar the build leaves NaN must not be predictable live; ``b
 are checked to be among the live ones. Labels are not computed live: the two look-forward cases of
 ``CASES`` are the featuresets' labels here.
 
+Predictions (a real search served end to end, redis against the ResultsObject) live beside the
+searches they need: ``test_engine`` (replay, 1m), ``test_follow_gds`` (``gds:``, 1m),
+``test_follow_coarse`` (``store:``, ``replay:`` and HTTP through Serve's proxy, 5m and 1h).
+
 The same feeds, field for field, for bars: ``test_the_feeds_hand_over_the_offline_bars`` at 1m, 5m, 10m
 and 1h from stores of every finer resolution. And the source rule: a ``store:`` / ``replay:`` feed reads
 each series by the trial's recorded decision, also where the store later holds bars stored at the

@@ -37,6 +37,7 @@ from atlas_ray.featurestore._schema import bars_kind
 from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, WorkSpec, WorkUnit, read_result
 from atlas_ray.serve._feeds import history_events
 from tests.conftest import ROOT
+from tests.serve._replay import check_entries
 from tests.serve.conftest import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -250,6 +251,10 @@ def test_a_coarse_model_follows_a_finer_store_as_it_is_written(
     assert [e["ts"] for e in replayed] == expected
     assert [e["ts"] for e in followed] == expected  # each closed bar once, none while forming
     assert [e["ts"] for e in posted] == expected
+    # and each equals the ResultsObject's prediction of that bar (the equivalence matrix's second layer)
+    result = read_result(str(coarse_experiment / "trials" / trial))
+    for entries in (followed, replayed, posted):
+        assert check_entries(entries, result.predictions, tuple(result.classes)) == len(expected)
     for a, b, c in zip(followed, replayed, posted, strict=True):
         assert a["class"] == b["class"] == c["class"], a["ts"]
         pa, pb, pc = (json.loads(e["probabilities"]) for e in (a, b, c))

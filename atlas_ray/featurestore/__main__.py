@@ -96,10 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_inventory(store, inventory(store)))
     kept = kept_reports(store.root)
     if kept:
-        print(f"ingest reports ({len(kept)}):")
+        # where the reports are, once; then one line a report
+        print(f"ingest reports ({len(kept)}), kept in {store.root}/exchange=E/pair=P/_reports/:")
         for item in kept:
-            print(f"  {item.path}")
-            print(f"    {item.summary}")
+            print(f"  {item.summary}")
     return 0
 
 

@@ -119,6 +119,7 @@ def test_strict_refuses_on_the_first_defect_and_show_lists_the_reports(
     assert "written 499, rejected 1 (ohlc 1), fixed 0" in done.stdout
     shown = _run("show", "--store", str(store))
     assert shown.returncode == 0, shown.stderr
-    assert "ingest reports (1):" in shown.stdout
-    assert "exchange=kraken/pair=btc_usd/_reports/" in shown.stdout
-    assert done.stdout.strip() in shown.stdout
+    assert f"ingest reports (1), kept in {store}/exchange=E/pair=P/_reports/:" in shown.stdout
+    assert list((store / "exchange=kraken" / "pair=btc_usd" / "_reports").glob("*.json"))
+    assert shown.stdout.count(done.stdout.strip()) == 1
+    assert str(store) not in shown.stdout.split("_reports/:")[1]  # the folder is said once

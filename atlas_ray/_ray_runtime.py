@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from atlas_ray._stderr import held_stderr
 from atlas_ray.errors import AtlasError
 
 __all__ = [
@@ -331,41 +332,14 @@ def _machine_addresses() -> set[str]:
     return found
 
 
-@contextlib.contextmanager
-def _stderr_kept_back() -> Iterator[None]:
-    """Hold back what Ray's C++ core writes to stderr (file descriptor 2) during the pre-check: a
-    refused token is also logged there as a warning, and the user gets our one line instead. What was
-    written is passed on when the block succeeds."""
-    import sys
-    import tempfile
-
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as held:
-        saved = os.dup(2)
-        os.dup2(held.fileno(), 2)
-        failed = False
-        try:
-            yield
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            if not failed:
-                held.seek(0)
-                text = held.read()
-                if text:
-                    os.write(2, text)
-
-
 def _local_node_ip(target: _Target) -> str | None:
     """The address of the cluster's node on this machine that the driver must attach to; None to let
     Ray choose. Refuses a wrong token and a cluster with no node on this machine."""
     from ray.exceptions import AuthenticationError
 
     try:
-        with _stderr_kept_back():
+        # a refused token is also logged by Ray's C++ core: the user gets our one line instead
+        with held_stderr(lambda _line: False, pass_on_failure=False):
             client = _raylet().GcsClient(address=target.address)
             infos = client.get_all_node_info(timeout=GCS_TIMEOUT_S)
     except AuthenticationError:

@@ -40,6 +40,7 @@ from typing import IO, Any
 import pandas as pd
 
 from atlas_ray import _storage
+from atlas_ray._stderr import held_stderr
 from atlas_ray.errors import AtlasError, SpecError
 from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._prepared import PreparedSet
@@ -311,11 +312,12 @@ def main(argv: Sequence[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from atlas_ray.featurestore import MarketStore
 
-    finalize(
-        args.experiment,
-        top=args.top,
-        metric=args.metric,
-        mode=args.mode,
-        store=MarketStore(args.store),
-    )
+    with held_stderr():  # as quiet as the search: TensorFlow's C++ start-up notices are dropped
+        finalize(
+            args.experiment,
+            top=args.top,
+            metric=args.metric,
+            mode=args.mode,
+            store=MarketStore(args.store),
+        )
     return 0

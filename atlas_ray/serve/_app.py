@@ -30,6 +30,7 @@ from atlas_ray.serve._feeds import (
     bars_read,
     closed_through,
     gds_pushes,
+    gds_unservable,
     history_events,
     paced,
     parse_feed,
@@ -92,6 +93,14 @@ def serve_main(options: ServeOptions) -> int:
     store = MarketStore(options.store)
     if feed.kind == "gds":
         series = required_series(served, None, only=frozenset({"bars"}))
+        unservable = gds_unservable(series)
+        if unservable:
+            named = ", ".join(f"{e} {p}" for e, p, _ in unservable)
+            raise AtlasError(
+                f"trial {served.trial_id} of {served.experiment} reads {named}, which the gds: feed cannot "
+                "supply: GDS names a pair by its volume and price currencies, each a code of at most 3 "
+                "characters (btc_usd); serve it from a store: or http feed instead."
+            )
     elif served.sources is not None:
         series = required_series(served, store if feed.kind in ("replay", "store") else None)
     else:

@@ -25,6 +25,7 @@ as NaN and -1: the event is the stored bar, field for field.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -51,6 +52,7 @@ __all__ = [
     "bars_read",
     "closed_through",
     "gds_pushes",
+    "gds_unservable",
     "history_events",
     "parse_feed",
     "replay_ticks",
@@ -314,6 +316,22 @@ def store_pushes(
         ticks.sort(key=lambda item: item[0])
         yield [event for _, event in ticks]
         stop.wait(poll)
+
+
+_GDS_CURRENCY = re.compile(r"^[a-z0-9]{1,3}$")
+
+
+def gds_unservable(series: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The series a ``gds:`` feed can never supply: GDS names a trade's pair by its volume and price
+    currencies (``btc_usd`` = BTC traded in USD), each a code of at most 3 characters (``VARCHAR(3)``
+    in Gryphon's ``trade`` table), so a pair that is not two such codes (``btc_usdt``, ``eth_btc_usd``)
+    never comes: a trial reading one would wait for bars forever."""
+    out = []
+    for key in series:
+        parts = key[1].split("_")
+        if len(parts) != 2 or not all(_GDS_CURRENCY.match(part) for part in parts):
+            out.append(key)
+    return out
 
 
 def gds_pushes(

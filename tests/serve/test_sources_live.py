@@ -31,6 +31,7 @@ from atlas_ray.search._finalize import finalize
 from atlas_ray.search._results import read_result
 from atlas_ray.serve.__main__ import main
 from atlas_ray.serve._engine import required_series
+from atlas_ray.serve._feeds import gds_unservable
 from atlas_ray.serve._trial import find_trial
 from tests.serve._replay import trial_of
 from tests.serve.conftest import END, START, serve_spec
@@ -141,3 +142,43 @@ def test_a_live_market_that_also_holds_quotes_leaves_the_trial_on_its_bars(
     joined = compare(predictions, offline, served.result.classes)
     assert len(joined) == len(offline) > 100
     assert joined["max_diff"].max() < 1e-5
+
+
+def test_a_market_the_gds_feed_cannot_supply_is_refused(
+    served_experiment: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GDS names a trade's pair by its volume and price currencies, each at most 3 characters (its
+    ``trade`` table's ``VARCHAR(3)``): a trial that read ``btc_usdt`` would wait on the gds: feed for
+    bars that never come. It is refused at start-up, in one line naming the series."""
+    trial = trial_of(served_experiment, "logistic")
+    copy = tmp_path / "tether"
+    shutil.copytree(served_experiment, copy)
+    path = copy / "trials" / trial / "result.json"
+    document = json.loads(path.read_text().replace("btc_usd", "btc_usdt"))  # its sources and scaling
+    fls, scaling = document["featureset"], document["scaling"]
+
+    def tether(name: str) -> str:
+        for exchange in ("coinbase", "kraken"):
+            name = name.replace(f".{exchange}()", f'.{exchange}().pair("btc_usdt")')
+        return name
+
+    for key in ("features", "labels"):  # and every feature and label of its featureset
+        fls[key] = [tether(f) for f in fls[key]]
+    for key in ("mean", "std"):
+        scaling[key] = {tether(f): value for f, value in scaling[key].items()}
+    path.write_text(json.dumps(document))
+    served = find_trial(str(copy), trial=trial)
+    assert ("coinbase", "btc_usdt", "bars_1m") in required_series(served, None, only=frozenset({"bars"}))
+    redis = "redis://127.0.0.1:1/0"  # (never reached: the refusal comes first)
+    argv = [str(copy), "--trial", trial, "--feed", "gds:mysql://gryphon@127.0.0.1/gds",
+            "--store", str(tmp_path / "s"), "--redis", redis]  # fmt: skip
+    assert run_cli(main, argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert "coinbase btc_usdt, kraken btc_usdt" in err[0] and "gds: feed cannot supply" in err[0], err
+    # the same trial's own market (btc_usd) passes the check; the feed goes on to GDS
+    assert gds_unservable([("coinbase", "btc_usd", "bars_1m"), ("kraken", "eth_btc", "trades")]) == []
+    assert gds_unservable([("x", "usdt_usd", "bars_1m"), ("x", "a_b_c", "bars_1m")]) == [
+        ("x", "usdt_usd", "bars_1m"),
+        ("x", "a_b_c", "bars_1m"),
+    ]

@@ -26,9 +26,24 @@ gives that bar, and a bar the build leaves NaN must not be predictable live; ``b
 are checked to be among the live ones. Labels are not computed live: the two look-forward cases of
 ``CASES`` are the featuresets' labels here.
 
-Predictions (a real search served end to end, redis against the ResultsObject) live beside the
-searches they need: ``test_engine`` (replay, 1m), ``test_follow_gds`` (``gds:``, 1m),
-``test_follow_coarse`` (``store:``, ``replay:`` and HTTP through Serve's proxy, 5m and 1h).
+Predictions (the matrix's second layer: a real search served end to end, each redis entry equal to
+the ResultsObject's prediction of that bar, ``_replay.check_entries``) live beside the searches they
+need. Cell by cell (feed x resolution -> file::test):
+
+* replay, 1m: ``test_engine.py::test_replayed_predictions_equal_the_offline_series`` and
+  ``test_follow_coarse.py::test_a_coarse_model_follows_a_finer_store_as_it_is_written[minute]``;
+* replay, store and http, 1m / 5m / 1h: ``test_follow_coarse.py::
+  test_a_coarse_model_follows_a_finer_store_as_it_is_written[minute|five|hourly]`` (one search, a
+  trial a resolution, from the store's 1-minute bars; the store grows while ``store:`` follows it, and
+  HTTP is POSTed through Serve's proxy);
+* gds, 1m: ``test_follow_gds.py::test_a_live_model_on_a_filling_gds`` (and after a SIGKILL inside a
+  bar: ``test_a_gds_feed_killed_inside_a_bar_neither_misses_nor_repeats_a_bar_after_a_restart``);
+* gds, 5m / 1h: ``test_follow_coarse.py::test_a_coarse_model_follows_a_filling_gds[five|hourly]``
+  (the same search's trials; a real MariaDB ``trade`` table filled with the store's minute bars as
+  trades, in chunks ending inside coarse bars).
+
+A trial the gds: feed cannot supply (a pair that is not two GDS currency codes, e.g. ``btc_usdt``) is
+refused at start-up: ``test_sources_live.py::test_a_market_the_gds_feed_cannot_supply_is_refused``.
 
 The same feeds, field for field, for bars: ``test_the_feeds_hand_over_the_offline_bars`` at 1m, 5m, 10m
 and 1h from stores of every finer resolution. And the source rule: a ``store:`` / ``replay:`` feed reads

@@ -1,11 +1,14 @@
-"""``--feed store:`` for models coarser than the store's bars (a 5-minute and an hourly model on a store of
-1-minute bars), end to end: real search, real Ray Serve, real redis.
+"""The prediction layer of the equivalence matrix for ``store:``, ``replay:`` and HTTP at 1m, 5m and 1h,
+and for ``gds:`` at 5m and 1h: one real search (a logistic trial a resolution, on 1-minute bars), real
+Ray Serve, real redis, and for ``gds:`` a real MariaDB.
 
 A writer thread appends the real Coinbase and Kraken minute bars of March 2023 to the store, in chunks
-that end inside coarse bars, while the live model follows it. Each coarse bar must be predicted once,
+that end inside coarse bars, while the live model follows it. Each bar must be predicted once,
 when it has closed, and the redis stream must equal the stream of a replay of the same bars from the
-finished store (same bars, same classes, same probabilities), and the stream of the same coarse bars
-POSTed to the HTTP feed (as ``bar_events`` makes them, every field).
+finished store (same bars, same classes, same probabilities), and the stream of the same bars
+POSTed to the HTTP feed (as ``bar_events`` makes them, every field); each stream equals the
+ResultsObject's predictions. The ``gds:`` feed follows a GDS ``trade`` table filled likewise with the
+same minute bars as trades.
 """
 
 from __future__ import annotations
@@ -33,12 +36,15 @@ from atlas_ray.featurestore import (
     Volume,
     as_resolution,
 )
+from atlas_ray.featurestore._gds_schema import create_gds_tables
+from atlas_ray.featurestore._gds_testing import LocalMariaDB
 from atlas_ray.featurestore._schema import bars_kind
 from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, WorkSpec, WorkUnit, read_result
 from atlas_ray.serve._feeds import history_events
 from tests.conftest import ROOT
 from tests.serve._replay import check_entries
 from tests.serve.conftest import RedisServer, free_port
+from tests.serve.test_follow_gds import fill, gds_command
 
 pytestmark = pytest.mark.slow
 
@@ -46,9 +52,11 @@ T0 = pd.Timestamp("2023-03-02T06:00Z")
 MARKETS = (("coinbase", "btc_usd"), ("kraken", "btc_usd"))
 CASES = {
     # unit: (fluent resolution, training range, bars followed, minutes a write appends)
+    "minute": ("one_min", ("2023-03-01", "2023-03-03"), pd.Timedelta("15min"), "4min"),
     "five": ("five_min", ("2023-03-01", "2023-03-04"), pd.Timedelta("60min"), "3min"),
     "hourly": ("hour", ("2023-03-01", "2023-03-21"), pd.Timedelta("4h"), "17min"),
 }
+STEPS = {"minute": pd.Timedelta("1min"), "five": pd.Timedelta("5min"), "hourly": pd.Timedelta("1h")}
 
 
 def coarse_spec() -> WorkSpec:
@@ -183,7 +191,7 @@ def test_a_coarse_model_follows_a_finer_store_as_it_is_written(
 ) -> None:
     _, _, span, chunk = CASES[unit]
     trial = trial_of_unit(coarse_experiment, unit)
-    step = pd.Timedelta("5min") if unit == "five" else pd.Timedelta("1h")
+    step = STEPS[unit]
     live_name, replay_name = f"coarse_live_{unit}", f"coarse_replay_{unit}"
     client = redis_server.client()
     for name in (live_name, replay_name):
@@ -191,6 +199,8 @@ def test_a_coarse_model_follows_a_finer_store_as_it_is_written(
     growing = MarketStore(tmp_path / "growing")
     write_minutes(minute_store, growing, pd.Timestamp("2023-03-01T00:00Z"), T0)  # the history before T0
     end = T0 + span
+    # the minute after ``end`` closes the last coarse bar; at 1m a stored bar is closed once written
+    stop = end + pd.Timedelta("1min") if step > pd.Timedelta("1min") else end
 
     process = subprocess.Popen(
         serve(coarse_experiment, trial, live_name, f"store:{T0.isoformat()}", growing.root, redis_server),
@@ -205,8 +215,8 @@ def test_a_coarse_model_follows_a_finer_store_as_it_is_written(
 
     def writer() -> None:  # the store grows while the model follows it, chunks ending inside coarse bars
         cut = T0
-        while cut < end + pd.Timedelta("1min"):
-            nxt = min(cut + pd.Timedelta(chunk), end + pd.Timedelta("1min"))
+        while cut < stop:
+            nxt = min(cut + pd.Timedelta(chunk), stop)
             write_minutes(minute_store, growing, cut, nxt)
             cut = nxt
             time.sleep(1.0)
@@ -241,7 +251,7 @@ def test_a_coarse_model_follows_a_finer_store_as_it_is_written(
     # the same coarse bars (from a day before T0, as bar_events makes them) POSTed to the HTTP feed
     http_name = f"coarse_http_{unit}"
     client.delete(f"atlas:pred:{http_name}", f"atlas:pred:{http_name}:stream")
-    resolution = as_resolution({"five": "5m", "hourly": "1h"}[unit])
+    resolution = as_resolution({"minute": "1m", "five": "5m", "hourly": "1h"}[unit])
     series = [(exchange, pair, bars_kind(resolution)) for exchange, pair in MARKETS]
     events = history_events(minute_store, series, resolution, T0 - pd.Timedelta("1D"), end)
     post_over_http(coarse_experiment, trial, http_name, redis_server, events, (end - step).value)
@@ -260,3 +270,64 @@ def test_a_coarse_model_follows_a_finer_store_as_it_is_written(
         pa, pb, pc = (json.loads(e["probabilities"]) for e in (a, b, c))
         assert max(abs(x - y) for x, y in zip(pa, pb, strict=True)) < 1e-6, (a["ts"], pa, pb)
         assert max(abs(x - y) for x, y in zip(pc, pb, strict=True)) < 1e-6, (a["ts"], pc, pb)
+
+
+GDS_HISTORY = {"five": pd.Timedelta("2h"), "hourly": pd.Timedelta("12h")}
+
+
+@pytest.mark.parametrize("unit", ["five", "hourly"])
+def test_a_coarse_model_follows_a_filling_gds(
+    coarse_experiment: Path,
+    minute_store: MarketStore,
+    redis_server: RedisServer,
+    mariadb: LocalMariaDB,
+    gds_database: str,
+    tmp_path: Path,
+    unit: str,
+) -> None:
+    """``--feed gds:`` at 5m and 1h: a real MariaDB ``trade`` table filled with four trades a real minute
+    bar (``trades_of``: they rebuild each bar exactly), in chunks that end inside coarse bars while the
+    model follows it. Each coarse bar from T0 is predicted once, and equals the ResultsObject's
+    prediction of that bar (trained on the same minute bars, in the store)."""
+    _, _, span, chunk = CASES[unit]
+    step = STEPS[unit]
+    trial = trial_of_unit(coarse_experiment, unit)
+    name = f"coarse_gds_{unit}"
+    client = redis_server.client()
+    client.delete(f"atlas:pred:{name}", f"atlas:pred:{name}:stream")
+    connection = mariadb.connect(gds_database)
+    create_gds_tables(connection)
+    fill(connection, minute_store, T0 - GDS_HISTORY[unit], T0)
+    end = T0 + span
+    url = mariadb.url(gds_database)
+    process = subprocess.Popen(
+        gds_command(coarse_experiment, trial, name, url, tmp_path / "store", redis_server),
+        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines, errors, live = follow_output(process)
+    last = (end - step).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        assert live.wait(180), "".join(lines)
+        cut = T0
+        while cut < end + pd.Timedelta("1min"):  # the trades of ``end`` close the last bar
+            nxt = min(cut + pd.Timedelta(chunk), end + pd.Timedelta("1min"))
+            fill(connection, minute_store, cut, nxt)
+            cut = nxt
+            time.sleep(0.5)
+        deadline = time.monotonic() + 180
+        while client.hget(f"atlas:pred:{name}", "ts") != last:
+            assert process.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, f"no prediction for {last}: " + "".join(lines)
+            time.sleep(0.3)
+        time.sleep(1.0)  # a few more rounds on the finished table: nothing more may come
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=90)
+        connection.close()  # type: ignore[attr-defined]
+    assert process.returncode == 0, "".join(errors)[-3000:]
+    entries = [e for e in stream(redis_server, name) if pd.Timestamp(e["ts"]) >= T0]
+    expected = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in pd.date_range(T0, end - step, freq=step)]
+    assert [e["ts"] for e in entries] == expected, "".join(lines)  # each closed bar once
+    result = read_result(str(coarse_experiment / "trials" / trial))
+    assert check_entries(entries, result.predictions, tuple(result.classes)) == len(expected)

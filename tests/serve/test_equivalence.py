@@ -30,9 +30,11 @@ Predictions (the matrix's second layer: a real search served end to end, each re
 the ResultsObject's prediction of that bar, ``_replay.check_entries``) live beside the searches they
 need. Cell by cell (feed x resolution -> file::test):
 
-* replay, 1m: ``test_engine.py::test_replayed_predictions_equal_the_offline_series`` and
-  ``test_follow_coarse.py::test_a_coarse_model_follows_a_finer_store_as_it_is_written[minute]``;
-* replay, store and http, 1m / 5m / 1h: ``test_follow_coarse.py::
+* replay, 1m: ``test_engine.py::test_replayed_predictions_equal_the_offline_series`` (in process,
+  three models) and ``test_cli.py::test_a_replay_from_the_command_line`` (the CLI, into redis);
+* replay, 5m / 1h: ``test_follow_coarse.py::
+  test_a_coarse_model_follows_a_finer_store_as_it_is_written[five|hourly]``;
+* store and http, 1m / 5m / 1h: ``test_follow_coarse.py::
   test_a_coarse_model_follows_a_finer_store_as_it_is_written[minute|five|hourly]`` (one search, a
   trial a resolution, from the store's 1-minute bars; the store grows while ``store:`` follows it, and
   HTTP is POSTed through Serve's proxy);

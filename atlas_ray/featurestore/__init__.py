@@ -35,7 +35,15 @@ from atlas_ray.featurestore._partitions import PartitionStore
 from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
 from atlas_ray.featurestore._scaling import apply_scaling
 from atlas_ray.featurestore._schema import Kind, Resolution, bars_kind
-from atlas_ray.featurestore._sources import SeriesSource, Sources
+from atlas_ray.featurestore._sources import (
+    SeriesSource,
+    SourcedMarket,
+    Sources,
+    check_supplied,
+    decide,
+    decide_series,
+    live_key,
+)
 from atlas_ray.featurestore._splits import TimeSplit, WalkForward
 from atlas_ray.featurestore._store import MarketStore, PartitionInfo, default_root
 from atlas_ray.featurestore._validate_rows import RowChecks
@@ -73,10 +81,15 @@ __all__ = [
     "MidpointDiff",
     "OrderBooks",
     "SeriesSource",
+    "SourcedMarket",
     "SignedArbRevenue",
     "SignedArbVolumeUSD",
     "SimpleReturns",
     "Sources",
+    "check_supplied",
+    "decide",
+    "decide_series",
+    "live_key",
     "Spread",
     "Volatility",
     "Volume",

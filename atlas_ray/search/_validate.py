@@ -248,7 +248,7 @@ def _check_data(unit: WorkUnit, store: Any) -> None:
     featureset = unit.featureset
     if not hasattr(featureset, "sources") or not hasattr(featureset, "resolution"):
         return  # not a FeatureLabelSet: its build reports missing data itself
-    from atlas_ray.featurestore._sources import decide
+    from atlas_ray.featurestore import decide
 
     try:
         featureset.sources(unit.start, unit.end, store)

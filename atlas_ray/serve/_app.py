@@ -21,8 +21,8 @@ from typing import Any
 import pandas as pd
 
 from atlas_ray.errors import AtlasError
+from atlas_ray.featurestore import SourcedMarket
 from atlas_ray.featurestore._market_data import MarketData
-from atlas_ray.featurestore._sources import SourcedMarket
 from atlas_ray.featurestore._store import MarketStore
 from atlas_ray.serve._engine import required_series
 from atlas_ray.serve._feeds import (

@@ -36,12 +36,12 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray.errors import AtlasError, MissingDataError
+from atlas_ray.featurestore import check_supplied, decide_series, live_key
 from atlas_ray.featurestore._feature import DataRequirement
 from atlas_ray.featurestore._market_data import MarketData
 from atlas_ray.featurestore._prepared import Task
 from atlas_ray.featurestore._schema import bars_kind
 from atlas_ray.featurestore._source import MarketSource
-from atlas_ray.featurestore._sources import check_supplied, decide_series, live_key
 from atlas_ray.featurestore._windows import cut_windows, window_ends
 from atlas_ray.serve._events import REASONS, EventError, MarketEvent, parse_event
 from atlas_ray.serve._live_market import LiveMarket, SeriesKey

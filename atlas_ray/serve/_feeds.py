@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray.errors import AtlasError, MissingDataError
+from atlas_ray.featurestore import SourcedMarket
 from atlas_ray.featurestore._bars import as_resolution, bars_source, closed_before
 from atlas_ray.featurestore._schema import Resolution
 from atlas_ray.featurestore._source import MarketSource
-from atlas_ray.featurestore._sources import SourcedMarket
 from atlas_ray.serve._live_market import SeriesKey
 
 if TYPE_CHECKING:

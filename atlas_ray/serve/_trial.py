@@ -24,9 +24,9 @@ import pyarrow.fs as pafs
 
 from atlas_ray import _storage
 from atlas_ray.errors import AtlasError, FeatureError
+from atlas_ray.featurestore import Sources
 from atlas_ray.featurestore._featureset import FeatureLabelSet
 from atlas_ray.featurestore._prepared import Task
-from atlas_ray.featurestore._sources import Sources
 from atlas_ray.search._experiment import EXPERIMENT_FILE, load_experiment, trial_ids_on_disk
 from atlas_ray.search._results import MODEL_FILE, RESULT_FILE, ResultsObject, TrialStatus, _fs, read_result
 

@@ -19,27 +19,34 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from atlas_ray.featurestore._formats._columns import (
-    FORMAT_FIELDS,
-    describe_missing,
-    header_names,
-    match_fields,
-)
+from atlas_ray.featurestore._formats._columns import MARKET_FIELDS, Field
 from atlas_ray.featurestore._formats._common import (
     Source,
-    file_error,
     header_lines,
     numbers,
-    open_bytes,
-    read_csv_table,
     timestamps_from_strings,
 )
+from atlas_ray.featurestore._formats._header import Header, read_header_csv
 from atlas_ray.featurestore._formats._market_columns import FRAME_COLUMNS, LABEL_TYPE
 
-__all__ = ["FORMAT", "looks_like_bitflyer_executions", "read_bitflyer_executions"]
+__all__ = ["FORMAT", "HEADER", "looks_like_bitflyer_executions", "read_bitflyer_executions"]
 
 FORMAT = "bitflyer_executions"
-_FIELDS = FORMAT_FIELDS[FORMAT]
+HEADER = Header(
+    format=FORMAT,
+    fields=(
+        Field("id", ("exec_id", "execution_id", "executionid", "trade_id", "tid")),
+        Field(
+            "exec_date",
+            ("execution_date", "executed_at", "exec_time", "exec_timestamp", "execution_time"),
+        ),
+        Field("side", ("taker_side", "exec_side")),
+        Field("price", ("exec_price", "execution_price")),
+        Field("size", ("amount", "qty", "quantity", "exec_size")),
+        *MARKET_FIELDS,
+    ),
+    needs="bitFlyer executions need",
+)
 _TYPES = {
     "price": pa.float64(),
     "size": pa.float64(),
@@ -50,33 +57,16 @@ _TYPES = {
 
 
 def looks_like_bitflyer_executions(header: list[str]) -> bool:
-    return not match_fields(header, _FIELDS)[1]
+    return HEADER.accepts(header)
 
 
 def read_bitflyer_executions(path: Path, name: str) -> Source:
     """Parse executions into trade rows: timestamp (UTC), price, size, side, trade_id, line.
 
-    Columns are matched by name (``_columns.FORMAT_FIELDS``): a renamed id column (``exec_id``,
+    Columns are matched by name (``HEADER``): a renamed id column (``exec_id``,
     ``execution_id``...), extra columns and any column order are read."""
-    data = open_bytes(path)
-    if not data or data.isspace():  # (no copy of the data, unlike ``strip``)
-        raise file_error(name, "the file is empty")
-    end = data.find(b"\n")
-    header = header_names(data[: end if end >= 0 else len(data)].decode("utf-8", "replace").strip())
-    found, missing = match_fields(header, _FIELDS)
-    if missing:
-        raise file_error(
-            name,
-            f"lacks the columns {describe_missing(missing)}; bitFlyer executions need "
-            f"{', '.join(f.name for f in _FIELDS if f.required)} (it has {', '.join(header)})",
-        )
-    types = {found[canonical]: kind for canonical, kind in _TYPES.items()}
+    table, found = read_header_csv(path, name, HEADER, {**_TYPES, **dict.fromkeys(FRAME_COLUMNS, LABEL_TYPE)})
     markets = {part: found[part] for part in FRAME_COLUMNS if part in found}
-    types.update(dict.fromkeys(markets.values(), LABEL_TYPE))
-    table = read_csv_table(data, name=name, types=types, include=list(types))
-    table = table.rename_columns([{v: k for k, v in found.items()}[c] for c in table.column_names])
-    if table.num_rows == 0:
-        raise file_error(name, "the file holds no rows")
     lines = header_lines(table.num_rows, 2)
     times = timestamps_from_strings(table.column("exec_date"), name=name, column="exec_date", lines=lines)
     price = numbers(table.column("price"), name=name, column="price", lines=lines)

@@ -14,27 +14,26 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from atlas_ray.featurestore._formats._columns import (
-    FORMAT_FIELDS,
-    describe_missing,
-    header_names,
-    match_fields,
-)
-from atlas_ray.featurestore._formats._common import (
-    Source,
-    file_error,
-    header_lines,
-    numbers,
-    open_bytes,
-    read_csv_table,
-    timestamps_from_strings,
-)
+from atlas_ray.featurestore._formats._columns import MARKET_FIELDS, Field
+from atlas_ray.featurestore._formats._common import Source, header_lines, numbers, timestamps_from_strings
+from atlas_ray.featurestore._formats._header import Header, read_header_csv
 from atlas_ray.featurestore._formats._market_columns import FRAME_COLUMNS, LABEL_TYPE, market_labels
 
-__all__ = ["FORMAT", "looks_like_bitflyer_ticker", "read_bitflyer_ticker"]
+__all__ = ["FORMAT", "HEADER", "looks_like_bitflyer_ticker", "read_bitflyer_ticker"]
 
 FORMAT = "bitflyer_ticker"
-_FIELDS = FORMAT_FIELDS[FORMAT]
+HEADER = Header(
+    format=FORMAT,
+    fields=(
+        Field("timestamp", ("ticker_time", "time")),
+        Field("best_bid", ("bid", "bid_price")),
+        Field("best_bid_size", ("bid_size", "bid_qty")),
+        Field("best_ask", ("ask", "ask_price")),
+        Field("best_ask_size", ("ask_size", "ask_qty")),
+        *MARKET_FIELDS,
+    ),
+    needs="a bitFlyer ticker needs",
+)
 _OURS = {
     "bid_price": "best_bid",
     "bid_size": "best_bid_size",
@@ -44,29 +43,14 @@ _OURS = {
 
 
 def looks_like_bitflyer_ticker(header: list[str]) -> bool:
-    return not match_fields(header, _FIELDS)[1]
+    return HEADER.accepts(header)
 
 
 def read_bitflyer_ticker(path: Path, name: str) -> Source:
     """Parse ticker rows into quotes: timestamp (UTC), bid_price, bid_size, ask_price, ask_size, line."""
-    data = open_bytes(path)
-    if not data.strip():
-        raise file_error(name, "the file is empty")
-    header = header_names(data.split(b"\n", 1)[0].decode("utf-8", "replace").strip())
-    found, missing = match_fields(header, _FIELDS)
-    if missing:
-        raise file_error(
-            name,
-            f"lacks the columns {describe_missing(missing)}; a bitFlyer ticker needs "
-            f"{', '.join(f.name for f in _FIELDS if f.required)} (it has {', '.join(header)})",
-        )
-    wanted = [found[f.name] for f in _FIELDS if f.required]
+    types = {**dict.fromkeys(HEADER.required, pa.string()), **dict.fromkeys(FRAME_COLUMNS, LABEL_TYPE)}
+    table, found = read_header_csv(path, name, HEADER, types)
     markets = {part: found[part] for part in FRAME_COLUMNS if part in found}
-    types = {**{c: pa.string() for c in wanted}, **dict.fromkeys(markets.values(), LABEL_TYPE)}
-    table = read_csv_table(data, name=name, types=types, include=list(types))
-    table = table.rename_columns([{v: k for k, v in found.items()}[c] for c in table.column_names])
-    if table.num_rows == 0:
-        raise file_error(name, "the file holds no rows")
     lines = header_lines(table.num_rows, 2)
     frame = pd.DataFrame(
         {

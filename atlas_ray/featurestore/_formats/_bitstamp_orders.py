@@ -17,57 +17,46 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from atlas_ray.featurestore._formats._columns import (
-    FORMAT_FIELDS,
-    describe_missing,
-    header_names,
-    match_fields,
-)
+from atlas_ray.featurestore._formats._columns import Field
 from atlas_ray.featurestore._formats._common import (
     Source,
-    file_error,
     header_lines,
     numbers,
-    open_bytes,
-    read_csv_table,
     row_error,
     timestamps_from_epoch,
 )
+from atlas_ray.featurestore._formats._header import Header, read_header_csv
 
-__all__ = ["FORMAT", "SATOSHI", "looks_like_bitstamp_orders", "read_bitstamp_orders"]
+__all__ = ["FORMAT", "HEADER", "SATOSHI", "looks_like_bitstamp_orders", "read_bitstamp_orders"]
 
 FORMAT = "bitstamp_orders"
 SATOSHI = 1e-8
-_COLUMNS = ("id", "timestamp", "exchange.timestamp", "price", "volume", "action", "direction")
 _ACTIONS = ("created", "changed", "deleted")
 _SIDES = ("bid", "ask")
-
-
-_FIELDS = FORMAT_FIELDS[FORMAT]
+HEADER = Header(
+    format=FORMAT,
+    fields=(
+        Field("id", ("order_id", "oid")),
+        Field("timestamp", ("local_timestamp", "received_at", "seen_at")),
+        Field("exchange.timestamp", ("exchange_timestamp", "exchange_time"), required=False),
+        Field("price", ("order_price",)),
+        Field("volume", ("volume_satoshi", "amount_satoshi", "size_satoshi")),
+        Field("action", ("event", "event_type")),
+        Field("direction", ("side", "order_side")),
+    ),
+    needs="order events need",
+    listed=("id", "timestamp", "exchange.timestamp", "price", "volume", "action", "direction"),
+)
 
 
 def looks_like_bitstamp_orders(header: list[str]) -> bool:
-    return not match_fields(header, _FIELDS)[1]
+    return HEADER.accepts(header)
 
 
 def read_bitstamp_orders(path: Path, name: str) -> Source:
     """Parse order events: time (UTC), id, price, size (BTC), action, side, line."""
-    data = open_bytes(path)
-    if not data.strip():
-        raise file_error(name, "the file is empty")
-    header = header_names(data.split(b"\n", 1)[0].decode("utf-8", "replace").strip())
-    found, missing = match_fields(header, _FIELDS)
-    if missing:
-        raise file_error(
-            name,
-            f"lacks the columns {describe_missing(missing)}; order events need "
-            f"{', '.join(_COLUMNS)} (it has {', '.join(header)})",
-        )
-    types = {found["price"]: pa.float64(), found["volume"]: pa.float64(), found["timestamp"]: pa.float64()}
-    table = read_csv_table(data, name=name, types=types, include=list(found.values()))
-    table = table.rename_columns([{v: k for k, v in found.items()}[c] for c in table.column_names])
-    if table.num_rows == 0:
-        raise file_error(name, "the file holds no rows")
+    types = dict.fromkeys(("price", "volume", "timestamp"), pa.float64())
+    table, _ = read_header_csv(path, name, HEADER, types)
     lines = header_lines(table.num_rows, 2)
     stamps = numbers(table.column("timestamp"), name=name, column="timestamp", lines=lines)
     times = timestamps_from_epoch(stamps, name=name, column="timestamp", lines=lines, unit="ms")

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from atlas_ray.featurestore._formats._bar_frame import bar_frame, infer_resolution
+from atlas_ray.featurestore._formats._columns import Field
 from atlas_ray.featurestore._formats._common import (
     Source,
     file_error,
@@ -30,14 +31,29 @@ from atlas_ray.featurestore._formats._common import (
     timestamps_from_epoch,
 )
 from atlas_ray.featurestore._formats._common import _strptime as strptime_times
+from atlas_ray.featurestore._formats._header import Header
 from atlas_ray.featurestore._formats._market_columns import market_labels
 from atlas_ray.featurestore._schema import Resolution, bars_kind
 
-__all__ = ["FORMAT", "looks_like_cdd", "read_cdd"]
+__all__ = ["FORMAT", "HEADER", "looks_like_cdd", "read_cdd"]
 
 FORMAT = "cdd"
 _DATE_FORMATS = ("%Y-%m-%d %I-%p", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 _PRICES = ("open", "high", "low", "close")
+HEADER = Header(
+    format=FORMAT,
+    fields=(
+        Field("date", ("unix", "unix_timestamp")),
+        Field("symbol", ("pair", "ticker")),
+        Field("open"),
+        Field("high"),
+        Field("low"),
+        Field("close"),
+    ),
+    needs="CryptoDataDownload bars need",
+)
+"""The CDD header's fields, for naming the closest format of an unknown header (``_detect``); the
+reader itself finds its columns by the CDD names (a ``Volume <currency>`` per side, ``;`` or ``,``)."""
 
 
 def _split_header(line: str) -> list[str]:

@@ -1,5 +1,5 @@
-"""Column names across the variants of a format: one canonical name per field and the names vendors
-use for it over the years.
+"""Column names across the variants of a format: a ``Field`` is one canonical name and the names vendors
+use for it over the years (each reader declares its format's fields in its ``HEADER``, ``_header``).
 
 A header name is compared after ``normal_name`` (trimmed, quotes and a byte-order mark removed, lower
 case, runs of spaces, ``-`` and ``.`` made ``_``), so ``"Exec Date"``, ``exec-date`` and ``EXEC_DATE``
@@ -13,11 +13,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
-    "FORMAT_FIELDS",
     "MARKET_FIELDS",
     "Field",
     "closest_format",
@@ -92,69 +91,15 @@ MARKET_FIELDS = (
 """Where a file names its own market (optional in every format that may carry them; see
 ``_market_columns``)."""
 
-_TIME = ("open_time", "start", "time", "date", "datetime", "t", "open_timestamp", "ts")
 
-FORMAT_FIELDS: dict[str, tuple[Field, ...]] = {
-    "bitflyer_executions": (
-        Field("id", ("exec_id", "execution_id", "executionid", "trade_id", "tid")),
-        Field(
-            "exec_date",
-            ("execution_date", "executed_at", "exec_time", "exec_timestamp", "execution_time"),
-        ),
-        Field("side", ("taker_side", "exec_side")),
-        Field("price", ("exec_price", "execution_price")),
-        Field("size", ("amount", "qty", "quantity", "exec_size")),
-        *MARKET_FIELDS,
-    ),
-    "bitflyer_ticker": (
-        Field("timestamp", ("ticker_time", "time")),
-        Field("best_bid", ("bid", "bid_price")),
-        Field("best_bid_size", ("bid_size", "bid_qty")),
-        Field("best_ask", ("ask", "ask_price")),
-        Field("best_ask_size", ("ask_size", "ask_qty")),
-        *MARKET_FIELDS,
-    ),
-    "bitstamp_orders": (
-        Field("id", ("order_id", "oid")),
-        Field("timestamp", ("local_timestamp", "received_at", "seen_at")),
-        Field("exchange.timestamp", ("exchange_timestamp", "exchange_time"), required=False),
-        Field("price", ("order_price",)),
-        Field("volume", ("volume_satoshi", "amount_satoshi", "size_satoshi")),
-        Field("action", ("event", "event_type")),
-        Field("direction", ("side", "order_side")),
-    ),
-    "minute_bars": (
-        Field("timestamp", _TIME),
-        Field("open", ("o", "open_price")),
-        Field("high", ("h", "high_price")),
-        Field("low", ("l", "low_price")),
-        Field("close", ("c", "close_price")),
-        Field("volume", ("v", "vol", "base_volume", "volume_base")),
-        Field(
-            "quote_volume",
-            ("quote_asset_volume", "volume_quote", "quote_vol", "quotevolume"),
-            required=False,
-        ),
-        Field("trades", ("number_of_trades", "num_trades", "trade_count", "tradecount", "count"), False),
-        Field("vwap", ("vw", "average_price"), required=False),
-        *MARKET_FIELDS,
-    ),
-    "cdd": (
-        Field("date", ("unix", "unix_timestamp")),
-        Field("symbol", ("pair", "ticker")),
-        Field("open"),
-        Field("high"),
-        Field("low"),
-        Field("close"),
-    ),
-}
-
-
-def closest_format(header: Sequence[str]) -> tuple[str, list[Field]] | None:
-    """The header-based format whose required fields ``header`` comes closest to holding, and the
-    fields it lacks; None when no format shares a single field with it."""
+def closest_format(
+    header: Sequence[str], formats: Mapping[str, Sequence[Field]]
+) -> tuple[str, list[Field]] | None:
+    """The format of ``formats`` (name -> its fields, the first wins a tie) whose required fields
+    ``header`` comes closest to holding, and the fields it lacks; None when no format shares a single
+    field with it."""
     best: tuple[int, int, str, list[Field]] | None = None
-    for format_name, fields in FORMAT_FIELDS.items():
+    for format_name, fields in formats.items():
         _, missing = match_fields(header, fields)
         matched = len([f for f in fields if f.required]) - len(missing)
         if matched == 0:

@@ -34,7 +34,6 @@ __all__ = [
     "file_error",
     "numbers",
     "open_bytes",
-    "read_text_bytes",
     "row_error",
     "timestamps_from_epoch",
     "timestamps_from_strings",
@@ -132,12 +131,6 @@ def open_bytes(path: Path) -> bytes:
     except (EOFError, OSError, lzma.LZMAError, zlib.error, _ISAL_ERROR, zipfile.BadZipFile) as error:
         raise file_error(name, f"the {kind} data is truncated or corrupt ({error})") from None
     return raw
-
-
-def read_text_bytes(path: Path, head_only: int | None = None) -> bytes:
-    """Decompressed bytes, or only the first ``head_only`` bytes for format detection."""
-    data = open_bytes(path)
-    return data if head_only is None else data[:head_only]
 
 
 def _as_arrow(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

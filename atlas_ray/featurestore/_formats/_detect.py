@@ -111,15 +111,23 @@ def detect_format(path: Path) -> str:
 
 def _no_format(first: str) -> str:
     """The refusal of a file no format accepts: the columns it has and the closest format."""
+    from atlas_ray.featurestore._formats import (
+        _bitflyer_executions,
+        _bitflyer_ticker,
+        _bitstamp_orders,
+        _cdd,
+        _minute_bars,
+    )
     from atlas_ray.featurestore._formats._columns import closest_format, describe_missing, header_names
 
+    headers = (_bitflyer_executions, _bitflyer_ticker, _bitstamp_orders, _minute_bars, _cdd)
     known = (
         "pass format= one of minute_bars, cdd, bitflyer_executions, bitflyer_ticker, lean_trade, "
         "lean_quote, lean_tick_trade, lean_tick_quote, bitstamp_orders, event_log"
     )
     delimiter = ";" if first.count(";") > first.count(",") else ","
     columns = header_names(first, delimiter)
-    closest = closest_format(columns)
+    closest = closest_format(columns, {h.HEADER.format: h.HEADER.fields for h in headers})
     shown = ", ".join(columns) if len(", ".join(columns)) <= 200 else first[:197] + "..."
     if closest is None:
         return f"the format cannot be told from the content: the columns ({shown}) match no format; {known}"

@@ -34,10 +34,10 @@ import pyarrow as pa
 from atlas_ray.featurestore._formats._common import (
     Source,
     file_error,
-    open_bytes,
     timestamps_from_epoch,
     timestamps_from_strings,
 )
+from atlas_ray.featurestore._formats._header import open_nonempty
 
 __all__ = ["FORMAT", "looks_like_event_log", "read_event_log"]
 
@@ -72,9 +72,7 @@ def _first(body: dict[str, Any], names: tuple[str, ...]) -> Any:
 
 def read_event_log(path: Path, name: str) -> Source:
     """Parse an event log into order events (with a ``trades`` companion when it holds trades)."""
-    data = open_bytes(path)
-    if not data.strip():
-        raise file_error(name, "the file is empty")
+    data = open_nonempty(path, name)
     orders: dict[str, list[Any]] = {k: [] for k in ("time", "id", "price", "size", "action", "side", "line")}
     trades: dict[str, list[Any]] = {k: [] for k in ("time", "price", "size", "side", "trade_id", "line")}
     unparseable = 0

@@ -45,11 +45,11 @@ from atlas_ray.featurestore._formats._common import (
     file_error,
     header_lines,
     numbers,
-    open_bytes,
     read_csv_table,
     row_error,
 )
 from atlas_ray.featurestore._formats._common import _strptime as strptime_times
+from atlas_ray.featurestore._formats._header import open_nonempty
 from atlas_ray.featurestore._schema import Resolution, bars_kind
 
 __all__ = [
@@ -132,9 +132,7 @@ def _read(
 
     The last ``optional`` fields may be absent (LEAN writes the suspicious flag only where it has one).
     """
-    data = open_bytes(path)
-    if not data.strip():
-        raise file_error(name, "the file is empty")
+    data = open_nonempty(path, name)
     first = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip().split(",")
     used = fields if len(first) == len(fields) else fields[: len(fields) - optional]
     if len(first) != len(used):

@@ -10,7 +10,7 @@ Layouts (as in ``minute_bars_2023-03``; column names are matched case-insensitiv
   public CSV files are). VWAP = quote_volume / volume (NaN when the volume is 0).
 
 The time is the parquet index / column ``timestamp`` when present, else the first of ``open_time``,
-``start``, ``time``, ``date``, ``datetime`` (other names: ``_columns.FORMAT_FIELDS``): epoch numbers
+``start``, ``time``, ``date``, ``datetime`` (other names: ``HEADER``): epoch numbers
 (unit read from the magnitude)
 or time strings (an offset is honoured; naive times are UTC). The resolution is the file's most common
 step (1m for the files here). Rows are expected oldest first.
@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from atlas_ray.featurestore._formats._bar_frame import bar_frame, infer_resolution
-from atlas_ray.featurestore._formats._columns import FORMAT_FIELDS, describe_missing, match_fields
+from atlas_ray.featurestore._formats._columns import MARKET_FIELDS, Field, match_fields
 from atlas_ray.featurestore._formats._common import (
     Source,
     file_error,
@@ -35,10 +35,11 @@ from atlas_ray.featurestore._formats._common import (
     read_csv_table,
     times_from_column,
 )
+from atlas_ray.featurestore._formats._header import Header, match_header, rename_to_fields
 from atlas_ray.featurestore._formats._market_columns import FRAME_COLUMNS, market_labels
 from atlas_ray.featurestore._schema import Resolution, bars_kind
 
-__all__ = ["BINANCE_KLINE_FIELDS", "FORMAT", "looks_like_minute_bars", "read_minute_bars"]
+__all__ = ["BINANCE_KLINE_FIELDS", "FORMAT", "HEADER", "looks_like_minute_bars", "read_minute_bars"]
 
 FORMAT = "minute_bars"
 
@@ -56,14 +57,34 @@ BINANCE_KLINE_FIELDS = (
     "taker_buy_quote",
     "ignore",
 )
-_FIELDS = FORMAT_FIELDS[FORMAT]
+_TIME = ("open_time", "start", "time", "date", "datetime", "t", "open_timestamp", "ts")
+HEADER = Header(
+    format=FORMAT,
+    fields=(
+        Field("timestamp", _TIME),
+        Field("open", ("o", "open_price")),
+        Field("high", ("h", "high_price")),
+        Field("low", ("l", "low_price")),
+        Field("close", ("c", "close_price")),
+        Field("volume", ("v", "vol", "base_volume", "volume_base")),
+        Field(
+            "quote_volume",
+            ("quote_asset_volume", "volume_quote", "quote_vol", "quotevolume"),
+            required=False,
+        ),
+        Field("trades", ("number_of_trades", "num_trades", "trade_count", "tradecount", "count"), False),
+        Field("vwap", ("vw", "average_price"), required=False),
+        *MARKET_FIELDS,
+    ),
+    needs="minute bars need",
+)
 _REQUIRED = ("open", "high", "low", "close", "volume")
 
 
 def looks_like_minute_bars(columns: list[str]) -> bool:
     """True when ``columns`` hold a time and most OHLCV fields, under any of their names (a file
     lacking one of them is still read as bars, so that the error names the missing column)."""
-    found, _ = match_fields(columns, _FIELDS)
+    found, _ = match_fields(columns, HEADER.fields)
     return "timestamp" in found and len(set(_REQUIRED) & set(found)) >= 3
 
 
@@ -95,15 +116,9 @@ def read_minute_bars(path: Path, name: str) -> Source:
             lines = header_lines(table.num_rows, 2)
     if table.num_rows == 0:
         raise file_error(name, "the file holds no rows")
-    found, missing = match_fields(table.column_names, _FIELDS)
-    if missing:
-        raise file_error(
-            name,
-            f"lacks the columns {describe_missing(missing)}; minute bars need "
-            f"{', '.join(f.name for f in _FIELDS if f.required)} (it has {', '.join(table.column_names)})",
-        )
+    found = match_header(table.column_names, HEADER, name)
     written = dict(found)
-    table = table.select(list(found.values())).rename_columns(list(found))
+    table = rename_to_fields(table.select(list(found.values())), found)
     time_column = "timestamp"
     timestamps = times_from_column(table.column(time_column), name=name, column=time_column, lines=lines)
     columns = {c: numbers(table.column(c), name=name, column=c, lines=lines) for c in _REQUIRED}

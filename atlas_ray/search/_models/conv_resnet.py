@@ -9,7 +9,7 @@ As in that notebook (soosten/market-prediction, ``notebooks/tpu.ipynb``: windows
               block: Conv1D -> BatchNorm -> activation -> Conv1D -> BatchNorm  (two conv blocks)
            -> Add(skip, block) -> activation
            -> Flatten | GlobalAveragePooling1D | GlobalMaxPooling1D          (``pooling``)
-           -> [Dense(dense_units, activation)] -> Dropout(dropout) -> task's output head
+           -> [Dense(dense_units, activation)] -> Dropout(dropout) -> task's output head (``_skeleton``)
 
 Departures from the notebook: Adam with ``learning_rate`` instead of Nesterov SGD (every zoo model
 trains with Adam), an optional hidden dense layer and dropout in the head, and l2 on the conv
@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from atlas_ray.featurestore._prepared import Task
+from atlas_ray.search._models._skeleton import BuildContext, zoo_model
 from atlas_ray.search._zoo_model import (
     ACTIVATIONS,
     COMMON_PARAMETERS,
-    ZooModel,
     choice_rule,
     float_rule,
     int_rule,
@@ -65,18 +65,12 @@ def default_space() -> dict[str, Any]:
     }
 
 
-def build(
-    config: Mapping[str, Any],
-    *,
-    input_shape: tuple[int, ...],
-    task: Task,
-    n_classes: int,
-    train_X: np.ndarray,
-) -> Any:
+def body(x: Any, config: Mapping[str, Any], context: BuildContext) -> Any:
     import keras
 
-    from atlas_ray.search._models._common import compile_for_task, output_head, regularizer
+    from atlas_ray.search._models._common import regularizer
 
+    train_X, input_shape = context.train_X, context.input_shape
     if train_X.ndim != 3 or tuple(train_X.shape[1:]) != tuple(input_shape):
         raise ValueError(f"train_X has shape {train_X.shape}, but rows of shape {input_shape} were declared")
     penalty = regularizer(0.0, float(config["l2"]))
@@ -91,10 +85,9 @@ def build(
             name=name,
         )
 
-    inputs = keras.Input(shape=input_shape, name="window")
     normalization = keras.layers.Normalization(axis=-1, name="normalization")
     normalization.adapt(np.asarray(train_X, dtype="float32"))
-    x = normalization(inputs)
+    x = normalization(x)
     x = keras.layers.GaussianNoise(float(config["noise_std"]), name="noise")(x)
 
     skip = keras.layers.BatchNormalization(name="skip_batch_norm")(conv("skip_conv")(x))
@@ -116,12 +109,10 @@ def build(
         )(x)
     if float(config["dropout"]) > 0:
         x = keras.layers.Dropout(float(config["dropout"]), name="head_dropout")(x)
-    outputs = output_head(x, task, n_classes, kernel_regularizer=penalty)
-    model = keras.Model(inputs, outputs, name="conv1d_resnet")
-    return compile_for_task(model, task, n_classes, float(config["learning_rate"]))
+    return x
 
 
-CONV1D_RESNET = ZooModel(
+CONV1D_RESNET = zoo_model(
     name="conv1d_resnet",
     doc="The Jane Street TPU notebook's Conv1D residual network: normalisation adapted on training "
     "data, gaussian noise, two conv blocks with batch norm and a skip connection, dense head.",
@@ -129,5 +120,5 @@ CONV1D_RESNET = ZooModel(
     tasks=frozenset(Task),
     parameters=PARAMETERS,
     space=default_space,
-    builder=build,
+    body=body,
 )

@@ -1,4 +1,4 @@
-"""DNN classifier and regressor: dense hidden layers, then the task's output head.
+"""DNN classifier and regressor: dense hidden layers, then the task's output head (``_skeleton``).
 
 Each hidden layer is ``Dense(units, l1/l2 on the kernel)``, then ``BatchNormalization`` when
 ``batch_norm``, then the activation, then ``Dropout(dropout)`` when ``dropout > 0``. ``hidden_units``
@@ -10,15 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from atlas_ray.featurestore._prepared import Task
+from atlas_ray.search._models._skeleton import BuildContext, zoo_model
 from atlas_ray.search._zoo_model import (
     ACTIVATIONS,
     COMMON_PARAMETERS,
     ParameterKind,
     ParameterRule,
-    ZooModel,
     bool_rule,
     choice_rule,
     float_rule,
@@ -54,20 +52,11 @@ def default_space() -> dict[str, Any]:
     }
 
 
-def build(
-    config: Mapping[str, Any],
-    *,
-    input_shape: tuple[int, ...],
-    task: Task,
-    n_classes: int,
-    train_X: np.ndarray,
-) -> Any:
+def body(x: Any, config: Mapping[str, Any], context: BuildContext) -> Any:
     import keras
 
-    from atlas_ray.search._models._common import compile_for_task, flatten_rows, output_head, regularizer
+    from atlas_ray.search._models._common import regularizer
 
-    inputs = keras.Input(shape=input_shape, name="features")
-    x = flatten_rows(inputs, input_shape)
     penalty = (float(config["l1"]), float(config["l2"]))
     for index, units in enumerate(config["hidden_units"]):
         x = keras.layers.Dense(int(units), kernel_regularizer=regularizer(*penalty), name=f"dense_{index}")(x)
@@ -76,12 +65,10 @@ def build(
         x = keras.layers.Activation(config["activation"], name=f"activation_{index}")(x)
         if config["dropout"] > 0:
             x = keras.layers.Dropout(float(config["dropout"]), name=f"dropout_{index}")(x)
-    outputs = output_head(x, task, n_classes, kernel_regularizer=regularizer(*penalty))
-    model = keras.Model(inputs, outputs, name="dnn")
-    return compile_for_task(model, task, n_classes, float(config["learning_rate"]))
+    return x
 
 
-DNN = ZooModel(
+DNN = zoo_model(
     name="dnn",
     doc="Dense network: hidden layers with l1/l2, dropout and optional batch norm; classifier or "
     "regressor by task.",
@@ -89,5 +76,5 @@ DNN = ZooModel(
     tasks=frozenset(Task),
     parameters=PARAMETERS,
     space=default_space,
-    builder=build,
+    body=body,
 )

@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from atlas_ray.featurestore._prepared import Task
-from atlas_ray.search._zoo_model import COMMON_PARAMETERS, ZooModel, float_rule
+from atlas_ray.search._models._skeleton import BuildContext, zoo_model
+from atlas_ray.search._zoo_model import COMMON_PARAMETERS, float_rule
 
 __all__ = ["LINEAR", "LOGISTIC"]
 
@@ -35,41 +34,28 @@ def default_space() -> dict[str, Any]:
     }
 
 
-def build(
-    config: Mapping[str, Any],
-    *,
-    input_shape: tuple[int, ...],
-    task: Task,
-    n_classes: int,
-    train_X: np.ndarray,
-) -> Any:
-    import keras
-
-    from atlas_ray.search._models._common import compile_for_task, flatten_rows, output_head, regularizer
-
-    inputs = keras.Input(shape=input_shape, name="features")
-    x = flatten_rows(inputs, input_shape)
-    outputs = output_head(x, task, n_classes, kernel_regularizer=regularizer(config["l1"], config["l2"]))
-    model = keras.Model(inputs, outputs, name=f"{'linear' if task is Task.REGRESSION else 'logistic'}")
-    return compile_for_task(model, task, n_classes, float(config["learning_rate"]))
+def body(x: Any, config: Mapping[str, Any], context: BuildContext) -> Any:
+    """None of its own: the (flattened) input goes straight to the output head, which carries the
+    l1/l2 penalty (``_skeleton``)."""
+    return x
 
 
-LINEAR = ZooModel(
+LINEAR = zoo_model(
     name="linear",
     doc="Linear regression (one linear unit, mse) with l1/l2 on the weights.",
     windowed=False,
     tasks=frozenset({Task.REGRESSION}),
     parameters=PARAMETERS,
     space=default_space,
-    builder=build,
+    body=body,
 )
 
-LOGISTIC = ZooModel(
+LOGISTIC = zoo_model(
     name="logistic",
     doc="Logistic regression (sigmoid for binary, softmax for multi-class) with l1/l2 on the weights.",
     windowed=False,
     tasks=frozenset({Task.BINARY, Task.MULTICLASS}),
     parameters=PARAMETERS,
     space=default_space,
-    builder=build,
+    body=body,
 )

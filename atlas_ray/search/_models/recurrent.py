@@ -2,19 +2,18 @@
 
 ``layers`` stacked recurrent layers of ``units`` each (all but the last return sequences), each with
 ``dropout`` on its inputs, ``recurrent_dropout`` on its state and ``l2`` on its kernels, then the
-task's output head on the last state. Input: ``(window, features)`` per row. A non-zero
+task's output head on the last state (``_skeleton``). Input: ``(window, features)`` per row. A non-zero
 ``recurrent_dropout`` makes TensorFlow fall back from the fused cuDNN kernel on GPUs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from atlas_ray.featurestore._prepared import Task
-from atlas_ray.search._zoo_model import COMMON_PARAMETERS, ZooModel, float_rule, int_rule
+from atlas_ray.search._models._skeleton import Body, BuildContext, zoo_model
+from atlas_ray.search._zoo_model import COMMON_PARAMETERS, float_rule, int_rule
 
 __all__ = ["GRU", "LSTM"]
 
@@ -42,22 +41,15 @@ def default_space() -> dict[str, Any]:
     }
 
 
-def _builder(layer_name: str, family: str) -> Callable[..., Any]:
-    def build(
-        config: Mapping[str, Any],
-        *,
-        input_shape: tuple[int, ...],
-        task: Task,
-        n_classes: int,
-        train_X: np.ndarray,
-    ) -> Any:
+def _body(layer_name: str, family: str) -> Body:
+    """The stacked ``keras.layers.<layer_name>`` layers, named ``<family>_<index>``."""
+
+    def body(x: Any, config: Mapping[str, Any], context: BuildContext) -> Any:
         import keras
 
-        from atlas_ray.search._models._common import compile_for_task, output_head, regularizer
+        from atlas_ray.search._models._common import regularizer
 
         layer = getattr(keras.layers, layer_name)
-        inputs = keras.Input(shape=input_shape, name="window")
-        x = inputs
         depth = int(config["layers"])
         for index in range(depth):
             x = layer(
@@ -68,29 +60,27 @@ def _builder(layer_name: str, family: str) -> Callable[..., Any]:
                 kernel_regularizer=regularizer(0.0, float(config["l2"])),
                 name=f"{family}_{index}",
             )(x)
-        outputs = output_head(x, task, n_classes, kernel_regularizer=regularizer(0.0, float(config["l2"])))
-        model = keras.Model(inputs, outputs, name=family)
-        return compile_for_task(model, task, n_classes, float(config["learning_rate"]))
+        return x
 
-    return build
+    return body
 
 
-LSTM = ZooModel(
+LSTM = zoo_model(
     name="lstm",
     doc="Stacked LSTM over windows of rows, then the task's output head.",
     windowed=True,
     tasks=frozenset(Task),
     parameters=PARAMETERS,
     space=default_space,
-    builder=_builder("LSTM", "lstm"),
+    body=_body("LSTM", "lstm"),
 )
 
-GRU = ZooModel(
+GRU = zoo_model(
     name="gru",
     doc="Stacked GRU over windows of rows, then the task's output head.",
     windowed=True,
     tasks=frozenset(Task),
     parameters=PARAMETERS,
     space=default_space,
-    builder=_builder("GRU", "gru"),
+    body=_body("GRU", "gru"),
 )

@@ -99,7 +99,6 @@ __all__ = [
     "Checked",
     "GapRange",
     "IngestReport",
-    "ingest_file",
     "ingest_files",
     "prepare_source",
     "validate_name",
@@ -267,22 +266,6 @@ def validate_name(value: str, what: str) -> str:
             f"The value of `{what}` is {value!r}, but must be letters, digits, '_' or '-' (like 'btc_usd')."
         )
     return normal
-
-
-def ingest_file(
-    store: PartitionStore,
-    path: str | Path,
-    *,
-    exchange: str | None = None,
-    pair: str | None = None,
-    format: str | None = None,
-    checks: RowChecks | None = None,
-    strict: bool = False,
-) -> IngestReport:
-    """Parse, validate, derive and write one file; see the module docstring for the rules."""
-    return ingest_files(
-        store, [path], exchange=exchange, pair=pair, format=format, checks=checks, strict=strict
-    )[0]
 
 
 def ingest_files(

@@ -20,7 +20,6 @@ Conventions (decided once, used everywhere):
 from __future__ import annotations
 
 import enum
-from datetime import timedelta
 
 import pandas as pd
 
@@ -40,10 +39,6 @@ class Resolution(enum.Enum):
     @property
     def seconds(self) -> int:
         return _SECONDS[self]
-
-    @property
-    def delta(self) -> timedelta:
-        return timedelta(seconds=self.seconds)
 
     @property
     def freq(self) -> str:

@@ -170,23 +170,6 @@ class Sources:
                 return found
         return None
 
-    def live_series(self, requirements: Iterable[DataRequirement]) -> list[tuple[str, str, str]]:
-        """The series a live feed supplies for ``requirements``: bars at the decided resolution's
-        kind (or trades where the bars are built from trades), quotes (or book) and book, in order of
-        first use. ``MissingDataError`` when the decision does not cover a requirement."""
-        out: list[tuple[str, str, str]] = []
-        for requirement in requirements:
-            chosen = self.choose(requirement)
-            if chosen is None:
-                raise MissingDataError(
-                    f"the recorded sources ({self.describe()}) hold none of "
-                    f"{' or '.join(o.describe() for o in _chain(requirement))}"
-                )
-            key = live_key(chosen, self.resolution)
-            if key not in out:
-                out.append(key)
-        return out
-
     def live(self, held: Iterable[tuple[str, str, str]] | None = None) -> Sources:
         """The decision as a live market holds it: each series read from what a live feed supplies for
         it (``live_key``: bars at the decision's resolution unless built from trades). ``held``: the

@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import pandas as pd
 
@@ -32,17 +32,6 @@ from atlas_ray.search._asha import ASHA
 from atlas_ray.search._searcher import Searcher
 
 __all__ = ["ModelSpec", "PlannedTrial", "Resources", "WorkSpec", "WorkUnit", "grid_points", "trial_plan"]
-
-
-@runtime_checkable
-class FeaturesetLike(Protocol):
-    """What the search needs of a FeatureLabelSet."""
-
-    def build(self, start: Any, end: Any, store: Any = None) -> pd.DataFrame: ...
-
-    def prepare(self, frame: pd.DataFrame, split: Any = ..., *, seed: int = ...) -> Any: ...
-
-    def definition(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)

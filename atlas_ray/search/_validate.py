@@ -18,8 +18,8 @@ from typing import Any
 
 from atlas_ray.errors import AtlasError, SpecError
 from atlas_ray.featurestore._prepared import PreparedSet, Task
-from atlas_ray.search._model_source import full_space, resolve_model
 from atlas_ray.search._spec import ModelSpec, Resources, WorkSpec, WorkUnit
+from atlas_ray.search._zoo import as_zoo_model, full_space
 
 __all__ = ["check_prepared", "reported_metrics", "validate", "validate_static"]
 
@@ -187,7 +187,7 @@ def _check_model(spec: WorkSpec, unit: WorkUnit, model: ModelSpec) -> None:
     if model.resources is not None:
         _check_resources(where, model.resources)
     try:
-        zoo_model = resolve_model(model.model, name=model.name)
+        zoo_model = as_zoo_model(model.model, name=model.name)
     except SpecError as error:
         raise SpecError(f"{where}, field `model`: {error}") from None
     if not isinstance(model.space, dict):
@@ -265,7 +265,7 @@ def check_prepared(spec: WorkSpec, unit: WorkUnit, prepared: PreparedSet) -> Non
     """The unit's models support its prepared task, and report the scheduler's metric for it."""
     for model in unit.models:
         where = f"unit `{unit.name}`, model `{model.name}`"
-        zoo_model = resolve_model(model.model, name=model.name)
+        zoo_model = as_zoo_model(model.model, name=model.name)
         if prepared.task not in zoo_model.tasks:
             supported = ", ".join(sorted(t.value for t in zoo_model.tasks))
             raise SpecError(

@@ -7,7 +7,8 @@ compiled ``keras.Model``. ``ZOO`` maps names to the built-in families (``linear`
 ``dnn``, ``lstm``, ``gru``, ``conv1d_resnet``; see ``atlas_ray/search/_models``); ``get_model``
 looks one up, ``callable_model`` wraps a user's ``build(config) -> keras.Model`` and
 ``as_zoo_model`` turns anything a ``ModelSpec`` accepts (a name, a callable, a keras-tuner
-``HyperModel``) into a ``ZooModel``.
+``HyperModel`` or its class) into a ``ZooModel`` and ``full_space`` gives a ``ModelSpec``'s full search
+space.
 
 Conventions every model follows (the search runner relies on them):
 
@@ -34,7 +35,7 @@ never the other way round.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -55,6 +56,9 @@ from atlas_ray.search._zoo_model import (
     validate_config,
 )
 
+if TYPE_CHECKING:
+    from atlas_ray.search._spec import ModelSpec
+
 __all__ = [
     "ACTIVATIONS",
     "COMMON_PARAMETERS",
@@ -69,6 +73,7 @@ __all__ = [
     "callable_model",
     "choice_rule",
     "float_rule",
+    "full_space",
     "get_model",
     "int_rule",
     "validate_config",
@@ -95,7 +100,11 @@ def callable_model(fn: Callable[[Mapping[str, Any]], Any], name: str | None = No
     model_name = name or str(getattr(fn, "__name__", type(fn).__name__))
 
     def build(
-        config: Mapping[str, Any], *, input_shape: tuple[int, ...], task: Task, n_classes: int,
+        config: Mapping[str, Any],
+        *,
+        input_shape: tuple[int, ...],
+        task: Task,
+        n_classes: int,
         train_X: np.ndarray,
     ) -> Any:
         from atlas_ray.search._models._common import compile_if_needed
@@ -117,7 +126,10 @@ def callable_model(fn: Callable[[Mapping[str, Any]], Any], name: str | None = No
 def as_zoo_model(model: Any, name: str | None = None) -> ZooModel:
     """Whatever a ``ModelSpec`` names as its model, as a ``ZooModel``: a zoo name, a ``ZooModel``, a
     keras-tuner ``HyperModel`` (its declared hyperparameters become the parameters and the default
-    space), or a callable ``build(config) -> keras.Model``."""
+    space; a ``HyperModel`` class is instantiated with no arguments), or a callable
+    ``build(config) -> keras.Model``."""
+    if isinstance(model, type):  # a HyperModel class: instantiate it with no arguments
+        model = model()
     if isinstance(model, ZooModel):
         return model
     if isinstance(model, str):
@@ -132,6 +144,13 @@ def as_zoo_model(model: Any, name: str | None = None) -> ZooModel:
         f"model is a {type(model).__name__}, but must be a zoo name, a keras_tuner.HyperModel or a "
         "callable build(config) -> keras.Model"
     )
+
+
+def full_space(spec: ModelSpec) -> dict[str, Any]:
+    """A ``ModelSpec``'s full search space: its model's default space with ``spec.space`` laid over
+    it (the spec wins, key by key)."""
+    zoo_model = as_zoo_model(spec.model, name=spec.name)
+    return {**zoo_model.default_space(), **dict(spec.space)}
 
 
 class _Registry(Mapping[str, ZooModel]):

@@ -235,7 +235,11 @@ def device_searched(minute_store, tmp_path_factory: pytest.TempPathFactory):  # 
         env.update(device_search.token_env(Path(temp)))
         done = subprocess.run(
             [sys.executable, "-m", "tests.search.device_search", str(minute_store.root), str(storage)],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=540,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=540,
         )
     text = done.stdout + done.stderr
     assert done.returncode == 0, text[-4000:]
@@ -254,13 +258,13 @@ def _single_device(result: Any, prepared: Any, batch_size: int) -> tuple[Any, li
     epoch seeds), on one device with ``batch_size``."""
     import keras
 
-    from atlas_ray.search._model_source import resolve_model
     from atlas_ray.search._trainable import LockStep
+    from atlas_ray.search._zoo import as_zoo_model
 
     hp, seed = dict(result.identity.hyperparameters), result.identity.seed
     keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(seed)
-    model = resolve_model("dnn", name=result.identity.model).build(
+    model = as_zoo_model("dnn", name=result.identity.model).build(
         {**hp, "seed": seed},
         input_shape=tuple(prepared.train.X.shape[1:]),
         task=prepared.task,

@@ -10,8 +10,8 @@ from ray.tune.schedulers.async_hyperband import _Bracket
 
 from atlas_ray.errors import SpecError
 from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, WorkSpec, WorkUnit, trial_plan
-from atlas_ray.search._model_source import full_space
 from atlas_ray.search._spec import grid_points
+from atlas_ray.search._zoo import full_space
 
 
 @pytest.mark.parametrize(

@@ -82,15 +82,63 @@ class _Stop:
 
 
 def serve_main(options: ServeOptions) -> int:
+    """Serve ``options``' trial: check, start Ray and Serve, swap a live deployment's model (and exit)
+    or deploy and feed it until stopped; the exit status."""
+    checked = _check(options)
+    _announce(checked)
+    started_ray = _start_serve(options)
+    config = _deployment_config(checked, options)
+    if _is_live(checked.name):
+        return _swap(checked.name, config)
+    handle = _deploy(checked.name, config, options)
+    final = _feed_until_stopped(handle, checked, options, started_ray)
+    return _replay_verdict(final) if checked.feed.kind == "replay" else 0
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """What the checks before Ray found: the trial, where it serves, the feed and what it supplies."""
+
+    served: ServedTrial
+    name: str
+    feed: Feed
+    url: str
+    store: MarketStore
+    series: list[tuple[str, str, str]]
+    grace: pd.Timedelta | None
+    token: str | None
+    resume_after: int | None
+    """Where this name's predictions in redis stopped (a following feed goes on after it)."""
+
+
+def _check(options: ServeOptions) -> _Checked:
+    """Every check a user can fail, before Ray starts: the trial, the name, the feed, the redis URL,
+    the series the feed must supply, the store's data, ``--speed`` / ``--grace``, the HTTP token and
+    whether redis answers."""
     served = find_trial(options.experiment, trial=options.trial, best=options.best, metric=options.metric)
     name = check_name(options.name or served.experiment_name)
     feed = parse_feed(options.feed)
     url = redis_url(options.redis)
-    # the trial's recorded sources (atlas_ray.featurestore._sources) decide which series a feed supplies
-    # (quotes or bars for a Midpoint, bars or trades for bars), as they decided the training build; a
-    # store: / replay: feed's store must hold them; a GDS feed hands over the bars it builds from the
-    # trades it reads: bars only. A trial without recorded sources: decided from the store, as before.
     store = MarketStore(options.store)
+    series = _series(served, store, feed)
+    if feed.kind in ("replay", "store"):
+        _check_store(served, store, feed)
+    if options.speed < 0:
+        raise AtlasError(f"The value of `--speed` is {options.speed}, but must be `--speed >= 0`.")
+    if options.grace is not None and options.grace < 0:
+        raise AtlasError(f"The value of `--grace` is {options.grace}, but must be `--grace >= 0`.")
+    grace = None if options.grace is None else pd.Timedelta(seconds=options.grace)
+    token = http_token(options.http_host, options.http_token_file)
+    resume_after = _check_redis(url, name)
+    return _Checked(served, name, feed, url, store, series, grace, token, resume_after)
+
+
+def _series(served: ServedTrial, store: MarketStore, feed: Feed) -> list[tuple[str, str, str]]:
+    """The series the feed supplies. The trial's recorded sources (``atlas_ray.featurestore._sources``)
+    decide them (quotes or bars for a Midpoint, bars or trades for bars), as they decided the training
+    build; a store: / replay: feed's store must hold them; a GDS feed hands over the bars it builds from
+    the trades it reads: bars only. A trial without recorded sources: decided from the store, as
+    before."""
     if feed.kind == "gds":
         series = required_series(served, None, only=frozenset({"bars"}))
         unservable = gds_unservable(series)
@@ -101,92 +149,126 @@ def serve_main(options: ServeOptions) -> int:
                 "supply: GDS names a pair by its volume and price currencies, each a code of at most 3 "
                 "characters (btc_usd); serve it from a store: or http feed instead."
             )
-    elif served.sources is not None:
-        series = required_series(served, store if feed.kind in ("replay", "store") else None)
-    else:
-        series = required_series(served, store if _holds_anything(store) else None)
-    if feed.kind in ("replay", "store"):
-        assert store is not None
-        _check_store(served, store, feed)
-    if options.speed < 0:
-        raise AtlasError(f"The value of `--speed` is {options.speed}, but must be `--speed >= 0`.")
-    if options.grace is not None and options.grace < 0:
-        raise AtlasError(f"The value of `--grace` is {options.grace}, but must be `--grace >= 0`.")
-    grace = None if options.grace is None else pd.Timedelta(seconds=options.grace)
-    token = http_token(options.http_host, options.http_token_file)
-    resume_after = _check_redis(url, name)
+        return series
+    if served.sources is not None:
+        return required_series(served, store if feed.kind in ("replay", "store") else None)
+    return required_series(served, store if _holds_anything(store) else None)
+
+
+def _announce(checked: _Checked) -> None:
+    served = checked.served
     print(
-        f"atlas_ray.serve: {name} <- trial {served.trial_id} of {served.experiment} "
+        f"atlas_ray.serve: {checked.name} <- trial {served.trial_id} of {served.experiment} "
         f"({served.task.value}, {len(served.featureset.features)} features); "
-        f"predictions -> {masked_url(url)} atlas:pred:{name}",
+        f"predictions -> {masked_url(checked.url)} atlas:pred:{checked.name}",
         flush=True,
     )
+
+
+def _start_serve(options: ServeOptions) -> bool:
+    """Start (or join) Ray and start Serve's HTTP proxy; whether a Ray was started here."""
     started_ray = _start_ray(options)
     import logging
 
     from ray import serve
 
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
-
-    from atlas_ray.serve._deployment import LiveModel
-
     serve.start(http_options={"host": options.http_host, "port": options.http_port})
-    config = {
-        "name": name,
-        "experiment": served.experiment,
-        "trial": served.trial_id,
-        "redis_url": url,
-        "series": [list(s) for s in series],
+    return started_ray
+
+
+def _deployment_config(checked: _Checked, options: ServeOptions) -> dict[str, Any]:
+    """What the ``LiveModel`` deployment is built (or swapped) with."""
+    token = checked.token
+    return {
+        "name": checked.name,
+        "experiment": checked.served.experiment,
+        "trial": checked.served.trial_id,
+        "redis_url": checked.url,
+        "series": [list(s) for s in checked.series],
         "gryphon_key": options.gryphon_key,
         "buffer": options.buffer,
         "version": 1,
-        "resume": feed.kind in ("store", "gds"),
+        "resume": checked.feed.kind in ("store", "gds"),
         "http_token_sha256": None if token is None else token_digest(token),
     }
-    if _is_live(name):
-        handle = serve.get_app_handle(name)
-        stats = handle.swap.remote(config).result()
-        print(
-            f"atlas_ray.serve: swapped {name} to trial {stats['trial']} (version {stats['version']}); "
-            "the running feed goes on",
-            flush=True,
-        )
-        return 0
+
+
+def _swap(name: str, config: dict[str, Any]) -> int:
+    """Swap the live deployment ``name``'s model; its running feed goes on."""
+    from ray import serve
+
+    handle = serve.get_app_handle(name)
+    stats = handle.swap.remote(config).result()
+    print(
+        f"atlas_ray.serve: swapped {name} to trial {stats['trial']} (version {stats['version']}); "
+        "the running feed goes on",
+        flush=True,
+    )
+    return 0
+
+
+def _deploy(name: str, config: dict[str, Any], options: ServeOptions) -> Any:
+    """Run the ``LiveModel`` deployment under ``name`` (HTTP at ``/<name>``); its handle."""
+    from ray import serve
+
+    from atlas_ray.serve._deployment import LiveModel
+
     deployment: Any = LiveModel
     application = deployment.options(name=f"LiveModel_{name}").bind(config)
     handle = serve.run(application, name=name, route_prefix=f"/{name}")
     base = f"http://{options.http_host}:{options.http_port}/{name}"
     print(f"atlas_ray.serve: live; POST bars to {base}/bars, health at {base}/health", flush=True)
+    return handle
+
+
+def _feed_until_stopped(handle: Any, checked: _Checked, options: ServeOptions, started_ray: bool) -> Any:
+    """Run the feed (a status line every ``--status-every`` seconds) until it ends or SIGINT / SIGTERM;
+    then print the final counts, delete the deployment and stop a Ray started here. The final counts."""
     stop = _Stop()
     previous = {sig: signal.signal(sig, stop.handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = _StatusPrinter(handle, options.status_every, stop)
     status.start()
     try:
-        if feed.kind == "replay":
-            assert store is not None and feed.start is not None and feed.end is not None
-            _replay(handle, served, _recorded(served, store), series, feed, options.speed, grace, stop)
-        elif feed.kind == "store":
-            assert store is not None
-            recorded = _recorded(served, store)
-            _follow_store(handle, served, recorded, series, feed, options.poll, resume_after, grace, stop)
-        elif feed.kind == "gds":
-            assert store is not None
-            _follow_gds(handle, served, store, series, feed, options.poll, resume_after, grace, stop)
-        else:
-            while not stop():
-                time.sleep(0.2)
+        _run_feed(handle, checked, options, stop)
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
         status.stop()
         final = handle.stop.remote().result()
         print(status.line(final), flush=True)
-        serve.delete(name)
-        if started_ray:
-            import ray
+        _tear_down(checked.name, started_ray)
+    return final
 
-            ray.shutdown()
-    return _replay_verdict(final) if feed.kind == "replay" else 0
+
+def _run_feed(handle: Any, checked: _Checked, options: ServeOptions, stop: _Stop) -> None:
+    """Push what the feed supplies (replay, store, gds); an http feed only waits for the stop."""
+    served, store, series, feed = checked.served, checked.store, checked.series, checked.feed
+    if feed.kind == "replay":
+        assert feed.start is not None and feed.end is not None
+        _replay(handle, served, _recorded(served, store), series, feed, options.speed, checked.grace, stop)
+    elif feed.kind == "store":
+        recorded = _recorded(served, store)
+        _follow_store(
+            handle, served, recorded, series, feed, options.poll, checked.resume_after, checked.grace, stop
+        )
+    elif feed.kind == "gds":
+        _follow_gds(
+            handle, served, store, series, feed, options.poll, checked.resume_after, checked.grace, stop
+        )
+    else:
+        while not stop():
+            time.sleep(0.2)
+
+
+def _tear_down(name: str, started_ray: bool) -> None:
+    from ray import serve
+
+    serve.delete(name)
+    if started_ray:
+        import ray
+
+        ray.shutdown()
 
 
 def _replay_verdict(final: dict[str, Any]) -> int:

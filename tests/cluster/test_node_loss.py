@@ -35,16 +35,28 @@ JUST_PAST = RUNG + 2  # a trial is caught at most this far: 4 epochs still to go
 # the test stops its node or cluster (CI once caught one at epoch 7, which finished before the stop)
 
 
-def write_spec(path: Path, name: str) -> Path:
-    """3 small DNN trials on a week of real minute bars; small batches so an epoch takes a while."""
+SLOW = {"hidden_units": [8], "learning_rate": 1e-3, "batch_size": 16, "dropout": 0.0}
+SAME_THREE = f'[ModelSpec("dnn", "dnn", {SLOW!r}, num_samples={TRIALS})]'
+# A quick, poor trial first, then two slow good ones: on two workers the quick one finishes while the
+# first slow one is just past its checkpoint, whatever the machine's speed, and ASHA stops neither slow
+# one at the rung (each is better than the quick one there). Three like trials ran two at a time in step,
+# so whether one finished while another was mid-way was down to timing.
+QUICK_THEN_SLOW = (
+    '[ModelSpec("quick", "dnn", {"hidden_units": [8], "learning_rate": 1e-5, "batch_size": 256, '
+    f'"dropout": 0.0}}, num_samples=1), ModelSpec("dnn", "dnn", {SLOW!r}, num_samples={TRIALS - 1})]'
+)
+
+
+def write_spec(path: Path, name: str, models: str = SAME_THREE) -> Path:
+    """3 small DNN trials (``models``) on a week of real minute bars; small batches so an epoch takes a
+    while."""
     path.write_text(
         textwrap.dedent(
             f"""
             from atlas_ray.search import ModelSpec
             from tests.search import search_specs
 
-            SPACE = {{"hidden_units": [8], "learning_rate": 1e-3, "batch_size": 16, "dropout": 0.0}}
-            MODELS = [ModelSpec("dnn", "dnn", SPACE, num_samples={TRIALS})]
+            MODELS = {models}
             SPEC = search_specs.spec(
                 "{name}", MODELS, start="2023-03-01", end="2023-03-08", max_t={MAX_T},
                 grace_period={RUNG}, reduction_factor=4, max_failures=1,
@@ -190,7 +202,7 @@ def test_a_new_cluster_resumes_a_search_whose_cluster_was_stopped(  # type: igno
 ) -> None:
     cluster = two_worker_cluster(local_cluster)
     first_nodes = {cluster.node_id(name): name for name in ("worker_a", "worker_b")}
-    spec = write_spec(tmp_path / "restart.py", "restart")
+    spec = write_spec(tmp_path / "restart.py", "restart", QUICK_THEN_SLOW)
     storage = tmp_path / "experiments"
     experiment = storage / "restart"
     search = search_cli(spec, storage, minute_store.root, cluster.address)

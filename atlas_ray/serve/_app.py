@@ -21,9 +21,7 @@ from typing import Any
 import pandas as pd
 
 from atlas_ray.errors import AtlasError
-from atlas_ray.featurestore import SourcedMarket
-from atlas_ray.featurestore._market_data import MarketData
-from atlas_ray.featurestore._store import MarketStore
+from atlas_ray.featurestore import MarketData, MarketStore, SourcedMarket
 from atlas_ray.serve._engine import required_series
 from atlas_ray.serve._feeds import (
     Feed,
@@ -86,7 +84,7 @@ def serve_main(options: ServeOptions) -> int:
     name = check_name(options.name or served.experiment_name)
     feed = parse_feed(options.feed)
     url = redis_url(options.redis)
-    # the trial's recorded sources (atlas_ray.featurestore._sources) decide which series a feed supplies
+    # the trial's recorded sources (featurestore/_features/_sources.py) decide which series a feed supplies
     # (quotes or bars for a Midpoint, bars or trades for bars), as they decided the training build; a
     # store: / replay: feed's store must hold them; a GDS feed hands over the bars it builds from the
     # trades it reads: bars only. A trial without recorded sources: decided from the store, as before.

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore import Task
 from atlas_ray.search._zoo_model import (
     ACTIVATIONS,
     COMMON_PARAMETERS,

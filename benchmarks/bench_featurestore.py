@@ -80,7 +80,7 @@ from atlas_ray.featurestore import (
     Volatility,
     Volume,
 )
-from atlas_ray.featurestore._featureset import LOCAL_BUILD_ROWS
+from atlas_ray.featurestore._featuresets._featureset import LOCAL_BUILD_ROWS
 from atlas_ray.featurestore._schema import BAR_COLUMNS
 
 DATA = Path(os.environ.get("ATLAS_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))

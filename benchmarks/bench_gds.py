@@ -1,7 +1,7 @@
 """Benchmark: rows per second from a Gryphon Data Service database into the store.
 
 Fills a fresh GDS-schema database (Gryphon's ``trade`` table) on the machine's MariaDB (or a private
-one started for the run, see ``atlas_ray.featurestore._gds_testing``) with real bitFlyer executions,
+one started for the run, see ``atlas_ray.featurestore._gds._gds_testing``) with real bitFlyer executions,
 then times, in the same run:
 
 * atlas_ray: ``ingest_gds`` into a fresh store (paged reads past the watermark, validation, parquet
@@ -39,10 +39,10 @@ sys.path.insert(0, str(ROOT))
 
 from atlas_ray.featurestore import MarketStore  # noqa: E402
 from atlas_ray.featurestore._formats import read_source  # noqa: E402
-from atlas_ray.featurestore._gds import ingest_gds  # noqa: E402
-from atlas_ray.featurestore._gds_schema import create_gds_tables, insert_trades, trade_rows  # noqa: E402
-from atlas_ray.featurestore._gds_testing import LocalMariaDB, local_mariadb  # noqa: E402
-from atlas_ray.featurestore._ingest import validate  # noqa: E402
+from atlas_ray.featurestore._gds._gds import ingest_gds  # noqa: E402
+from atlas_ray.featurestore._gds._gds_schema import create_gds_tables, insert_trades, trade_rows  # noqa: E402
+from atlas_ray.featurestore._gds._gds_testing import LocalMariaDB, local_mariadb  # noqa: E402
+from atlas_ray.featurestore._store._ingest import validate  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "bitflyer_2018-01"
 TARGET = 0.7

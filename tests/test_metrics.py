@@ -19,7 +19,7 @@ from sklearn.metrics import (
 )
 
 from atlas_ray import metrics
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore._featuresets._prepared import Task
 from atlas_ray.metrics import (
     REGRESSOR_METRICS,
     classifier_metric_names,

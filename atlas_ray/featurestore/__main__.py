@@ -16,7 +16,7 @@ median a price may be before it is refused (default 5). A file whose own columns
 (bitFlyer's ``product_code``, CryptoDataDownload's ``Symbol``) is checked against ``--exchange`` /
 ``--pair`` (another market refuses the file), and where one is left out the file's own is taken.
 With ``--gds`` it reads a Gryphon Data Service database
-instead (the URL, else ``$ATLAS_GDS_URL``; see ``atlas_ray.featurestore._gds``), only rows past the
+instead (the URL, else ``$ATLAS_GDS_URL``; see ``atlas_ray.featurestore._gds._gds``), only rows past the
 watermark kept in the store, and prints one report line per table and exchange / pair; ``--follow``
 keeps reading every ``--interval`` seconds until Ctrl-C.
 """
@@ -30,10 +30,10 @@ from collections.abc import Sequence
 from atlas_ray._cli import run_cli
 from atlas_ray.errors import IngestError
 from atlas_ray.featurestore._formats import FORMATS
-from atlas_ray.featurestore._ingest_reports import kept_reports
-from atlas_ray.featurestore._inventory import format_inventory, inventory
-from atlas_ray.featurestore._store import MarketStore, default_root
-from atlas_ray.featurestore._validate_rows import RowChecks
+from atlas_ray.featurestore._store._ingest_reports import kept_reports
+from atlas_ray.featurestore._store._inventory import format_inventory, inventory
+from atlas_ray.featurestore._store._store import MarketStore, default_root
+from atlas_ray.featurestore._store._validate_rows import RowChecks
 
 __all__ = ["main"]
 
@@ -135,7 +135,7 @@ def _require_file_options(args: argparse.Namespace) -> None:
 
 
 def _ingest_gds(store: MarketStore, args: argparse.Namespace) -> int:
-    from atlas_ray.featurestore._gds import follow, ingest_gds, parse_gds_url
+    from atlas_ray.featurestore._gds._gds import follow, ingest_gds, parse_gds_url
 
     if len(args.paths) > 1:
         raise IngestError(f"ingest --gds: give one database URL, not {len(args.paths)} arguments")

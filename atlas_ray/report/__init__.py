@@ -44,7 +44,7 @@ from atlas_ray.search._results import ResultsObject
 
 def baseball_card(result: ResultsObject, split: str = "test") -> Figure:
     """The classifier or regressor baseball card, whichever fits ``result``'s task."""
-    from atlas_ray.featurestore._prepared import Task
+    from atlas_ray.featurestore import Task
 
     if result.task is Task.REGRESSION:
         return regressor_baseball_card(result, split)

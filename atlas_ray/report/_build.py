@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore import Task
 from atlas_ray.report import _html
 from atlas_ray.report._load import Experiment, asha_settings, load_experiment_for_report
 from atlas_ray.report._luck import selection_luck

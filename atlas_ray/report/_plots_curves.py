@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore import Task
 from atlas_ray.report import stats
 from atlas_ray.report._plots_card import card_split
 from atlas_ray.report._style import class_colour, empty_axes, new_figure

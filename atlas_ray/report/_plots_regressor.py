@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore import Task
 from atlas_ray.report import stats
 from atlas_ray.report._plots_card import (
     card_figure,

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray.errors import AtlasError
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore import Task
 from atlas_ray.report import stats
 from atlas_ray.search._results import ResultsObject
 

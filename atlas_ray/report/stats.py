@@ -41,7 +41,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore import Task
 from atlas_ray.metrics import held_gross, held_positions
 from atlas_ray.metrics import label_horizon as label_horizon
 from atlas_ray.report._overfitting import (

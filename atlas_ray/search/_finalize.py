@@ -9,7 +9,7 @@ categories), the test split of a ``TimeSplit`` unit.
 The test part is prepared again from the spec the search ran (the spec text recorded in
 ``experiment.json``'s provenance, else the spec file), with the same seed, from the featureset cache,
 reading every series from the source the trials recorded (``result.json``'s ``sources``, see
-``atlas_ray.featurestore._sources``; trials written before sources were recorded: decided from the
+``atlas_ray.featurestore._features._sources``; trials written before sources were recorded: decided from the
 store as before), so data ingested since (quotes for a later month) never changes what a trial reads;
 a trial whose stored scaling differs from the one prepared now (the data or the code changed since
 the search) is refused rather than tested on other data.
@@ -42,8 +42,7 @@ import pandas as pd
 from atlas_ray import _storage
 from atlas_ray._stderr import held_stderr
 from atlas_ray.errors import AtlasError, SpecError
-from atlas_ray.featurestore._folded import FoldedSet
-from atlas_ray.featurestore._prepared import PreparedSet
+from atlas_ray.featurestore import FoldedSet, PreparedSet
 from atlas_ray.search._experiment import Experiment, load_experiment, load_results, now, write_experiment
 from atlas_ray.search._gather import fold_sets, predict_proba, split_metrics, split_predictions, unit_info
 from atlas_ray.search._results import ResultsObject, TrialStatus, write_result

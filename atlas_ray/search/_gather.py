@@ -36,8 +36,7 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray import _atomic, _storage
-from atlas_ray.featurestore._folded import FoldedSet
-from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
+from atlas_ray.featurestore import FoldedSet, PreparedSet, SplitPart, Task
 from atlas_ray.search._attempts import read_attempts
 from atlas_ray.search._manifest import write_manifest
 from atlas_ray.search._results import (

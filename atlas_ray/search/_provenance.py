@@ -69,7 +69,7 @@ def spec_source(spec_path: str) -> tuple[str | None, str | None]:
 
 def provenance(spec_path: str, seed: int, store_state: Mapping[str, Any]) -> dict[str, Any]:
     """The ``provenance`` document of an experiment (see the module docstring)."""
-    from atlas_ray.featurestore._fs_cache import feature_code_version
+    from atlas_ray.featurestore import feature_code_version
 
     source, digest = spec_source(spec_path)
     commit, dirty = git_state()

@@ -21,7 +21,7 @@ Experiment directory (a local path or any pyarrow filesystem URI)::
                                       before it set them up), sources (where each series the
                                       featureset read came from, decided once by the source rule:
                                       {format, resolution, days, series: [{exchange, pair, kind,
-                                      read}]}, see ``atlas_ray.featurestore._sources``; absent in
+                                      read}]}, see ``atlas_ray.featurestore._features._sources``; absent in
                                       results written before it was recorded: then, and only
                                       then, readers decide from the store as before)
         predictions.parquet           timestamp (UTC), split, reality, prediction,
@@ -66,7 +66,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from atlas_ray import _atomic, _storage
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore import Task
 
 __all__ = [
     "RESULT_FILE",

@@ -58,8 +58,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from atlas_ray import _storage
-from atlas_ray.featurestore._folded import FoldedSet
-from atlas_ray.featurestore._prepared import PreparedSet
+from atlas_ray.featurestore import FoldedSet, PreparedSet
 from atlas_ray.search._asha import ASHA
 from atlas_ray.search._attempts import read_attempts, record_attempt
 from atlas_ray.search._devices import DevicePlan, Devices, resources_from_bundle, setup_devices

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from atlas_ray.errors import SpecError
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore import Task
 from atlas_ray.search._zoo_model import (
     ACTIVATIONS,
     COMMON_PARAMETERS,

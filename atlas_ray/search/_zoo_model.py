@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from atlas_ray.errors import SpecError
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore import Task
 
 __all__ = [
     "ACTIVATIONS",

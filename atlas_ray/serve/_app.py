@@ -21,9 +21,7 @@ from typing import Any
 import pandas as pd
 
 from atlas_ray.errors import AtlasError
-from atlas_ray.featurestore import SourcedMarket
-from atlas_ray.featurestore._market_data import MarketData
-from atlas_ray.featurestore._store import MarketStore
+from atlas_ray.featurestore import MarketData, MarketStore, SourcedMarket
 from atlas_ray.serve._engine import required_series
 from atlas_ray.serve._feeds import (
     Feed,
@@ -134,11 +132,11 @@ def _check(options: ServeOptions) -> _Checked:
 
 
 def _series(served: ServedTrial, store: MarketStore, feed: Feed) -> list[tuple[str, str, str]]:
-    """The series the feed supplies. The trial's recorded sources (``atlas_ray.featurestore._sources``)
-    decide them (quotes or bars for a Midpoint, bars or trades for bars), as they decided the training
-    build; a store: / replay: feed's store must hold them; a GDS feed hands over the bars it builds from
-    the trades it reads: bars only. A trial without recorded sources: decided from the store, as
-    before."""
+    """The series the feed supplies. The trial's recorded sources (the source rule,
+    ``atlas_ray.featurestore._features._sources``) decide them (quotes or bars for a Midpoint, bars or
+    trades for bars), as they decided the training build; a store: / replay: feed's store must hold
+    them; a GDS feed hands over the bars it builds from the trades it reads: bars only. A trial without
+    recorded sources: decided from the store, as before."""
     if feed.kind == "gds":
         series = required_series(served, None, only=frozenset({"bars"}))
         unservable = gds_unservable(series)

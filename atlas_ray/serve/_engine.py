@@ -36,13 +36,18 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray.errors import AtlasError, MissingDataError
-from atlas_ray.featurestore import check_supplied, decide_series, live_key
-from atlas_ray.featurestore._feature import DataRequirement
-from atlas_ray.featurestore._market_data import MarketData
-from atlas_ray.featurestore._prepared import Task
-from atlas_ray.featurestore._schema import bars_kind
-from atlas_ray.featurestore._source import MarketSource
-from atlas_ray.featurestore._windows import cut_windows, window_ends
+from atlas_ray.featurestore import (
+    DataRequirement,
+    MarketData,
+    MarketSource,
+    Task,
+    bars_kind,
+    check_supplied,
+    cut_windows,
+    decide_series,
+    live_key,
+    window_ends,
+)
 from atlas_ray.serve._events import REASONS, EventError, MarketEvent, parse_event
 from atlas_ray.serve._live_market import LiveMarket, SeriesKey
 from atlas_ray.serve._trial import ServedTrial
@@ -91,7 +96,7 @@ def required_series(
 ) -> list[SeriesKey]:
     """The series the model reads, each as the store kind a feed must supply.
 
-    A trial with recorded sources (``served.sources``, see ``atlas_ray.featurestore._sources``) reads
+    A trial with recorded sources (``served.sources``, see ``featurestore._features._sources``) reads
     exactly what its training build read: quotes where it read quotes, bars where it fell back to
     bars (whatever the store holds now), bars at the model's resolution, or trades where its bars were
     built from trades. ``source`` given (a market store a feed reads): it must hold every stored kind

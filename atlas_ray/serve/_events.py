@@ -40,9 +40,7 @@ from typing import Any
 
 import pandas as pd
 
-from atlas_ray.featurestore._bars import as_resolution
-from atlas_ray.featurestore._feature import default_pair
-from atlas_ray.featurestore._schema import Resolution, bars_kind
+from atlas_ray.featurestore import Resolution, as_resolution, bars_kind, default_pair
 
 __all__ = ["FUTURE_SLACK_NS", "REASONS", "MarketEvent", "EventError", "parse_event", "parse_mark"]
 

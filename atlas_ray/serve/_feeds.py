@@ -10,7 +10,7 @@
   ``--poll`` seconds (``store_pushes``); it starts after the newest prediction already in redis for this
   name (so a restarted server neither misses nor repeats a bar), else at START, else at the newest
   closed bar stored. A bar the store does not hold at the model's resolution (built from finer bars or
-  trades) is handed over once it is *closed* (``atlas_ray.featurestore._bars.closed_before``: its last
+  trades) is handed over once it is *closed* (``atlas_ray.featurestore._store._bars.closed_before``: its last
   finer bar, or a later one, is stored; or, with ``grace``, the wall clock is ``grace`` past its end),
   never while it forms, so each bar comes once and equals the bar an offline build reads.
 * ``gds:``: bars built from the trades read from the Gryphon Data Service (``follow_bars``), closed by
@@ -36,14 +36,18 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray.errors import AtlasError, MissingDataError
-from atlas_ray.featurestore import SourcedMarket
-from atlas_ray.featurestore._bars import as_resolution, bars_source, closed_before
-from atlas_ray.featurestore._schema import Resolution
-from atlas_ray.featurestore._source import MarketSource
+from atlas_ray.featurestore import (
+    MarketSource,
+    Resolution,
+    SourcedMarket,
+    as_resolution,
+    bars_source,
+    closed_before,
+)
 from atlas_ray.serve._live_market import SeriesKey
 
 if TYPE_CHECKING:
-    from atlas_ray.featurestore._store import MarketStore
+    from atlas_ray.featurestore import MarketStore
 
 __all__ = [
     "Feed",
@@ -360,7 +364,7 @@ def gds_pushes(
     With ``resume_after`` (the newest prediction in redis) the warm push ends at that bar and the bars
     after it come next, whether their trades were read in this run or before a crash (a bar open at the
     crash comes once it closes). Without it the warm push ends before the first bar closed."""
-    from atlas_ray.featurestore._gds import follow_bars
+    from atlas_ray.featurestore import follow_bars
 
     step = resolution.offset
     markets = sorted({(e, p) for e, p, _ in series})

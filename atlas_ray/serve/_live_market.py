@@ -1,6 +1,6 @@
 """``LiveMarket``: the last stretch of market data a live model needs, in memory.
 
-It is a ``MarketSource`` (see ``atlas_ray.featurestore._source``): ``MarketData`` reads it exactly as it
+It is a ``MarketSource`` (see ``featurestore._store._source``): ``MarketData`` reads it exactly as it
 reads the parquet store, so a live feature is computed by the code that built the training frame.
 
 Series are declared up front (exchange, pair, kind in the store's kinds and columns): ``has`` answers
@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray.errors import MissingDataError
-from atlas_ray.featurestore._bars import as_resolution, read_bars
-from atlas_ray.featurestore._schema import BAR_COLUMNS, COLUMNS, Resolution, bars_kind
+from atlas_ray.featurestore import BAR_COLUMNS, COLUMNS, Resolution, as_resolution, bars_kind, read_bars
 
 __all__ = ["LiveMarket", "SeriesKey"]
 

@@ -1,4 +1,4 @@
-"""A real MariaDB for the GDS tests (``atlas_ray.featurestore._gds_testing.local_mariadb``): the
+"""A real MariaDB for the GDS tests (``atlas_ray.featurestore._gds._gds_testing.local_mariadb``): the
 machine's at 127.0.0.1:3306 when root logs in without a password, else a private ``mariadbd`` started
 for the session (``ATLAS_TEST_MARIADB=start`` forces that). Each test database has a unique name and is
 dropped after the test.
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from atlas_ray.featurestore._gds_testing import LocalMariaDB, local_mariadb
+from atlas_ray.featurestore._gds._gds_testing import LocalMariaDB, local_mariadb
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 
 from atlas_ray.errors import MissingDataError
 from atlas_ray.featurestore import MarketStore, Resolution, as_resolution, bars_from_trades, resample_bars
-from atlas_ray.featurestore._bars import bars_source, closed_before
+from atlas_ray.featurestore._store._bars import bars_source, closed_before
 
 FREQS = {"1m": "1min", "5m": "5min", "10m": "10min", "1h": "1h"}
 

@@ -148,7 +148,7 @@ def test_ray_data_settings_hold_for_the_build_only() -> None:
     computation one CPU of two on a small cluster) during a build; the user's settings after it."""
     from ray.data import DataContext
 
-    from atlas_ray.featurestore._build import _data_context
+    from atlas_ray.featurestore._featuresets._build import _data_context
 
     context = DataContext.get_current()
     before = (context.op_resource_reservation_enabled, context.enable_progress_bars)

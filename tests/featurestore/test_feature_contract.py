@@ -16,7 +16,7 @@ import pytest
 import atlas_ray.featurestore as featurestore
 from atlas_ray.errors import MissingDataError
 from atlas_ray.featurestore import BidStrength, Feature, MarketData, MarketStore, Resolution
-from atlas_ray.featurestore._feature import _MarketFeature, feature_classes
+from atlas_ray.featurestore._features._feature import _MarketFeature, feature_classes
 from tests.featurestore._feature_cases import (
     CASES,
     Case,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atlas_ray.featurestore import _feature_math as fm
+from atlas_ray.featurestore._features import _feature_math as fm
 
 WINDOW = ("2023-03-04 12:00", "2023-03-05 00:00")  # holds Coinbase's 4h38m gap and short ones
 

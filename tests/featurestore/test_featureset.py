@@ -239,7 +239,7 @@ def test_prepare_refuses_a_frame_without_the_columns(frame: pd.DataFrame) -> Non
 # ----------------------------------------------------------------------------- walk-forward folds
 def test_walk_forward_prepares_each_fold_on_its_own_training_window(frame: pd.DataFrame) -> None:
     from atlas_ray.featurestore import FoldedSet
-    from atlas_ray.featurestore._scaling import fit_scaling
+    from atlas_ray.featurestore._featuresets._scaling import fit_scaling
 
     fls = FeatureLabelSet(FEATURES, [LABEL], categories=Percentiles((33.3, 66.7)))
     folded = fls.prepare(frame, WalkForward(folds=3, test=0.15, embargo=4))
@@ -307,7 +307,7 @@ def test_labels_of_several_horizons_and_markets_each_get_their_own_gaps(minute_s
 
 
 def test_the_cache_key_changes_with_the_feature_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    from atlas_ray.featurestore import _fs_cache
+    from atlas_ray.featurestore._featuresets import _fs_cache
 
     start, end = pd.Timestamp("2023-03-01", tz="UTC"), pd.Timestamp("2023-03-02", tz="UTC")
     definition = FeatureLabelSet(FEATURES, [LABEL]).definition()

@@ -13,7 +13,7 @@ import pytest
 
 from atlas_ray.errors import IngestError
 from atlas_ray.featurestore import MarketStore
-from atlas_ray.featurestore._file_market import market_key
+from atlas_ray.featurestore._store._file_market import market_key
 
 FLYER = "bitflyer_2018-01/bitflyer.execution.20180121.BTC_JPY.csv.gz"
 TICKER = "bitflyer_2018-01/bitflyer.ticker.20180121.BTC_JPY.csv.gz"

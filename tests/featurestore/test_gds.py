@@ -24,8 +24,8 @@ from atlas_ray.errors import IngestError
 from atlas_ray.featurestore import MarketStore
 from atlas_ray.featurestore.__main__ import main
 from atlas_ray.featurestore._formats import read_source
-from atlas_ray.featurestore._gds import GdsRound, follow, follow_bars, ingest_gds, new_bars
-from atlas_ray.featurestore._gds_schema import (
+from atlas_ray.featurestore._gds._gds import GdsRound, follow, follow_bars, ingest_gds, new_bars
+from atlas_ray.featurestore._gds._gds_schema import (
     GDS_TABLES,
     book_rows,
     create_gds_tables,
@@ -33,11 +33,11 @@ from atlas_ray.featurestore._gds_schema import (
     insert_trades,
     trade_rows,
 )
-from atlas_ray.featurestore._gds_testing import LocalMariaDB as MariaDB
-from atlas_ray.featurestore._gds_url import parse_gds_url
-from atlas_ray.featurestore._gds_watermark import StateFile, Watermark
-from atlas_ray.featurestore._ingest import validate
-from atlas_ray.featurestore._orderbook import book_snapshots
+from atlas_ray.featurestore._gds._gds_testing import LocalMariaDB as MariaDB
+from atlas_ray.featurestore._gds._gds_url import parse_gds_url
+from atlas_ray.featurestore._gds._gds_watermark import StateFile, Watermark
+from atlas_ray.featurestore._store._ingest import validate
+from atlas_ray.featurestore._store._orderbook import book_snapshots
 
 ROOT = Path(__file__).resolve().parents[2]
 TRADES = 12_000

@@ -12,7 +12,7 @@ import pytest
 from atlas_ray.errors import IngestError
 from atlas_ray.featurestore import MarketStore
 from atlas_ray.featurestore._formats._common import timestamps_from_strings
-from atlas_ray.featurestore._ingest import duplicated
+from atlas_ray.featurestore._store._ingest import duplicated
 
 TEXTS = [
     ["x", "y", None, "x", None, "y"],

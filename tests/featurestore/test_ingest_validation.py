@@ -11,8 +11,8 @@ import pytest
 
 from atlas_ray.errors import IngestError
 from atlas_ray.featurestore import MarketStore
-from atlas_ray.featurestore._ingest import FIX_REASONS, REJECT_REASONS
-from atlas_ray.featurestore._validate_rows import RowChecks
+from atlas_ray.featurestore._store._ingest import FIX_REASONS, REJECT_REASONS
+from atlas_ray.featurestore._store._validate_rows import RowChecks
 
 CDD = "hourly_cdd/Bitstamp_BTCUSD_1h.csv"
 MINUTE = "minute_bars_2023-03"
@@ -230,7 +230,7 @@ def _utf8(line: bytes) -> bool:
 def test_full_report_is_kept_beside_the_data(data_dir: Path, tmp_path: Path) -> None:
     import json
 
-    from atlas_ray.featurestore._ingest_reports import kept_reports
+    from atlas_ray.featurestore._store._ingest_reports import kept_reports
 
     lines = _cdd_lines(data_dir)
     fields = lines[500].split(b";")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from atlas_ray.errors import FeatureError
-from atlas_ray.featurestore._labels import (
+from atlas_ray.featurestore._featuresets._labels import (
     Boundaries,
     Percentiles,
     apply_categories,

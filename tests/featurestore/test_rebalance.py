@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from atlas_ray.errors import FeatureError
-from atlas_ray.featurestore._labels import Boundaries, apply_categories, fit_categories
-from atlas_ray.featurestore._rebalance import rebalance_positions
+from atlas_ray.featurestore._featuresets._labels import Boundaries, apply_categories, fit_categories
+from atlas_ray.featurestore._featuresets._rebalance import rebalance_positions
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from atlas_ray.errors import FeatureError
-from atlas_ray.featurestore._scaling import apply_scaling, fit_scaling, identity_scaling
+from atlas_ray.featurestore._featuresets._scaling import apply_scaling, fit_scaling, identity_scaling
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The source rule (``atlas_ray.featurestore._sources``): every input's source decided once, over the
+"""The source rule (``featurestore._features._sources``): every input's source decided once, over the
 build's range, recorded with the build and read back by later builds.
 
 The reported failure first: a featureset built on a store of real minute bars alone (Coinbase and
@@ -31,8 +31,7 @@ from atlas_ray.featurestore import (
     Resolution,
     Volume,
 )
-from atlas_ray.featurestore._build import build_local
-from atlas_ray.featurestore._sources import (
+from atlas_ray.featurestore._features._sources import (
     SOURCES_ATTR,
     SeriesSource,
     SourcedMarket,
@@ -40,6 +39,7 @@ from atlas_ray.featurestore._sources import (
     decide,
     decide_series,
 )
+from atlas_ray.featurestore._featuresets._build import build_local
 
 START, END = "2023-03-01", "2023-03-03"
 QUOTES_DAY = "20180404"  # real Coinbase BTC-USD quote bars (LEAN), years away from the bars

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from atlas_ray.errors import FeatureError
-from atlas_ray.featurestore._splits import (
+from atlas_ray.featurestore._featuresets._splits import (
     TimeSplit,
     WalkForward,
     split_positions,

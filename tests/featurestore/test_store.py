@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from atlas_ray.featurestore import MarketStore, default_root
-from atlas_ray.featurestore._inventory import format_inventory, inventory
+from atlas_ray.featurestore._store._inventory import format_inventory, inventory
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -123,11 +123,13 @@ def _imports(module: str) -> set[str]:
 
 def test_store_ingest_and_bars_depend_one_way() -> None:
     prefix = "atlas_ray.featurestore."
-    partitions = {m.removeprefix(prefix) for m in _imports("_partitions") if m.startswith(prefix)}
+    partitions = {m.removeprefix(prefix) for m in _imports("_store/_partitions") if m.startswith(prefix)}
     assert partitions <= {"_schema"}, partitions  # partitions only: no formats, ingest or bars
+    room = f"{prefix}_store."
     for module in ("_ingest", "_bars", "_validate_rows", "_ingest_reports", "_inventory"):
-        assert f"{prefix}_store" not in _imports(module), module
-    assert f"{prefix}_ingest" not in _imports("_bars") and f"{prefix}_bars" not in _imports("_ingest")
+        assert f"{room}_store" not in _imports(f"_store/{module}"), module
+    assert f"{room}_ingest" not in _imports("_store/_bars")
+    assert f"{room}_bars" not in _imports("_store/_ingest")
 
 
 def test_bars_off_their_grid_are_never_written(minute_store: MarketStore, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from atlas_ray.errors import IngestError
 from atlas_ray.featurestore import MarketStore
-from atlas_ray.featurestore._stored_neighbours import stored_neighbours
+from atlas_ray.featurestore._store._stored_neighbours import stored_neighbours
 
 FLYER = "bitflyer_2018-01/bitflyer.execution.20180121.BTC_JPY.csv.gz"
 MARKET = {"exchange": "bitflyer", "pair": "btc_jpy"}

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from atlas_ray.errors import FeatureError
-from atlas_ray.featurestore._windows import cut_windows, window_ends
+from atlas_ray.featurestore._featuresets._windows import cut_windows, window_ends
 
 MINUTE = pd.Timedelta(minutes=1)
 

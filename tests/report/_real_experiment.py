@@ -31,7 +31,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier, SGDRegressor
 from sklearn.metrics import log_loss, roc_auc_score
 
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore._featuresets._prepared import Task
 from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus, write_result
 
 GRACE_PERIOD = 2

@@ -19,7 +19,7 @@ from sklearn import metrics as skm
 
 from atlas_ray import report
 from atlas_ray.featurestore import FeatureLabelSet, TimeSplit
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore._featuresets._prepared import Task
 from atlas_ray.report import stats
 from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, WorkSpec, WorkUnit, load_results, run
 from atlas_ray.search._finalize import finalize

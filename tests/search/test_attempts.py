@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore._featuresets._prepared import Task
 from atlas_ray.search import ResultsObject, TrialIdentity, TrialStatus, read_result
 from atlas_ray.search._attempts import ATTEMPTS_FILE, read_attempts, record_attempt
 from atlas_ray.search._gather import failed_result, settle_trial

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from atlas_ray.featurestore import FeatureLabelSet, MarketStore, TimeSplit
-from atlas_ray.featurestore._prepared import PreparedSet, Task
+from atlas_ray.featurestore._featuresets._prepared import PreparedSet, Task
 from atlas_ray.search import TrialIdentity, TrialStatus, load_model, read_result
 from atlas_ray.search._gather import evaluate_trial, failed_result, read_status, settle_trial, unit_info
 from atlas_ray.search._zoo import get_model

@@ -15,7 +15,7 @@ from ray import cloudpickle
 from ray.tune.search.sample import Categorical, Float, Integer, LogUniform, Quantized
 
 from atlas_ray.errors import SpecError
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore._featuresets._prepared import Task
 from atlas_ray.search._hypermodel import (
     hypermodel_builder,
     hypermodel_zoo_model,

@@ -3,7 +3,7 @@
 
 The reported failure first: the store holds no ``bars_5m`` or ``bars_1h`` at all (what the search's
 data check used to look for), yet the build resamples them from ``bars_1m``. Validation now asks the
-source rule (``atlas_ray.featurestore._sources``), as the build does: both validate and build, and the
+source rule (``featurestore._features._sources``), as the build does: both validate and build, and the
 built frame records that its bars were resampled from the 1-minute bars.
 """
 
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from atlas_ray.featurestore import Feature, FeatureLabelSet, MarketStore
-from atlas_ray.featurestore._sources import SOURCES_ATTR, Sources
+from atlas_ray.featurestore._features._sources import SOURCES_ATTR, Sources
 from atlas_ray.search import WorkSpec
 from atlas_ray.search._spec_loader import load_spec
 from atlas_ray.search._validate import validate

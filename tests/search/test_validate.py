@@ -153,7 +153,7 @@ def test_a_spec_file_without_spec(tmp_path: Path) -> None:
 
 
 def test_percentile_labels_make_a_classifier_task() -> None:
-    from atlas_ray.featurestore._prepared import Task
+    from atlas_ray.featurestore._featuresets._prepared import Task
     from atlas_ray.search._validate import expected_task
 
     binary = FeatureLabelSet(search_specs.FEATURES, [search_specs.LABEL], categories=Percentiles((50.0,)))

@@ -13,7 +13,7 @@ import pytest
 from ray import tune
 
 from atlas_ray.errors import SpecError
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore._featuresets._prepared import Task
 from atlas_ray.search._zoo import (
     COMMON_PARAMETERS,
     ZOO,

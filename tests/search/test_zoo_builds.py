@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore import Task
 from atlas_ray.search._zoo import ZOO
 
 FEATURES = 5

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore._featuresets._prepared import Task
 
 ROWS = 2400
 WINDOW = 20

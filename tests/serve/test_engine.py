@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from atlas_ray.featurestore import MarketStore
-from atlas_ray.featurestore._scaling import apply_scaling
+from atlas_ray.featurestore._featuresets._scaling import apply_scaling
 from atlas_ray.search import load_model
 from atlas_ray.serve import find_trial
 from tests.serve._replay import REPLAY_END, REPLAY_START, compare, engine_for, replay, trial_of

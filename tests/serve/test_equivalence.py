@@ -78,12 +78,12 @@ from atlas_ray.featurestore import (
     Resolution,
     as_resolution,
 )
-from atlas_ray.featurestore._build import compute_span
-from atlas_ray.featurestore._gds_schema import create_gds_tables, insert_trades, trade_rows
-from atlas_ray.featurestore._gds_testing import LocalMariaDB
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore._features._sources import SourcedMarket, Sources, decide, live_key
+from atlas_ray.featurestore._featuresets._build import compute_span
+from atlas_ray.featurestore._featuresets._prepared import Task
+from atlas_ray.featurestore._gds._gds_schema import create_gds_tables, insert_trades, trade_rows
+from atlas_ray.featurestore._gds._gds_testing import LocalMariaDB
 from atlas_ray.featurestore._schema import bars_kind
-from atlas_ray.featurestore._sources import SourcedMarket, Sources, decide, live_key
 from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus
 from atlas_ray.serve import LiveEngine, parse_event, required_series
 from atlas_ray.serve._app import _closed_history
@@ -583,7 +583,7 @@ class EngineHandle:
 
 def vendor_bars(fine: pd.DataFrame, short: str) -> pd.DataFrame:
     """The same market's bars at ``short`` as an OHLCV-only vendor ships them: no VWAP, no trade count."""
-    from atlas_ray.featurestore._bars import resample_bars
+    from atlas_ray.featurestore._store._bars import resample_bars
 
     coarse = resample_bars(fine, short)
     coarse["vwap"] = np.nan

@@ -21,11 +21,11 @@ import pytest
 
 from atlas_ray.featurestore import MarketStore, Resolution, as_resolution
 from atlas_ray.featurestore._formats import read_source
-from atlas_ray.featurestore._gds import ingest_gds
-from atlas_ray.featurestore._gds_schema import create_gds_tables, insert_trades, trade_rows
-from atlas_ray.featurestore._gds_testing import LocalMariaDB
-from atlas_ray.featurestore._ingest import validate
+from atlas_ray.featurestore._gds._gds import ingest_gds
+from atlas_ray.featurestore._gds._gds_schema import create_gds_tables, insert_trades, trade_rows
+from atlas_ray.featurestore._gds._gds_testing import LocalMariaDB
 from atlas_ray.featurestore._schema import BAR_COLUMNS, bars_kind
+from atlas_ray.featurestore._store._ingest import validate
 from atlas_ray.serve import parse_event
 from atlas_ray.serve._feeds import gds_pushes, series_events, store_pushes
 

@@ -37,8 +37,8 @@ from atlas_ray.featurestore import (
     Volume,
     as_resolution,
 )
-from atlas_ray.featurestore._gds_schema import create_gds_tables
-from atlas_ray.featurestore._gds_testing import LocalMariaDB
+from atlas_ray.featurestore._gds._gds_schema import create_gds_tables
+from atlas_ray.featurestore._gds._gds_testing import LocalMariaDB
 from atlas_ray.featurestore._schema import bars_kind
 from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, WorkSpec, WorkUnit, read_result
 from atlas_ray.serve._feeds import history_events

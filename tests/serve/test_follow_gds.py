@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from atlas_ray.featurestore import MarketStore
-from atlas_ray.featurestore._gds_schema import create_gds_tables, insert_trades, trade_rows
-from atlas_ray.featurestore._gds_testing import LocalMariaDB
+from atlas_ray.featurestore._gds._gds_schema import create_gds_tables, insert_trades, trade_rows
+from atlas_ray.featurestore._gds._gds_testing import LocalMariaDB
 from atlas_ray.search import read_result
 from tests.conftest import ROOT
 from tests.serve._replay import check_entries, trial_of

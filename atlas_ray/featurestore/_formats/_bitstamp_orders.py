@@ -5,7 +5,7 @@ direction``: ``timestamp`` is when the event was seen (epoch ms, UTC) and is the
 ``exchange.timestamp`` (the order's own time at the exchange) is not used. ``volume`` is in satoshi
 (1e-8 BTC) and is the order's remaining volume after the event; ``action`` is created / changed /
 deleted, ``direction`` bid / ask. Rows are expected oldest first. The events become book snapshots and
-quotes in ``atlas_ray.featurestore._orderbook``.
+quotes in ``atlas_ray.featurestore._store._orderbook``.
 """
 
 from __future__ import annotations

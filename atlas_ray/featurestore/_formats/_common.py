@@ -3,8 +3,8 @@
 Row numbers in errors are 1-based *line numbers in the file* for text formats (the header is line 1,
 so the first data row of a CSV with a header is line 2) and 1-based row positions for parquet. A value
 that is present but cannot be read (``'abc'`` in a price, ``'2023-13-45'`` in a time) refuses the whole
-file with an ``IngestError`` naming the file, the row and the field; see ``atlas_ray.featurestore._ingest``
-for which problems only reject rows.
+file with an ``IngestError`` naming the file, the row and the field; see
+``atlas_ray.featurestore._store._ingest`` for which problems only reject rows.
 """
 
 from __future__ import annotations

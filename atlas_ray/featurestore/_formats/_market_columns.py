@@ -6,7 +6,7 @@ LEAN (the market is in the folder names), Bitstamp order CSVs and event logs nam
 
 A reader puts the labels in its parsed frame as ``market_exchange`` / ``market_pair`` (categorical
 text, one value a row, in the frame's row order) and names the file's columns in
-``Source.market_columns``; ``atlas_ray.featurestore._file_market`` checks them against ``--exchange``
+``Source.market_columns``; ``atlas_ray.featurestore._store._file_market`` checks them against ``--exchange``
 / ``--pair``. Nothing of them is stored.
 """
 

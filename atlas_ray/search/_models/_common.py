@@ -16,7 +16,7 @@ from typing import Any
 import keras
 
 from atlas_ray.errors import SpecError
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore import Task
 from atlas_ray.search._zoo_model import COMMON_PARAMETERS
 
 __all__ = [

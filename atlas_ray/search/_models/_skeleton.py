@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore import Task
 from atlas_ray.search._zoo_model import Builder, ParameterRule, ZooModel
 
 __all__ = ["Body", "BuildContext", "skeleton_builder", "zoo_model"]

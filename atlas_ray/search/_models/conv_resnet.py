@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore import Task
 from atlas_ray.search._models._skeleton import BuildContext, zoo_model
 from atlas_ray.search._zoo_model import (
     ACTIVATIONS,

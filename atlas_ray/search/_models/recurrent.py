@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from atlas_ray.featurestore._prepared import Task
+from atlas_ray.featurestore import Task
 from atlas_ray.search._models._skeleton import Body, BuildContext, zoo_model
 from atlas_ray.search._zoo_model import COMMON_PARAMETERS, float_rule, int_rule
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, ClassVar, Self, cast
 import numpy as np
 
 from atlas_ray.errors import FeatureError
-from atlas_ray.featurestore import _feature_math as fm
-from atlas_ray.featurestore._feature import (
+from atlas_ray.featurestore._features import _feature_math as fm
+from atlas_ray.featurestore._features._feature import (
     EXCHANGE_RULE,
     DataRequirement,
     Feature,
@@ -28,11 +28,11 @@ from atlas_ray.featurestore._feature import (
     check_pair,
     default_pair,
 )
-from atlas_ray.featurestore._feature_names import Literal, format_literal
+from atlas_ray.featurestore._features._feature_names import Literal, format_literal
 from atlas_ray.featurestore._schema import Resolution
 
 if TYPE_CHECKING:
-    from atlas_ray.featurestore._market_data import MarketData
+    from atlas_ray.featurestore._features._market_data import MarketData
 
 __all__ = [
     "FV",

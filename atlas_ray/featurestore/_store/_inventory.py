@@ -17,7 +17,7 @@ import pandas as pd
 from atlas_ray.featurestore._schema import Resolution
 
 if TYPE_CHECKING:
-    from atlas_ray.featurestore._partitions import PartitionStore as MarketStore
+    from atlas_ray.featurestore._store._partitions import PartitionStore as MarketStore
 
 __all__ = ["SeriesSummary", "format_inventory", "inventory"]
 

@@ -43,11 +43,17 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray.errors import FeatureError, MissingDataError
-from atlas_ray.featurestore._feature_names import Call, Expression, Literal, format_literal, parse_name
+from atlas_ray.featurestore._features._feature_names import (
+    Call,
+    Expression,
+    Literal,
+    format_literal,
+    parse_name,
+)
 from atlas_ray.featurestore._schema import Resolution
 
 if TYPE_CHECKING:
-    from atlas_ray.featurestore._market_data import MarketData
+    from atlas_ray.featurestore._features._market_data import MarketData
 
 __all__ = ["DEFAULT_PAIRS", "EXCHANGE_RULE", "DataRequirement", "Feature", "default_pair", "feature_classes"]
 
@@ -100,7 +106,7 @@ def default_pair(exchange: str) -> str:
 
 def feature_classes() -> dict[str, type[Feature]]:
     """Every concrete (public) feature class by name: what ``from_name`` may build."""
-    import atlas_ray.featurestore._feature_library  # noqa: F401  (registers the library)
+    import atlas_ray.featurestore._features._feature_library  # noqa: F401  (registers the library)
 
     return dict(_REGISTRY)
 

@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray.errors import FeatureError, MissingDataError
-from atlas_ray.featurestore._feature import DataRequirement, Feature
+from atlas_ray.featurestore._features._feature import DataRequirement, Feature
+from atlas_ray.featurestore._features._sources import SourcedMarket, Sources
 from atlas_ray.featurestore._schema import BAR_COLUMNS, Resolution
-from atlas_ray.featurestore._source import MarketSource
-from atlas_ray.featurestore._sources import SourcedMarket, Sources
+from atlas_ray.featurestore._store._source import MarketSource
 
 __all__ = ["MarketData", "OrderBooks"]
 

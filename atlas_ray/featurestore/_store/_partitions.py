@@ -1,8 +1,8 @@
 """``PartitionStore``: the partitioned parquet market-data store (partitions only).
 
 It reads and writes partitions of the store's kinds and knows nothing of file formats, ingest or the
-bars rule: ``atlas_ray.featurestore._ingest`` and ``atlas_ray.featurestore._bars`` use it, and
-``MarketStore`` (``atlas_ray.featurestore._store``) puts the three together for callers.
+bars rule: ``atlas_ray.featurestore._store._ingest`` and ``atlas_ray.featurestore._store._bars`` use it, and
+``MarketStore`` (``atlas_ray.featurestore._store._store``) puts the three together for callers.
 
 Layout (hive partitioning, one file per partition)::
 

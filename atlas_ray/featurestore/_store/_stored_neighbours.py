@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray.featurestore._schema import COLUMNS
-from atlas_ray.featurestore._validate_rows import reference_price
+from atlas_ray.featurestore._store._validate_rows import reference_price
 
 if TYPE_CHECKING:
-    from atlas_ray.featurestore._partitions import PartitionStore
+    from atlas_ray.featurestore._store._partitions import PartitionStore
 
 __all__ = ["EdgeJump", "Neighbours", "edge_jump", "stored_neighbours"]
 

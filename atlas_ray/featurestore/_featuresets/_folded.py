@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
+from atlas_ray.featurestore._featuresets._prepared import PreparedSet, SplitPart, Task
 
 __all__ = ["FoldedSet"]
 

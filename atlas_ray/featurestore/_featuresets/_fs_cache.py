@@ -33,7 +33,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from atlas_ray import _atomic, _storage
-from atlas_ray.featurestore._store import MarketStore
+from atlas_ray.featurestore._store._store import MarketStore
 
 __all__ = [
     "CACHE_DIR",
@@ -46,18 +46,19 @@ __all__ = [
 ]
 
 CACHE_DIR = "_featuresets"
-#: The modules whose code decides a built frame's values (the feature library and the build).
+#: The modules whose code decides a built frame's values (the feature library and the build), as paths
+#: inside ``atlas_ray/featurestore``.
 FEATURE_CODE_MODULES = (
-    "_bars.py",
-    "_build.py",
-    "_feature.py",
-    "_feature_library.py",
-    "_feature_math.py",
-    "_feature_names.py",
-    "_market_data.py",
-    "_orderbook.py",
+    "_store/_bars.py",
+    "_featuresets/_build.py",
+    "_features/_feature.py",
+    "_features/_feature_library.py",
+    "_features/_feature_math.py",
+    "_features/_feature_names.py",
+    "_features/_market_data.py",
+    "_store/_orderbook.py",
     "_schema.py",
-    "_sources.py",
+    "_features/_sources.py",
 )
 
 
@@ -65,7 +66,7 @@ FEATURE_CODE_MODULES = (
 def feature_code_version() -> str:
     """SHA-256 (hex) of the source of ``FEATURE_CODE_MODULES``, in that order."""
     digest = hashlib.sha256()
-    folder = Path(__file__).resolve().parent
+    folder = Path(__file__).resolve().parent.parent  # atlas_ray/featurestore
     for name in FEATURE_CODE_MODULES:
         digest.update(name.encode())
         digest.update((folder / name).read_bytes())

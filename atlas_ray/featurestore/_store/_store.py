@@ -15,17 +15,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from atlas_ray.featurestore._bars import read_bars
-from atlas_ray.featurestore._ingest import IngestReport, ingest_files
-from atlas_ray.featurestore._partitions import (
+from atlas_ray.featurestore._schema import Resolution
+from atlas_ray.featurestore._store._bars import read_bars
+from atlas_ray.featurestore._store._ingest import IngestReport, ingest_files
+from atlas_ray.featurestore._store._partitions import (
     DEFAULT_STORE,
     PartitionInfo,
     PartitionStore,
     dedupe_keys,
     default_root,
 )
-from atlas_ray.featurestore._schema import Resolution
-from atlas_ray.featurestore._validate_rows import RowChecks
+from atlas_ray.featurestore._store._validate_rows import RowChecks
 
 __all__ = ["DEFAULT_STORE", "MarketStore", "PartitionInfo", "dedupe_keys", "default_root"]
 
@@ -47,9 +47,9 @@ class MarketStore(PartitionStore):
 
         Returns an ``IngestReport``; a broken file raises ``IngestError`` and leaves the store as it was,
         as does a file whose own market columns name another market; ``exchange`` / ``pair`` None take
-        the file's own (``atlas_ray.featurestore._file_market``).
+        the file's own (``atlas_ray.featurestore._store._file_market``).
         ``checks`` sets the row checks (``RowChecks``); ``strict=True`` refuses the file on its first
-        defect. See ``atlas_ray.featurestore._ingest`` for the rules and ``_formats`` for the formats.
+        defect. See ``atlas_ray.featurestore._store._ingest`` for the rules and ``_formats`` for the formats.
         """
         return ingest_files(
             self, [Path(path)], exchange=exchange, pair=pair, format=format, checks=checks, strict=strict
@@ -88,6 +88,6 @@ class MarketStore(PartitionStore):
         """Bars indexed by open time (UTC) with ``BAR_COLUMNS``, ``start <= open < end``.
 
         Stored bars at ``resolution`` if any; else aggregated from stored finer bars; else built from
-        stored trades (see ``atlas_ray.featurestore._bars``). Raises ``MissingDataError`` otherwise.
+        stored trades (see ``atlas_ray.featurestore._store._bars``). Raises ``MissingDataError`` otherwise.
         """
         return read_bars(self, exchange, pair, resolution, start, end)

@@ -54,7 +54,7 @@ class MarketSource(Protocol):
         start: pd.Timestamp | str | None = None,
         end: pd.Timestamp | str | None = None,
     ) -> pd.DataFrame:
-        """Bars by the store's bars rule (``atlas_ray.featurestore._bars.read_bars``)."""
+        """Bars by the store's bars rule (``atlas_ray.featurestore._store._bars.read_bars``)."""
         ...
 
     def quotes(

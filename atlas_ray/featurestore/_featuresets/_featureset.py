@@ -33,7 +33,16 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray.errors import AtlasError, FeatureError
-from atlas_ray.featurestore._build import (
+from atlas_ray.featurestore._features._feature import DataRequirement, Feature
+from atlas_ray.featurestore._features._market_data import MarketData
+from atlas_ray.featurestore._features._sources import (
+    SOURCES_ATTR,
+    Sources,
+    check_supplied,
+    decide,
+    range_days,
+)
+from atlas_ray.featurestore._featuresets._build import (
     build_local,
     build_ray,
     compute_span,
@@ -41,23 +50,30 @@ from atlas_ray.featurestore._build import (
     parse_range,
     table_to_frame,
 )
-from atlas_ray.featurestore._feature import DataRequirement, Feature
-from atlas_ray.featurestore._folded import FoldedSet
-from atlas_ray.featurestore._fs_cache import cache_key, cache_path, data_version, read_cached, write_cached
-from atlas_ray.featurestore._labels import (
+from atlas_ray.featurestore._featuresets._folded import FoldedSet
+from atlas_ray.featurestore._featuresets._fs_cache import (
+    cache_key,
+    cache_path,
+    data_version,
+    read_cached,
+    write_cached,
+)
+from atlas_ray.featurestore._featuresets._labels import (
     Boundaries,
     Percentiles,
     apply_categories,
     categories_from_definition,
     fit_categories,
 )
-from atlas_ray.featurestore._market_data import MarketData
-from atlas_ray.featurestore._prepared import PreparedSet, SplitPart, Task
-from atlas_ray.featurestore._rebalance import check_rebalance, rebalance_positions
-from atlas_ray.featurestore._scaling import SCALINGS, apply_scaling, fit_scaling, identity_scaling
-from atlas_ray.featurestore._schema import Resolution, bars_kind
-from atlas_ray.featurestore._sources import SOURCES_ATTR, Sources, check_supplied, decide, range_days
-from atlas_ray.featurestore._splits import (
+from atlas_ray.featurestore._featuresets._prepared import PreparedSet, SplitPart, Task
+from atlas_ray.featurestore._featuresets._rebalance import check_rebalance, rebalance_positions
+from atlas_ray.featurestore._featuresets._scaling import (
+    SCALINGS,
+    apply_scaling,
+    fit_scaling,
+    identity_scaling,
+)
+from atlas_ray.featurestore._featuresets._splits import (
     PartSlices,
     TimeSplit,
     WalkForward,
@@ -65,8 +81,9 @@ from atlas_ray.featurestore._splits import (
     walk_forward_positions,
     walk_forward_split,
 )
-from atlas_ray.featurestore._store import MarketStore
-from atlas_ray.featurestore._windows import check_window, cut_windows, window_ends
+from atlas_ray.featurestore._featuresets._windows import check_window, cut_windows, window_ends
+from atlas_ray.featurestore._schema import Resolution, bars_kind
+from atlas_ray.featurestore._store._store import MarketStore
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -458,13 +475,13 @@ class FeatureLabelSet:
         self, start: Any, end: Any, subplots: bool = True, store: MarketStore | None = None
     ) -> Figure:
         """A matplotlib figure of the built range: one panel per column, or all z-scored on one axis."""
-        from atlas_ray.featurestore._plot import plot_frame  # matplotlib loads only when drawing
+        from atlas_ray.featurestore._featuresets._plot import plot_frame  # matplotlib loads only when drawing
 
         return plot_frame(self.build(start, end, store), subplots=subplots)
 
     def coverage(self, start: Any, end: Any, store: MarketStore | None = None) -> pd.DataFrame:
         """Per feature and label: first / last valid time, share of NaN before dropping, gaps count."""
-        from atlas_ray.featurestore._plot import coverage_of
+        from atlas_ray.featurestore._featuresets._plot import coverage_of
 
         store = store if store is not None else MarketStore()
         lo, hi = parse_range(start, end, self.resolution)

@@ -38,7 +38,7 @@ from atlas_ray.errors import MissingDataError
 from atlas_ray.featurestore._schema import BAR_COLUMNS, Resolution, bars_kind
 
 if TYPE_CHECKING:
-    from atlas_ray.featurestore._source import MarketSource
+    from atlas_ray.featurestore._store._source import MarketSource
 
 __all__ = ["as_resolution", "bars_from_trades", "bars_source", "closed_before", "read_bars", "resample_bars"]
 

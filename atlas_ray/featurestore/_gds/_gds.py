@@ -17,7 +17,7 @@ its exchanges ``KRAKEN_BTC_USD``, which becomes exchange ``kraken``, pair ``btc_
 no currencies: its pair comes from the exchange name (``BITSTAMP_BTC_USD``), else from ``pair=``
 (``--pair``), else the read stops with an error naming the row.
 
-Validation is the file ingest's (``atlas_ray.featurestore._ingest``): rows of one table and one
+Validation is the file ingest's (``atlas_ray.featurestore._store._ingest``): rows of one table and one
 exchange / pair become a ``Source`` and go through the same checks and counts. GDS rows carry no order
 that counts (ids follow commits, not exchange time), so rows are sorted by time rather than rejected as
 out of order, and a GDS row that cannot be read (no time, bids / asks that are not JSON lists of
@@ -49,21 +49,21 @@ import pandas as pd
 import pymysql
 
 from atlas_ray.errors import IngestError
-from atlas_ray.featurestore._bars import as_resolution, closed_before
 from atlas_ray.featurestore._formats import Source
-from atlas_ray.featurestore._gds_url import GdsUrl, mask_url, parse_gds_url
-from atlas_ray.featurestore._gds_watermark import SETTLE_SECONDS, StateFile, Watermark
-from atlas_ray.featurestore._ingest import (
+from atlas_ray.featurestore._gds._gds_url import GdsUrl, mask_url, parse_gds_url
+from atlas_ray.featurestore._gds._gds_watermark import SETTLE_SECONDS, StateFile, Watermark
+from atlas_ray.featurestore._schema import Resolution
+from atlas_ray.featurestore._store._bars import as_resolution, closed_before
+from atlas_ray.featurestore._store._ingest import (
     REJECT_REASONS,
     IngestReport,
     neighbours_of,
     prepare_source,
     validate_name,
 )
-from atlas_ray.featurestore._orderbook import BOOK_DEPTH, quotes_from_book
-from atlas_ray.featurestore._schema import Resolution
-from atlas_ray.featurestore._store import MarketStore, dedupe_keys
-from atlas_ray.featurestore._validate_rows import RowChecks
+from atlas_ray.featurestore._store._orderbook import BOOK_DEPTH, quotes_from_book
+from atlas_ray.featurestore._store._store import MarketStore, dedupe_keys
+from atlas_ray.featurestore._store._validate_rows import RowChecks
 
 __all__ = [
     "GdsReader",

@@ -29,7 +29,7 @@ What happens to bad input (decided here, once):
     (bitFlyer executions come in newest-first API batches) are sorted instead.
 
   Checks run in that order, each on the rows the previous ones kept; the row cross-checks of
-  ``atlas_ray.featurestore._validate_rows`` (``bad_time`` right after ``unparseable``; ``bad_volume``,
+  ``atlas_ray.featurestore._store._validate_rows`` (``bad_time`` right after ``unparseable``; ``bad_volume``,
   ``misaligned``, ``ohlc``, ``volume_mismatch``, ``price_outlier`` after ``bad_price``; ``conflict``
   beside ``duplicate``; and the one fix, ``swapped_volume``) run among them. The full order is
   ``REJECT_REASONS``. A bar or quote whose time the store already holds with other values is a
@@ -72,14 +72,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from atlas_ray.errors import IngestError
-from atlas_ray.featurestore._file_market import FileMarket, other_market_rows, resolve_market
 from atlas_ray.featurestore._formats import Source, read_source
 from atlas_ray.featurestore._formats._common import row_error
-from atlas_ray.featurestore._ingest_reports import keep_report
-from atlas_ray.featurestore._partitions import dedupe_keys, row_identity
 from atlas_ray.featurestore._schema import COLUMNS, Resolution
-from atlas_ray.featurestore._stored_neighbours import NONE, Neighbours, edge_jump, stored_neighbours
-from atlas_ray.featurestore._validate_rows import (
+from atlas_ray.featurestore._store._file_market import FileMarket, other_market_rows, resolve_market
+from atlas_ray.featurestore._store._ingest_reports import keep_report
+from atlas_ray.featurestore._store._partitions import dedupe_keys, row_identity
+from atlas_ray.featurestore._store._stored_neighbours import NONE, Neighbours, edge_jump, stored_neighbours
+from atlas_ray.featurestore._store._validate_rows import (
     FIX_REASONS,
     RowChecks,
     bad_times,
@@ -91,7 +91,7 @@ from atlas_ray.featurestore._validate_rows import (
 )
 
 if TYPE_CHECKING:
-    from atlas_ray.featurestore._partitions import PartitionStore
+    from atlas_ray.featurestore._store._partitions import PartitionStore
 
 __all__ = [
     "FIX_REASONS",
@@ -837,7 +837,7 @@ def derive(source: Source, frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     if source.kind in COLUMNS:
         return {source.kind: frame[["timestamp", *COLUMNS[source.kind]]]}
     if source.kind == "order_events":
-        from atlas_ray.featurestore._orderbook import book_snapshots, quotes_from_book
+        from atlas_ray.featurestore._store._orderbook import book_snapshots, quotes_from_book
 
         book = book_snapshots(frame)
         return {"book": book, "quotes": quotes_from_book(book)}

@@ -34,13 +34,13 @@ import pandas as pd
 import pyarrow as pa
 
 from atlas_ray.errors import AtlasError
-from atlas_ray.featurestore._market_data import MarketData
+from atlas_ray.featurestore._features._market_data import MarketData
+from atlas_ray.featurestore._features._sources import Sources
 from atlas_ray.featurestore._schema import Resolution
-from atlas_ray.featurestore._sources import Sources
-from atlas_ray.featurestore._store import MarketStore
+from atlas_ray.featurestore._store._store import MarketStore
 
 if TYPE_CHECKING:
-    from atlas_ray.featurestore._featureset import FeatureLabelSet
+    from atlas_ray.featurestore._featuresets._featureset import FeatureLabelSet
 
 __all__ = [
     "DEFAULT_MAX_CHUNK_ROWS",

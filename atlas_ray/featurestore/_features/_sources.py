@@ -46,12 +46,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from atlas_ray.errors import FeatureError, MissingDataError
-from atlas_ray.featurestore._bars import as_resolution, bars_from_trades, resample_bars
 from atlas_ray.featurestore._schema import BAR_COLUMNS, Resolution, bars_kind
+from atlas_ray.featurestore._store._bars import as_resolution, bars_from_trades, resample_bars
 
 if TYPE_CHECKING:
-    from atlas_ray.featurestore._feature import DataRequirement, Feature
-    from atlas_ray.featurestore._source import MarketSource
+    from atlas_ray.featurestore._features._feature import DataRequirement, Feature
+    from atlas_ray.featurestore._store._source import MarketSource
 
 __all__ = [
     "SOURCES_ATTR",

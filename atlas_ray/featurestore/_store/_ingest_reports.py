@@ -19,10 +19,10 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from atlas_ray import _atomic, _storage
-from atlas_ray.featurestore._validate_rows import RowChecks
+from atlas_ray.featurestore._store._validate_rows import RowChecks
 
 if TYPE_CHECKING:
-    from atlas_ray.featurestore._ingest import IngestReport
+    from atlas_ray.featurestore._store._ingest import IngestReport
 
 __all__ = ["KeptReport", "keep_report", "kept_reports"]
 

@@ -3,7 +3,7 @@
 A feature's name is the Python expression that builds it, e.g.
 ``LogReturns().bitstamp().one_min().lookforward(1)`` or
 ``InterExchangeSpread(Midpoint().coinbase().one_min(), Midpoint().kraken().one_min())``.
-This module turns such a text into a small syntax tree; ``atlas_ray.featurestore._feature`` turns the
+This module turns such a text into a small syntax tree; ``_feature`` (beside it) turns the
 tree into a feature (only registered feature classes, only the fluent steps, only literal arguments).
 
 Grammar (recursive descent, one function per rule)::

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from atlas_ray.experiment import ResultsObject
 from atlas_ray.featurestore._prepared import Task
 from atlas_ray.report import _html
 from atlas_ray.report._load import Experiment, asha_settings, load_experiment_for_report
@@ -59,7 +60,6 @@ from atlas_ray.report._summary import (
     summary_frame,
     summary_row,
 )
-from atlas_ray.search._results import ResultsObject
 
 __all__ = ["BuiltReport", "ReportSettings", "build_report", "default_out"]
 
@@ -238,7 +238,8 @@ def build_report(experiments: Sequence[str | Experiment], settings: ReportSettin
             max_t, grace, factor = asha_settings(experiment.meta)
             asha_metric = experiment.metric or "val_loss"
             name = f"{prefix}_asha.png"
-            jobs.append(_Job(name, "", _bind_asha(results, asha_metric, max_t, grace, factor)))
+            jobs.append(_Job(name, "", _bind_asha(results, asha_metric, (max_t, grace, factor),
+                                                  experiment.rungs)))
             figures.append((name, f"ASHA: {asha_metric} per epoch as each trial reported it, where trials "
                                   "stopped"))
             for task, ranked, task_metric in tables:
@@ -280,9 +281,13 @@ def _bind(function: Callable[..., Figure], *args: object) -> Callable[[], Figure
     return lambda: function(*args)
 
 
-def _bind_asha(results: list[ResultsObject], metric: str, max_t: int | None, grace: int | None,
-               factor: int | None) -> Callable[[], Figure]:
-    return lambda: asha_plot(results, metric, max_t=max_t, grace_period=grace, reduction_factor=factor)
+def _bind_asha(results: list[ResultsObject], metric: str,
+               settings: tuple[int | None, int | None, int | None], milestones: Sequence[int]
+               ) -> Callable[[], Figure]:
+    """The ASHA picture with the rungs the experiment record holds (as the scheduler decided them)."""
+    max_t, grace, factor = settings
+    return lambda: asha_plot(results, metric, max_t=max_t, grace_period=grace, reduction_factor=factor,
+                             milestones=milestones)
 
 
 def _card_jobs(jobs: list[_Job], prefix: str, result: ResultsObject, settings: ReportSettings,

@@ -42,11 +42,20 @@ import pandas as pd
 from atlas_ray import _storage
 from atlas_ray._stderr import held_stderr
 from atlas_ray.errors import AtlasError, SpecError
+from atlas_ray.experiment import (
+    Experiment,
+    ResultsObject,
+    TrialStatus,
+    load_experiment,
+    load_results,
+    now,
+    predict_proba,
+    write_experiment,
+    write_result,
+)
 from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._prepared import PreparedSet
-from atlas_ray.search._experiment import Experiment, load_experiment, load_results, now, write_experiment
-from atlas_ray.search._gather import fold_sets, predict_proba, split_metrics, split_predictions, unit_info
-from atlas_ray.search._results import ResultsObject, TrialStatus, write_result
+from atlas_ray.search._gather import fold_sets, split_metrics, split_predictions, unit_info
 from atlas_ray.search._spec import WorkSpec
 
 __all__ = ["Opening", "finalize", "main"]

@@ -57,7 +57,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from atlas_ray import _storage
+from atlas_ray.experiment import TrialIdentity, TrialStatus, jsonable, read_result, trial_directory
 from atlas_ray.featurestore._folded import FoldedSet
 from atlas_ray.featurestore._prepared import PreparedSet
 from atlas_ray.search._asha import ASHA
@@ -65,7 +65,6 @@ from atlas_ray.search._attempts import read_attempts, record_attempt
 from atlas_ray.search._devices import DevicePlan, Devices, resources_from_bundle, setup_devices
 from atlas_ray.search._epochs import fit_inputs, tensorflow_backend
 from atlas_ray.search._gather import (
-    _jsonable,
     evaluate_trial,
     failed_result,
     fold_sets,
@@ -75,7 +74,6 @@ from atlas_ray.search._gather import (
     unit_info,
 )
 from atlas_ray.search._model_source import resolve_model
-from atlas_ray.search._results import TrialIdentity, TrialStatus, read_result
 from atlas_ray.search._spec import Resources
 
 __all__ = [
@@ -85,7 +83,6 @@ __all__ = [
     "epoch_seed",
     "train_trial",
     "trial_devices",
-    "trial_directory",
     "variant_key",
 ]
 
@@ -119,11 +116,6 @@ class TrialContext:
 
 def variant_key(unit: str, model: str) -> str:
     return f"{unit}/{model}"
-
-
-def trial_directory(experiment: str, trial_id: str) -> str:
-    """Where a trial's ResultsObject lives: ``EXPERIMENT/trials/<trial_id>``."""
-    return _storage.join(experiment, "trials", trial_id)
 
 
 def epoch_seed(seed: int, fold: int, epoch: int) -> int:
@@ -169,7 +161,7 @@ def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
         unit=unit,
         model=model_name,
         trial_id=trial_id,
-        hyperparameters=_jsonable(hp),
+        hyperparameters=jsonable(hp),
         seed=seed,
     )
     curves: list[dict[str, float]] = []

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from atlas_ray.experiment import TrialStatus
 from atlas_ray.report import ExperimentNotFoundError, asha_settings, load_experiment_for_report
-from atlas_ray.search._results import TrialStatus
 
 
 def test_a_finished_experiment_reads_whole(june_a):

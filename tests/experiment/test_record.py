@@ -13,7 +13,9 @@ from atlas_ray.report._plots_search import rungs as report_rungs
 from atlas_ray.search import ASHA
 from atlas_ray.search._asha import scheduler_rungs
 
-SETTINGS = [(18, 2, 3), (9, 1, 3), (10, 1, 3), (16, 1, 4), (2, 1, 2), (12, 2, 3), (27, 3, 3), (5, 5, 2), (8, 2, 2)]
+SETTINGS = [
+    (18, 2, 3), (9, 1, 3), (10, 1, 3), (16, 1, 4), (2, 1, 2), (12, 2, 3), (27, 3, 3), (5, 5, 2), (8, 2, 2)
+]
 
 
 def real_rungs(max_t: int, grace: int, factor: int) -> tuple[int, ...]:
@@ -39,7 +41,9 @@ def test_the_issues_case_draws_the_last_rung() -> None:
 
 
 def record(scheduler: dict[str, object]) -> Experiment:
-    return Experiment(name="e", spec="s.py", metric="val_loss", mode="min", created=now(), scheduler=scheduler)
+    return Experiment(
+        name="e", spec="s.py", metric="val_loss", mode="min", created=now(), scheduler=scheduler
+    )
 
 
 def test_a_record_round_trips(tmp_path: Path) -> None:

@@ -31,7 +31,8 @@ def result(trial_id: str = "t_00001", loss: float = 0.9) -> ResultsObject:
                                 "split": "validation", "reality": ["up", "down", "up"],
                                 "prediction": ["up", "up", "up"], "label_value": [0.1, -0.1, 0.2]})
     curves = pd.DataFrame({"epoch": [1, 2], "loss": [1.1, 1.0], "val_loss": [1.2, loss]})
-    return ResultsObject(identity=identity, status=TrialStatus.RUNNING, task=Task.BINARY, classes=("down", "up"),
+    return ResultsObject(identity=identity, status=TrialStatus.RUNNING, task=Task.BINARY,
+                         classes=("down", "up"),
                          features=("f",), label="l", metrics={"validation": {"loss": loss, "auc": math.nan}},
                          predictions=predictions, curves=curves, epochs=2, model_file="model.keras")
 

@@ -33,6 +33,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pyarrow.fs as pafs
@@ -76,10 +77,10 @@ class Experiment:
     status: str = "running"
     trial_ids: tuple[str, ...] = ()
     units: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    scheduler: Mapping[str, JSONValue] = field(default_factory=dict)
+    scheduler: Mapping[str, Any] = field(default_factory=dict)
     directory: str = ""
-    provenance: Mapping[str, JSONValue] = field(default_factory=dict)
-    test_openings: tuple[Mapping[str, JSONValue], ...] = ()
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    test_openings: tuple[Mapping[str, Any], ...] = ()
     searcher: str = "random"
 
     def finish(self, trial_ids: Sequence[str]) -> Experiment:
@@ -107,6 +108,11 @@ class Experiment:
         if max_t is None or grace is None or factor is None:
             return ()
         return asha_rungs(max_t, grace, factor)
+
+
+def _plain(document: Mapping[str, JSONValue]) -> Mapping[str, Any]:
+    """The document as ``json.loads`` typed it (its values read without checks below)."""
+    return document
 
 
 def now() -> str:
@@ -161,21 +167,22 @@ def load_experiment(directory: str) -> Experiment:
 def experiment_from_document(document: Mapping[str, JSONValue], directory: str = "") -> Experiment:
     """The ``Experiment`` an ``experiment.json`` document describes (``KeyError`` when it lacks one of
     name, spec, metric, mode and created)."""
+    plain = _plain(document)
     return Experiment(
-        name=document["name"],
-        spec=document["spec"],
-        metric=document["metric"],
-        mode=document["mode"],
-        created=document["created"],
-        finished=document.get("finished"),
-        status=document.get("status", "running"),
-        trial_ids=tuple(document.get("trial_ids", ())),
-        units={unit: tuple(models) for unit, models in document.get("units", {}).items()},
-        scheduler=document.get("scheduler") or {},
+        name=plain["name"],
+        spec=plain["spec"],
+        metric=plain["metric"],
+        mode=plain["mode"],
+        created=plain["created"],
+        finished=plain.get("finished"),
+        status=plain.get("status", "running"),
+        trial_ids=tuple(plain.get("trial_ids", ())),
+        units={unit: tuple(models) for unit, models in plain.get("units", {}).items()},
+        scheduler=plain.get("scheduler") or {},
         directory=str(directory),
-        provenance=document.get("provenance") or {},
-        test_openings=tuple(document.get("test_openings") or ()),
-        searcher=document.get("searcher", "random"),
+        provenance=plain.get("provenance") or {},
+        test_openings=tuple(plain.get("test_openings") or ()),
+        searcher=plain.get("searcher", "random"),
     )
 
 

@@ -86,7 +86,8 @@ __all__ = [
     "write_result",
 ]
 
-JSONValue = Any  # what json.loads gives: dict, list, str, int, float, bool or None (nested)
+JSONValue = Mapping[str, "JSONValue"] | Sequence["JSONValue"] | str | int | float | bool | None
+"""A plain JSON value, as ``json.loads`` gives it (nested mappings and lists of the scalars)."""
 
 
 class TrialStatus(enum.Enum):
@@ -296,13 +297,13 @@ def settle_result(
     return True
 
 
-def _read_document(directory: str) -> dict[str, JSONValue] | None:
+def _read_document(directory: str) -> dict[str, Any] | None:
     fs, base = _storage.filesystem(directory)
     path = f"{base}/{RESULT_FILE}"
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
     with fs.open_input_stream(path) as stream:
-        document: dict[str, JSONValue] = json.loads(stream.read().decode())
+        document: dict[str, Any] = json.loads(stream.read().decode())
     return document
 
 
@@ -317,4 +318,6 @@ def jsonable(value: object) -> JSONValue:
         return [jsonable(v) for v in value.tolist()]
     if isinstance(value, np.generic):
         return jsonable(value.item())
-    return value
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"{type(value).__name__} is not a JSON value")

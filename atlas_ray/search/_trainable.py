@@ -161,7 +161,7 @@ def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
         unit=unit,
         model=model_name,
         trial_id=trial_id,
-        hyperparameters=jsonable(hp),
+        hyperparameters={str(name): jsonable(value) for name, value in hp.items()},
         seed=seed,
     )
     curves: list[dict[str, float]] = []

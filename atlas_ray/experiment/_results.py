@@ -308,8 +308,8 @@ def _read_document(directory: str) -> dict[str, Any] | None:
 
 
 def jsonable(value: object) -> JSONValue:
-    """``value`` with numpy scalars and arrays and tuples made plain JSON values (mappings' keys
-    strings), as ``result.json`` stores them."""
+    """``value`` with numpy scalars and arrays, enums and tuples made plain JSON values (mappings' keys
+    strings), as ``result.json`` stores them; anything else is a ``TypeError``."""
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -318,6 +318,8 @@ def jsonable(value: object) -> JSONValue:
         return [jsonable(v) for v in value.tolist()]
     if isinstance(value, np.generic):
         return jsonable(value.item())
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
     if value is None or isinstance(value, str | int | float | bool):
         return value
-    raise TypeError(f"{type(value).__name__} is not a JSON value")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")  # as write_result would say

@@ -39,9 +39,9 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from atlas_ray.featurestore._featuresets._prepared import Task  # noqa: E402
+from atlas_ray.experiment import ResultsObject, write_result  # noqa: E402
+from atlas_ray.featurestore import Task  # noqa: E402
 from atlas_ray.report import load_experiment_for_report  # noqa: E402
-from atlas_ray.search._results import ResultsObject, write_result  # noqa: E402
 from tests.report._real_experiment import build_experiment, load_bars  # noqa: E402
 
 TRIALS = 500

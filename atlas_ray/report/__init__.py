@@ -16,6 +16,7 @@ headless ``matplotlib.figure.Figure``.
 
 from matplotlib.figure import Figure
 
+from atlas_ray.experiment import ResultsObject
 from atlas_ray.report import stats
 from atlas_ray.report._build import ReportSettings, build_report
 from atlas_ray.report._load import (
@@ -39,7 +40,6 @@ from atlas_ray.report._plots_regressor import regressor_baseball_card
 from atlas_ray.report._plots_search import asha_plot, experiment_comparison, hyperparameter_plot, rungs
 from atlas_ray.report._style import overflowing_texts, render_png
 from atlas_ray.report._summary import ReportError, known_metrics, resolve_metric, summary_frame
-from atlas_ray.search._results import ResultsObject
 
 
 def baseball_card(result: ResultsObject, split: str = "test") -> Figure:

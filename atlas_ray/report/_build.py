@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from atlas_ray.experiment import ResultsObject
 from atlas_ray.featurestore import Task
 from atlas_ray.report import _html
 from atlas_ray.report._load import Experiment, asha_settings, load_experiment_for_report
@@ -59,7 +60,6 @@ from atlas_ray.report._summary import (
     summary_frame,
     summary_row,
 )
-from atlas_ray.search._results import ResultsObject
 
 __all__ = ["BuiltReport", "ReportSettings", "build_report", "default_out"]
 
@@ -145,22 +145,41 @@ def _slug(text: str) -> str:
 
 
 def build_report(experiments: Sequence[str | Experiment], settings: ReportSettings) -> BuiltReport:
-    """Write the report for ``experiments`` (URIs or loaded ones) into ``settings.out``."""
+    """Write the report for ``experiments`` (URIs or loaded ones) into ``settings.out``, step by step:
+    load them, summarise each one's kept trials, choose the metric, draw the comparison (several
+    experiments) and each experiment's section, then render the figures and write the page."""
     loaded = [e if isinstance(e, Experiment) else load_experiment_for_report(e) for e in experiments]
     if not loaded:
         raise ReportError("no experiment given; name at least one experiment directory")
+    keys = _keys(loaded)
+    kept = {key: [r for r in experiment.results if _keep(r, settings.filters)]
+            for key, experiment in zip(keys, loaded, strict=True)}
+    summaries = {key: _summaries(results, settings) for key, results in kept.items()}
+    metric, ascending = _report_metric(loaded, summaries, settings)
     sections: list[_html.Section] = []
     jobs: list[_Job] = []
-    summaries: dict[str, pd.DataFrame] = {}
-    kept: dict[str, list[ResultsObject]] = {}
-    names: dict[str, str] = {}
-    for i, experiment in enumerate(loaded):
-        key = experiment.name if experiment.name not in names.values() else f"{experiment.name}#{i}"
-        names[experiment.uri + f"#{i}"] = key
-        results = [r for r in experiment.results if _keep(r, settings.filters)]
-        kept[key] = results
-        summaries[key] = _summaries(results, settings)
+    if len(loaded) > 1:
+        jobs.append(_Job("comparison.png", f"every trial's {metric} per experiment and unit",
+                         lambda: experiment_comparison(summaries, metric)))
+        sections.append(_html.comparison_section(summaries, metric, ascending, "comparison.png"))
+    for key, experiment in zip(keys, loaded, strict=True):
+        sections.append(_experiment_section(experiment, key, kept[key], summaries[key], metric, ascending,
+                                            settings, jobs))
+    return _write_page(loaded, sections, jobs, metric, ascending, settings)
 
+
+def _keys(loaded: Sequence[Experiment]) -> list[str]:
+    """Each experiment's key in the report: its name, ``name#i`` for a name already taken."""
+    keys: list[str] = []
+    for i, experiment in enumerate(loaded):
+        keys.append(experiment.name if experiment.name not in keys else f"{experiment.name}#{i}")
+    return keys
+
+
+def _report_metric(loaded: Sequence[Experiment], summaries: Mapping[str, pd.DataFrame],
+                   settings: ReportSettings) -> tuple[str, bool]:
+    """The metric the tables rank by (``settings.metric``, else the first experiment's search metric,
+    else ``loss``, else the first known) and whether it sorts ascending."""
     combined = pd.concat([s for s in summaries.values() if not s.empty], ignore_index=True) \
         if any(not s.empty for s in summaries.values()) else pd.DataFrame()
     requested = settings.metric or loaded[0].metric or "loss"
@@ -175,84 +194,108 @@ def build_report(experiments: Sequence[str | Experiment], settings: ReportSettin
     else:
         metric = requested.removeprefix("val_")
     mode = loaded[0].mode if (loaded[0].metric or "").removeprefix("val_") == metric else None
-    ascending = metric_direction(metric, mode)
+    return metric, metric_direction(metric, mode)
 
-    if len(loaded) > 1:
-        jobs.append(_Job("comparison.png", f"every trial's {metric} per experiment and unit",
-                         lambda: experiment_comparison(summaries, metric)))
-        sections.append(_html.comparison_section(summaries, metric, ascending, "comparison.png"))
 
-    for (uri_key, key), experiment in zip(names.items(), loaded, strict=True):
-        del uri_key
-        results = kept[key]
-        summary = summaries[key]
-        by_id = {r.trial_id: r for r in results}
-        prefix = _slug(key)
-        figures: list[tuple[str, str]] = []
-        tables: list[tuple[str, pd.DataFrame, str]] = []
-        luck_html = ""
-        cards: list[tuple[str, list[tuple[str, str]]]] = []
-        for task in [t.value for t in Task]:
-            rows = summary[summary["task"] == task] if not summary.empty else summary
-            if rows.empty:
-                continue
-            task_metric = _task_metric(metric, rows)
-            task_ascending = ascending if task_metric == metric else metric_direction(task_metric)
-            ranked = sort_summary(rows, task_metric, task_ascending)
-            tables.append((task, ranked, task_metric))
-            name = f"{prefix}_heat_{task}.png"
-            jobs.append(_Job(name, "", _heat(ranked, task_metric, settings.heat_rows, task, task_ascending,
-                                             f"{key} · all {task} trials")))
-            figures.append((name, f"heat-table of every {task} trial, by {task_metric}; columns on the "
-                                  "validation (out-of-sample) rows, test_ columns on the test rows"))
-            units = sorted(rows["unit"].astype(str).unique())
-            if len(units) > 1:
-                for unit in units:
-                    name = f"{prefix}_heat_{task}_{_slug(unit)}.png"
-                    jobs.append(_Job(name, "", _heat(ranked[ranked["unit"] == unit], task_metric,
-                                                     settings.heat_rows, task, task_ascending,
-                                                     f"{key} · unit {unit}")))
-                    figures.append((name, f"heat-table of unit {unit}"))
-            top_ids = [t for t in ranked["trial_id"].head(settings.top) if t in by_id]
-            top = [by_id[t] for t in top_ids]
-            name = f"{prefix}_backtest_{task}.png"
-            jobs.append(_Job(name, "", _bind(backtest_plot, top, settings.split, settings.cost)))
-            figures.append((name, f"backtest of the top {len(top)} {task} trials on {settings.split}"))
-            for rank, result in enumerate(top):
-                cards.append((result.trial_id, _card_jobs(jobs, prefix, result, settings, full=rank == 0)))
-        if results:
-            best = {f"best {task} trial by {task_metric}": str(ranked["trial_id"].iloc[0])
-                    for task, ranked, task_metric in tables}
-            luck = selection_luck(results, cost=settings.cost, best=best)
-            pbo_name = f"{prefix}_pbo.png"
-            jobs.append(_Job(pbo_name, "", _bind(pbo_plot, luck)))
-            ic_name: str | None = None
-            regression = [t for task, ranked, _ in tables if task == Task.REGRESSION.value
-                          for t in ranked["trial_id"]]
-            shown = {t: luck.daily_ic[t] for t in regression if t in luck.daily_ic}
-            if shown:
-                ic_name = f"{prefix}_ic.png"
-                top_ic = dict(list(shown.items())[: settings.top])
-                jobs.append(_Job(ic_name, "", _bind(ic_plot, top_ic, luck.split)))
-            luck_html = _html.luck_block(luck, settings.cost, pbo_name, ic_name)
-            max_t, grace, factor = asha_settings(experiment.meta)
-            asha_metric = experiment.metric or "val_loss"
-            name = f"{prefix}_asha.png"
-            jobs.append(_Job(name, "", _bind_asha(results, asha_metric, max_t, grace, factor)))
-            figures.append((name, f"ASHA: {asha_metric} per epoch as each trial reported it, where trials "
-                                  "stopped"))
-            for task, ranked, task_metric in tables:
-                hps = varying_hyperparameters(ranked)
-                if hps:
-                    name = f"{prefix}_hyperparameters_{task}.png"
-                    frame = ranked.drop(columns=[c for c in ranked.columns
-                                                 if c.startswith("hp.") and c not in hps])
-                    jobs.append(_Job(name, "", _bind(hyperparameter_plot, frame, task_metric)))
-                    figures.append((name, f"{task} trials: each varying hyperparameter against "
-                                          f"{task_metric} (validation)"))
-        sections.append(_html.experiment_section(experiment, key, tables, figures, cards, settings.filters,
-                                                 luck_html))
+_Table = tuple[str, pd.DataFrame, str]
+_Cards = list[tuple[str, list[tuple[str, str]]]]
 
+
+def _experiment_section(experiment: Experiment, key: str, results: list[ResultsObject],
+                        summary: pd.DataFrame, metric: str, ascending: bool, settings: ReportSettings,
+                        jobs: list[_Job]) -> _html.Section:
+    """One experiment's section: a table per task with its figures and cards, then the search's own
+    figures (selection luck, ASHA, hyperparameters); the figures' jobs are appended to ``jobs``."""
+    prefix = _slug(key)
+    tables, figures, cards = _task_tables(key, results, summary, metric, ascending, settings, jobs)
+    luck_html = ""
+    if results:
+        luck_html = _search_figures(experiment, results, tables, prefix, settings, jobs, figures)
+    return _html.experiment_section(experiment, key, tables, figures, cards, settings.filters, luck_html)
+
+
+def _task_tables(key: str, results: list[ResultsObject], summary: pd.DataFrame, metric: str,
+                 ascending: bool, settings: ReportSettings, jobs: list[_Job]
+                 ) -> tuple[list[_Table], list[tuple[str, str]], _Cards]:
+    """Per task: the ranked table, its heat-tables (one per unit when several), the backtest of its top
+    trials and their cards."""
+    by_id = {r.trial_id: r for r in results}
+    prefix = _slug(key)
+    figures: list[tuple[str, str]] = []
+    tables: list[_Table] = []
+    cards: _Cards = []
+    for task in [t.value for t in Task]:
+        rows = summary[summary["task"] == task] if not summary.empty else summary
+        if rows.empty:
+            continue
+        task_metric = _task_metric(metric, rows)
+        task_ascending = ascending if task_metric == metric else metric_direction(task_metric)
+        ranked = sort_summary(rows, task_metric, task_ascending)
+        tables.append((task, ranked, task_metric))
+        name = f"{prefix}_heat_{task}.png"
+        jobs.append(_Job(name, "", _heat(ranked, task_metric, settings.heat_rows, task, task_ascending,
+                                         f"{key} · all {task} trials")))
+        figures.append((name, f"heat-table of every {task} trial, by {task_metric}; columns on the "
+                              "validation (out-of-sample) rows, test_ columns on the test rows"))
+        units = sorted(rows["unit"].astype(str).unique())
+        if len(units) > 1:
+            for unit in units:
+                name = f"{prefix}_heat_{task}_{_slug(unit)}.png"
+                jobs.append(_Job(name, "", _heat(ranked[ranked["unit"] == unit], task_metric,
+                                                 settings.heat_rows, task, task_ascending,
+                                                 f"{key} · unit {unit}")))
+                figures.append((name, f"heat-table of unit {unit}"))
+        top_ids = [t for t in ranked["trial_id"].head(settings.top) if t in by_id]
+        top = [by_id[t] for t in top_ids]
+        name = f"{prefix}_backtest_{task}.png"
+        jobs.append(_Job(name, "", _bind(backtest_plot, top, settings.split, settings.cost)))
+        figures.append((name, f"backtest of the top {len(top)} {task} trials on {settings.split}"))
+        for rank, result in enumerate(top):
+            cards.append((result.trial_id, _card_jobs(jobs, prefix, result, settings, full=rank == 0)))
+    return tables, figures, cards
+
+
+def _search_figures(experiment: Experiment, results: list[ResultsObject], tables: list[_Table], prefix: str,
+                    settings: ReportSettings, jobs: list[_Job], figures: list[tuple[str, str]]) -> str:
+    """Selection luck (PBO, and the daily IC of the regression trials), the ASHA picture with the rungs
+    the scheduler decided (the experiment record's) and the hyperparameter plots; returns the luck
+    block's HTML and appends the figures."""
+    best = {f"best {task} trial by {task_metric}": str(ranked["trial_id"].iloc[0])
+            for task, ranked, task_metric in tables}
+    luck = selection_luck(results, cost=settings.cost, best=best)
+    pbo_name = f"{prefix}_pbo.png"
+    jobs.append(_Job(pbo_name, "", _bind(pbo_plot, luck)))
+    ic_name: str | None = None
+    regression = [t for task, ranked, _ in tables if task == Task.REGRESSION.value
+                  for t in ranked["trial_id"]]
+    shown = {t: luck.daily_ic[t] for t in regression if t in luck.daily_ic}
+    if shown:
+        ic_name = f"{prefix}_ic.png"
+        top_ic = dict(list(shown.items())[: settings.top])
+        jobs.append(_Job(ic_name, "", _bind(ic_plot, top_ic, luck.split)))
+    luck_html = _html.luck_block(luck, settings.cost, pbo_name, ic_name)
+    max_t, grace, factor = asha_settings(experiment.meta)
+    asha_metric = experiment.metric or "val_loss"
+    name = f"{prefix}_asha.png"
+    jobs.append(_Job(name, "", _bind_asha(results, asha_metric, (max_t, grace, factor), experiment.rungs)))
+    figures.append((name, f"ASHA: {asha_metric} per epoch as each trial reported it, where trials "
+                          "stopped"))
+    for task, ranked, task_metric in tables:
+        hps = varying_hyperparameters(ranked)
+        if hps:
+            name = f"{prefix}_hyperparameters_{task}.png"
+            frame = ranked.drop(columns=[c for c in ranked.columns
+                                         if c.startswith("hp.") and c not in hps])
+            jobs.append(_Job(name, "", _bind(hyperparameter_plot, frame, task_metric)))
+            figures.append((name, f"{task} trials: each varying hyperparameter against "
+                                  f"{task_metric} (validation)"))
+    return luck_html
+
+
+def _write_page(loaded: Sequence[Experiment], sections: list[_html.Section], jobs: list[_Job], metric: str,
+                ascending: bool, settings: ReportSettings) -> BuiltReport:
+    """Render the figures, then write them and ``index.html`` into a temporary folder that replaces
+    ``settings.out`` whole."""
     images, clipped = _render(jobs, _workers(settings))
     out = Path(settings.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -280,9 +323,13 @@ def _bind(function: Callable[..., Figure], *args: object) -> Callable[[], Figure
     return lambda: function(*args)
 
 
-def _bind_asha(results: list[ResultsObject], metric: str, max_t: int | None, grace: int | None,
-               factor: int | None) -> Callable[[], Figure]:
-    return lambda: asha_plot(results, metric, max_t=max_t, grace_period=grace, reduction_factor=factor)
+def _bind_asha(results: list[ResultsObject], metric: str,
+               settings: tuple[int | None, int | None, int | None], milestones: Sequence[int]
+               ) -> Callable[[], Figure]:
+    """The ASHA picture with the rungs the experiment record holds (as the scheduler decided them)."""
+    max_t, grace, factor = settings
+    return lambda: asha_plot(results, metric, max_t=max_t, grace_period=grace, reduction_factor=factor,
+                             milestones=milestones)
 
 
 def _card_jobs(jobs: list[_Job], prefix: str, result: ResultsObject, settings: ReportSettings,

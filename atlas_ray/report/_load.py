@@ -1,9 +1,10 @@
 """Read an experiment directory (a local path or any pyarrow filesystem URI) for the report.
 
-Reads ``EXPERIMENT/experiment.json`` and every ``EXPERIMENT/trials/<trial_id>/result.json`` with
-``atlas_ray.search._results.read_result``. A half-finished experiment is read as far as it exists:
-a missing ``experiment.json``, a trial directory without ``result.json`` (still running, or crashed
-before it wrote one), a trial listed in ``experiment.json`` with no directory, a failed trial without
+Reads ``EXPERIMENT/experiment.json`` (``atlas_ray.experiment``'s record) and every
+``EXPERIMENT/trials/<trial_id>/result.json`` with ``atlas_ray.experiment.read_result``. A
+half-finished experiment is read as far as it exists: a missing ``experiment.json``, a trial
+directory without ``result.json`` (still running, or crashed before it wrote one), a trial listed in
+``experiment.json`` with no directory, a failed trial without
 predictions and an unfinished experiment are each recorded as one line in ``Experiment.missing``, and
 the report shows them. An experiment brought home by the SSH harvest also names each trial its
 ``harvest.json`` lists as not harvested yet, and why.
@@ -21,14 +22,22 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from atlas_ray import _storage
+from atlas_ray import experiment as contract
 from atlas_ray.errors import AtlasError
-from atlas_ray.search._results import RESULT_FILE, ResultsObject, TrialStatus, read_result
+from atlas_ray.experiment import (
+    EXPERIMENT_FILE,
+    RESULT_FILE,
+    TRIALS_DIR,
+    ResultsObject,
+    TrialStatus,
+    read_experiment_document,
+    read_result,
+    trial_directory,
+)
 
 __all__ = ["Experiment", "ExperimentNotFoundError", "asha_settings", "load_experiment_for_report"]
 
-EXPERIMENT_FILE = "experiment.json"
-HARVEST_FILE = "harvest.json"  # written by atlas_ray.search._harvest
-TRIALS_DIR = "trials"
+HARVEST_FILE = "harvest.json"  # written by the search's SSH harvest
 
 
 class ExperimentNotFoundError(AtlasError):
@@ -45,6 +54,14 @@ class Experiment:
     meta: Mapping[str, Any] | None
     results: tuple[ResultsObject, ...]
     missing: tuple[str, ...]
+    record: contract.Experiment | None = None
+    """``meta`` read as the experiment record (None when missing or incomplete)."""
+
+    @property
+    def rungs(self) -> tuple[int, ...]:
+        """The scheduler's rung epochs as it decided them (``atlas_ray.experiment.Experiment.rungs``);
+        ``()`` when the record is missing."""
+        return self.record.rungs if self.record is not None else ()
 
     @property
     def metric(self) -> str | None:
@@ -58,15 +75,12 @@ class Experiment:
 
 
 def asha_settings(meta: Mapping[str, Any] | None) -> tuple[int | None, int | None, int | None]:
-    """``(max_t, grace_period, reduction_factor)`` from ``experiment.json``: top level, or nested under
-    ``asha`` or ``scheduler``; ``None`` for each one not recorded."""
-    meta = meta or {}
-    places = [meta, meta.get("asha") or {}, meta.get("scheduler") or {}]
-    found: list[int | None] = []
-    for key in ("max_t", "grace_period", "reduction_factor"):
-        value = next((p[key] for p in places if isinstance(p, Mapping) and p.get(key) is not None), None)
-        found.append(int(value) if value is not None else None)
-    return found[0], found[1], found[2]
+    """``(max_t, grace_period, reduction_factor)`` from ``experiment.json``'s ``scheduler`` (where the
+    search writes them); ``None`` for each one not recorded."""
+    scheduler = (meta or {}).get("scheduler") or {}
+    found = [scheduler.get(key) for key in ("max_t", "grace_period", "reduction_factor")]
+    max_t, grace, factor = (int(value) if value is not None else None for value in found)
+    return max_t, grace, factor
 
 
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str, str]:
@@ -77,16 +91,6 @@ def _filesystem(uri: str) -> tuple[pafs.FileSystem, str, str]:
     except _storage.StorageError as error:
         raise ExperimentNotFoundError(f"experiment {uri!r} cannot be opened: {error.reason}") from error
     return fs, path, _storage.join(root)
-
-
-def _listed_trials(meta: Mapping[str, Any] | None) -> list[str]:
-    if not meta:
-        return []
-    for key in ("trials", "trial_ids"):
-        value = meta.get(key)
-        if isinstance(value, list):
-            return [str(v if not isinstance(v, Mapping) else v.get("trial_id", "")) for v in value]
-    return []
 
 
 def _not_harvested(fs: pafs.FileSystem, path: str) -> list[str]:
@@ -116,15 +120,13 @@ def load_experiment_for_report(uri: str, *, threads: int = 8) -> Experiment:
         raise ExperimentNotFoundError(f"experiment {uri!r} {what}; give the experiment directory")
     missing: list[str] = []
     meta: dict[str, Any] | None = None
-    meta_path = f"{base}/{EXPERIMENT_FILE}"
-    if fs.get_file_info(meta_path).type == pafs.FileType.File:
-        try:
-            with fs.open_input_stream(meta_path) as stream:
-                meta = json.loads(stream.read().decode())
-        except (ValueError, UnicodeDecodeError) as error:
-            missing.append(f"{EXPERIMENT_FILE} is not valid JSON ({error}); read the trials without it")
-    else:
-        missing.append(f"{EXPERIMENT_FILE} is missing (the search did not finish writing it)")
+    try:
+        meta = read_experiment_document(root)
+        if meta is None:
+            missing.append(f"{EXPERIMENT_FILE} is missing (the search did not finish writing it)")
+    except (ValueError, UnicodeDecodeError) as error:
+        missing.append(f"{EXPERIMENT_FILE} is not valid JSON ({error}); read the trials without it")
+    record = _record(meta, root)
     name = str((meta or {}).get("name") or os.path.basename(base) or base)
     if meta is not None and not meta.get("finished"):
         missing.append(f"the experiment has not finished (status {meta.get('status', 'unknown')!r})")
@@ -141,14 +143,14 @@ def load_experiment_for_report(uri: str, *, threads: int = 8) -> Experiment:
     for trial in present:
         if trial not in readable:
             missing.append(f"trial {trial}: no {RESULT_FILE} (still running or crashed before writing it)")
-    for trial in _listed_trials(meta):
+    for trial in record.trial_ids if record is not None else ():
         if trial and trial not in present:
             missing.append(f"trial {trial}: listed in {EXPERIMENT_FILE} but has no directory")
     missing.extend(_not_harvested(fs, f"{base}/{HARVEST_FILE}"))
 
     def read(trial: str) -> ResultsObject | str:
         try:
-            return read_result(_storage.join(root, TRIALS_DIR, trial))
+            return read_result(trial_directory(root, trial))
         except (OSError, ValueError, KeyError, TypeError) as error:
             return f"trial {trial}: {RESULT_FILE} cannot be read ({' '.join(str(error).split())})"
 
@@ -172,4 +174,16 @@ def load_experiment_for_report(uri: str, *, threads: int = 8) -> Experiment:
             missing.append(f"trial {item.trial_id}: no predictions.parquet")
     if not results:
         missing.append("no trial has results yet")
-    return Experiment(name=name, uri=uri, meta=meta, results=tuple(results), missing=tuple(missing))
+    return Experiment(
+        name=name, uri=uri, meta=meta, results=tuple(results), missing=tuple(missing), record=record
+    )
+
+
+def _record(meta: Mapping[str, Any] | None, root: str) -> contract.Experiment | None:
+    """``meta`` as the experiment record, None when it is missing or lacks one of its keys."""
+    if meta is None:
+        return None
+    try:
+        return contract.experiment_from_document(meta, root)
+    except (KeyError, TypeError, AttributeError):
+        return None

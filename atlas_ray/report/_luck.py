@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from atlas_ray.experiment import ResultsObject
 from atlas_ray.featurestore import Task
 from atlas_ray.report import _overfitting as ovf
 from atlas_ray.report import stats
-from atlas_ray.search._results import ResultsObject
 
 __all__ = [
     "OOS_SPLIT",

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from atlas_ray.experiment import ResultsObject
 from atlas_ray.report import stats
 from atlas_ray.report._plots_card import shown_split
 from atlas_ray.report._style import empty_axes, new_figure, plain_times
 from atlas_ray.report._summary import DEFAULT_COST
-from atlas_ray.search._results import ResultsObject
 
 __all__ = ["backtest_plot"]
 

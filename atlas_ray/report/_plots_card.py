@@ -10,10 +10,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
 
+from atlas_ray.experiment import ResultsObject
 from atlas_ray.report import stats
 from atlas_ray.report._style import empty_axes, new_figure, plain_times, trial_title
 from atlas_ray.report._style import grid as layout
-from atlas_ray.search._results import ResultsObject
 
 __all__ = [
     "card_figure",

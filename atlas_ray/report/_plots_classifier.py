@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from atlas_ray.experiment import ResultsObject
 from atlas_ray.featurestore import Task
 from atlas_ray.report import stats
 from atlas_ray.report._plots_card import (
@@ -25,7 +26,6 @@ from atlas_ray.report._plots_card import (
 )
 from atlas_ray.report._style import class_colour, empty_axes
 from atlas_ray.report._summary import DEFAULT_COST
-from atlas_ray.search._results import ResultsObject
 
 __all__ = ["classifier_baseball_card"]
 

@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from atlas_ray.experiment import ResultsObject
 from atlas_ray.featurestore import Task
 from atlas_ray.report import stats
 from atlas_ray.report._plots_card import card_split
 from atlas_ray.report._style import class_colour, empty_axes, new_figure
 from atlas_ray.report._style import grid as layout
-from atlas_ray.search._results import ResultsObject
 
 __all__ = ["learning_curves", "likelihood_curves", "probability_histograms", "roc_threshold_plots"]
 

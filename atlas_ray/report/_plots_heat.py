@@ -17,9 +17,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from atlas_ray.experiment import ResultsObject
 from atlas_ray.report._style import empty_axes, new_figure
 from atlas_ray.report._summary import heat_columns, lower_is_better, resolve_metric, summary_frame
-from atlas_ray.search._results import ResultsObject
 
 __all__ = ["heat_table", "sort_summary"]
 

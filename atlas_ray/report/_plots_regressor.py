@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from atlas_ray.experiment import ResultsObject
 from atlas_ray.featurestore import Task
 from atlas_ray.report import stats
 from atlas_ray.report._plots_card import (
@@ -20,7 +21,6 @@ from atlas_ray.report._plots_card import (
 )
 from atlas_ray.report._style import empty_axes
 from atlas_ray.report._summary import DEFAULT_COST
-from atlas_ray.search._results import ResultsObject
 
 __all__ = ["regressor_baseball_card"]
 

@@ -10,24 +10,22 @@ import pandas as pd
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+from atlas_ray.experiment import ResultsObject, TrialStatus, asha_rungs
 from atlas_ray.report._style import empty_axes, new_figure
 from atlas_ray.report._style import grid as layout
 from atlas_ray.report._summary import lower_is_better, resolve_metric, summary_frame
-from atlas_ray.search._results import ResultsObject, TrialStatus
 
 __all__ = ["asha_plot", "experiment_comparison", "hyperparameter_plot", "rungs", "varying_hyperparameters"]
 
 
 def rungs(max_t: int | None, grace_period: int | None, reduction_factor: int | None) -> list[int]:
-    """ASHA's rung milestones ``grace_period * reduction_factor**k`` below ``max_t``."""
-    if not grace_period or not reduction_factor or reduction_factor < 2 or grace_period < 1:
+    """ASHA's rung epochs for these settings, as the scheduler decides them
+    (``atlas_ray.experiment.asha_rungs``); ``[]`` when a setting is missing or invalid. An experiment's
+    own rungs are in its record (``Experiment.rungs``)."""
+    if (not max_t or not grace_period or not reduction_factor or reduction_factor < 2 or grace_period < 1
+            or grace_period > max_t):
         return []
-    limit = max_t or grace_period * reduction_factor**6
-    out, milestone = [], grace_period
-    while milestone < limit:
-        out.append(milestone)
-        milestone *= reduction_factor
-    return out
+    return list(asha_rungs(max_t, grace_period, reduction_factor))
 
 
 def _summary(data: Sequence[ResultsObject] | pd.DataFrame) -> pd.DataFrame:
@@ -121,11 +119,12 @@ def asha_plot(
     max_t: int | None = None,
     grace_period: int | None = None,
     reduction_factor: int | None = None,
+    milestones: Sequence[int] | None = None,
 ) -> Figure:
     """The ASHA picture: each trial's per-epoch ``metric`` (from its curves) against epoch, one panel per
     work unit; a trial's last epoch is marked (red x: stopped by the scheduler, green dot: ran to the
-    end, black square: failed), and dashed lines mark the rungs ``grace_period * reduction_factor**k``
-    when the settings are known."""
+    end, black square: failed), and dashed lines mark the rungs: ``milestones`` (the experiment
+    record's, as the scheduler decided them), else ``rungs`` of the settings when they are known."""
     units: dict[str, list[tuple[ResultsObject, str]]] = {}
     for result in results:
         column = _curve_column(result.curves, metric) if not result.curves.empty else None
@@ -138,7 +137,7 @@ def asha_plot(
         empty_axes(figure.add_subplot(), f"no trial recorded {metric!r} per epoch")
         return figure
     grid = layout(figure, (n + cols - 1) // cols, cols, left=0.9, top=1.05, hspace=0.5, wspace=0.25)
-    milestones = rungs(max_t, grace_period, reduction_factor)
+    milestones = list(milestones) if milestones is not None else rungs(max_t, grace_period, reduction_factor)
     markers = {TrialStatus.STOPPED: ("x", "red"), TrialStatus.COMPLETED: ("o", "green"),
                TrialStatus.FAILED: ("s", "black"), TrialStatus.RUNNING: ("^", "orange")}
     settings = (f"grace {grace_period}, reduction {reduction_factor}, max_t {max_t}; dashed lines = rungs"

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray.errors import AtlasError
+from atlas_ray.experiment import ResultsObject, is_minimised
 from atlas_ray.featurestore import Task
 from atlas_ray.report import stats
-from atlas_ray.search._results import ResultsObject
 
 __all__ = [
     "DEFAULT_COST",
@@ -46,17 +46,14 @@ IDENTITY_COLUMNS = (
     "degenerate",
 )
 
-_LOWER = ("loss", "mse", "mae", "persistence_mse", "zero_mse", "max_drawdown", "turnover", "lr_minus")
-
-
 class ReportError(AtlasError):
     """A report option is invalid (an unknown metric, a bad filter); names the option and the value."""
 
 
 def lower_is_better(metric: str) -> bool:
-    """Whether a smaller value of ``metric`` is better (losses, errors, drawdown)."""
-    base = metric.removeprefix("test_").removeprefix("val_").split("[")[0]
-    return base in _LOWER or base.endswith("_loss")
+    """Whether a smaller value of ``metric`` is better (losses, errors, drawdown):
+    ``atlas_ray.experiment.is_minimised``."""
+    return is_minimised(metric)
 
 
 def _split_metrics(result: ResultsObject, split: str, cost: float) -> dict[str, float]:

@@ -41,6 +41,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from atlas_ray.experiment import ResultsObject
 from atlas_ray.featurestore import Task
 from atlas_ray.metrics import held_gross, held_positions
 from atlas_ray.metrics import label_horizon as label_horizon
@@ -57,7 +58,6 @@ from atlas_ray.report._overfitting import (
     return_moments,
     sharpe_ratio,
 )
-from atlas_ray.search._results import ResultsObject
 
 __all__ = [
     "BUCKETS",

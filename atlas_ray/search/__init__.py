@@ -2,13 +2,23 @@
 
 ``python -m atlas_ray.search SPEC`` runs a spec module (``SPEC = WorkSpec(...)``); ``run`` does the
 same from Python; ``load_results`` / ``load_experiment`` read an experiment back (a local path or a
-storage URI).
+storage URI). The results format, the experiment record and a trial's score are
+``atlas_ray.experiment``'s; the names re-exported here keep working.
 """
 
-from atlas_ray.search._asha import ASHA, Mode
-from atlas_ray.search._experiment import Experiment, load_experiment, load_results
+from atlas_ray.experiment import (  # the experiment contract, re-exported for user code
+    Experiment,
+    Mode,
+    ResultsObject,
+    TrialIdentity,
+    TrialStatus,
+    load_experiment,
+    load_results,
+    read_result,
+    write_result,
+)
+from atlas_ray.search._asha import ASHA
 from atlas_ray.search._gather import load_model
-from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus, read_result, write_result
 from atlas_ray.search._runner import DEFAULT_STORAGE, experiment_uri, run
 from atlas_ray.search._searcher import Searcher
 from atlas_ray.search._spec import ModelSpec, PlannedTrial, Resources, WorkSpec, WorkUnit, trial_plan

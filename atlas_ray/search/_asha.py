@@ -1,42 +1,24 @@
-"""ASHA settings: the scheduler part of a WorkSpec, and the one place the metric direction lives.
+"""ASHA settings: the scheduler part of a WorkSpec (the metric direction, ``Mode``, is
+``atlas_ray.experiment``'s).
 
 ``ASHA(max_t, grace_period, reduction_factor, metric, mode)`` compiles to Ray Tune's
 ``ASHAScheduler`` with ``time_attr="training_iteration"``; a trial reports once per epoch, so one
 iteration is one epoch and ``max_t`` is the training budget in epochs. ``milestones()`` gives the
-epochs at which ASHA may stop a trial (its rungs), computed exactly as Ray's ``_Bracket`` does: the
-search writes a trial's full ResultsObject at these epochs, so a trial ASHA stops keeps its results.
+epochs at which ASHA may stop a trial (its rungs), ``atlas_ray.experiment.asha_rungs`` (Ray's
+``_Bracket`` rule): the search writes a trial's full ResultsObject at these epochs, so a trial ASHA
+stops keeps its results. ``scheduler_rungs`` reads the rungs back from the scheduler Ray built, which
+is what ``experiment.json`` records.
 """
 
 from __future__ import annotations
 
-import enum
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from atlas_ray.errors import SpecError
+from atlas_ray.experiment import Mode, asha_rungs
 
-__all__ = ["ASHA", "Mode"]
-
-
-class Mode(enum.Enum):
-    """Whether a smaller or a larger metric is better."""
-
-    MIN = "min"
-    MAX = "max"
-
-    @property
-    def sign(self) -> float:
-        """``+1`` for MAX and ``-1`` for MIN: ``sign * value`` is always to be maximised."""
-        return 1.0 if self is Mode.MAX else -1.0
-
-    def better(self, a: float, b: float) -> bool:
-        """Whether ``a`` is strictly better than ``b`` (NaN is never better)."""
-        if math.isnan(a):
-            return False
-        if math.isnan(b):
-            return True
-        return self.sign * a > self.sign * b
+__all__ = ["ASHA", "Mode", "scheduler_rungs"]
 
 
 @dataclass(frozen=True)
@@ -74,8 +56,7 @@ class ASHA:
 
     def milestones(self) -> tuple[int, ...]:
         """The rung epochs, ascending, as Ray's ``_Bracket`` computes them (bracket 0)."""
-        rungs = int(math.log(self.max_t / self.grace_period) / math.log(self.reduction_factor) + 1)
-        return tuple(self.grace_period * self.reduction_factor**k for k in range(rungs))
+        return asha_rungs(self.max_t, self.grace_period, self.reduction_factor)
 
     def checkpoints(self) -> tuple[int, ...]:
         """The epochs at which a trial writes its full ResultsObject: every rung and ``max_t``."""
@@ -95,8 +76,9 @@ class ASHA:
             brackets=1,
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-able settings (for experiment.json and the report's rungs plot)."""
+    def as_dict(self, scheduler: Any = None) -> dict[str, Any]:
+        """JSON-able settings for experiment.json; ``milestones`` are those of ``scheduler`` (the Ray
+        Tune scheduler built from these settings, ``scheduler_rungs``) when given."""
         return {
             "scheduler": "asha",
             "max_t": self.max_t,
@@ -104,8 +86,15 @@ class ASHA:
             "reduction_factor": self.reduction_factor,
             "metric": self.metric,
             "mode": self.mode.value,
-            "milestones": list(self.milestones()),
+            "milestones": list(self.milestones() if scheduler is None else scheduler_rungs(scheduler)),
         }
+
+
+def scheduler_rungs(scheduler: Any) -> tuple[int, ...]:
+    """The rung epochs, ascending, of a built Ray Tune ``ASHAScheduler``: its brackets' milestones as it
+    decided them (what a trial is stopped at), read from the scheduler itself."""
+    brackets = scheduler._brackets
+    return tuple(sorted({int(milestone) for bracket in brackets for milestone, _ in bracket._rungs}))
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:

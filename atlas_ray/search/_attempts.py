@@ -25,8 +25,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from atlas_ray import _atomic
-from atlas_ray.search._results import _fs
+from atlas_ray import _atomic, _storage
 
 __all__ = ["ATTEMPTS_FILE", "read_attempts", "record_attempt"]
 
@@ -35,7 +34,7 @@ ATTEMPTS_FILE = ".attempts.json"
 
 def read_attempts(directory: str) -> list[dict[str, Any]]:
     """The attempt log of the trial in ``directory`` (empty when it has none)."""
-    fs, base = _fs(directory)
+    fs, base = _storage.filesystem(directory)
     path = f"{base}/{ATTEMPTS_FILE}"
     if fs.get_file_info(path).type != pafs.FileType.File:
         return []
@@ -67,6 +66,6 @@ def _entry(attempt: int, restored_from_epoch: int) -> dict[str, Any]:
 
 def _write(directory: str, entries: Sequence[Mapping[str, Any]]) -> None:
     """Write the log atomically (``atlas_ray._atomic``)."""
-    fs, base = _fs(directory)
+    fs, base = _storage.filesystem(directory)
     text = json.dumps([dict(entry) for entry in entries], indent=2)
     _atomic.write_text(fs, f"{base}/{ATTEMPTS_FILE}", text)

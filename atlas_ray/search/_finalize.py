@@ -42,19 +42,24 @@ import pandas as pd
 from atlas_ray import _storage
 from atlas_ray._stderr import held_stderr
 from atlas_ray.errors import AtlasError, SpecError
+from atlas_ray.experiment import (
+    Experiment,
+    Mode,
+    ResultsObject,
+    best_trials,
+    is_minimised,
+    load_experiment,
+    load_results,
+    now,
+    predict_proba,
+    write_experiment,
+    write_result,
+)
 from atlas_ray.featurestore import FoldedSet, PreparedSet
-from atlas_ray.search._experiment import Experiment, load_experiment, load_results, now, write_experiment
-from atlas_ray.search._gather import fold_sets, predict_proba, split_metrics, split_predictions, unit_info
-from atlas_ray.search._results import ResultsObject, TrialStatus, write_result
+from atlas_ray.search._gather import fold_sets, split_metrics, split_predictions, unit_info
 from atlas_ray.search._spec import WorkSpec
 
 __all__ = ["Opening", "finalize", "main"]
-
-#: Metrics where larger is better (the per-class ones by their name before ``[``); all others: smaller.
-LARGER_IS_BETTER = frozenset(
-    {"accuracy", "auc", "sign_accuracy", "precision", "npv", "tpr", "tnr", "lr_plus", "skill"}
-)
-
 
 @dataclass(frozen=True)
 class Opening:
@@ -81,24 +86,17 @@ class Opening:
 
 
 def metric_mode(metric: str, experiment: Experiment) -> str:
-    """``"min"`` or ``"max"``: the scheduler's mode for its own metric, else by the metric's name."""
+    """``"min"`` or ``"max"``: the scheduler's mode for its own metric, else by the metric's name
+    (``atlas_ray.experiment.is_minimised``)."""
     if metric == experiment.metric.removeprefix("val_"):
         return experiment.mode
-    return "max" if metric.split("[")[0] in LARGER_IS_BETTER else "min"
+    return "min" if is_minimised(metric) else "max"
 
 
 def choose(results: Sequence[ResultsObject], top: int, metric: str, mode: str) -> list[ResultsObject]:
-    """The ``top`` trials with a model, best validation ``metric`` first (NaN never chosen)."""
-    import math
-
-    sign = 1.0 if mode == "max" else -1.0
-    scored = [
-        r
-        for r in results
-        if r.status is not TrialStatus.FAILED and r.model_file and not math.isnan(r.metric(metric))
-    ]
-    scored.sort(key=lambda r: -sign * r.metric(metric))
-    return scored[:top]
+    """The ``top`` trials with a model, best score first (``atlas_ray.experiment.best_trials``: the
+    validation ``metric`` at each trial's last epoch; a NaN score is never chosen)."""
+    return best_trials(results, metric, Mode(mode), with_model=True)[:top]
 
 
 def finalize(

@@ -19,15 +19,15 @@ The driver then settles the status as trials end (a Tune callback, so an interru
 every finished trial): a trial that ended before ``max_t`` without error is STOPPED; an errored one is
 FAILED with its error (a result written by the trial itself keeps its metrics and curves; a trial that
 failed before any rung gets a result with its identity, error and curves only). Settling rewrites
-``result.json`` only, atomically, and leaves a trial already settled untouched (idempotent on resume).
+``result.json`` only, atomically (``atlas_ray.experiment.settle_result``), and leaves a trial already
+settled untouched (idempotent on resume). ``result.json`` itself, the model file and the prediction
+function are ``atlas_ray.experiment``'s.
 Every write (evaluation or settling) ends by rewriting the trial's checksum manifest (``_manifest``),
 which the SSH harvest verifies copied files against.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -35,19 +35,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atlas_ray import _atomic, _storage
-from atlas_ray.featurestore import FoldedSet, PreparedSet, SplitPart, Task
-from atlas_ray.search._attempts import read_attempts
-from atlas_ray.search._manifest import write_manifest
-from atlas_ray.search._results import (
+from atlas_ray.experiment import (
+    FINAL_STATUSES,
     MODEL_FILE,
-    RESULT_FILE,
     ResultsObject,
     TrialIdentity,
     TrialStatus,
-    _fs,
+    jsonable,
+    predict_proba,
+    read_status,
+    save_model,
+    settle_result,
     write_result,
 )
+from atlas_ray.featurestore import FoldedSet, PreparedSet, SplitPart, Task
+from atlas_ray.search._attempts import read_attempts
+from atlas_ray.search._manifest import write_manifest
 
 __all__ = [
     "FINAL_STATUSES",
@@ -60,8 +63,6 @@ __all__ = [
     "read_status",
     "settle_trial",
 ]
-
-FINAL_STATUSES = (TrialStatus.COMPLETED, TrialStatus.STOPPED, TrialStatus.FAILED)
 
 UnitInfo = Mapping[str, Any]
 """What the driver keeps of a PreparedSet to write a result without the data: ``unit_info(prepared)``."""
@@ -81,41 +82,12 @@ def unit_info(prepared: PreparedSet | FoldedSet) -> dict[str, Any]:
         "classes": list(prepared.classes),
         "features": list(prepared.feature_names),
         "label": prepared.label_name,
-        "scaling": _jsonable(prepared.scaling),
-        "categories": _jsonable(prepared.categories) if prepared.categories is not None else None,
+        "scaling": jsonable(prepared.scaling),
+        "categories": jsonable(prepared.categories) if prepared.categories is not None else None,
         "window": prepared.window,
-        "featureset": _jsonable(prepared.featureset),
-        "sources": _jsonable(prepared.sources) if prepared.sources is not None else None,
+        "featureset": jsonable(prepared.featureset),
+        "sources": jsonable(prepared.sources) if prepared.sources is not None else None,
     }
-
-
-def predict_proba(model: Any, X: np.ndarray, task: Task, batch_size: int = 8192) -> np.ndarray:
-    """The model's output on ``X``: class probabilities ``(rows, classes)`` for classifiers (a single
-    sigmoid unit becomes ``[1 - p, p]``), values ``(rows,)`` for regressors.
-
-    The model is called directly (eagerly, in inference mode) in large chunks: ``model.predict`` would
-    trace a new function for every model and every distinct final-batch shape, which costs more than
-    the prediction itself for the small models of a search.
-    """
-    import keras
-
-    if len(X) == 0:
-        out = np.zeros((0, 1), dtype=np.float64)
-    else:
-        chunks = [
-            np.asarray(
-                keras.ops.convert_to_numpy(model(X[i : i + batch_size], training=False)), dtype=np.float64
-            )
-            for i in range(0, len(X), batch_size)
-        ]
-        out = np.concatenate(chunks, axis=0)
-    if out.ndim == 1:
-        out = out[:, None]
-    if task is Task.REGRESSION:
-        return out[:, 0]
-    if out.shape[1] == 1:
-        return np.concatenate([1.0 - out, out], axis=1)
-    return out
 
 
 def split_loss(task: Task, y: np.ndarray, output: np.ndarray) -> float:
@@ -227,7 +199,7 @@ def evaluate_trial(
         attempts=tuple(attempts),
         devices=dict(devices) if devices is not None else None,
     )
-    _save_model(model, directory)
+    save_model(model, directory)
     write_result(result, directory)
     write_manifest(directory)
     return result
@@ -316,14 +288,6 @@ def failed_result(
     )
 
 
-def read_status(directory: str) -> tuple[TrialStatus, int] | None:
-    """The status and epochs written in ``directory/result.json``, or None when there is none."""
-    document = _read_document(directory)
-    if document is None:
-        return None
-    return TrialStatus(document["status"]), int(document["epochs"])
-
-
 def settle_trial(
     directory: str,
     *,
@@ -335,89 +299,23 @@ def settle_trial(
     was written. A trial already settled is left as it is. Without a result, ``fallback`` is written.
     The result's ``attempts`` are brought up to date with the trial's attempt log (``_attempts``): an
     attempt that failed before writing a result is in it."""
-    document = _read_document(directory)
-    if document is None:
+    if read_status(directory) is None:
         if fallback is None:
             return False
         attempts = read_attempts(directory)
         write_result(replace(fallback, attempts=tuple(attempts)) if attempts else fallback, directory)
         write_manifest(directory)
         return True
-    if TrialStatus(document["status"]) in FINAL_STATUSES:
+    if not settle_result(directory, status=status, attempts=read_attempts(directory), error=error):
         return False
-    document["status"] = status.value
-    document["attempts"] = read_attempts(directory) or document.get("attempts") or []
-    if error is not None:
-        document["error"] = error
-    _write_document(directory, document)
     write_manifest(directory)
     return True
 
 
 def load_model(result_or_path: ResultsObject | str) -> Any:
-    """The trained ``keras.Model`` of a trial (a ResultsObject, or the path or URI of its ``model.keras``),
-    with the zoo's custom layers and metrics registered first."""
-    import os
-    import tempfile
-
-    import keras
-
+    """The trained ``keras.Model`` of a trial (``atlas_ray.experiment.load_model``), with the zoo's
+    custom layers and metrics registered first."""
     import atlas_ray.search._models._common  # noqa: F401  (registers the zoo's custom objects)
+    from atlas_ray import experiment
 
-    path = result_or_path.model_path if isinstance(result_or_path, ResultsObject) else result_or_path
-    if path is None:
-        raise ValueError("this trial has no model (it failed before any evaluation)")
-    if not _storage.is_uri(path):
-        return keras.models.load_model(path)
-    fs, inner = _fs(path)
-    with tempfile.TemporaryDirectory() as temp, fs.open_input_stream(inner) as stream:
-        local = os.path.join(temp, MODEL_FILE)
-        with open(local, "wb") as sink:
-            sink.write(stream.read())
-        return keras.models.load_model(local)
-
-
-def _read_document(directory: str) -> dict[str, Any] | None:
-    import pyarrow.fs as pafs
-
-    fs, base = _fs(directory)
-    path = f"{base}/{RESULT_FILE}"
-    if fs.get_file_info(path).type != pafs.FileType.File:
-        return None
-    with fs.open_input_stream(path) as stream:
-        document: dict[str, Any] = json.loads(stream.read().decode())
-    return document
-
-
-def _write_document(directory: str, document: Mapping[str, Any]) -> None:
-    fs, base = _fs(directory)
-    text = json.dumps(document, indent=2, sort_keys=True, allow_nan=True)
-    _atomic.write_text(fs, f"{base}/{RESULT_FILE}", text)
-
-
-def _save_model(model: Any, directory: str) -> None:
-    """Save ``model.keras`` into ``directory`` (any pyarrow filesystem) through a local temp file."""
-    import os
-    import tempfile
-
-    fs, base = _fs(directory)
-    fs.create_dir(base, recursive=True)
-    with tempfile.TemporaryDirectory() as temp:
-        local = os.path.join(temp, MODEL_FILE)
-        model.save(local)
-        _atomic.upload_file(local, fs, f"{base}/{MODEL_FILE}")
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars and arrays, tuples and NaN made plain JSON values."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, float) and math.isinf(value):
-        return value
-    return value
+    return experiment.load_model(result_or_path)

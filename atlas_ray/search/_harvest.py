@@ -44,7 +44,7 @@ import pyarrow.fs as pafs
 
 from atlas_ray import _atomic
 from atlas_ray.errors import AtlasError
-from atlas_ray.search._experiment import EXPERIMENT_FILE, now
+from atlas_ray.experiment import EXPERIMENT_FILE, MODEL_FILE, RESULT_FILE, TRIALS_DIR, now
 from atlas_ray.search._harvest_ssh import (
     CHUNK,
     DEFAULT_KNOWN_HOSTS,
@@ -64,7 +64,6 @@ from atlas_ray.search._manifest import (
     parse_manifest,
     sha256_of_file,
 )
-from atlas_ray.search._results import MODEL_FILE, RESULT_FILE
 
 with warnings.catch_warnings():
     # asyncssh still imports DSA, which cryptography >= 46 deprecates on import: noise for a user of
@@ -88,7 +87,6 @@ __all__ = [
 ]
 
 HARVEST_FILE = "harvest.json"
-TRIALS_DIR = "trials"
 _ATTEMPTS = 3
 # What a lost connection raises (the harvest then keeps what arrived and says to run it again).
 _LOST = (asyncssh.DisconnectError, asyncssh.SFTPConnectionLost, ConnectionError, TimeoutError)

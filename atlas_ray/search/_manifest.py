@@ -29,9 +29,8 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from atlas_ray import _atomic
+from atlas_ray import _atomic, _storage
 from atlas_ray.errors import AtlasError
-from atlas_ray.search._results import _fs
 
 __all__ = [
     "MANIFEST_FILE",
@@ -84,9 +83,9 @@ def _listed(name: str) -> bool:
 
 def manifest_of(directory: str) -> Manifest:
     """The manifest of the files in ``directory`` as they are now (sizes and sha256 read back)."""
-    from atlas_ray.search._experiment import now
+    from atlas_ray.experiment import now
 
-    fs, base = _fs(directory)
+    fs, base = _storage.filesystem(directory)
     files: dict[str, FileEntry] = {}
     for info in fs.get_file_info(pafs.FileSelector(base)):
         if info.type != pafs.FileType.File or not _listed(info.base_name):
@@ -114,14 +113,14 @@ def manifest_bytes(manifest: Manifest) -> bytes:
 def write_manifest(directory: str) -> Manifest:
     """Checksum every file of the trial in ``directory`` and write ``manifest.json`` atomically."""
     manifest = manifest_of(directory)
-    fs, base = _fs(directory)
+    fs, base = _storage.filesystem(directory)
     _atomic.write_bytes(fs, f"{base}/{MANIFEST_FILE}", manifest_bytes(manifest))
     return manifest
 
 
 def read_manifest(directory: str) -> Manifest | None:
     """The manifest in ``directory``, or None when there is none."""
-    fs, base = _fs(directory)
+    fs, base = _storage.filesystem(directory)
     path = f"{base}/{MANIFEST_FILE}"
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None

@@ -4,7 +4,12 @@
 state (``TrialView``: running, pending, done at some epoch, failed) and renders one line::
 
     [#######.............] 12/40 done (3 stopped by ASHA, 1 failed), 2 running | best val_loss 0.8123
-    (trial 3f2a1_00007, dnn) | 1m12s elapsed, ~2m40s left
+    (trial 3f2a1_00007, dnn, last epoch) | 1m12s elapsed, ~2m40s left
+
+The best figure is the trial's score (``atlas_ray.experiment.trial_score``): its validation metric at
+the last epoch it wrote results for, read from its ``result.json`` (``read_score``) when it writes one
+(at each ASHA rung and at ``max_t``) and when it ends; the table of best trials printed at the end
+shows the same number. A failed trial has no score.
 
 A trial that ended before ``max_t`` epochs was stopped by ASHA. The estimate of what is left counts
 each running trial by the share of its ``max_t`` epochs it has trained, and divides the work still to
@@ -29,6 +34,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import IO, Any
 
+from atlas_ray.experiment import read_score, trial_directory
+
 __all__ = [
     "Progress",
     "ProgressCallback",
@@ -51,13 +58,14 @@ class TrialState(Enum):
 @dataclass(frozen=True)
 class TrialView:
     """What the display needs of one trial: its id, a short label (the model), its state, the epochs
-    it reported and the best value of the scheduler's metric it reported (NaN when none)."""
+    it reported and its score (``atlas_ray.experiment.trial_score``: the scheduler's metric on validation
+    at the last epoch it wrote results for; NaN when none)."""
 
     trial_id: str
     label: str
     state: TrialState
     epochs: int = 0
-    best: float = math.nan
+    score: float = math.nan
 
 
 @dataclass
@@ -100,10 +108,9 @@ class Progress:
         }
 
     def best(self) -> TrialView | None:
-        """The trial with the best value of the metric so far (failed trials included: a value it
-        reported before failing was reached)."""
-        scored = [v for v in self.trials.values() if not math.isnan(v.best)]
-        return max(scored, key=lambda v: self.sign * v.best) if scored else None
+        """The trial with the best score so far (a failed trial has none)."""
+        scored = [v for v in self.trials.values() if not math.isnan(v.score)]
+        return max(scored, key=lambda v: self.sign * v.score) if scored else None
 
     def fraction(self) -> float:
         """The share of the search done: ended trials count 1, running ones their epochs over ``max_t``."""
@@ -136,7 +143,8 @@ class Progress:
         text += f", {counts['running']} running"
         best = self.best()
         if best is not None:
-            text += f" | best {self.metric} {best.best:.6g} (trial {best.trial_id}, {best.label})"
+            text += f" | best {self.metric} {best.score:.6g}"
+            text += f" (trial {best.trial_id}, {best.label}, last epoch)"
         text += f" | {format_duration(now - self.started)} elapsed"
         left = self.remaining(now)
         text += f", ~{format_duration(left)} left" if left is not None else ", estimating"
@@ -242,7 +250,9 @@ _TUNE_STATES = {
 class ProgressCallback(_callback_base()):  # type: ignore[misc]
     """Feeds a ``ProgressDisplay`` from Ray Tune on the driver; prints each failure as it happens.
 
-    ``error_text`` turns a trial's error into its one line; ``max_failures`` names retries.
+    ``error_text`` turns a trial's error into its one line; ``max_failures`` names retries. Each trial's
+    score is read from its ``result.json`` under ``experiment`` when it reports one of the
+    ``checkpoints`` epochs (where it writes its results first) and when it ends.
     """
 
     def __init__(
@@ -251,10 +261,15 @@ class ProgressCallback(_callback_base()):  # type: ignore[misc]
         *,
         error_text: Callable[[Any], str],
         max_failures: int = 0,
+        experiment: str = "",
+        checkpoints: Iterable[int] = (),
     ) -> None:
         self.display = display
         self.error_text = error_text
         self.max_failures = max_failures
+        self.experiment = experiment
+        self.checkpoints = frozenset(checkpoints)
+        self.scores: dict[str, float] = {}
         self.failures: dict[str, int] = {}
         self.fallbacks: set[str] = set()
 
@@ -263,17 +278,36 @@ class ProgressCallback(_callback_base()):  # type: ignore[misc]
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:  # a restored one is replaced (_runner)
         self.max_failures = int(state["max_failures"])
+        self.experiment = ""
+        self.checkpoints = frozenset()
+        self.scores = {}
         self.failures = {}
         self.fallbacks = set()
 
+    def read_score(self, trial_id: str) -> None:
+        """Take the trial's score from its ``result.json`` (NaN when it has none or failed)."""
+        if self.experiment:
+            metric = self.display.progress.metric
+            self.scores[trial_id] = read_score(trial_directory(self.experiment, trial_id), metric)
+
+    def view(self, trial: Any, state: TrialState | None = None) -> TrialView:
+        """A Tune trial as the display sees it, with the score last read for it."""
+        trial_id = str(trial.trial_id)
+        if trial_id not in self.scores and str(trial.status) == "TERMINATED":
+            self.read_score(trial_id)  # ended in an earlier run of a resumed experiment
+        return _view(trial, self.scores.get(trial_id, math.nan), state)
+
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
-        self.display.progress.update(_view(trial, self.display.progress) for trial in trials)
+        self.display.progress.update(self.view(trial) for trial in trials)
         self.display.tick()
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: Mapping[str, Any], **info: Any
     ) -> None:
-        """A trial's first report that says it fell back to other devices prints that, once."""
+        """A report at a checkpoint epoch reads the trial's score; a trial's first report that says it fell
+        back to other devices prints that, once."""
+        if int(result.get("training_iteration", 0) or 0) in self.checkpoints:
+            self.read_score(str(trial.trial_id))
         reason = result.get("device_fallback")
         if reason and trial.trial_id not in self.fallbacks:
             self.fallbacks.add(trial.trial_id)
@@ -284,12 +318,19 @@ class ProgressCallback(_callback_base()):  # type: ignore[misc]
         retry = f"retrying, {count} of {self.max_failures}"
         self.display.failure(trial.trial_id, _label(trial), self.error_text(trial), retry=retry)
 
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.read_score(str(trial.trial_id))
+
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.display.progress.update([_view(trial, self.display.progress, TrialState.FAILED)])
+        self.scores[str(trial.trial_id)] = math.nan  # a failed trial has no score
+        self.display.progress.update([self.view(trial, TrialState.FAILED)])
         self.display.failure(trial.trial_id, _label(trial), self.error_text(trial))
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        self.display.progress.update(_view(trial, self.display.progress) for trial in trials)
+        for trial in trials:
+            if str(trial.status) == "TERMINATED":
+                self.read_score(str(trial.trial_id))
+        self.display.progress.update(self.view(trial) for trial in trials)
         self.display.close()
 
 
@@ -298,15 +339,13 @@ def _label(trial: Any) -> str:
     return str(variant.get("model", "?"))
 
 
-def _view(trial: Any, progress: Progress, state: TrialState | None = None) -> TrialView:
-    """A Tune trial as the display sees it; its best value from Tune's per-trial metric analysis."""
+def _view(trial: Any, score: float, state: TrialState | None = None) -> TrialView:
+    """A Tune trial as the display sees it, with its ``score``."""
     last = trial.last_result or {}
-    analysis = (getattr(trial, "metric_analysis", None) or {}).get(progress.metric) or {}
-    best = analysis.get("max" if progress.sign > 0 else "min", math.nan)
     return TrialView(
         trial_id=str(trial.trial_id),
         label=_label(trial),
         state=state or _TUNE_STATES.get(str(trial.status), TrialState.PENDING),
         epochs=int(last.get("training_iteration", 0) or 0),
-        best=float(best),
+        score=float(score),
     )

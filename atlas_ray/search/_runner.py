@@ -51,25 +51,29 @@ import pandas as pd
 
 from atlas_ray import _storage
 from atlas_ray.errors import AtlasError, SpecError
-from atlas_ray.featurestore import FoldedSet, PreparedSet
-from atlas_ray.search._experiment import (
+from atlas_ray.experiment import (
     Experiment,
+    ResultsObject,
+    TrialIdentity,
+    TrialStatus,
     has_experiment,
     load_experiment,
     load_results,
     now,
+    trial_directory,
     trial_ids_on_disk,
+    trial_score,
     write_experiment,
 )
+from atlas_ray.featurestore import FoldedSet, PreparedSet
 from atlas_ray.search._gather import failed_result, fold_sets, settle_trial, unit_info
-from atlas_ray.search._model_source import full_space
 from atlas_ray.search._progress import Progress, ProgressCallback, ProgressDisplay
 from atlas_ray.search._provenance import provenance, spec_source
-from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus
 from atlas_ray.search._searcher import check_space, plan_searcher
 from atlas_ray.search._spec import PlannedTrial, Resources, WorkSpec, WorkUnit, trial_plan
-from atlas_ray.search._trainable import TrialContext, train_trial, trial_directory, variant_key
+from atlas_ray.search._trainable import TrialContext, train_trial, variant_key
 from atlas_ray.search._validate import check_prepared, validate
+from atlas_ray.search._zoo import full_space
 
 __all__ = ["DEFAULT_STORAGE", "PreparedUnit", "experiment_uri", "prepare_units", "run"]
 
@@ -400,137 +404,33 @@ def _run_tune(
     spec_path: str,
     display: Display,
 ) -> str:
-    import ray
-    from ray import tune
-    from ray.tune.search.basic_variant import BasicVariantGenerator
-
+    """The search on Ray Tune, step by step: the environment, the cluster cut (models asking for more
+    accelerators than the cluster has), the trainable with its resources, the callbacks, the tuner
+    (restored, or new with its experiment record), the fit, then settling every ended trial and
+    finishing the record."""
     out = display.out
-    note = _node_loss_note(spec.max_failures, sum(1 for node in ray.nodes() if node.get("Alive")))
-    if note:
-        print(note, file=out)
-
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    _set_environment(spec, out)
     cuts = _cluster_cuts(spec, out)
-    context = TrialContext(
-        experiment=experiment,
-        spec_name=spec.name,
-        spec_path=spec_path,
-        datasets={item.unit.name: ray.put(item.prepared) for item in units},
-        models={variant_key(u.name, m.name): m.model for u in spec.units for m in u.models},
-        cpus={variant_key(u.name, m.name): spec.resources_for(m).cpu for u in spec.units for m in u.models},
-        scheduler=spec.scheduler,
-        cuts=cuts,
-    )
-    resources = {
-        variant_key(u.name, m.name): spec.resources_for(m).as_tune() for u in spec.units for m in u.models
-    }
-    for key, (asked, _) in cuts.items():
-        resources[key] = Resources(cpu=asked.cpu).as_tune()
-    trainable = tune.with_resources(
-        tune.with_parameters(train_trial, context=context), resources=_resources_of(resources)
-    )
-    progress = ProgressDisplay(
-        Progress(
-            total=len(plan),
-            max_t=spec.scheduler.max_t,
-            metric=spec.scheduler.metric,
-            sign=spec.scheduler.mode.sign,
-        ),
-        out,
-        every=display.every,
-        show=not display.verbose,
-    )
+    trainable = _trainable(spec, units, experiment, spec_path, cuts)
     callbacks = [
         _settler(experiment, spec, spec_path, units),
-        ProgressCallback(progress, error_text=_error_line, max_failures=spec.max_failures),
+        ProgressCallback(
+            _progress_display(spec, plan, display),
+            error_text=_error_line,
+            max_failures=spec.max_failures,
+            experiment=experiment,
+            checkpoints=spec.scheduler.checkpoints(),
+        ),
     ]
-    reporter = _reporter(spec) if display.verbose else None
-    verbosity = 1 if display.verbose else 0
-    tune_parent, tune_fs = _tune_storage(_storage.parent(experiment))
-    tune_experiment = _storage.join(tune_parent, spec.name)
-    resume = exists and tune.Tuner.can_restore(tune_experiment, storage_filesystem=tune_fs)
-    if exists and not resume:
-        print(f"the experiment {experiment} ended before any trial started: starting it again", file=out)
-    if resume:
-        settled = len(trial_ids_on_disk(experiment))
-        print(f"continuing the unfinished experiment {experiment} ({settled} trials with results)", file=out)
-        tuner = tune.Tuner.restore(
-            tune_experiment,
-            trainable=trainable,
-            storage_filesystem=tune_fs,
-            resume_unfinished=True,
-            resume_errored=False,
-            restart_errored=False,
-        )
-        # Tune restores the run config it pickled; this run's callbacks and console replace its own.
-        run_config = tuner._local_tuner.get_run_config()
-        run_config.callbacks = callbacks
-        run_config.progress_reporter = reporter
-        run_config.verbose = verbosity
-    else:
-        record = Experiment(
-            name=spec.name,
-            spec=spec_path,
-            metric=spec.scheduler.metric,
-            mode=spec.scheduler.mode.value,
-            created=now(),
-            units={u.name: [m.name for m in u.models] for u in spec.units},
-            scheduler=spec.scheduler.as_dict(),
-            searcher=spec.searcher.value,
-            provenance=provenance(spec_path, spec.seed, {item.unit.name: item.data_state for item in units}),
-        )
-        for item in units:
-            print("\n".join(describe_unit(item)), file=out)
-        write_experiment(record, experiment)
-        search = plan_searcher(
-            spec.searcher,
-            _variants(spec, plan),
-            metric=spec.scheduler.metric,
-            mode=spec.scheduler.mode.value,
-            seed=spec.seed,
-        )
-        if search is not None and max_concurrent:
-            from ray.tune.search import ConcurrencyLimiter
-
-            search = ConcurrencyLimiter(search, max_concurrent=max_concurrent)
-        tuner = tune.Tuner(
-            trainable,
-            param_space={} if search is not None else {"variant": tune.grid_search(_variants(spec, plan))},
-            tune_config=tune.TuneConfig(
-                search_alg=search
-                or BasicVariantGenerator(max_concurrent=max_concurrent or 0, random_state=spec.seed),
-                scheduler=spec.scheduler.to_scheduler(),
-                num_samples=1 if search is None else len(plan),
-                reuse_actors=True,
-                trial_dirname_creator=_trial_dirname,
-            ),
-            run_config=tune.RunConfig(
-                name=spec.name,
-                storage_path=tune_parent,
-                storage_filesystem=tune_fs,
-                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                progress_reporter=reporter,
-                callbacks=callbacks,
-                verbose=verbosity,
-            ),
-        )
+    console = _Console(_reporter(spec) if display.verbose else None, 1 if display.verbose else 0)
+    tune_storage = _tune_storage(_storage.parent(experiment))
+    tuner = _restored_tuner(spec, experiment, exists, trainable, tune_storage, callbacks, console, out)
+    if tuner is None:
+        scheduler = spec.scheduler.to_scheduler()
+        _write_record(spec, units, experiment, spec_path, scheduler, out)
+        tuner = _new_tuner(spec, plan, trainable, scheduler, max_concurrent, tune_storage, callbacks, console)
     grid = tuner.fit()
-    settler = _settler(experiment, spec, spec_path, units)
-    ended = _ended_trials(grid)
-    trial_ids = []
-    for result in grid:
-        trial_id = (result.metrics or {}).get("trial_id") or _trial_id_from_path(result.path)
-        if not trial_id or (ended is not None and str(trial_id) not in ended):
-            continue
-        trial_ids.append(str(trial_id))
-        # A safety net: some trial endings reach no callback (a failed actor reuse ends a trial in ERROR
-        # without `on_trial_error`); settling again is a no-op for trials already settled.
-        epochs = int((result.metrics or {}).get("training_iteration", 0))
-        error = _error_text(result.error) if result.error is not None else None
-        settler.settle(str(trial_id), result.config or {}, epochs=epochs, error=error)
+    trial_ids = _settle_ended(grid, _settler(experiment, spec, spec_path, units))
     if len(trial_ids) < len(plan):
         # Tune returns from an interrupted run (Ctrl-C / SIGINT) as from a finished one: the experiment
         # stays unfinished, its trials' checkpoints kept, and running the command again goes on.
@@ -544,6 +444,207 @@ def _run_tune(
     write_experiment(record.finish(sorted(trial_ids)), experiment)
     print_best(load_results(experiment), spec, experiment, out)
     return experiment
+
+
+@dataclass(frozen=True)
+class _Console:
+    """What Tune prints: its own status table (``reporter``, with ``--verbose``) and its verbosity."""
+
+    reporter: Any
+    verbosity: int
+
+
+def _set_environment(spec: WorkSpec, out: IO[str]) -> None:
+    """The note on node loss without retries, and Tune's settings for this search (saving the
+    experiment state every second, the classic console output)."""
+    import ray
+
+    note = _node_loss_note(spec.max_failures, sum(1 for node in ray.nodes() if node.get("Alive")))
+    if note:
+        print(note, file=out)
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
+def _trainable(
+    spec: WorkSpec,
+    units: Sequence[PreparedUnit],
+    experiment: str,
+    spec_path: str,
+    cuts: Mapping[str, tuple[Resources, str]],
+) -> Any:
+    """``train_trial`` with its context (every unit's data put once in the object store) and each
+    model's resources (CPUs only for a model the cluster cut)."""
+    import ray
+    from ray import tune
+
+    context = TrialContext(
+        experiment=experiment,
+        spec_name=spec.name,
+        spec_path=spec_path,
+        datasets={item.unit.name: ray.put(item.prepared) for item in units},
+        models={variant_key(u.name, m.name): m.model for u in spec.units for m in u.models},
+        cpus={variant_key(u.name, m.name): spec.resources_for(m).cpu for u in spec.units for m in u.models},
+        scheduler=spec.scheduler,
+        cuts=dict(cuts),
+    )
+    resources = {
+        variant_key(u.name, m.name): spec.resources_for(m).as_tune() for u in spec.units for m in u.models
+    }
+    for key, (asked, _) in cuts.items():
+        resources[key] = Resources(cpu=asked.cpu).as_tune()
+    return tune.with_resources(
+        tune.with_parameters(train_trial, context=context), resources=_resources_of(resources)
+    )
+
+
+def _progress_display(spec: WorkSpec, plan: Sequence[PlannedTrial], display: Display) -> ProgressDisplay:
+    return ProgressDisplay(
+        Progress(
+            total=len(plan),
+            max_t=spec.scheduler.max_t,
+            metric=spec.scheduler.metric,
+            sign=spec.scheduler.mode.sign,
+        ),
+        display.out,
+        every=display.every,
+        show=not display.verbose,
+    )
+
+
+def _restored_tuner(
+    spec: WorkSpec,
+    experiment: str,
+    exists: bool,
+    trainable: Any,
+    tune_storage: tuple[str, Any],
+    callbacks: list[Any],
+    console: _Console,
+    out: IO[str],
+) -> Any:
+    """The tuner of the unfinished experiment Tune can restore, with this run's callbacks and console;
+    None for a new experiment (or one that ended before any trial started: it starts again)."""
+    from ray import tune
+
+    tune_parent, tune_fs = tune_storage
+    tune_experiment = _storage.join(tune_parent, spec.name)
+    resume = exists and tune.Tuner.can_restore(tune_experiment, storage_filesystem=tune_fs)
+    if exists and not resume:
+        print(f"the experiment {experiment} ended before any trial started: starting it again",
+              file=out)
+    if not resume:
+        return None
+    settled = len(trial_ids_on_disk(experiment))
+    print(f"continuing the unfinished experiment {experiment} ({settled} trials with results)", file=out)
+    tuner = tune.Tuner.restore(
+        tune_experiment,
+        trainable=trainable,
+        storage_filesystem=tune_fs,
+        resume_unfinished=True,
+        resume_errored=False,
+        restart_errored=False,
+    )
+    # Tune restores the run config it pickled; this run's callbacks and console replace its own.
+    run_config = tuner._local_tuner.get_run_config()
+    run_config.callbacks = callbacks
+    run_config.progress_reporter = console.reporter
+    run_config.verbose = console.verbosity
+    return tuner
+
+
+def _write_record(
+    spec: WorkSpec,
+    units: Sequence[PreparedUnit],
+    experiment: str,
+    spec_path: str,
+    scheduler: Any,
+    out: IO[str],
+) -> None:
+    """Describe each unit and write the new experiment's record, with the rungs as ``scheduler`` (the
+    Ray Tune scheduler the search runs with) decided them (``scheduler_rungs``)."""
+    record = Experiment(
+        name=spec.name,
+        spec=spec_path,
+        metric=spec.scheduler.metric,
+        mode=spec.scheduler.mode.value,
+        created=now(),
+        units={u.name: [m.name for m in u.models] for u in spec.units},
+        scheduler=spec.scheduler.as_dict(scheduler),
+        searcher=spec.searcher.value,
+        provenance=provenance(spec_path, spec.seed, {item.unit.name: item.data_state for item in units}),
+    )
+    for item in units:
+        print("\n".join(describe_unit(item)), file=out)
+    write_experiment(record, experiment)
+
+
+def _new_tuner(
+    spec: WorkSpec,
+    plan: Sequence[PlannedTrial],
+    trainable: Any,
+    scheduler: Any,
+    max_concurrent: int | None,
+    tune_storage: tuple[str, Any],
+    callbacks: list[Any],
+    console: _Console,
+) -> Any:
+    """A new Tune experiment: the searcher (or the grid of planned variants), the one ASHA
+    ``scheduler``, the storage, retries and checkpoints."""
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    tune_parent, tune_fs = tune_storage
+    search = plan_searcher(
+        spec.searcher,
+        _variants(spec, plan),
+        metric=spec.scheduler.metric,
+        mode=spec.scheduler.mode.value,
+        seed=spec.seed,
+    )
+    if search is not None and max_concurrent:
+        from ray.tune.search import ConcurrencyLimiter
+
+        search = ConcurrencyLimiter(search, max_concurrent=max_concurrent)
+    return tune.Tuner(
+        trainable,
+        param_space={} if search is not None else {"variant": tune.grid_search(_variants(spec, plan))},
+        tune_config=tune.TuneConfig(
+            search_alg=search
+            or BasicVariantGenerator(max_concurrent=max_concurrent or 0, random_state=spec.seed),
+            scheduler=scheduler,
+            num_samples=1 if search is None else len(plan),
+            reuse_actors=True,
+            trial_dirname_creator=_trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=tune_parent,
+            storage_filesystem=tune_fs,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            progress_reporter=console.reporter,
+            callbacks=callbacks,
+            verbose=console.verbosity,
+        ),
+    )
+
+
+def _settle_ended(grid: Any, settler: SettleCallback) -> list[str]:
+    """The ids of the trials Tune ended, each settled once more: a safety net, as some trial endings
+    reach no callback (a failed actor reuse ends a trial in ERROR without ``on_trial_error``); settling
+    again is a no-op for trials already settled."""
+    ended = _ended_trials(grid)
+    trial_ids = []
+    for result in grid:
+        trial_id = (result.metrics or {}).get("trial_id") or _trial_id_from_path(result.path)
+        if not trial_id or (ended is not None and str(trial_id) not in ended):
+            continue
+        trial_ids.append(str(trial_id))
+        epochs = int((result.metrics or {}).get("training_iteration", 0))
+        error = _error_text(result.error) if result.error is not None else None
+        settler.settle(str(trial_id), result.config or {}, epochs=epochs, error=error)
+    return trial_ids
 
 
 def _ended_trials(grid: Any) -> set[str] | None:
@@ -648,13 +749,14 @@ def _reporter(spec: WorkSpec) -> Any:
 def print_best(
     results: Sequence[ResultsObject], spec: WorkSpec, experiment: str, out: IO[str], top: int = 5
 ) -> None:
-    """The best trials by the scheduler's metric on validation (its ``val_`` prefix dropped; for a
-    walk-forward trial the mean over its folds, with the joined out-of-sample figure beside it). No test
-    figure: the test part is sealed until ``finalize``."""
+    """The best trials by their score (``atlas_ray.experiment.trial_score``: the scheduler's metric on
+    validation at the last epoch each reported, the ``val_`` prefix dropped; for a walk-forward trial
+    the mean over its folds, with the joined out-of-sample figure beside it). No test figure: the test
+    part is sealed until ``finalize``."""
     metric = spec.scheduler.metric.removeprefix("val_")
     sign = spec.scheduler.mode.sign
     scored = [r for r in results if r.status is not TrialStatus.FAILED]
-    scored.sort(key=lambda r: _sort_key(r.metric(metric, "validation"), sign))
+    scored.sort(key=lambda r: _sort_key(trial_score(r, metric), sign))
     counts = {status: sum(r.status is status for r in results) for status in TrialStatus}
     print(
         "trials: " + ", ".join(f"{n} {s.value}" for s, n in counts.items() if n),
@@ -668,13 +770,14 @@ def print_best(
                 "model": r.identity.model,
                 "status": r.status.value,
                 "epochs": r.epochs,
-                f"validation {metric}": r.metric(metric, "validation"),
+                f"validation {metric}": trial_score(r, metric),
                 **({f"oos {metric}": r.metric(metric, "oos")} if "oos" in r.metrics else {}),
                 "hyperparameters": _short(r.identity.hyperparameters),
             }
             for r in scored[:top]
         ]
-        print(f"best trials by validation {metric} ({spec.scheduler.mode.value}):", file=out)
+        mode = spec.scheduler.mode.value
+        print(f"best trials by validation {metric} at their last epoch ({mode}):", file=out)
         print(pd.DataFrame(rows).to_string(index=False), file=out)
     print(f"experiment: {experiment}", file=out)
 

@@ -57,14 +57,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from atlas_ray import _storage
+from atlas_ray.experiment import TrialIdentity, TrialStatus, jsonable, read_result, trial_directory
 from atlas_ray.featurestore import FoldedSet, PreparedSet
 from atlas_ray.search._asha import ASHA
 from atlas_ray.search._attempts import read_attempts, record_attempt
 from atlas_ray.search._devices import DevicePlan, Devices, resources_from_bundle, setup_devices
 from atlas_ray.search._epochs import fit_inputs, tensorflow_backend
 from atlas_ray.search._gather import (
-    _jsonable,
     evaluate_trial,
     failed_result,
     fold_sets,
@@ -73,9 +72,8 @@ from atlas_ray.search._gather import (
     settle_trial,
     unit_info,
 )
-from atlas_ray.search._model_source import resolve_model
-from atlas_ray.search._results import TrialIdentity, TrialStatus, read_result
 from atlas_ray.search._spec import Resources
+from atlas_ray.search._zoo import as_zoo_model
 
 __all__ = [
     "NaNLossError",
@@ -84,7 +82,6 @@ __all__ = [
     "epoch_seed",
     "train_trial",
     "trial_devices",
-    "trial_directory",
     "variant_key",
 ]
 
@@ -118,11 +115,6 @@ class TrialContext:
 
 def variant_key(unit: str, model: str) -> str:
     return f"{unit}/{model}"
-
-
-def trial_directory(experiment: str, trial_id: str) -> str:
-    """Where a trial's ResultsObject lives: ``EXPERIMENT/trials/<trial_id>``."""
-    return _storage.join(experiment, "trials", trial_id)
 
 
 def epoch_seed(seed: int, fold: int, epoch: int) -> int:
@@ -168,7 +160,7 @@ def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
         unit=unit,
         model=model_name,
         trial_id=trial_id,
-        hyperparameters=_jsonable(hp),
+        hyperparameters={str(name): jsonable(value) for name, value in hp.items()},
         seed=seed,
     )
     curves: list[dict[str, float]] = []
@@ -228,54 +220,103 @@ def _train(
     spent: dict[str, float],
     devices: Devices,
 ) -> None:
-    import keras
+    """One attempt of a trial, step by step: a trial already settled only reports again; the models
+    are restored from the checkpoint or built; a trial with every epoch done reports its last; else the
+    attempt is logged and the epochs are trained (``_train_epochs``)."""
     from ray import tune
 
     began = time.perf_counter()
     asha = context.scheduler
-    settled = read_status(directory)
-    if settled is not None and settled[0] in (TrialStatus.COMPLETED, TrialStatus.STOPPED):
-        # It finished before the driver could record it (the driver died): train nothing, say so again.
-        last = read_result(directory).curves.iloc[-1].to_dict()
-        tune.report({name: float(value) for name, value in last.items()})
+    if _report_settled(directory):
         return
     folds = fold_sets(prepared)
+    models = _restore_or_build(context, folds, hp, seed, key, identity, curves, devices)
+    if len(curves) >= asha.max_t:
+        tune.report(dict(curves[-1]))
+        return
+    attempts = record_attempt(directory, restored_from_epoch=len(curves))
+    spent["time_setup_s"] += time.perf_counter() - began
+    _train_epochs(asha, models, prepared, identity, directory, curves, spent, devices, attempts)
+
+
+def _report_settled(directory: str) -> bool:
+    """A trial settled COMPLETED or STOPPED finished before the driver could record it (the driver
+    died): it trains nothing and reports its last epoch again. Returns whether it was."""
+    from ray import tune
+
+    settled = read_status(directory)
+    if settled is None or settled[0] not in (TrialStatus.COMPLETED, TrialStatus.STOPPED):
+        return False
+    last = read_result(directory).curves.iloc[-1].to_dict()
+    tune.report({name: float(value) for name, value in last.items()})
+    return True
+
+
+def _restore_or_build(
+    context: TrialContext,
+    folds: tuple[PreparedSet, ...],
+    hp: dict[str, Any],
+    seed: int,
+    key: str,
+    identity: TrialIdentity,
+    curves: list[dict[str, float]],
+    devices: Devices,
+) -> list[Any]:
+    """Every fold's model: restored with the curves so far from Tune's checkpoint, else built from the
+    seed under the devices' strategy."""
+    import keras
+    from ray import tune
+
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as state, devices.scope():
             models = [load_model(os.path.join(state, _fold_file(k))) for k in range(len(folds))]
             with open(os.path.join(state, CURVES_STATE)) as stream:
                 curves.extend(json.load(stream))
-    else:
-        # Keras' global state reset without its gc.collect(): 0.3 s per trial in a TensorFlow worker,
-        # and the previous trial's model is freed by reference counting anyway.
-        keras.backend.clear_session(free_memory=False)
-        builder = resolve_model(context.models[key], name=identity.model)
-        models = []
-        for fold in folds:
-            keras.utils.set_random_seed(seed)
-            with devices.scope():  # built (and so trained) data-parallel where the plan has replicas
-                models.append(
-                    builder.build(
-                        {**hp, "seed": seed},
-                        input_shape=tuple(fold.train.X.shape[1:]),
-                        task=fold.task,
-                        n_classes=fold.n_classes,
-                        train_X=fold.train.X,
-                    )
+        return models
+    # Keras' global state reset without its gc.collect(): 0.3 s per trial in a TensorFlow worker,
+    # and the previous trial's model is freed by reference counting anyway.
+    keras.backend.clear_session(free_memory=False)
+    builder = as_zoo_model(context.models[key], name=identity.model)
+    models = []
+    for fold in folds:
+        keras.utils.set_random_seed(seed)
+        with devices.scope():  # built (and so trained) data-parallel where the plan has replicas
+            models.append(
+                builder.build(
+                    {**hp, "seed": seed},
+                    input_shape=tuple(fold.train.X.shape[1:]),
+                    task=fold.task,
+                    n_classes=fold.n_classes,
+                    train_X=fold.train.X,
                 )
-    if len(curves) >= asha.max_t:
-        tune.report(dict(curves[-1]))
-        return
-    attempts = record_attempt(directory, restored_from_epoch=len(curves))
+            )
+    return models
+
+
+def _train_epochs(
+    asha: ASHA,
+    models: list[Any],
+    prepared: PreparedSet | FoldedSet,
+    identity: TrialIdentity,
+    directory: str,
+    curves: list[dict[str, float]],
+    spent: dict[str, float],
+    devices: Devices,
+    attempts: list[dict[str, Any]],
+) -> None:
+    """Train the remaining epochs in lock step over the folds, reporting each to Tune; at a rung or
+    ``max_t`` evaluate and write the ResultsObject first, and below ``max_t`` checkpoint with the
+    report."""
+    from ray import tune
+
     rungs = set(asha.checkpoints())
-    spent["time_setup_s"] += time.perf_counter() - began
     lockstep = LockStep(
         models,
-        folds,
+        fold_sets(prepared),
         first_epoch=len(curves) + 1,
         max_t=asha.max_t,
-        seed=seed,
+        seed=identity.seed,
         batch_size=devices.plan.global_batch_size,
         replicas=devices.plan.replicas,
     )
@@ -305,16 +346,21 @@ def _train(
             if epoch >= asha.max_t:  # settled COMPLETED: its ResultsObject is all a restart needs
                 tune.report({**row, **spent, **reported})
                 continue
-            began = time.perf_counter()
+            checkpoint_began = time.perf_counter()
             with tempfile.TemporaryDirectory() as state:
-                for k, model in enumerate(models):
-                    model.save(os.path.join(state, _fold_file(k)))
-                with open(os.path.join(state, CURVES_STATE), "w") as stream:
-                    json.dump(curves, stream)
-                spent["time_checkpoint_s"] += time.perf_counter() - began
+                _save_state(models, curves, state)
+                spent["time_checkpoint_s"] += time.perf_counter() - checkpoint_began
                 tune.report({**row, **spent, **reported}, checkpoint=tune.Checkpoint.from_directory(state))
     finally:
         lockstep.close()
+
+
+def _save_state(models: list[Any], curves: list[dict[str, float]], state: str) -> None:
+    """A rung's checkpoint: every fold's model and the curves so far, into the folder ``state``."""
+    for k, model in enumerate(models):
+        model.save(os.path.join(state, _fold_file(k)))
+    with open(os.path.join(state, CURVES_STATE), "w") as stream:
+        json.dump(curves, stream)
 
 
 def _fold_file(fold: int) -> str:

@@ -39,7 +39,7 @@ MAX_BATCH = 256
 
 def build_engine(config: dict[str, Any], previous: LiveEngine | None = None) -> LiveEngine:
     """The engine for ``config`` (experiment, trial, version, series), taking over ``previous``."""
-    from atlas_ray.search._gather import load_model
+    from atlas_ray.search import load_model  # registers the zoo's custom layers first
     from atlas_ray.serve._trial import find_trial
 
     served = find_trial(config["experiment"], trial=config["trial"])

@@ -454,6 +454,6 @@ class CompiledModel:
 
 
 def _predict(model: Any, X: np.ndarray, task: Task) -> np.ndarray:
-    from atlas_ray.search._gather import predict_proba  # the function that wrote the ResultsObject's
+    from atlas_ray.experiment import predict_proba  # the function that wrote the ResultsObject's
 
     return predict_proba(model, X, task)

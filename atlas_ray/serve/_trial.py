@@ -8,14 +8,15 @@ series the featureset read came from, see ``atlas_ray.featurestore._features._so
 exactly those). Every refusal is an ``AtlasError`` naming the experiment, the trial and the
 file, so the command line says it in one line and exits 2 before Ray starts.
 
-``--best`` picks the trial with the best validation figure of ``metric`` (default the experiment's own
-metric, e.g. ``val_loss``: the ``loss`` of the ``validation`` split); never a test figure.
+``--best`` picks the trial with the best score (``atlas_ray.experiment.trial_score``: the validation
+figure of ``metric`` at the last epoch the trial reported, the weights its ``model.keras`` holds;
+default the experiment's own metric, e.g. ``val_loss``: the ``loss`` of the ``validation`` split);
+never a test figure. Whether the metric is minimised is ``atlas_ray.experiment.is_minimised``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -24,13 +25,24 @@ import pyarrow.fs as pafs
 
 from atlas_ray import _storage
 from atlas_ray.errors import AtlasError, FeatureError
+from atlas_ray.experiment import (
+    EXPERIMENT_FILE,
+    MODEL_FILE,
+    RESULT_FILE,
+    ResultsObject,
+    TrialStatus,
+    best_trials,
+    direction,
+    has_experiment,
+    load_experiment,
+    read_result,
+    score_name,
+    trial_directory,
+    trial_ids_on_disk,
+)
 from atlas_ray.featurestore import FeatureLabelSet, Sources, Task
-from atlas_ray.search._experiment import EXPERIMENT_FILE, load_experiment, trial_ids_on_disk
-from atlas_ray.search._results import MODEL_FILE, RESULT_FILE, ResultsObject, TrialStatus, _fs, read_result
 
 __all__ = ["ServedTrial", "find_trial", "metric_direction"]
-
-_MINIMISED = ("loss", "mse", "mae", "persistence_mse", "zero_mse")
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,14 +76,12 @@ class ServedTrial:
 def metric_direction(metric: str) -> tuple[str, str, str]:
     """``(split, name, mode)`` of a metric as the search names it: ``val_loss`` is the validation
     split's ``loss``, minimised; ``accuracy`` is the validation ``accuracy``, maximised."""
-    name = metric[4:] if metric.startswith("val_") else metric
     if metric.startswith(("test_", "train_")):
         raise AtlasError(
             f"The value of `--metric` is {metric!r}, but the best trial is chosen on validation figures "
             "only (a name such as val_loss or accuracy)."
         )
-    mode = "min" if name in _MINIMISED or name.startswith(("loss", "mse", "mae")) else "max"
-    return "validation", name, mode
+    return "validation", score_name(metric), direction(metric).value
 
 
 def find_trial(
@@ -81,8 +91,8 @@ def find_trial(
     if (trial is None) == (not best):
         raise AtlasError("Choose the model with exactly one of --trial ID or --best.")
     experiment = _storage.resolve(str(experiment))  # the Serve replica's working directory is not ours
-    fs, base = _fs(experiment)
-    if fs.get_file_info(f"{base}/{EXPERIMENT_FILE}").type != pafs.FileType.File:
+    fs, _ = _storage.filesystem(experiment)
+    if not has_experiment(experiment):
         raise AtlasError(
             f"The experiment {experiment} does not exist or is not an atlas_ray experiment "
             f"(no {EXPERIMENT_FILE} there)."
@@ -98,7 +108,7 @@ def find_trial(
             f"The experiment {experiment} has no trial {trial!r} "
             f"(it holds {len(on_disk)} trial(s): {shown or 'none'})."
         )
-    directory = _storage.join(experiment, "trials", trial)
+    directory = trial_directory(experiment, trial)
     result = _read(directory)
     _check_servable(result, directory, fs)
     try:
@@ -141,7 +151,7 @@ def _check_servable(result: ResultsObject, directory: str, fs: pafs.FileSystem) 
         raise AtlasError(f"The trial {result.trial_id} failed ({result.error}); it has no model to serve.")
     if not result.model_file:
         raise AtlasError(f"{directory}/{RESULT_FILE} names no model file; the trial has no model to serve.")
-    _, model = _fs(_storage.join(directory, result.model_file))
+    _, model = _storage.filesystem(_storage.join(directory, result.model_file))
     info = fs.get_file_info(model)
     if info.type != pafs.FileType.File or not info.size:
         raise AtlasError(
@@ -174,22 +184,18 @@ def _check_scaling(result: ResultsObject, directory: str, featureset: FeatureLab
 
 
 def _best_trial(experiment: str, trial_ids: list[str], metric: str) -> str:
-    split, name, mode = metric_direction(metric)
-    sign = 1.0 if mode == "min" else -1.0
-    best: tuple[float, str] | None = None
+    """The trial with the best score for ``metric`` among those with a model (``best_trials``)."""
+    metric_direction(metric)  # refuses a test or train figure
+    results = []
     for trial_id in trial_ids:
         try:
-            result = read_result(_storage.join(experiment, "trials", trial_id))
+            results.append(read_result(trial_directory(experiment, trial_id)))
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if result.status is TrialStatus.FAILED or not result.model_file:
-            continue
-        value = result.metric(name, split)
-        if math.isfinite(value) and (best is None or sign * value < best[0]):
-            best = (sign * value, trial_id)
-    if best is None:
+    ranked = best_trials(results, metric, with_model=True)
+    if not ranked:
         raise AtlasError(
-            f"The experiment {experiment} has no trial with a model and a finite validation {name!r} "
-            f"(from --metric {metric}) to choose from."
+            f"The experiment {experiment} has no trial with a model and a finite validation "
+            f"{score_name(metric)!r} (from --metric {metric}) to choose from."
         )
-    return best[1]
+    return ranked[0].trial_id

@@ -4,7 +4,7 @@ Real scikit-learn models trained on the real Coinbase BTC-USD 1-minute bars of M
 (../shared/data/minute_bars_2023-03/coinbase_btcusd.parquet): log-return features, the next minute's
 log return as the label (3 classes by train percentiles, a binary variant by the train median, and the
 continuous value for regression). Every trial predicts on train / validation / test and is written
-with ``atlas_ray.search._results.write_result`` into ``EXPERIMENT/trials/<trial_id>`` beside an
+with ``atlas_ray.experiment.write_result`` into ``EXPERIMENT/trials/<trial_id>`` beside an
 ``experiment.json``.
 
 Epoch-trained trials (``SGDClassifier`` with log loss, ``SGDRegressor``) record one curve row per
@@ -18,9 +18,7 @@ fixture to it.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +29,16 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier, SGDRegressor
 from sklearn.metrics import log_loss, roc_auc_score
 
-from atlas_ray.featurestore._featuresets._prepared import Task
-from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus, write_result
+from atlas_ray.experiment import (
+    Experiment,
+    ResultsObject,
+    TrialIdentity,
+    TrialStatus,
+    asha_rungs,
+    write_experiment,
+    write_result,
+)
+from atlas_ray.featurestore import Task
 
 GRACE_PERIOD = 2
 REDUCTION_FACTOR = 2
@@ -326,21 +332,26 @@ def build_experiment(root: Path, name: str, bars: pd.DataFrame, lags: int, seed:
 
     for trial in trials:
         write_result(trial, str(directory / "trials" / trial.trial_id))
-    document = {
-        "name": name,
-        "spec": f"{name}_spec",
-        "metric": "val_loss",
-        "mode": "min",
-        "created": "2024-06-01T00:00:00+00:00",
-        "finished": "2024-06-01T00:05:00+00:00",
-        "status": "finished",
-        "trials": [t.trial_id for t in trials],
-        "max_t": MAX_T,
-        "grace_period": GRACE_PERIOD,
-        "reduction_factor": REDUCTION_FACTOR,
-    }
-    text = json.dumps(document, indent=2)
-    temp = directory / "experiment.json.tmp"
-    temp.write_text(text)
-    os.replace(temp, directory / "experiment.json")
+    # the record as the search writes it (atlas_ray.experiment): the ASHA settings and rungs under
+    # ``scheduler``, the trial ids under ``trial_ids``
+    record = Experiment(
+        name=name,
+        spec=f"{name}_spec",
+        metric="val_loss",
+        mode="min",
+        created="2024-06-01T00:00:00+00:00",
+        finished="2024-06-01T00:05:00+00:00",
+        status="finished",
+        trial_ids=tuple(t.trial_id for t in trials),
+        scheduler={
+            "scheduler": "asha",
+            "max_t": MAX_T,
+            "grace_period": GRACE_PERIOD,
+            "reduction_factor": REDUCTION_FACTOR,
+            "metric": "val_loss",
+            "mode": "min",
+            "milestones": list(asha_rungs(MAX_T, GRACE_PERIOD, REDUCTION_FACTOR)),
+        },
+    )
+    write_experiment(record, str(directory))
     return directory

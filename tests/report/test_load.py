@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from atlas_ray.experiment import TrialStatus
 from atlas_ray.report import ExperimentNotFoundError, asha_settings, load_experiment_for_report
-from atlas_ray.search._results import TrialStatus
 
 
 def test_a_finished_experiment_reads_whole(june_a):
@@ -49,7 +49,7 @@ def test_listed_trials_without_directories_and_unfinished_runs(report_experiment
     document = (target / "experiment.json").read_text()
     (target / "experiment.json").write_text(
         document.replace('"finished": "2024-06-01T00:05:00+00:00"', '"finished": null')
-        .replace('"trials": [', '"trials": [\n    "never_started_00099",'))
+        .replace('"trial_ids": [', '"trial_ids": [\n    "never_started_00099",'))
     experiment = load_experiment_for_report(str(target))
     text = "\n".join(experiment.missing)
     assert "the experiment has not finished" in text

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from atlas_ray import report
+from atlas_ray.experiment import ResultsObject
 from atlas_ray.report import stats
 from atlas_ray.report._luck import out_of_sample_split, trial_returns
-from atlas_ray.search._results import ResultsObject
 
 COST = 1e-4
 

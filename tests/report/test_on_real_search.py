@@ -18,12 +18,12 @@ from ray import tune
 from sklearn import metrics as skm
 
 from atlas_ray import report
+from atlas_ray.experiment import ResultsObject, TrialStatus
 from atlas_ray.featurestore import FeatureLabelSet, TimeSplit
 from atlas_ray.featurestore._featuresets._prepared import Task
 from atlas_ray.report import stats
 from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, WorkSpec, WorkUnit, load_results, run
 from atlas_ray.search._finalize import finalize
-from atlas_ray.search._results import ResultsObject, TrialStatus
 from tests.search import search_specs
 
 MAX_T = 2

@@ -117,8 +117,9 @@ def test_search_views(june_a, report_experiments):
     assert len(stopped) == 1 and len(stopped[0].get_offsets()) == 3  # the three trials ASHA stopped
     assert tuple(np.round(stopped[0].get_facecolor()[0][:3], 2)) == (1.0, 0.0, 0.0)
     assert len(ax.collections[0].get_segments()) == 9  # every three_class trial's curve
-    assert sum(1 for line in ax.get_lines() if line.get_linestyle() == "--") == 2  # rungs at epochs 2 and 4
-    assert report.rungs(8, 2, 2) == [2, 4]
+    # the scheduler's rungs at epochs 2, 4 and 8 (Ray's ASHA has a rung at max_t too)
+    assert sum(1 for line in ax.get_lines() if line.get_linestyle() == "--") == 3
+    assert report.rungs(8, 2, 2) == [2, 4, 8]  # the scheduler's rungs (atlas_ray.experiment.asha_rungs)
     assert_not_blank(figure)
 
     figure = report.hyperparameter_plot(june_a.results, "loss")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from atlas_ray.featurestore._featuresets._prepared import Task
+from atlas_ray.experiment import write_result
+from atlas_ray.featurestore import Task
 from atlas_ray.search import ResultsObject, TrialIdentity, TrialStatus, read_result
 from atlas_ray.search._attempts import ATTEMPTS_FILE, read_attempts, record_attempt
 from atlas_ray.search._gather import failed_result, settle_trial
 from atlas_ray.search._manifest import read_manifest
-from atlas_ray.search._results import write_result
 
 IDENTITY = TrialIdentity("exp", "specs/x.py", "direction", "dnn", "abc_00001", {"hidden_units": [4]}, 11)
 INFO = {

@@ -23,10 +23,10 @@ import asyncssh
 import pytest
 
 from atlas_ray._cli import run_cli
+from atlas_ray.experiment import Experiment, now, write_experiment
 from atlas_ray.featurestore import MarketStore, TimeSplit
 from atlas_ray.report import load_experiment_for_report
 from atlas_ray.search import TrialIdentity, TrialStatus
-from atlas_ray.search._experiment import Experiment, now, write_experiment
 from atlas_ray.search._gather import evaluate_trial, failed_result, settle_trial, unit_info
 from atlas_ray.search._harvest import (
     HARVEST_FILE,

@@ -33,10 +33,10 @@ class Terminal(io.StringIO):
 
 def views() -> list[TrialView]:
     return [
-        TrialView("t1", "dnn", TrialState.DONE, epochs=4, best=0.91),
-        TrialView("t2", "dnn", TrialState.DONE, epochs=1, best=0.95),  # stopped by ASHA
+        TrialView("t1", "dnn", TrialState.DONE, epochs=4, score=0.91),
+        TrialView("t2", "dnn", TrialState.DONE, epochs=1, score=0.95),  # stopped by ASHA
         TrialView("t3", "broken", TrialState.FAILED),
-        TrialView("t4", "lstm", TrialState.RUNNING, epochs=2, best=0.88),
+        TrialView("t4", "lstm", TrialState.RUNNING, epochs=2, score=0.88),
         TrialView("t5", "lstm", TrialState.PENDING),
     ]
 
@@ -51,7 +51,7 @@ def test_counts_best_and_fraction() -> None:
     assert progress.fraction() == pytest.approx((3 + 0.5) / 6)
     line = progress.line(10.0)
     assert line.startswith("3/6 done (1 stopped by ASHA, 1 failed), 1 running")
-    assert "best val_loss 0.88 (trial t4, lstm)" in line
+    assert "best val_loss 0.88 (trial t4, lstm, last epoch)" in line
     assert "10s elapsed" in line
 
 
@@ -65,13 +65,13 @@ def test_maximised_metric_picks_the_largest() -> None:
 def test_estimate_follows_the_pace_since_the_start_only() -> None:
     progress = Progress(total=4, max_t=2, metric="val_loss", sign=-1.0, started=0.0)
     # a resumed search: two trials were done before this display started
-    progress.update([TrialView(f"t{i}", "dnn", TrialState.DONE, epochs=2, best=1.0) for i in (1, 2)])
+    progress.update([TrialView(f"t{i}", "dnn", TrialState.DONE, epochs=2, score=1.0) for i in (1, 2)])
     assert progress.remaining(5.0) is None
     assert "estimating" in progress.line(5.0)
-    progress.update([TrialView("t3", "dnn", TrialState.DONE, epochs=2, best=1.0)])
+    progress.update([TrialView("t3", "dnn", TrialState.DONE, epochs=2, score=1.0)])
     assert progress.remaining(30.0) == pytest.approx(30.0)  # one trial in 30 s, one left
     assert "~30s left" in progress.line(30.0)
-    progress.update([TrialView("t4", "dnn", TrialState.DONE, epochs=2, best=1.0)])
+    progress.update([TrialView("t4", "dnn", TrialState.DONE, epochs=2, score=1.0)])
     assert progress.remaining(40.0) == 0.0
 
 
@@ -111,7 +111,7 @@ def test_a_bar_redrawn_in_place_on_a_terminal() -> None:
     clock, out = Clock(), Terminal()
     progress = Progress(total=4, max_t=2, metric="val_loss", sign=-1.0, started=0.0)
     display = ProgressDisplay(progress, out, clock=clock)
-    progress.update([TrialView("t1", "dnn", TrialState.DONE, epochs=2, best=0.5)])
+    progress.update([TrialView("t1", "dnn", TrialState.DONE, epochs=2, score=0.5)])
     display.tick()
     clock.now = 1.0
     display.failure("t2", "dnn", "NaNLossError: the training loss is nan", retry="retrying, 1 of 1")

@@ -69,6 +69,7 @@ import pandas as pd
 import pytest
 
 from atlas_ray.errors import AtlasError
+from atlas_ray.experiment import ResultsObject, TrialIdentity, TrialStatus
 from atlas_ray.featurestore import (
     Feature,
     FeatureLabelSet,
@@ -84,7 +85,6 @@ from atlas_ray.featurestore._featuresets._prepared import Task
 from atlas_ray.featurestore._gds._gds_schema import create_gds_tables, insert_trades, trade_rows
 from atlas_ray.featurestore._gds._gds_testing import LocalMariaDB
 from atlas_ray.featurestore._schema import bars_kind
-from atlas_ray.search._results import ResultsObject, TrialIdentity, TrialStatus
 from atlas_ray.serve import LiveEngine, parse_event, required_series
 from atlas_ray.serve._app import _closed_history
 from atlas_ray.serve._engine import PushOutcome

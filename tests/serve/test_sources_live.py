@@ -25,10 +25,10 @@ import pytest
 
 from atlas_ray._cli import run_cli
 from atlas_ray.errors import AtlasError
+from atlas_ray.experiment import read_result
 from atlas_ray.featurestore import MarketStore
 from atlas_ray.featurestore._features._sources import SOURCES_ATTR, Sources
 from atlas_ray.search._finalize import finalize
-from atlas_ray.search._results import read_result
 from atlas_ray.serve.__main__ import main
 from atlas_ray.serve._engine import required_series
 from atlas_ray.serve._feeds import gds_unservable

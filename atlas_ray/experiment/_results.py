@@ -1,5 +1,9 @@
 """``ResultsObject``: everything one trial produced, and its on-disk format (parquet and JSON, no pickle).
 
+This module is the only code that reads or writes ``result.json``: ``write_result`` (the trial's
+evaluation), ``settle_result`` (the driver gives a trial its final status), ``read_result`` and
+``read_status``. Paths come from ``_layout``.
+
 Experiment directory (a local path or any pyarrow filesystem URI)::
 
     EXPERIMENT/
@@ -21,7 +25,7 @@ Experiment directory (a local path or any pyarrow filesystem URI)::
                                       before it set them up), sources (where each series the
                                       featureset read came from, decided once by the source rule:
                                       {format, resolution, days, series: [{exchange, pair, kind,
-                                      read}]}, see ``atlas_ray.featurestore._features._sources``; absent in
+                                      read}]}, see ``atlas_ray.featurestore``'s source rule; absent in
                                       results written before it was recorded: then, and only
                                       then, readers decide from the store as before)
         predictions.parquet           timestamp (UTC), split, reality, prediction,
@@ -57,30 +61,33 @@ from __future__ import annotations
 import enum
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from atlas_ray import _atomic, _storage
+from atlas_ray.experiment._layout import CURVES_FILE, PREDICTIONS_FILE, RESULT_FILE
 from atlas_ray.featurestore import Task
 
 __all__ = [
-    "RESULT_FILE",
+    "FINAL_STATUSES",
     "ResultsObject",
     "TrialIdentity",
     "TrialStatus",
+    "jsonable",
     "read_result",
+    "read_status",
+    "settle_result",
     "write_result",
 ]
 
-RESULT_FILE = "result.json"
-PREDICTIONS_FILE = "predictions.parquet"
-CURVES_FILE = "curves.parquet"
-MODEL_FILE = "model.keras"
+JSONValue = Mapping[str, "JSONValue"] | Sequence["JSONValue"] | str | int | float | bool | None
+"""A plain JSON value, as ``json.loads`` gives it (nested mappings and lists of the scalars)."""
 
 
 class TrialStatus(enum.Enum):
@@ -90,6 +97,10 @@ class TrialStatus(enum.Enum):
     STOPPED = "stopped"  # stopped early by the scheduler (ASHA)
     FAILED = "failed"  # raised, or its loss went NaN; ``error`` says why
     RUNNING = "running"  # the experiment was interrupted; what exists so far
+
+
+#: The statuses a trial keeps once the driver settled it (``settle_result`` leaves them as they are).
+FINAL_STATUSES = (TrialStatus.COMPLETED, TrialStatus.STOPPED, TrialStatus.FAILED)
 
 
 @dataclass(frozen=True)
@@ -148,15 +159,10 @@ class ResultsObject:
         return _storage.join(self.directory, self.model_file)
 
 
-def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
-    """``atlas_ray._storage.filesystem``: the filesystem and the path inside it of a path or URI."""
-    return _storage.filesystem(uri)
-
-
 def write_result(result: ResultsObject, directory: str) -> None:
     """Write ``result`` into ``directory`` (created); each file atomically (``atlas_ray._atomic``),
     ``result.json`` last, so a reader never sees a half-written trial."""
-    fs, base = _fs(directory)
+    fs, base = _storage.filesystem(directory)
     fs.create_dir(base, recursive=True)
     predictions, curves = _to_table(result.predictions), _to_table(result.curves)
     _atomic.write_with(fs, f"{base}/{PREDICTIONS_FILE}", lambda out: pq.write_table(predictions, out))
@@ -197,7 +203,7 @@ def write_result(result: ResultsObject, directory: str) -> None:
 
 def read_result(directory: str) -> ResultsObject:
     """Read the trial written by ``write_result`` in ``directory``."""
-    fs, base = _fs(directory)
+    fs, base = _storage.filesystem(directory)
     with fs.open_input_stream(f"{base}/{RESULT_FILE}") as stream:
         document = json.loads(stream.read().decode())
     identity = document["identity"]
@@ -258,3 +264,62 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def read_status(directory: str) -> tuple[TrialStatus, int] | None:
+    """The status and epochs written in ``directory/result.json``, or None when there is none."""
+    document = _read_document(directory)
+    if document is None:
+        return None
+    return TrialStatus(document["status"]), int(document["epochs"])
+
+
+def settle_result(
+    directory: str,
+    *,
+    status: TrialStatus,
+    attempts: Sequence[Mapping[str, JSONValue]] = (),
+    error: str | None = None,
+) -> bool:
+    """Give the trial's ``result.json`` in ``directory`` its final ``status`` (and ``error``, and the
+    ``attempts`` log when one is given), rewriting ``result.json`` only, atomically; returns whether
+    anything was written. No result, or a result already settled (``FINAL_STATUSES``): nothing."""
+    document = _read_document(directory)
+    if document is None or TrialStatus(document["status"]) in FINAL_STATUSES:
+        return False
+    document["status"] = status.value
+    document["attempts"] = [dict(item) for item in attempts] or document.get("attempts") or []
+    if error is not None:
+        document["error"] = error
+    fs, base = _storage.filesystem(directory)
+    text = json.dumps(document, indent=2, sort_keys=True, allow_nan=True)
+    _atomic.write_text(fs, f"{base}/{RESULT_FILE}", text)
+    return True
+
+
+def _read_document(directory: str) -> dict[str, Any] | None:
+    fs, base = _storage.filesystem(directory)
+    path = f"{base}/{RESULT_FILE}"
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as stream:
+        document: dict[str, Any] = json.loads(stream.read().decode())
+    return document
+
+
+def jsonable(value: object) -> JSONValue:
+    """``value`` with numpy scalars and arrays, enums and tuples made plain JSON values (mappings' keys
+    strings), as ``result.json`` stores them; anything else is a ``TypeError``."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")  # as write_result would say

@@ -226,6 +226,8 @@ def _feed_until_stopped(handle: Any, checked: _Checked, options: ServeOptions, s
     stop = _Stop()
     previous = {sig: signal.signal(sig, stop.handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = _StatusPrinter(handle, options.status_every, stop)
+    if checked.feed.kind == "replay" and options.speed == 0:
+        print(FULL_SPEED_NOTE, flush=True)
     status.start()
     try:
         _run_feed(handle, checked, options, stop)
@@ -468,6 +470,13 @@ def _follow_gds(
 
 
 # ---------------------------------------------------------------------------------------- status
+FULL_SPEED_NOTE = (
+    "note: a replay at --speed 0 sends the bars in pushes of up to 64 as fast as they are taken, so "
+    "'bar->redis' on the status lines is mostly each bar's wait behind the rest of its push (a queue), "
+    "not a live bar's latency; benchmarks/bench_serve.py measures that at a live rate"
+)
+
+
 class _StatusPrinter:
     """One concise line every ``every`` seconds from the deployment's counts."""
 
@@ -500,11 +509,13 @@ class _StatusPrinter:
         last = stats.get("latency_last_ms")
         p99 = stats.get("latency_p99_ms")
         latency = f"last {last:.1f} ms, p99 {p99:.1f} ms" if last is not None and p99 is not None else "n/a"
+        # bar received by the deployment -> its prediction written to redis (FULL_SPEED_NOTE: in a replay
+        # at --speed 0 that includes the wait behind the rest of a push)
         return (
             f"[{when}] {stats['name']} v{stats['version']} (trial {stats['trial']}): "
             f"bars in {stats['events']:,} | predictions written {stats['written']:,} | "
             f"repeated {stats.get('repeated', 0):,} | dropped {stats['dropped']:,} | "
             f"buffered {stats['buffered']:,} | rejected {rejected} | unpredictable {unpredictable} | "
-            f"latency {latency} | last bar {stats['last_bar']} | "
+            f"bar->redis {latency} | last bar {stats['last_bar']} | "
             f"redis {'up' if stats['redis_up'] else 'DOWN'}"
         )

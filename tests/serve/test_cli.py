@@ -123,6 +123,7 @@ def test_a_replay_from_the_command_line(
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "predictions written 60" in done.stdout and "dropped 0" in done.stdout, done.stdout
+    assert "note: a replay at --speed 0 sends the bars in pushes" in done.stdout  # what bar->redis means
     entries = client.xrange("atlas:pred:cli:stream")
     assert len(entries) == 60
     from atlas_ray.search import read_result

@@ -42,6 +42,9 @@ def test_the_status_line_names_unpredictable_bars_and_repeats() -> None:
     line = _StatusPrinter.line(STATS)
     assert "predictions written 0 | repeated 1,440 | dropped 0" in line
     assert "unpredictable 4,054 (no full window of 8 bars 54, no value: log_returns_kraken 4,000)" in line
+    assert "| bar->redis n/a |" in line  # what the latency measures is named: bar received -> in redis
+    timed = _StatusPrinter.line({**STATS, "latency_last_ms": 56.7, "latency_p99_ms": 133.1})
+    assert "| bar->redis last 56.7 ms, p99 133.1 ms |" in timed
 
 
 def test_a_replay_that_predicts_nothing_says_why(capsys: pytest.CaptureFixture[str]) -> None:

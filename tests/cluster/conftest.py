@@ -59,9 +59,17 @@ class LocalCluster:
         self.cluster.remove_node(node, allow_graceful=False)
 
     def stop(self) -> None:
-        """Kill every node, workers first, then the head."""
+        """Kill every node, workers first, then the head; then forget the dead GCS as
+        ``Cluster.shutdown`` does. (Starting the head pointed this process's internal KV at its GCS;
+        left so, the next Ray Tune scheduler built here, which records a usage tag there, waits for
+        the dead GCS and Ray ends the whole test process with exit 1 after 60 s.)"""
+        import ray._private.services
+        import ray.experimental.internal_kv
+
         for name in [n for n in self.nodes if n != "head"] + [n for n in self.nodes if n == "head"]:
             self.remove(name)
+        ray.experimental.internal_kv._internal_kv_reset()
+        ray._private.services.find_gcs_addresses.cache_clear()
 
 
 @pytest.fixture

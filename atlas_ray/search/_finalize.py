@@ -9,7 +9,7 @@ categories), the test split of a ``TimeSplit`` unit.
 The test part is prepared again from the spec the search ran (the spec text recorded in
 ``experiment.json``'s provenance, else the spec file), with the same seed, from the featureset cache,
 reading every series from the source the trials recorded (``result.json``'s ``sources``, see
-``atlas_ray.featurestore._features._sources``; trials written before sources were recorded: decided from the
+``featurestore.decide``; trials written before sources were recorded: decided from the
 store as before), so data ingested since (quotes for a later month) never changes what a trial reads;
 a trial whose stored scaling differs from the one prepared now (the data or the code changed since
 the search) is refused rather than tested on other data.

@@ -159,7 +159,7 @@ def run(
             print_best(load_results(experiment), spec, experiment, out)
             return experiment
     # an experiment continued reads its units by the sources it recorded when it started (never by a
-    # decision made again from a store that changed since: atlas_ray.featurestore._features._sources)
+    # decision made again from a store that changed since: featurestore.decide)
     recorded = recorded_sources(load_experiment(experiment)) if exists else {}
     started = _ensure_ray(address, verbose)
     try:
@@ -248,7 +248,7 @@ def prepare_units(
     """Build (or read from the cache) and prepare every unit's featureset, once each.
 
     ``use_ray=False`` (dry runs) reads the cache or builds in this process without starting Ray.
-    ``sources``: per unit, a recorded decision to build by (``atlas_ray.featurestore._features._sources``);
+    ``sources``: per unit, a recorded decision to build by (``featurestore.decide``);
     a unit without one is decided from the store.
     """
     units = []

@@ -5,7 +5,7 @@ the model and the field, the value and the rule: names (non-empty, unique), reso
 dates (``start < end``), the featureset (a FeatureLabelSet whose labels are not among its features),
 each model (known, its space's parameters known and every value it can take accepted, windowed models
 only on windowed featuresets and flat models only on flat ones), the scheduler's metric (one the
-models report), and the data (the source rule, ``atlas_ray.featurestore._features._sources``, finds a source
+models report), and the data (the source rule, ``featurestore.decide``, finds a source
 in the store for every series the featureset reads over the range).
 ``check_prepared`` runs once a unit is prepared: the models support its task and report the metric.
 """
@@ -242,7 +242,7 @@ def _strip_model(message: str, name: str) -> str:
 
 def _check_data(unit: WorkUnit, store: Any) -> None:
     """The store can supply every series the unit's featureset reads over the unit's range: the
-    source rule's decision (``atlas_ray.featurestore._features._sources``, the one the build reads by) can be
+    source rule's decision (``featurestore.decide``, the one the build reads by) can be
     made; bars coarser than the store's are resampled, so a 5-minute featureset on a 1-minute store
     passes."""
     featureset = unit.featureset

@@ -133,7 +133,7 @@ def _check(options: ServeOptions) -> _Checked:
 
 def _series(served: ServedTrial, store: MarketStore, feed: Feed) -> list[tuple[str, str, str]]:
     """The series the feed supplies. The trial's recorded sources (the source rule,
-    ``atlas_ray.featurestore._features._sources``) decide them (quotes or bars for a Midpoint, bars or
+    ``featurestore.decide``) decide them (quotes or bars for a Midpoint, bars or
     trades for bars), as they decided the training build; a store: / replay: feed's store must hold
     them; a GDS feed hands over the bars it builds from the trades it reads: bars only. A trial without
     recorded sources: decided from the store, as before."""

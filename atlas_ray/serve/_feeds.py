@@ -10,7 +10,7 @@
   ``--poll`` seconds (``store_pushes``); it starts after the newest prediction already in redis for this
   name (so a restarted server neither misses nor repeats a bar), else at START, else at the newest
   closed bar stored. A bar the store does not hold at the model's resolution (built from finer bars or
-  trades) is handed over once it is *closed* (``atlas_ray.featurestore._store._bars.closed_before``: its last
+  trades) is handed over once it is *closed* (``featurestore.closed_before``: its last
   finer bar, or a later one, is stored; or, with ``grace``, the wall clock is ``grace`` past its end),
   never while it forms, so each bar comes once and equals the bar an offline build reads.
 * ``gds:``: bars built from the trades read from the Gryphon Data Service (``follow_bars``), closed by

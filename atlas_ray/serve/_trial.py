@@ -4,7 +4,7 @@
 trial's ResultsObject and checks that it can be served: it finished without error, its ``model.keras``
 is there and whole (a zip holding Keras' ``config.json``), and its featureset definition, scaling and
 categories are readable, and so are its recorded sources (``result.json``'s ``sources``: where each
-series the featureset read came from, see ``atlas_ray.featurestore._features._sources``; the live feeds supply
+series the featureset read came from, see ``featurestore.decide``; the live feeds supply
 exactly those). Every refusal is an ``AtlasError`` naming the experiment, the trial and the
 file, so the command line says it in one line and exits 2 before Ray starts.
 

@@ -9,6 +9,8 @@ One owner for each part of it, each in one file:
   ``result.json``;
 * ``_model``: a stored trial's model (``load_model``) and the one prediction function;
 * ``_direction``: whether a metric is minimised (``Mode``, ``is_minimised``);
+* ``_gate``: the promotion gate's test of a challenger against the champion on per-bar losses
+  (Diebold-Mariano with the HLN correction and a HAC variance; ``PromotionGate``);
 * ``_score``: a trial's score. **A trial's score is its validation metric at the last epoch it
   reported**: the weights that are saved, evaluated, finalized and served (never its best epoch's
   figure). The search's progress line and tables, the report, ``finalize`` and ``serve --best`` all
@@ -20,6 +22,7 @@ it, the report and the live side read through it.
 """
 
 from atlas_ray.experiment._direction import MINIMISED, Mode, direction, is_minimised
+from atlas_ray.experiment._gate import GATE_METHOD, GateDecision, PromotionGate, diebold_mariano
 from atlas_ray.experiment._layout import (
     CURVES_FILE,
     EXPERIMENT_FILE,
@@ -61,11 +64,14 @@ __all__ = [
     "EXPERIMENT_FILE",
     "Experiment",
     "FINAL_STATUSES",
+    "GATE_METHOD",
+    "GateDecision",
     "JSONValue",
     "MINIMISED",
     "MODEL_FILE",
     "Mode",
     "PREDICTIONS_FILE",
+    "PromotionGate",
     "RESULT_FILE",
     "ResultsObject",
     "SCORE_SPLIT",
@@ -74,6 +80,7 @@ __all__ = [
     "TrialStatus",
     "asha_rungs",
     "best_trials",
+    "diebold_mariano",
     "direction",
     "experiment_from_document",
     "has_experiment",

@@ -18,7 +18,8 @@ Run (a few minutes on 2 cores)::
 The second command prints, per family: trials, how many ASHA stopped, the best and median validation
 loss (mean over the folds, at each trial's last step), the best trial's out-of-sample loss and accuracy
 (the folds' validation rows joined), and the time its trials took (Tune's ``time_total_s`` summed,
-and per trial).
+of which setting up (worker start, data, build) and training, and the training time of the trials
+that ran to ``max_t``).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def compare(experiment: str) -> str:
 
     rows = []
     for result in load_results(experiment):
-        seconds = _tune_seconds(Path(experiment), result.trial_id)
+        times = _tune_times(Path(experiment), result.trial_id)
         rows.append(
             {
                 "family": result.identity.model,
@@ -90,7 +91,12 @@ def compare(experiment: str) -> str:
                 "val_loss": result.metric("loss", "validation"),
                 "oos_loss": result.metric("loss", "oos"),
                 "oos_accuracy": result.metric("accuracy", "oos"),
-                "seconds": seconds,
+                "seconds": times.get("time_total_s", float("nan")),
+                "setup": times.get("time_setup_s", float("nan")),
+                "fit": times.get("time_fit_s", float("nan")),
+                "full_fit": times.get("time_fit_s", float("nan"))
+                if result.epochs == JUNE.scheduler.max_t
+                else None,
             }
         )
     frame = pd.DataFrame(rows)
@@ -102,7 +108,9 @@ def compare(experiment: str) -> str:
             f"steps {int(group['steps'].sum())}; val_loss best {best['val_loss']:.5f} median "
             f"{float(np.median(group['val_loss'])):.5f}; best trial {best['trial']}: oos loss "
             f"{best['oos_loss']:.5f}, oos accuracy {best['oos_accuracy']:.4f}; "
-            f"time {group['seconds'].sum():.1f} s in all, {group['seconds'].mean():.1f} s a trial"
+            f"time {group['seconds'].sum():.1f} s in all ({group['setup'].sum():.1f} s setting up, "
+            f"{group['fit'].sum():.1f} s training), {group['seconds'].mean():.1f} s a trial; training a "
+            f"trial to max_t: {_spread(group['full_fit'].dropna())}"
         )
     bests = frame.groupby("family")["val_loss"].min().sort_values()
     if len(bests) > 1:
@@ -114,15 +122,30 @@ def compare(experiment: str) -> str:
     return "\n".join(lines)
 
 
-def _tune_seconds(experiment: Path, trial_id: str) -> float:
-    """The trial's ``time_total_s`` as Tune last recorded it (its own folder beside ``trials/``)."""
+def _tune_times(experiment: Path, trial_id: str) -> dict[str, float]:
+    """The trial's time keys (``time_total_s``, ``time_setup_s``, ``time_fit_s``, ...) as Tune last
+    recorded them (its own folder beside ``trials/``)."""
     for folder in experiment.glob(f"*{trial_id}*"):
         path = folder / "result.json"
         if path.is_file():
             lines = [line for line in path.read_text().splitlines() if line.strip()]
             if lines:
-                return float(json.loads(lines[-1]).get("time_total_s", float("nan")))
-    return float("nan")
+                last = json.loads(lines[-1])
+                return {
+                    k: float(v)
+                    for k, v in last.items()
+                    if k.startswith("time_") and isinstance(v, int | float)
+                }
+    return {}
+
+
+def _spread(values: object) -> str:
+    import pandas as pd
+
+    series = pd.Series(values, dtype="float64")
+    if series.empty:
+        return "none"
+    return f"{series.min():.1f}-{series.max():.1f} s ({len(series)} trials)"
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from ray import tune
 
 from atlas_ray.errors import SpecError
 from atlas_ray.experiment import TREES_MODEL_FILE, load_model, predict_proba
-from atlas_ray.featurestore import FeatureLabelSet, TimeSplit, WalkForward
+from atlas_ray.featurestore import FeatureLabelSet, Percentiles, TimeSplit, WalkForward
 from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, TrialStatus, WorkSpec, WorkUnit, load_results
 from atlas_ray.search import run as run_search
 from atlas_ray.search._finalize import finalize
@@ -206,3 +206,19 @@ def test_bad_lightgbm_parameters_are_refused_in_one_line(space: dict[str, Any], 
     message = str(error.value)
     assert message.startswith("unit `returns`, model `gbm`, field `space`: ") and expected in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("task", ["binary", "regression", "windowed"])
+def test_each_steps_logs_equal_the_full_models_on_every_task(task: str, minute_store) -> None:  # type: ignore[no-untyped-def]
+    """The per-step logs (raw scores advanced by the new trees) equal those of ``predict_proba`` on the
+    whole booster, the function that writes the ResultsObject and serves, for a binary classifier, a
+    regressor and a windowed input (flattened)."""
+    categories = Percentiles((50.0,)) if task == "binary" else None
+    fls = FeatureLabelSet(FEATURES, [LABEL], categories=categories, window=4 if task == "windowed" else None)
+    prepared = fls.prepare(fls.build_local(START, END, minute_store), TimeSplit(0.7, 0.15, 0.15), seed=1)
+    trees = grown((prepared,), seed=2, steps=range(1, 3))
+    logs = trees.step(3)[0]
+    output = predict_proba(trees.boosters[0], prepared.validation.X, prepared.task)
+    assert output.shape == ((len(output), 2) if task == "binary" else (len(output),))
+    for name, value in validation_logs(prepared, output).items():
+        assert logs[name] == pytest.approx(value, rel=1e-9), name

@@ -7,7 +7,8 @@ One owner for each part of it, each in one file:
   rungs as the scheduler decided them (``Experiment.rungs``, ``asha_rungs``);
 * ``_results``: a trial's ``ResultsObject`` and the only code that reads, writes and settles
   ``result.json``;
-* ``_model``: a stored trial's model (``load_model``) and the one prediction function;
+* ``_model``: a stored trial's model (``save_model`` / ``load_model``: a Keras ``model.keras`` or a
+  LightGBM booster's ``model.txt``) and the one prediction function;
 * ``_direction``: whether a metric is minimised (``Mode``, ``is_minimised``);
 * ``_gate``: the promotion gate's test of a challenger against the champion on per-bar losses
   (Diebold-Mariano with the HLN correction and a HAC variance; ``PromotionGate``);
@@ -27,14 +28,16 @@ from atlas_ray.experiment._layout import (
     CURVES_FILE,
     EXPERIMENT_FILE,
     MODEL_FILE,
+    MODEL_FILES,
     PREDICTIONS_FILE,
     RESULT_FILE,
+    TREES_MODEL_FILE,
     TRIALS_DIR,
     has_experiment,
     trial_directory,
     trial_ids_on_disk,
 )
-from atlas_ray.experiment._model import load_model, predict_proba, save_model
+from atlas_ray.experiment._model import is_booster, load_model, model_file_of, predict_proba, save_model
 from atlas_ray.experiment._record import (
     Experiment,
     asha_rungs,
@@ -69,12 +72,14 @@ __all__ = [
     "JSONValue",
     "MINIMISED",
     "MODEL_FILE",
+    "MODEL_FILES",
     "Mode",
     "PREDICTIONS_FILE",
     "PromotionGate",
     "RESULT_FILE",
     "ResultsObject",
     "SCORE_SPLIT",
+    "TREES_MODEL_FILE",
     "TRIALS_DIR",
     "TrialIdentity",
     "TrialStatus",
@@ -84,11 +89,13 @@ __all__ = [
     "direction",
     "experiment_from_document",
     "has_experiment",
+    "is_booster",
     "is_minimised",
     "jsonable",
     "load_experiment",
     "load_model",
     "load_results",
+    "model_file_of",
     "now",
     "predict_proba",
     "read_experiment_document",

@@ -8,7 +8,8 @@ Experiment directory (a local path or any pyarrow filesystem URI, see ``atlas_ra
         result.json              the trial's ResultsObject (``_results``), written last
         predictions.parquet
         curves.parquet
-        model.keras              the trained Keras model (absent for failed trials)
+        model.keras              the trained Keras model (absent for failed trials), or
+        model.txt                a LightGBM trial's booster in LightGBM's own text format
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ __all__ = [
     "CURVES_FILE",
     "EXPERIMENT_FILE",
     "MODEL_FILE",
+    "MODEL_FILES",
     "PREDICTIONS_FILE",
     "RESULT_FILE",
+    "TREES_MODEL_FILE",
     "TRIALS_DIR",
     "has_experiment",
     "trial_directory",
@@ -35,6 +38,9 @@ RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.parquet"
 CURVES_FILE = "curves.parquet"
 MODEL_FILE = "model.keras"
+TREES_MODEL_FILE = "model.txt"
+MODEL_FILES = (MODEL_FILE, TREES_MODEL_FILE)
+"""Every name a trial's model file has: ``result.json``'s ``model_file`` says which one a trial holds."""
 
 
 def trial_directory(experiment: str, trial_id: str) -> str:

@@ -36,7 +36,11 @@ Experiment directory (a local path or any pyarrow filesystem URI)::
                                       walk-forward trials add ``fold`` (1-based, int)
         curves.parquet                one row per epoch: epoch (1-based), loss, val_loss and the
                                       other per-epoch metrics (validation ones prefixed ``val_``)
-        model.keras                   the trained Keras model (absent for failed trials)
+        model.keras                   the trained Keras model (absent for failed trials); a
+                                      LightGBM trial's is model.txt, LightGBM's text model
+                                      (``model_file`` names which); its curves also carry
+                                      ``rounds`` (boosting rounds so far; an epoch is a step of
+                                      ``rounds_per_step`` rounds)
 
 Splits (``metrics[split]`` and the predictions' ``split`` column). During the search a trial is
 evaluated on ``train`` and ``validation`` only: the test part is sealed. A TimeSplit trial holds

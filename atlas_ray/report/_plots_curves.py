@@ -32,7 +32,10 @@ def learning_curves(result: ResultsObject) -> Figure:
     if not curves.empty and "epoch" in curves.columns:
         for column in curves.columns:
             base = column.removeprefix("val_")
-            if column != "epoch" and base not in names and pd.api.types.is_numeric_dtype(curves[column]):
+            # (``rounds``: a LightGBM trial's boosting rounds so far, a clock like ``epoch``, not a metric)
+            if column not in ("epoch", "rounds") and base not in names and pd.api.types.is_numeric_dtype(
+                curves[column]
+            ):
                 names.append(base)
     figure = new_figure(4.2 * min(3, max(len(names), 1)), 3.2 * ((max(len(names), 1) + 2) // 3))
     axes = _panel_grid(figure, len(names))

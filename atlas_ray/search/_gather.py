@@ -37,7 +37,6 @@ import pandas as pd
 
 from atlas_ray.experiment import (
     FINAL_STATUSES,
-    MODEL_FILE,
     ResultsObject,
     TrialIdentity,
     TrialStatus,
@@ -157,9 +156,9 @@ def evaluate_trial(
     devices: Mapping[str, Any] | None = None,
 ) -> ResultsObject:
     """Evaluate the model (one per fold: a sequence for a FoldedSet) on train and validation, save
-    the (last fold's) model as ``model.keras`` and write the ResultsObject (with the trial's attempt
-    log, ``_attempts``, and the devices it trained on, ``_devices``). The test part is never evaluated
-    here."""
+    the (last fold's) model (``model.keras``, or a LightGBM booster's ``model.txt``) and write the
+    ResultsObject (with the trial's attempt log, ``_attempts``, and the devices it trained on,
+    ``_devices``). The test part is never evaluated here."""
     folds = fold_sets(prepared)
     models = list(models) if isinstance(models, list | tuple) else [models]
     if len(models) != len(folds):
@@ -177,6 +176,7 @@ def evaluate_trial(
         predictions = pd.concat(frames, ignore_index=True)
     model = models[-1]
     prepared = folds[-1]
+    model_file = save_model(model, directory)
     info = unit_info(prepared)
     result = ResultsObject(
         identity=identity,
@@ -194,12 +194,11 @@ def evaluate_trial(
         window=prepared.window,
         featureset=info["featureset"],
         sources=info.get("sources"),
-        model_file=MODEL_FILE,
+        model_file=model_file,
         folds=per_fold,
         attempts=tuple(attempts),
         devices=dict(devices) if devices is not None else None,
     )
-    save_model(model, directory)
     write_result(result, directory)
     write_manifest(directory)
     return result
@@ -313,9 +312,13 @@ def settle_trial(
 
 
 def load_model(result_or_path: ResultsObject | str) -> Any:
-    """The trained ``keras.Model`` of a trial (``atlas_ray.experiment.load_model``), with the zoo's
-    custom layers and metrics registered first."""
-    import atlas_ray.search._models._common  # noqa: F401  (registers the zoo's custom objects)
+    """The trained model of a trial (``atlas_ray.experiment.load_model``: a ``keras.Model``, with the
+    zoo's custom layers and metrics registered first, or a LightGBM booster)."""
     from atlas_ray import experiment
+
+    path = result_or_path.model_path if isinstance(result_or_path, ResultsObject) else result_or_path
+    if path is not None and path.endswith(experiment.TREES_MODEL_FILE):
+        return experiment.load_model(path)
+    import atlas_ray.search._models._common  # noqa: F401  (registers the zoo's custom objects)
 
     return experiment.load_model(result_or_path)

@@ -44,7 +44,7 @@ import pyarrow.fs as pafs
 
 from atlas_ray import _atomic
 from atlas_ray.errors import AtlasError
-from atlas_ray.experiment import EXPERIMENT_FILE, MODEL_FILE, RESULT_FILE, TRIALS_DIR, now
+from atlas_ray.experiment import EXPERIMENT_FILE, MODEL_FILES, RESULT_FILE, TRIALS_DIR, now
 from atlas_ray.search._harvest_ssh import (
     CHUNK,
     DEFAULT_KNOWN_HOSTS,
@@ -354,7 +354,7 @@ async def _plan_trial(
 
 def _wanted(manifest: Manifest, models: bool) -> dict[str, FileEntry]:
     """The manifest's files to copy, ``result.json`` last (it makes the trial readable)."""
-    files = {n: e for n, e in manifest.files.items() if models or n != MODEL_FILE}
+    files = {n: e for n, e in manifest.files.items() if models or n not in MODEL_FILES}
     return dict(sorted(files.items(), key=lambda item: (item[0] == RESULT_FILE, item[0])))
 
 

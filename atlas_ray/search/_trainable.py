@@ -34,6 +34,10 @@ A trial whose result is already settled COMPLETED or STOPPED (it finished, or wa
 driver's experiment state recorded it) only reports its last epoch again and trains nothing: its result
 is never written twice.
 
+A model of the zoo's ``lightgbm`` family (``ModelFamily.LIGHTGBM``) is trained by
+``_trainable_trees.train_trees`` instead (boosting rounds as ASHA's resource, ``rounds_per_step`` per
+step); identity, failure handling, the ResultsObject and the attempt log are the same.
+
 Threads: a trial sets OMP and TensorFlow's intra-op threads to its CPUs (and one inter-op thread), so
 concurrent trials do not oversubscribe the cores.
 
@@ -73,7 +77,7 @@ from atlas_ray.search._gather import (
     unit_info,
 )
 from atlas_ray.search._spec import Resources
-from atlas_ray.search._zoo import as_zoo_model
+from atlas_ray.search._zoo import ModelFamily, as_zoo_model
 
 __all__ = [
     "NaNLossError",
@@ -168,8 +172,14 @@ def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
     spent["time_setup_s"] = time.perf_counter() - began
     devices: Devices | None = None
     try:
-        devices = trial_devices(hp, context.cuts.get(key))
-        _train(context, prepared, hp, seed, key, identity, directory, curves, spent, devices)
+        if is_trees(context.models[key]):  # LightGBM boosters: their own module, the same contract
+            from atlas_ray.search._trainable_trees import train_trees, trees_devices
+
+            devices = trees_devices(context.cuts.get(key))
+            train_trees(context, prepared, hp, seed, key, identity, directory, curves, spent, devices)
+        else:
+            devices = trial_devices(hp, context.cuts.get(key))
+            _train(context, prepared, hp, seed, key, identity, directory, curves, spent, devices)
     except Exception as error:
         message = f"{type(error).__name__}: {' '.join(str(error).split())}"
         settle_trial(
@@ -186,6 +196,11 @@ def train_trial(config: Mapping[str, Any], context: TrialContext) -> None:
             ),
         )
         raise
+
+
+def is_trees(model: Any) -> bool:
+    """Whether a ModelSpec's ``model`` trains as LightGBM boosters (``_trainable_trees``)."""
+    return as_zoo_model(model).family is ModelFamily.LIGHTGBM
 
 
 def trial_devices(hp: Mapping[str, Any], cut: tuple[Resources, str] | None = None) -> Devices:

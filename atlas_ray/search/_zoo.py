@@ -4,7 +4,8 @@ A ``ZooModel`` is a frozen definition: its name, what it is, whether it reads wi
 (``(rows, window, features)``), which tasks it supports, every hyperparameter it accepts with a
 ``ParameterRule`` (type and range), a default Ray Tune search space, and ``build`` returning a
 compiled ``keras.Model``. ``ZOO`` maps names to the built-in families (``linear``, ``logistic``,
-``dnn``, ``lstm``, ``gru``, ``conv1d_resnet``; see ``atlas_ray/search/_models``); ``get_model``
+``dnn``, ``lstm``, ``gru``, ``conv1d_resnet``, and beside them the gradient-boosted trees of
+``lightgbm``, ``ModelFamily.LIGHTGBM``; see ``atlas_ray/search/_models``); ``get_model``
 looks one up, ``callable_model`` wraps a user's ``build(config) -> keras.Model`` and
 ``as_zoo_model`` turns anything a ``ModelSpec`` accepts (a name, a callable, a keras-tuner
 ``HyperModel`` or its class) into a ``ZooModel`` and ``full_space`` gives a ``ModelSpec``'s full search
@@ -46,6 +47,7 @@ from atlas_ray.search._zoo_model import (
     COMMON_PARAMETERS,
     NOT_HYPERPARAMETERS,
     Builder,
+    ModelFamily,
     ParameterKind,
     ParameterRule,
     ZooModel,
@@ -64,6 +66,7 @@ __all__ = [
     "COMMON_PARAMETERS",
     "NOT_HYPERPARAMETERS",
     "Builder",
+    "ModelFamily",
     "ParameterKind",
     "ParameterRule",
     "ZOO",

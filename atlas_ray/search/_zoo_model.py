@@ -28,6 +28,7 @@ __all__ = [
     "COMMON_PARAMETERS",
     "NOT_HYPERPARAMETERS",
     "Builder",
+    "ModelFamily",
     "ParameterKind",
     "ParameterRule",
     "ZooModel",
@@ -39,7 +40,16 @@ __all__ = [
 ]
 
 Builder = Callable[..., Any]
-"""``builder(config, *, input_shape, task, n_classes, train_X) -> keras.Model`` (compiled)."""
+"""``builder(config, *, input_shape, task, n_classes, train_X) -> keras.Model`` (compiled); for a
+``ModelFamily.LIGHTGBM`` model, the booster's LightGBM parameters (a plain dict) instead."""
+
+
+class ModelFamily(enum.Enum):
+    """How a zoo model trains: a Keras model fitted epoch by epoch (``_trainable``), or LightGBM
+    boosters grown ``rounds_per_step`` rounds per Tune step (``_trainable_trees``)."""
+
+    KERAS = "keras"
+    LIGHTGBM = "lightgbm"
 
 
 class ParameterKind(enum.Enum):
@@ -159,8 +169,17 @@ COMMON_PARAMETERS: Mapping[str, ParameterRule] = MappingProxyType(
 )
 """Hyperparameters every model accepts."""
 
+_ROUNDS = "the boosting rounds are the scheduler's max_t x rounds_per_step, not a hyperparameter"
+_STOPPING = "ASHA decides where a trial stops; LightGBM's own early stopping is not used"
 NOT_HYPERPARAMETERS: Mapping[str, str] = MappingProxyType(
-    {"epochs": "the training budget in epochs is the scheduler's max_t, not a hyperparameter"}
+    {
+        "epochs": "the training budget in epochs is the scheduler's max_t, not a hyperparameter",
+        "num_boost_round": _ROUNDS,
+        "num_iterations": _ROUNDS,
+        "n_estimators": _ROUNDS,
+        "early_stopping_round": _STOPPING,
+        "early_stopping_rounds": _STOPPING,
+    }
 )
 
 
@@ -169,7 +188,8 @@ class ZooModel:
     """A model family: its hyperparameters, default search space and compiled-model builder.
 
     ``accepts_any`` marks a user's callable: keys outside ``parameters`` are passed through
-    unchecked (those in ``parameters``, the common ones, are still checked).
+    unchecked (those in ``parameters``, the common ones, are still checked). ``family`` says how the
+    trial trains it (``ModelFamily``): a ``LIGHTGBM`` model's ``build`` gives LightGBM parameters.
     """
 
     name: str
@@ -180,6 +200,7 @@ class ZooModel:
     space: Callable[[], dict[str, Any]] = field(repr=False)
     builder: Builder = field(repr=False)
     accepts_any: bool = False
+    family: ModelFamily = ModelFamily.KERAS
 
     def default_space(self) -> dict[str, Any]:
         """A fresh dict of Ray Tune domains (``tune.choice``, ``tune.loguniform``, ...)."""
@@ -201,7 +222,8 @@ class ZooModel:
         n_classes: int,
         train_X: np.ndarray,
     ) -> Any:
-        """A compiled ``keras.Model`` for ``task`` on inputs of ``input_shape`` (one row's shape).
+        """A compiled ``keras.Model`` for ``task`` on inputs of ``input_shape`` (one row's shape); for a
+        ``ModelFamily.LIGHTGBM`` model, the LightGBM parameters of its boosters.
 
         ``train_X`` is the training split's features only: models that adapt a preprocessing layer
         (``conv1d_resnet``'s ``Normalization``) adapt on it and nothing else.

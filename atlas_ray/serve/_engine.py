@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from atlas_ray.errors import AtlasError, MissingDataError
+from atlas_ray.experiment import is_booster
 from atlas_ray.featurestore import (
     DataRequirement,
     MarketData,
@@ -186,7 +187,8 @@ class LiveEngine:
     ) -> None:
         self.served = served
         self.model = model
-        self.compiled = CompiledModel(model) if model is not None else None
+        # a LightGBM booster is called as it is (predict_proba flattens its rows), a Keras model traced
+        self.compiled = None if model is None else model if is_booster(model) else CompiledModel(model)
         self.version = version
         fls = served.featureset
         self.features = tuple(fls.features)

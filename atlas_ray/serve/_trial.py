@@ -2,7 +2,8 @@
 
 ``find_trial(experiment, trial=ID)`` or ``find_trial(experiment, best=True, metric=NAME)`` reads the
 trial's ResultsObject and checks that it can be served: it finished without error, its ``model.keras``
-is there and whole (a zip holding Keras' ``config.json``), and its featureset definition, scaling and
+is there and whole (a zip holding Keras' ``config.json``; a LightGBM trial's ``model.txt``: LightGBM's
+text model, starting with its ``tree`` line), and its featureset definition, scaling and
 categories are readable, and so are its recorded sources (``result.json``'s ``sources``: where each
 series the featureset read came from, see ``featurestore.decide``; the live feeds supply
 exactly those). Every refusal is an ``AtlasError`` naming the experiment, the trial and the
@@ -29,6 +30,7 @@ from atlas_ray.experiment import (
     EXPERIMENT_FILE,
     MODEL_FILE,
     RESULT_FILE,
+    TREES_MODEL_FILE,
     ResultsObject,
     TrialStatus,
     best_trials,
@@ -157,6 +159,15 @@ def _check_servable(result: ResultsObject, directory: str, fs: pafs.FileSystem) 
         raise AtlasError(
             f"The model directory {directory} is incomplete: {result.model_file} is missing or empty."
         )
+    if result.model_file == TREES_MODEL_FILE:
+        with fs.open_input_stream(model) as stream:
+            head = stream.read(64)
+        if not head.startswith(b"tree\n"):
+            raise AtlasError(
+                f"The model file {directory}/{result.model_file} is damaged: it is not a LightGBM text "
+                "model (its first line is not `tree`)."
+            )
+        return
     try:
         with fs.open_input_file(model) as handle, zipfile.ZipFile(handle) as archive:
             json.loads(archive.read("config.json"))

@@ -17,6 +17,7 @@ from atlas_ray.featurestore._featuresets._prepared import Task
 from atlas_ray.search._zoo import (
     COMMON_PARAMETERS,
     ZOO,
+    ModelFamily,
     ZooModel,
     as_zoo_model,
     callable_model,
@@ -55,13 +56,16 @@ def _build(model: ZooModel, task: Task, data: MinuteData, config: dict[str, Any]
 
 
 def test_zoo_holds_the_issue_families() -> None:
-    assert set(ZOO) == {"linear", "logistic", "dnn", "lstm", "gru", "conv1d_resnet"}
+    assert set(ZOO) == {"linear", "logistic", "dnn", "lstm", "gru", "conv1d_resnet", "lightgbm"}
     assert ZOO["linear"].tasks == {Task.REGRESSION}
     assert ZOO["logistic"].tasks == {Task.BINARY, Task.MULTICLASS}
     assert {name for name, model in ZOO.items() if model.windowed} == {"lstm", "gru", "conv1d_resnet"}
+    assert {name for name, model in ZOO.items() if model.family is ModelFamily.LIGHTGBM} == {"lightgbm"}
+    assert ZOO["lightgbm"].tasks == set(Task)
     for model in ZOO.values():
-        assert set(COMMON_PARAMETERS) <= set(model.parameters)
         assert "epochs" not in model.parameters
+        if model.family is ModelFamily.KERAS:  # (trees take no batch_size; their learning_rate is shrinkage)
+            assert set(COMMON_PARAMETERS) <= set(model.parameters)
 
 
 @pytest.mark.parametrize(("name", "task"), CASES, ids=[f"{n}-{t.value}" for n, t in CASES])

@@ -3,7 +3,8 @@
 ``redis_server`` starts Debian's ``redis-server`` on a free port of 127.0.0.1 (no persistence) and can
 stop it and start it again on the same port (the outage test). ``served_experiment`` runs a small real
 search with ``atlas_ray.search.run`` on the real Coinbase and Kraken minute bars of 1-2 March 2023: a
-flat unit (logistic and a DNN) and a windowed one (a GRU over 8 bars), so both serving paths are real.
+flat unit (logistic, a DNN and LightGBM trees) and a windowed one (a GRU over 8 bars), so every
+serving path is real.
 """
 
 from __future__ import annotations
@@ -119,6 +120,12 @@ def serve_spec(name: str = "live") -> WorkSpec:
                         {"hidden_units": [6], "learning_rate": 3e-3, "batch_size": 256, "dropout": 0.0},
                         num_samples=1,
                     ),
+                    ModelSpec(  # the zoo's gradient-boosted trees, served through the same engine
+                        "lightgbm",
+                        "lightgbm",
+                        {"rounds_per_step": 10, "num_leaves": 7, "min_data_in_leaf": 50},
+                        num_samples=1,
+                    ),
                 ],
             ),
             WorkUnit(
@@ -147,7 +154,8 @@ def serve_spec(name: str = "live") -> WorkSpec:
 def served_experiment(
     minute_store: object, ray_cluster: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """A finished real search: ``EXPERIMENT/trials/<id>`` for a logistic, a DNN and a GRU trial."""
+    """A finished real search: ``EXPERIMENT/trials/<id>`` for a logistic, a DNN, a LightGBM and a GRU
+    trial."""
     import io
 
     from atlas_ray.search import run

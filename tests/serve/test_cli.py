@@ -34,7 +34,7 @@ def test_a_missing_experiment(capsys: pytest.CaptureFixture[str], tmp_path: Path
 
 def test_no_such_trial(capsys: pytest.CaptureFixture[str], served_experiment: Path) -> None:
     line = _fails(capsys, str(served_experiment), "--trial", "no_such_trial")
-    assert "no_such_trial" in line and "holds 3 trial(s)" in line
+    assert "no_such_trial" in line and "holds 4 trial(s)" in line
 
 
 def test_an_incomplete_model_directory(
@@ -94,10 +94,11 @@ def test_missing_market_data_for_a_replay(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("model", ["dnn", "lightgbm"])
 def test_a_replay_from_the_command_line(
-    served_experiment: Path, minute_store: MarketStore, redis_server: RedisServer
+    served_experiment: Path, minute_store: MarketStore, redis_server: RedisServer, model: str
 ) -> None:
-    trial = trial_of(served_experiment, "dnn")
+    trial = trial_of(served_experiment, model)
     client = redis_server.client()
     client.delete("atlas:pred:cli", "atlas:pred:cli:stream")
     env = {**os.environ, "REDIS_URL": redis_server.url}

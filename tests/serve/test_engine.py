@@ -17,7 +17,7 @@ from tests.serve._replay import REPLAY_END, REPLAY_START, compare, engine_for, r
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("model", ["logistic", "dnn", "gru"])
+@pytest.mark.parametrize("model", ["logistic", "dnn", "gru", "lightgbm"])
 def test_replayed_predictions_equal_the_offline_series(
     served_experiment: Path, minute_store: MarketStore, model: str
 ) -> None:

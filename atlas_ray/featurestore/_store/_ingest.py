@@ -77,7 +77,7 @@ from atlas_ray.featurestore._formats._common import row_error
 from atlas_ray.featurestore._schema import COLUMNS, Resolution
 from atlas_ray.featurestore._store._file_market import FileMarket, other_market_rows, resolve_market
 from atlas_ray.featurestore._store._ingest_reports import keep_report
-from atlas_ray.featurestore._store._partitions import dedupe_keys, row_identity
+from atlas_ray.featurestore._store._partitions import arrow_rows, dedupe_keys, row_identity
 from atlas_ray.featurestore._store._stored_neighbours import NONE, Neighbours, edge_jump, stored_neighbours
 from atlas_ray.featurestore._store._validate_rows import (
     FIX_REASONS,
@@ -249,9 +249,10 @@ def _text_codes(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
             firsts = pc.unique(pc.binary_slice(array.cast(pa.binary()), 0, 1)).to_pylist()
             if all(first in _NONZERO_DIGITS for first in firsts):
                 return np.asarray(numbers.to_numpy())
+    if isinstance(array, pa.ChunkedArray):
+        # One dictionary for all the rows (chunks encoded apart would number the same text apart).
+        array = array.combine_chunks()
     codes = pc.dictionary_encode(array, null_encoding="encode")
-    if isinstance(codes, pa.ChunkedArray):
-        codes = codes.combine_chunks()
     return np.asarray(codes.indices.to_numpy(zero_copy_only=False))
 
 
@@ -335,16 +336,17 @@ def _write_together(store: PartitionStore, prepared: list[_Prepared]) -> list[di
         return None
     kind = kind_tuple[0]
     frames = [batch.outputs[kind] for batch in prepared]
+    if kind == "trades":
+        counts = _write_trades_together(store, frames, exchange, pair)
+        if counts is not None:
+            return [{kind: count} for count in counts]
     owner = np.concatenate([np.full(len(frame), i, dtype="int64") for i, frame in enumerate(frames)])
     combined = pd.concat(frames, ignore_index=True)
     nanos = pd.DatetimeIndex(combined["timestamp"]).as_unit("ns").asi8
     if len(nanos) == 0:
         return None
     stored = set(store.dates(exchange, pair, kind))
-    days = {
-        str(pd.Timestamp(int(d) * 86_400_000_000_000).date()) for d in np.unique(nanos // 86_400_000_000_000)
-    }
-    if stored & days:
+    if stored & _days_of(nanos):
         return None
     # Only rows inside another file's time span can repeat a row of that file.
     spans = [
@@ -370,6 +372,49 @@ def _write_together(store: PartitionStore, prepared: list[_Prepared]) -> list[di
     store.write_counted([(kept, exchange, pair, kind)], unique=True)
     counts = np.bincount(owner[~repeated], minlength=len(frames))
     return [{kind: int(count)} for count in counts]
+
+
+def _days_of(nanos: np.ndarray) -> set[str]:
+    """The UTC dates (``YYYY-MM-DD``) of nanosecond times."""
+    return {str(pd.Timestamp(int(d) * _DAY_NS).date()) for d in np.unique(nanos // _DAY_NS)}
+
+
+_DAY_NS = 86_400_000_000_000
+
+
+def _write_trades_together(
+    store: PartitionStore, frames: list[pd.DataFrame], exchange: str, pair: str
+) -> list[int] | None:
+    """``_write_together`` for trades that all carry an exchange id, in Arrow from the files' rows to
+    the parquet files: the rows are taken zero-copy (``arrow_rows``), a repeated id is found on the
+    ids' integer codes (``_text_codes``: the same rule as ``duplicated``), and each new day is one
+    slice of one table (``PartitionStore.write_new_table``), with no pandas concatenation, no
+    ``_normalise`` copy and no ``Table.from_pandas`` of the whole. The new rows per file, or None
+    (another path applies: an empty id, mixed column types, no rows, a day already stored)."""
+    tables = [arrow_rows(frame, "trades") for frame in frames]
+    try:
+        combined = pa.concat_tables(tables)
+    except pa.ArrowInvalid:
+        return None
+    if combined.num_rows == 0:
+        return None
+    ids = combined.column("trade_id")
+    if pc.any(pc.equal(ids, "")).as_py():
+        return None
+    nanos = combined.column("timestamp").cast(pa.int64()).to_numpy()
+    if set(store.dates(exchange, pair, "trades")) & _days_of(nanos):
+        return None
+    owner = np.repeat(np.arange(len(tables)), [table.num_rows for table in tables])
+    # Exchange ids say which trades two files share, whatever times each file wrote for them.
+    repeated = np.asarray(pd.Series(_text_codes(ids)).duplicated(keep="first").to_numpy(), dtype=bool)
+    kept = combined.filter(pa.array(~repeated)) if repeated.any() else combined
+    times = nanos[~repeated] if repeated.any() else nanos
+    if not (times[1:] >= times[:-1]).all():  # (files of consecutive days come sorted already)
+        kept = kept.take(pa.array(np.argsort(times, kind="stable")))
+    # (The caller holds the series' lock: the days found new above are still new, the counts exact.)
+    if store.write_new_table(kept, exchange=exchange, pair=pair, kind="trades") is None:
+        return None
+    return [int(count) for count in np.bincount(owner[~repeated], minlength=len(tables))]
 
 
 @dataclass(frozen=True)

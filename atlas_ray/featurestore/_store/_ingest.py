@@ -73,7 +73,7 @@ import pyarrow.compute as pc
 
 from atlas_ray.errors import IngestError
 from atlas_ray.featurestore._formats import Source, read_source
-from atlas_ray.featurestore._formats._common import row_error
+from atlas_ray.featurestore._formats._common import parsing_in_this_thread, row_error
 from atlas_ray.featurestore._schema import COLUMNS, Resolution
 from atlas_ray.featurestore._store._file_market import FileMarket, other_market_rows, resolve_market
 from atlas_ray.featurestore._store._ingest_reports import keep_report
@@ -121,6 +121,7 @@ REJECT_REASONS = (
 _EXAMPLES = 20
 """Defects listed per reason in the kept report (their lines, field and value)."""
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+_WORKERS = int(os.environ.get("ATLAS_INGEST_WORKERS", "0")) or (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -231,8 +232,27 @@ def duplicated(frame: pd.DataFrame, subset: list[str], keep: Literal["first", Fa
         columns[name] = column
     if len(columns) == 1:
         (values,) = columns.values()
+        if values.dtype.kind in "iu":
+            return _repeated_integers(values.to_numpy(), keep)
         return np.asarray(values.duplicated(keep=keep).to_numpy(), dtype=bool)
     return np.asarray(pd.DataFrame(columns).duplicated(keep=keep).to_numpy(), dtype=bool)
+
+
+def _repeated_integers(values: np.ndarray, keep: Literal["first", False]) -> np.ndarray:
+    """``Series.duplicated`` of integers by a stable sort instead of a hash table: equal values lie
+    next to each other, and of each run the first in the sort is the first in the file. Trade ids
+    count up with time and the rows come sorted by time, so the sort meets almost sorted input (a few
+    ms for 190,000 ids against 18 ms for pandas' hashing)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    same = ordered[1:] == ordered[:-1]
+    repeated = np.zeros(len(values), dtype=bool)
+    repeated[1:] = same
+    if keep is False:
+        repeated[:-1] |= same
+    mask = np.empty(len(values), dtype=bool)
+    mask[order] = repeated
+    return mask
 
 
 def _text_codes(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -296,9 +316,14 @@ def ingest_files(
         return _prepare(store, path, format, rules, strict, exchange, pair)
 
     if len(files) > 1:
-        # Decompression, CSV parsing and most validation release the GIL: files parse in parallel.
-        with ThreadPoolExecutor(max_workers=min(len(files), os.cpu_count() or 1)) as pool:
-            prepared = list(pool.map(prepare, files))
+        # Decompression, CSV parsing and most validation release the GIL: files parse in parallel,
+        # each in one thread of its own from its bytes to its checked rows (``parsing_in_this_thread``).
+        def prepare_here(path: Path) -> _Prepared:
+            with parsing_in_this_thread():
+                return prepare(path)
+
+        with ThreadPoolExecutor(max_workers=min(len(files), _WORKERS)) as pool:
+            prepared = list(pool.map(prepare_here, files))
     else:
         prepared = [prepare(path) for path in files]
     series = [(b.exchange, b.pair, kind) for b in prepared for kind in b.outputs]
@@ -756,7 +781,7 @@ def check_source(
     _check_repeats(tally, source)
     _check_order(tally, source)
     tally.raise_if_strict()
-    kept = frame if tally.keep.all() else frame.loc[tally.keep]
+    kept = _kept_rows(frame, tally.keep)
     if source.order == "unordered":
         nanos = pd.DatetimeIndex(kept["timestamp"]).as_unit("ns").asi8
         if len(nanos) > 1 and not (nanos[1:] >= nanos[:-1]).all():  # (readers often sort already)
@@ -769,6 +794,18 @@ def check_source(
         tally.fixed,
         {reason: tuple(found) for reason, found in tally.examples.items()},
     )
+
+
+def _kept_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """The rows of ``keep``: a slice (no copy) when they are one run, as when a reader sorted the
+    rows with no time (bitFlyer's, rejected as ``unparseable``) first and nothing else was refused;
+    else a take of every column."""
+    if keep.all():
+        return frame
+    where = np.flatnonzero(keep)
+    if len(where) and where[-1] - where[0] + 1 == len(where):
+        return frame.iloc[int(where[0]) : int(where[-1]) + 1]
+    return frame.loc[keep]
 
 
 _REFERENCE_COLUMNS = ("close", "bid_price", "ask_price", "price")

@@ -76,7 +76,7 @@ from atlas_ray.featurestore._formats import Source, read_source
 from atlas_ray.featurestore._formats._common import parsing_in_this_thread, row_error
 from atlas_ray.featurestore._schema import COLUMNS, Resolution
 from atlas_ray.featurestore._store._file_market import FileMarket, other_market_rows, resolve_market
-from atlas_ray.featurestore._store._ingest_reports import keep_report
+from atlas_ray.featurestore._store._ingest_reports import keep_report, report_stamps
 from atlas_ray.featurestore._store._partitions import arrow_rows, dedupe_keys, row_identity
 from atlas_ray.featurestore._store._stored_neighbours import NONE, Neighbours, edge_jump, stored_neighbours
 from atlas_ray.featurestore._store._validate_rows import (
@@ -340,8 +340,18 @@ def ingest_files(
                 written = {kind: counts.get((batch.exchange, batch.pair, kind), 0) for kind in batch.outputs}
                 reports.append(batch.report(written))
     if keep_reports:
-        reports = [keep_report(store.root, report, rules) for report in reports]
+        reports = _keep_reports(store.root, reports, rules)
     return reports
+
+
+def _keep_reports(root: str, reports: list[IngestReport], rules: RowChecks) -> list[IngestReport]:
+    """Each report kept (``keep_report``); several are written side by side (each write waits on its
+    fsyncs, about 8 ms apiece here), under names stamped in the files' order beforehand."""
+    if len(reports) < 2:
+        return [keep_report(root, report, rules) for report in reports]
+    stamps = report_stamps(len(reports))
+    with ThreadPoolExecutor(max_workers=min(len(reports), 8)) as pool:
+        return list(pool.map(lambda r, s: keep_report(root, r, rules, stamp=s), reports, stamps))
 
 
 def _write_together(store: PartitionStore, prepared: list[_Prepared]) -> list[dict[str, int]] | None:
@@ -401,7 +411,10 @@ def _write_together(store: PartitionStore, prepared: list[_Prepared]) -> list[di
 
 def _days_of(nanos: np.ndarray) -> set[str]:
     """The UTC dates (``YYYY-MM-DD``) of nanosecond times."""
-    return {str(pd.Timestamp(int(d) * _DAY_NS).date()) for d in np.unique(nanos // _DAY_NS)}
+    days = nanos // _DAY_NS
+    # (One value per run of equal days first: rows come in runs of a day, the unique is then tiny.)
+    runs = days[np.r_[True, days[1:] != days[:-1]]] if len(days) else days
+    return {str(pd.Timestamp(int(d) * _DAY_NS).date()) for d in np.unique(runs)}
 
 
 _DAY_NS = 86_400_000_000_000
@@ -431,7 +444,7 @@ def _write_trades_together(
         return None
     owner = np.repeat(np.arange(len(tables)), [table.num_rows for table in tables])
     # Exchange ids say which trades two files share, whatever times each file wrote for them.
-    repeated = np.asarray(pd.Series(_text_codes(ids)).duplicated(keep="first").to_numpy(), dtype=bool)
+    repeated = _repeated_integers(_text_codes(ids), "first")
     kept = combined.filter(pa.array(~repeated)) if repeated.any() else combined
     times = nanos[~repeated] if repeated.any() else nanos
     if not (times[1:] >= times[:-1]).all():  # (files of consecutive days come sorted already)

@@ -329,8 +329,7 @@ class PartitionStore:
                 (target, table.slice(a, b - a)) for target, a, b in zip(targets, starts, stops, strict=True)
             ]
             staged = self._stage_all(pending)
-            for item in staged:
-                item.commit()
+            _commit_all(staged)
         return table.num_rows
 
     def _write_locked(
@@ -484,6 +483,18 @@ def arrow_rows(frame: pd.DataFrame, kind: str) -> pa.Table:
     ):
         return pa.Table.from_pandas(frame[columns], preserve_index=False)
     return pa.Table.from_pandas(_normalise(frame, kind), preserve_index=False)
+
+
+def _commit_all(staged: list[_atomic.Staged]) -> None:
+    """Put every staged file in place (each rename waits on a folder fsync, about 8 ms here): side by
+    side when there are several. Only called once every file is staged, as ``_write_locked`` does."""
+    if len(staged) < 2:
+        for item in staged:
+            item.commit()
+        return
+    with ThreadPoolExecutor(max_workers=min(len(staged), 8)) as pool:
+        for future in [pool.submit(item.commit) for item in staged]:
+            future.result()
 
 
 def _has_ids(frame: pd.DataFrame) -> bool:

@@ -382,9 +382,9 @@ def _write_together(store: PartitionStore, prepared: list[_Prepared]) -> list[di
     kind = kind_tuple[0]
     frames = [batch.outputs[kind] for batch in prepared]
     if kind == "trades":
-        counts = _write_trades_together(store, frames, exchange, pair)
-        if counts is not None:
-            return [{kind: count} for count in counts]
+        in_arrow = _write_trades_together(store, frames, exchange, pair)
+        if in_arrow is not None:
+            return [{kind: count} for count in in_arrow]
     owner = np.concatenate([np.full(len(frame), i, dtype="int64") for i, frame in enumerate(frames)])
     combined = pd.concat(frames, ignore_index=True)
     nanos = pd.DatetimeIndex(combined["timestamp"]).as_unit("ns").asi8

@@ -15,7 +15,9 @@ rows/s sat at the floor itself on the 2-core machine, so it was restated as a ra
 
 The runs alternate ``--repeat`` times (default 3) and each keeps its best time: the machine is shared,
 so the best run is the least disturbed one, and the ratios between figures of the same run hold under
-load where the absolute rows/s do not. The load average is printed with the figures.
+load where the absolute rows/s do not. The load average is printed with the figures, and so are the
+CPU seconds of each side (all threads; ``cpu_ratio`` = pyarrow's over atlas_ray's): on a loaded
+machine the wall-clock ratio follows the CPU ratio, which varies far less from run to run.
 
 Same results, checked on every run (else the benchmark exits with status 1 after its JSON line):
 
@@ -110,15 +112,15 @@ def reports_digest(reports: Sequence[IngestReport]) -> str:
     return digest.hexdigest()
 
 
-def time_atlas(files: list[Path]) -> tuple[float, int, int, int, str, str]:
-    """Seconds, rows read, rows the reports say were written, rows the store then holds, and the
-    store's and the reports' digests."""
+def time_atlas(files: list[Path]) -> tuple[float, int, int, int, str, str, float]:
+    """Seconds, rows read, rows the reports say were written, rows the store then holds, the
+    store's and the reports' digests, and the process's CPU seconds (every thread)."""
     folder = Path(tempfile.mkdtemp(prefix="bench_ingest_"))
     try:
         store = MarketStore(folder / "store")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         reports = store.ingest_many(files, exchange="bitflyer", pair="btc_jpy")
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         stored = len(store.read("bitflyer", "btc_jpy", "trades"))
         return (
             elapsed,
@@ -127,6 +129,7 @@ def time_atlas(files: list[Path]) -> tuple[float, int, int, int, str, str]:
             stored,
             store_digest(folder / "store"),
             reports_digest(reports),
+            cpu,
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -138,10 +141,10 @@ def time_pandas(files: list[Path]) -> tuple[float, int]:
     return time.perf_counter() - start, rows
 
 
-def time_pyarrow(files: list[Path]) -> tuple[float, int]:
-    start = time.perf_counter()
+def time_pyarrow(files: list[Path]) -> tuple[float, int, float]:
+    start, cpu = time.perf_counter(), time.process_time()
     rows = sum(pcsv.read_csv(path).num_rows for path in files)
-    return time.perf_counter() - start, rows
+    return time.perf_counter() - start, rows, time.process_time() - cpu
 
 
 def main() -> int:
@@ -163,6 +166,8 @@ def main() -> int:
     pandas_rate = pandas_best[1] / pandas_best[0]
     arrow_rate = arrow_best[1] / arrow_best[0]
     over_arrow = atlas_rate / arrow_rate
+    atlas_cpu = min(r[6] for r in atlas_runs)
+    arrow_cpu = min(r[2] for r in arrow_runs)
     problems = []
     if not atlas[1] == pandas_best[1] == arrow_best[1]:
         problems.append(
@@ -188,6 +193,10 @@ def main() -> int:
     print(f"pandas.read_csv (read only, reference): {pandas_best[0]:.3f} s, {pandas_rate:,.0f} rows/s")
     print(f"atlas_ray / pandas.read_csv: {atlas_rate / pandas_rate:.2f}")
     print(f"atlas_ray / pyarrow.csv.read_csv: {over_arrow:.2f}   target: >= {TARGET}")
+    print(
+        f"CPU seconds (all threads, least of the runs): atlas_ray {atlas_cpu:.3f}, pyarrow.csv.read_csv "
+        f"{arrow_cpu:.3f}, ratio {arrow_cpu / atlas_cpu:.2f} (under load wall time follows it)"
+    )
     print(f"same store and reports as the reference: {'yes' if not problems else 'NO'}")
     print(
         json.dumps(
@@ -200,6 +209,9 @@ def main() -> int:
                 "pyarrow_read_csv_rows_per_s": round(arrow_rate),
                 "atlas_over_pandas": round(atlas_rate / pandas_rate, 3),
                 "atlas_over_pyarrow": round(over_arrow, 3),
+                "atlas_cpu_s": round(atlas_cpu, 4),
+                "pyarrow_read_csv_cpu_s": round(arrow_cpu, 4),
+                "cpu_ratio": round(arrow_cpu / atlas_cpu, 3),
                 "same_rows": not problems,
                 "load": round(max(load_before, load_after), 2),
                 "ratio": round(over_arrow, 3),

@@ -233,7 +233,7 @@ def duplicated(frame: pd.DataFrame, subset: list[str], keep: Literal["first", Fa
         columns[name] = column
     if len(columns) == 1:
         (values,) = columns.values()
-        if values.dtype.kind in "iu":
+        if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu":  # (not pandas' nullable Int64)
             return _repeated_integers(values.to_numpy(), keep)
         return np.asarray(values.duplicated(keep=keep).to_numpy(), dtype=bool)
     return np.asarray(pd.DataFrame(columns).duplicated(keep=keep).to_numpy(), dtype=bool)

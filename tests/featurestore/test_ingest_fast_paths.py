@@ -86,3 +86,41 @@ def test_executions_with_text_ids_are_read_sorted_and_deduplicated(tmp_path: Pat
     trades = store.read("bitflyer", "btc_jpy", "trades")
     assert trades["trade_id"].tolist() == ["x09", "x10", "x12"]
     assert trades["price"].tolist() == [1406501.0, 1406500.0, 1406502.0]
+
+
+def test_files_written_together_in_arrow_equal_files_written_one_by_one(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """Two slices of a real executions file that overlap (the later repeats 1,000 of the earlier's
+    trades) and cross a UTC midnight: ``ingest_many`` writes them in Arrow as one table
+    (``_write_trades_together``), ingesting them one by one merges the second into the first's days;
+    both stores hold the same rows, the reports the same counts, kept in the files' order."""
+    import gzip
+
+    lines = gzip.decompress(
+        (data_dir / "bitflyer_2018-01" / "bitflyer.execution.20180122.BTC_JPY.csv.gz").read_bytes()
+    )
+    header, *rows = lines.decode().splitlines(keepends=True)
+    late = [i for i, row in enumerate(rows) if "T09:0" in row.split(",")[4]]
+    middle = late[0]  # rows about 09:00+09:00, midnight UTC (the file's rows are not sorted)
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text(header + "".join(rows[middle - 3000 : middle + 1000]))
+    second.write_text(header + "".join(rows[middle : middle + 3000]))
+    together = MarketStore(tmp_path / "together")
+    reports = together.ingest_many([first, second], exchange="bitflyer", pair="btc_jpy")
+    alone = MarketStore(tmp_path / "alone")
+    one_by_one = [alone.ingest(path, exchange="bitflyer", pair="btc_jpy") for path in (first, second)]
+    assert reports[1].rejected["duplicate"] > 900  # (a few of the 1,000 rows have no time)
+    for mine, theirs in zip(reports, one_by_one, strict=True):
+        assert (mine.rows_read, mine.rows_written, dict(mine.rejected)) == (
+            theirs.rows_read,
+            theirs.rows_written,
+            dict(theirs.rejected),
+        )
+    assert len(together.dates("bitflyer", "btc_jpy", "trades")) == 2
+    pd.testing.assert_frame_equal(
+        together.read("bitflyer", "btc_jpy", "trades"), alone.read("bitflyer", "btc_jpy", "trades")
+    )
+    assert [Path(str(r.report_path)).name for r in reports] == sorted(
+        Path(str(r.report_path)).name for r in reports
+    )

@@ -24,7 +24,7 @@ from atlas_ray.featurestore._store._validate_rows import RowChecks
 if TYPE_CHECKING:
     from atlas_ray.featurestore._store._ingest import IngestReport
 
-__all__ = ["KeptReport", "keep_report", "kept_reports"]
+__all__ = ["KeptReport", "keep_report", "kept_reports", "report_stamps"]
 
 _FOLDER = "_reports"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -74,11 +74,23 @@ def _content(report: IngestReport, checks: RowChecks) -> dict[str, object]:
     }
 
 
-def keep_report(root: str, report: IngestReport, checks: RowChecks) -> IngestReport:
-    """Write ``report`` beside the data of its exchange / pair; returns it with ``report_path`` set."""
+def report_stamps(count: int) -> list[str]:
+    """``count`` report name stamps (UTC time to the microsecond), rising in the order asked: reports
+    written side by side then still list in the order of their files."""
+    stamps: list[str] = []
+    while len(stamps) < count:
+        stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S%f")
+        if not stamps or stamp > stamps[-1]:
+            stamps.append(stamp)
+    return stamps
+
+
+def keep_report(root: str, report: IngestReport, checks: RowChecks, stamp: str | None = None) -> IngestReport:
+    """Write ``report`` beside the data of its exchange / pair; returns it with ``report_path`` set.
+    ``stamp``: the time in its name (``report_stamps``; default now)."""
     fs, base = _filesystem(root)
     folder = f"{base}/exchange={report.exchange}/pair={report.pair}/{_FOLDER}"
-    stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S%f")
+    stamp = stamp if stamp is not None else pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S%f")
     path = f"{folder}/{stamp}_{_SAFE.sub('_', report.file)}.json"
     _atomic.write_text(fs, path, json.dumps(_content(report, checks), indent=1))
     return dataclasses.replace(report, report_path=path)

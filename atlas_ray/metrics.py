@@ -127,7 +127,7 @@ def regressor_metrics(
     *,
     label_value: np.ndarray | None = None,
     horizon: int = 1,
-    index: Sequence[Any] | np.ndarray | None = None,
+    index: Any = None,
     bar: Any = None,
     loss: float | None = None,
 ) -> dict[str, float]:
@@ -163,7 +163,7 @@ def persistence_forecast(
     label_value: np.ndarray,
     horizon: int,
     *,
-    index: Sequence[Any] | np.ndarray | None = None,
+    index: Any = None,
     bar: Any = None,
 ) -> np.ndarray:
     """The persistence baseline's prediction for each row: the last realised ``horizon``-bar return,
@@ -218,7 +218,7 @@ def label_bar(label: str) -> np.timedelta64 | None:
     return np.timedelta64(seconds, "s")
 
 
-def _nanoseconds(index: Sequence[Any] | np.ndarray) -> np.ndarray:
+def _nanoseconds(index: Any) -> np.ndarray:
     stamps = getattr(index, "asi8", None)  # a pandas DatetimeIndex, tz-aware or naive
     if stamps is None:
         stamps = np.asarray(index, dtype="datetime64[ns]").view("int64")

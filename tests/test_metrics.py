@@ -144,7 +144,7 @@ def test_undefined_regressor_metrics_are_nan_never_raise() -> None:
     assert np.isnan(short["persistence_mse"]) and short["sign_accuracy"] == 1.0
     diverged = regressor_metrics(np.array([1.0, -1.0]), np.array([np.nan, 1.0]))
     assert np.isnan(diverged["mse"]) and np.isnan(diverged["sign_accuracy"]) and diverged["zero_mse"] == 1.0
-    with pytest.raises(ValueError, match=r"The value of `horizon` is 0, but must be an integer `horizon >= 1`"):
+    with pytest.raises(ValueError, match=r"`horizon` is 0, but must be an integer `horizon >= 1`"):
         regressor_metrics(np.ones(3), np.ones(3), horizon=0)
 
 

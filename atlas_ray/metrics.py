@@ -10,11 +10,21 @@ the predicted class the most probable one and counts taken one-vs-rest (TP, FP, 
 
 Regressors (``regressor_metrics``): ``loss``, ``mse``, ``mae``, ``sign_accuracy`` (over the rows where
 reality moved, ``y_true != 0``: the share whose predicted sign is reality's; a prediction of exactly 0
-counts as wrong), ``persistence_mse`` (the mse of predicting, for row ``i``, the label value observed
-``horizon`` rows earlier, ``label_value[i - horizon]``: for a label that looks ``horizon`` rows
-forward that is the latest label already known at row ``i``; rows are taken as consecutive, and the
-first ``horizon`` rows, which have no earlier value, are left out), ``zero_mse`` (the mse of predicting
-no change, 0). ``y_true``, ``y_pred`` and ``label_value`` must share units, with 0 meaning no change.
+counts as wrong), ``persistence_mse`` (the mse of the persistence baseline, ``persistence_forecast``:
+for row ``i`` it predicts the last *realised* ``horizon``-bar return, the one known at the bar, and
+leaves out the rows where that return is not in the split), ``zero_mse`` (the mse of predicting no
+change, 0). ``y_true``, ``y_pred`` and ``label_value`` must share units, with 0 meaning no change.
+
+The persistence rule (issue 26): a label looking ``h`` bars forward at bar ``t`` is the return from
+``t`` to ``t + h``; the latest such return realised at ``t`` is the label of bar ``t - h`` (the return
+from ``t - h`` to ``t``). The label of the row just before, ``t - 1``, is *not* known at ``t`` (it
+ends at ``t + h - 1``) and overlaps the label being predicted by ``h - 1`` bars, so for ``h > 1`` it
+makes persistence look far better than it is (on a random walk with ``h = 5`` its mse is 0.4 of
+predicting zero; the honest one's is 2.0). Given the rows' times (``index``) and the bar length
+(``bar``), the baseline takes the label of the row stamped exactly ``t - h * bar`` (rows missing from
+the split, a gap or a dropped row, leave the row out); without them rows are taken as consecutive
+bars and it takes row ``i - h``. Every caller passes ``horizon = label_horizon(label_name)`` and
+``bar = label_bar(label_name)``.
 
 Undefined values never raise:
 
@@ -43,6 +53,7 @@ does: cross-entropy with probabilities clipped to ``[1e-7, 1 - 1e-7]`` (classifi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +64,9 @@ __all__ = [
     "confusion_matrix",
     "held_gross",
     "held_positions",
+    "label_bar",
     "label_horizon",
+    "persistence_forecast",
     "regressor_metrics",
     "roc_auc",
 ]
@@ -114,11 +127,13 @@ def regressor_metrics(
     *,
     label_value: np.ndarray | None = None,
     horizon: int = 1,
+    index: Any = None,
+    bar: Any = None,
     loss: float | None = None,
 ) -> dict[str, float]:
-    """Regressor summary metrics (see the module docstring). ``label_value`` defaults to ``y_true``."""
-    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
-        raise ValueError(f"The value of `horizon` is {horizon!r}, but must be `horizon >= 1`.")
+    """Regressor summary metrics (see the module docstring). ``label_value`` defaults to ``y_true``;
+    ``horizon``, ``index`` and ``bar`` place the persistence baseline (``persistence_forecast``)."""
+    _check_horizon(horizon)
     truth = np.asarray(y_true, dtype=np.float64).reshape(-1)
     predicted = np.asarray(y_pred, dtype=np.float64).reshape(-1)
     series = truth if label_value is None else np.asarray(label_value, dtype=np.float64).reshape(-1)
@@ -130,6 +145,8 @@ def regressor_metrics(
     error = predicted - truth
     moved = truth != 0
     mse = _mean(error**2)
+    persisted = persistence_forecast(series, horizon, index=index, bar=bar)
+    known = np.isfinite(persisted)
     return {
         "loss": float(loss) if loss is not None else mse,
         "mse": mse,
@@ -137,9 +154,44 @@ def regressor_metrics(
         "sign_accuracy": _mean((np.sign(predicted[moved]) == np.sign(truth[moved])).astype(np.float64))
         if np.isfinite(predicted).all()
         else NAN,
-        "persistence_mse": _mean((truth[horizon:] - series[:-horizon]) ** 2),
+        "persistence_mse": _mean((truth[known] - persisted[known]) ** 2),
         "zero_mse": _mean(truth**2),
     }
+
+
+def persistence_forecast(
+    label_value: np.ndarray,
+    horizon: int,
+    *,
+    index: Any = None,
+    bar: Any = None,
+) -> np.ndarray:
+    """The persistence baseline's prediction for each row: the last realised ``horizon``-bar return,
+    known at the row's bar (see the module docstring), NaN where it is not in the rows given.
+
+    With ``index`` (the rows' times, increasing) and ``bar`` (the bar length, anything
+    ``np.timedelta64`` or ``pandas.Timedelta`` takes): the label of the row stamped ``t - horizon * bar``.
+    Without either: ``label_value[i - horizon]`` (rows taken as consecutive bars). A time held by
+    two rows gives the first one's value."""
+    h = _check_horizon(horizon)
+    series = np.asarray(label_value, dtype=np.float64).reshape(-1)
+    out = np.full(series.shape, NAN)
+    if index is None or bar is None:
+        out[h:] = series[:-h] if series.size > h else out[h:]
+        return out
+    stamps = _nanoseconds(index)
+    if stamps.shape != series.shape:
+        raise ValueError(f"index has {stamps.shape[0]} rows but label_value has {series.shape[0]}")
+    step = _bar_nanoseconds(bar)
+    if stamps.size == 0:
+        return out
+    order = np.argsort(stamps, kind="stable")  # (rows in time order already, as splits are)
+    ordered = stamps[order]
+    wanted = stamps - h * step
+    at = np.clip(np.searchsorted(ordered, wanted), 0, stamps.size - 1)
+    found = ordered[at] == wanted
+    out[found] = series[order[at[found]]]
+    return out
 
 
 def label_horizon(label: str) -> int:
@@ -152,6 +204,32 @@ def label_horizon(label: str) -> int:
     except Exception:  # a name from outside the feature library: treat as a one-bar label
         return 1
     return max(horizon, 1)
+
+
+def label_bar(label: str) -> np.timedelta64 | None:
+    """The bar length of the label named ``label`` (its feature's resolution), None when the name does
+    not parse as a feature (the persistence baseline then takes rows as consecutive bars)."""
+    from atlas_ray.featurestore import Feature
+
+    try:
+        seconds = int(Feature.from_name(label).resolution.seconds)
+    except Exception:  # a name from outside the feature library
+        return None
+    return np.timedelta64(seconds, "s")
+
+
+def _nanoseconds(index: Any) -> np.ndarray:
+    stamps = getattr(index, "asi8", None)  # a pandas DatetimeIndex, tz-aware or naive
+    if stamps is None:
+        stamps = np.asarray(index, dtype="datetime64[ns]").view("int64")
+    return np.asarray(stamps, dtype=np.int64).reshape(-1)
+
+
+def _bar_nanoseconds(bar: Any) -> int:
+    step = int(np.timedelta64(bar, "ns").astype(np.int64))
+    if step <= 0:
+        raise ValueError(f"The value of `bar` is {bar!r}, but must be a positive time span.")
+    return step
 
 
 def _check_horizon(horizon: object) -> int:

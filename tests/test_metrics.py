@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import (
@@ -19,6 +20,7 @@ from sklearn.metrics import (
 )
 
 from atlas_ray import metrics
+from atlas_ray.featurestore import FeatureLabelSet, LogReturns, MarketStore, SplitPart, TimeSplit
 from atlas_ray.featurestore._featuresets._prepared import Task
 from atlas_ray.metrics import (
     REGRESSOR_METRICS,
@@ -142,7 +144,7 @@ def test_undefined_regressor_metrics_are_nan_never_raise() -> None:
     assert np.isnan(short["persistence_mse"]) and short["sign_accuracy"] == 1.0
     diverged = regressor_metrics(np.array([1.0, -1.0]), np.array([np.nan, 1.0]))
     assert np.isnan(diverged["mse"]) and np.isnan(diverged["sign_accuracy"]) and diverged["zero_mse"] == 1.0
-    with pytest.raises(ValueError, match=r"The value of `horizon` is 0, but must be `horizon >= 1`"):
+    with pytest.raises(ValueError, match=r"`horizon` is 0, but must be an integer `horizon >= 1`"):
         regressor_metrics(np.ones(3), np.ones(3), horizon=0)
 
 
@@ -180,3 +182,66 @@ def test_label_horizon_reads_the_feature_name() -> None:
     assert metrics.label_horizon(LogReturns().coinbase().one_min().lookforward(5).name) == 5
     assert metrics.label_horizon(LogReturns().coinbase().one_min().lookforward(1).name) == 1
     assert metrics.label_horizon("label") == 1
+
+
+# ------------------------------------------------------------------------ the persistence baseline
+FIVE_BAR = LogReturns().coinbase().one_min().lookforward(5)
+
+
+@pytest.fixture(scope="module")
+def five_bar(minute_store: MarketStore) -> SplitPart:
+    """The validation part of a real 5-minute label over real Coinbase minute bars, built and prepared
+    through the featurestore (rows missing where bars are missing)."""
+    fls = FeatureLabelSet([LogReturns().coinbase().one_min().lookback(1)], [FIVE_BAR])
+    frame = fls.build_local("2023-03-09", "2023-03-12", minute_store)
+    return fls.prepare(frame, TimeSplit(0.4, 0.5, 0.1)).validation
+
+
+def test_persistence_is_the_last_realised_return_by_brute_force(five_bar: SplitPart, data_dir: Path) -> None:
+    """Row at bar t: persistence predicts log(close[t] / close[t - 5]), the return realised at t,
+    which is the label of the row stamped t - 5 minutes; a loop over the rows finds the same mse."""
+    horizon, bar = metrics.label_horizon(FIVE_BAR.name), metrics.label_bar(FIVE_BAR.name)
+    assert horizon == 5 and bar == np.timedelta64(60, "s")
+    stamps, value = five_bar.index, five_bar.label_value
+    forecast = metrics.persistence_forecast(value, horizon, index=stamps, bar=bar)
+    close = pd.read_parquet(data_dir / "minute_bars_2023-03" / "coinbase_btcusd.parquet")["close"]
+    close = close.astype("float64").groupby(level=0).last()
+    by_time = dict(zip(stamps, value, strict=True))
+    step = pd.Timedelta(minutes=5)
+    errors, realised = [], 0
+    for i, t in enumerate(stamps):
+        earlier = by_time.get(t - step)
+        if earlier is None:
+            assert np.isnan(forecast[i])
+            continue
+        assert forecast[i] == earlier
+        errors.append((five_bar.y[i] - earlier) ** 2)
+        if t in close.index and t - step in close.index:  # both bars stored: the return from the bars
+            assert earlier == pytest.approx(np.log(close[t] / close[t - step]), abs=1e-12)
+            realised += 1
+    assert realised > 1000 and len(errors) < len(stamps)  # real gaps: some rows have no realised value
+    found = metrics.regressor_metrics(five_bar.y, np.zeros(len(five_bar)), label_value=value,
+                                      horizon=horizon, index=stamps, bar=bar)
+    assert found["persistence_mse"] == pytest.approx(np.mean(errors), rel=1e-6)
+    consecutive = metrics.persistence_forecast(value, horizon)  # no times: row i - 5
+    np.testing.assert_array_equal(consecutive[5:], value[:-5])
+
+
+def test_the_old_rule_flattered_persistence_on_a_random_walk() -> None:
+    """Issue 26: a 5-bar label over a random walk. The label one row back (the old rule) overlaps the
+    label by 4 bars: persistence looked ~2.5x better than predicting zero; the last realised 5-bar
+    return is independent of the next one, so persistence is ~2x worse than zero."""
+    rng = np.random.default_rng(26)
+    log_price = np.cumsum(rng.normal(0.0, 1e-3, 20_005))
+    label = log_price[5:] - log_price[:-5]  # row t: log(c[t + 5] / c[t])
+    zero = metrics.regressor_metrics(label, np.zeros(label.size))["zero_mse"]
+    old = metrics.regressor_metrics(label, np.zeros(label.size), horizon=1)["persistence_mse"]
+    honest = metrics.regressor_metrics(label, np.zeros(label.size), horizon=5)["persistence_mse"]
+    print(f"5-bar random walk: zero {zero:.3g}, old persistence {old:.3g} ({zero / old:.2f}x better), "
+          f"honest persistence {honest:.3g} ({honest / zero:.2f}x worse)")
+    assert zero / old > 2.0  # the old rule: far better than predicting zero
+    assert 1.7 < honest / zero < 2.3  # the honest one: about twice as bad
+    stamps = np.datetime64("2023-03-01T00:00", "ns") + np.arange(label.size) * np.timedelta64(1, "m")
+    timed = metrics.regressor_metrics(label, np.zeros(label.size), horizon=5, index=stamps,
+                                      bar=np.timedelta64(1, "m"))
+    assert timed["persistence_mse"] == pytest.approx(honest)

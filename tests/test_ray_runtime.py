@@ -21,6 +21,8 @@ import pytest
 
 from atlas_ray import _ray_runtime
 
+pytestmark = pytest.mark.slow  # starts Ray clusters and `ray start` heads: not in scripts/test.sh --quick
+
 if TYPE_CHECKING:
     from atlas_ray.featurestore import MarketStore
 

@@ -64,6 +64,7 @@ from atlas_ray.featurestore._featuresets._folded import FoldedSet
 from atlas_ray.featurestore._featuresets._fs_cache import feature_code_version
 from atlas_ray.featurestore._featuresets._labels import Boundaries, Percentiles, apply_categories
 from atlas_ray.featurestore._featuresets._prepared import PreparedSet, SplitPart, Task
+from atlas_ray.featurestore._featuresets._rebalance import Smote
 from atlas_ray.featurestore._featuresets._scaling import apply_scaling
 from atlas_ray.featurestore._featuresets._splits import TimeSplit, WalkForward
 from atlas_ray.featurestore._featuresets._windows import cut_windows, window_ends
@@ -145,6 +146,7 @@ __all__ = [
     "FoldedSet",
     "Percentiles",
     "PreparedSet",
+    "Smote",
     "SplitPart",
     "Task",
     "TimeSplit",

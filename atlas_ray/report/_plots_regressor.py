@@ -1,10 +1,12 @@
 """The regressor baseball card: the confusion matrix of signs (down / up, rows sum to 1), the metrics
-table against the persistence and zero-change baselines, sign accuracy over time and its histogram,
+table against the persistence (the last realised h-bar return, known at the bar) and zero-change
+baselines, sign accuracy over time and its histogram,
 predictions against reality, and the backtest of the signal."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from atlas_ray.experiment import ResultsObject
@@ -61,11 +63,18 @@ def regressor_baseball_card(
     ax_cm.set_ylabel("true sign", fontsize=8)
     ax_cm.set_title("confusion matrix of signs (rows sum to 1)", fontsize=9, loc="left")
 
-    values = stats.regression_statistics(prediction, reality)
+    label = frame["label_value"].to_numpy("float64") if "label_value" in frame else reality
+    label = label if np.isfinite(label).all() else reality
+    horizon, bar = stats.label_horizon(result.label), stats.label_bar(result.label)
+    times = pd.DatetimeIndex(frame["timestamp"])
+    values = stats.regression_statistics(prediction, reality, label_value=label, horizon=horizon,
+                                         timestamps=times, bar=bar)
+    persisted = stats.persistence_forecast(label, horizon, index=times, bar=bar)  # last realised return
+    known = np.isfinite(persisted)
     body = [
         ["model", fmt(values["mse"]), fmt(values["mae"]), fmt(values["sign_accuracy"])],
-        ["persistence", fmt(values["persistence_mse"]), fmt(float(np.mean(np.abs(np.diff(reality)))))
-         if reality.size > 1 else "-", "-"],
+        [f"persistence ({horizon}-bar)", fmt(values["persistence_mse"]),
+         fmt(float(np.mean(np.abs(reality[known] - persisted[known])))) if known.any() else "-", "-"],
         ["zero change", fmt(values["zero_mse"]), fmt(float(np.mean(np.abs(reality)))), "-"],
         ["skill vs zero", fmt(values["skill"]), "", f"n={len(frame)}"],
     ]

@@ -64,7 +64,7 @@ def _split_metrics(result: ResultsObject, split: str, cost: float) -> dict[str, 
         return out
     y_true, y_pred = arrays.y_true[mask], arrays.y_pred[mask]
     if result.task is Task.REGRESSION:
-        out.update(stats.regression_statistics(y_pred, y_true))
+        out.update(stats.result_regression_statistics(result, mask))
     else:
         classes = result.classes
         out["accuracy"] = stats.accuracy(y_true, y_pred)

@@ -16,7 +16,9 @@ A ratio with a zero denominator is NaN (``inf`` for LR+ when TNR is 1 and TPR > 
 "perfect" on a plot of a model that predicts the class almost never; NaN keeps it off the plot).
 
 Regression: MSE, MAE, sign accuracy (the share of rows where ``sign(prediction) == sign(reality)``),
-the persistence baseline (predict the previous row's reality) and the zero-change baseline (predict 0).
+the persistence baseline (predict the last realised h-bar return, the label of the bar h bars back,
+known at the bar: ``atlas_ray.metrics.persistence_forecast``; not the previous row's label, which for
+an h-bar label overlaps the one predicted by h - 1 bars) and the zero-change baseline (predict 0).
 
 The trader's view: a signal's position is +1 for "up" (a regression prediction > 0), -1 for "down"
 (< 0) and 0 for "flat"; ``backtest`` earns ``position * label_value`` (the realised log return) per
@@ -44,7 +46,9 @@ import pyarrow.compute as pc
 from atlas_ray.experiment import ResultsObject
 from atlas_ray.featurestore import Task
 from atlas_ray.metrics import held_gross, held_positions
+from atlas_ray.metrics import label_bar as label_bar
 from atlas_ray.metrics import label_horizon as label_horizon
+from atlas_ray.metrics import persistence_forecast as persistence_forecast
 from atlas_ray.report._overfitting import (
     EULER_GAMMA,
     CSCVResult,
@@ -85,6 +89,7 @@ __all__ = [
     "precision_recall_curve",
     "probabilities",
     "regression_statistics",
+    "result_regression_statistics",
     "roc_auc",
     "roc_curve",
     "split_predictions",
@@ -400,10 +405,20 @@ def hit_rate_over_time(
 # ---------------------------------------------------------------------------------------- regression
 
 
-def regression_statistics(prediction: np.ndarray, reality: np.ndarray) -> dict[str, float]:
-    """``mse``, ``mae``, ``sign_accuracy``, ``persistence_mse`` (predicting the previous row's
-    reality; rows in time order), ``zero_mse`` (predicting no change) and ``skill`` = 1 - mse /
-    zero_mse (> 0 beats predicting zero)."""
+def regression_statistics(
+    prediction: np.ndarray,
+    reality: np.ndarray,
+    *,
+    label_value: np.ndarray | None = None,
+    horizon: int = 1,
+    timestamps: pd.DatetimeIndex | None = None,
+    bar: object = None,
+) -> dict[str, float]:
+    """``mse``, ``mae``, ``sign_accuracy``, ``persistence_mse`` (predicting the last realised
+    ``horizon``-bar return, known at the bar: ``persistence_forecast``, placed by ``timestamps`` and the
+    label's ``bar`` when given, else rows taken as consecutive bars; rows with no realised return in
+    the split left out), ``zero_mse`` (predicting no change) and ``skill`` = 1 - mse / zero_mse (> 0
+    beats predicting zero). ``label_value`` defaults to ``reality``."""
     p = np.asarray(prediction, dtype="float64")
     r = np.asarray(reality, dtype="float64")
     if p.size == 0:
@@ -412,14 +427,34 @@ def regression_statistics(prediction: np.ndarray, reality: np.ndarray) -> dict[s
     error = p - r
     mse = float(np.mean(error**2))
     zero = float(np.mean(r**2))
+    series = r if label_value is None else np.asarray(label_value, dtype="float64")
+    persisted = persistence_forecast(series, horizon, index=timestamps, bar=bar)
+    known = np.isfinite(persisted)
     return {
         "mse": mse,
         "mae": float(np.mean(np.abs(error))),
         "sign_accuracy": float(np.mean(np.sign(p) == np.sign(r))),
-        "persistence_mse": float(np.mean(np.diff(r) ** 2)) if r.size > 1 else math.nan,
+        "persistence_mse": float(np.mean((r[known] - persisted[known]) ** 2)) if known.any() else math.nan,
         "zero_mse": zero,
         "skill": 1.0 - mse / zero if zero > 0 else math.nan,
     }
+
+
+def result_regression_statistics(result: ResultsObject, mask: np.ndarray) -> dict[str, float]:
+    """``regression_statistics`` of ``result``'s prediction rows under ``mask`` (``trial_arrays``), the
+    persistence baseline placed by the result's label (``label_horizon``, ``label_bar``) and the rows'
+    times: recomputed from the stored predictions, so a report of an experiment written before the
+    persistence rule was fixed (issue 26) shows the honest baseline too."""
+    arrays = trial_arrays(result)
+    label = arrays.label_value[mask]
+    return regression_statistics(
+        arrays.y_pred[mask],
+        arrays.y_true[mask],
+        label_value=label if np.isfinite(label).all() else None,
+        horizon=label_horizon(result.label),
+        timestamps=arrays.timestamps[mask],
+        bar=label_bar(result.label),
+    )
 
 
 # ----------------------------------------------------------------------------------- trading signal

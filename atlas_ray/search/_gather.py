@@ -100,12 +100,21 @@ def split_loss(task: Task, y: np.ndarray, output: np.ndarray) -> float:
 
 
 def split_metrics(prepared: PreparedSet, part: SplitPart, output: np.ndarray) -> dict[str, float]:
-    """Summary metrics of one split with ``atlas_ray.metrics``."""
+    """Summary metrics of one split with ``atlas_ray.metrics``; a regressor's persistence baseline is
+    placed by the label's horizon and bar and the rows' times (``metrics.persistence_forecast``)."""
     from atlas_ray import metrics
 
     loss = split_loss(prepared.task, part.y, output)
     if prepared.task is Task.REGRESSION:
-        values = metrics.regressor_metrics(part.y, output, label_value=part.label_value, loss=loss)
+        values = metrics.regressor_metrics(
+            part.y,
+            output,
+            label_value=part.label_value,
+            horizon=metrics.label_horizon(prepared.label_name),
+            index=part.index,
+            bar=metrics.label_bar(prepared.label_name),
+            loss=loss,
+        )
     else:
         values = metrics.classifier_metrics(part.y, output, prepared.classes, loss=loss)
     return {name: float(value) for name, value in values.items()}

@@ -38,6 +38,8 @@ from typing import Any
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # `ray up` over SSH: not in scripts/test.sh --quick
+
 ROOT = Path(__file__).resolve().parents[2]
 ONPREM = ROOT / "cluster" / "onprem.yaml"
 VENV = Path(sys.executable).parent.parent

@@ -23,6 +23,8 @@ from atlas_ray.featurestore import (
     Volume,
 )
 
+pytestmark = pytest.mark.slow  # builds on Ray Data: not in scripts/test.sh --quick
+
 START, END = "2023-03-03", "2023-03-06"  # holds Coinbase's gap: no bar from 2023-03-04 17:00 to 21:36
 
 

@@ -12,6 +12,8 @@ from atlas_ray.featurestore import LogReturns, MarketStore, Volatility, Volume
 from atlas_ray.featurestore._featuresets import _featureset as featureset_module
 from atlas_ray.featurestore._featuresets._featureset import LOCAL_BUILD_ROWS, FeatureLabelSet
 
+pytestmark = pytest.mark.slow  # builds on Ray Data: not in scripts/test.sh --quick
+
 START, END = "2023-03-03", "2023-03-05"  # 2,880 minute bars, holding Coinbase's 4h38m gap
 
 

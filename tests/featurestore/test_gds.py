@@ -39,6 +39,8 @@ from atlas_ray.featurestore._gds._gds_watermark import StateFile, Watermark
 from atlas_ray.featurestore._store._ingest import validate
 from atlas_ray.featurestore._store._orderbook import book_snapshots
 
+pytestmark = pytest.mark.slow  # starts MariaDB: not in scripts/test.sh --quick
+
 ROOT = Path(__file__).resolve().parents[2]
 TRADES = 12_000
 SNAPSHOTS = 120

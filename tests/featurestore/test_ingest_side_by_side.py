@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from atlas_ray.featurestore import MarketStore
+
+pytestmark = pytest.mark.slow  # two ingest processes: not in scripts/test.sh --quick
 
 ROUNDS = 2
 FILES = 20

@@ -52,6 +52,7 @@ def _reader(roots: list[str], done: Event, failures: multiprocessing.Queue) -> N
     failures.put(f"reads {reads}")
 
 
+@pytest.mark.slow  # two processes (~5-16 s): not in scripts/test.sh --quick
 def test_two_processes_writing_one_partition_keep_every_row(data_dir: Path, tmp_path: Path) -> None:
     """Measured before the writer lock: 580-660 of 1,200 trades kept, and readers died on a partition
     read against another file's footer ("Deserializing page header failed")."""

@@ -12,6 +12,8 @@ from matplotlib.figure import Figure
 
 from atlas_ray.featurestore import FeatureLabelSet, LogReturns, MarketStore, Volatility, Volume
 
+pytestmark = pytest.mark.slow  # starts Ray: not in scripts/test.sh --quick
+
 FLS = FeatureLabelSet(
     [
         LogReturns().coinbase().one_min().lookback(5),

@@ -9,7 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from atlas_ray.report._html import MEANINGS
+
+pytestmark = pytest.mark.slow  # runs the CLI in subprocesses: not in scripts/test.sh --quick
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,6 +12,8 @@ from atlas_ray.report import ReportSettings, build_report, load_experiment_for_r
 from atlas_ray.report._html import MEANINGS
 from tests.report._browser import chromium_page
 
+pytestmark = pytest.mark.slow  # writes a whole report, opens it in chromium: not in scripts/test.sh --quick
+
 
 @pytest.fixture(scope="module")
 def built(report_experiments, tmp_path_factory):

@@ -26,6 +26,8 @@ from atlas_ray.search import ASHA, Mode, ModelSpec, Resources, WorkSpec, WorkUni
 from atlas_ray.search._finalize import finalize
 from tests.search import search_specs
 
+pytestmark = pytest.mark.slow  # runs a whole search: not in scripts/test.sh --quick
+
 MAX_T = 2
 
 

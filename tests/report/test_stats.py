@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
+from atlas_ray import metrics
 from atlas_ray.report import stats
 
 
@@ -145,6 +146,24 @@ def test_regression_statistics_match_sklearn(by_id):
     assert values["persistence_mse"] == pytest.approx(skm.mean_squared_error(r[1:], r[:-1]))
     assert values["sign_accuracy"] == pytest.approx(skm.accuracy_score(np.sign(r), np.sign(p)))
     assert values["skill"] == pytest.approx(1 - values["mse"] / values["zero_mse"])
+
+
+def test_the_report_persistence_is_the_search_persistence(by_id):
+    """The report recomputes the persistence baseline from the stored predictions with the rule the
+    search stores (``atlas_ray.metrics``): the last realised h-bar return, placed by the rows' times."""
+    result = by_id["ridge_00013"]
+    arrays = stats.trial_arrays(result)
+    mask = arrays.mask("test")
+    found = stats.result_regression_statistics(result, mask)
+    stored_rule = metrics.regressor_metrics(
+        arrays.y_true[mask], arrays.y_pred[mask], label_value=arrays.label_value[mask],
+        horizon=stats.label_horizon(result.label), index=arrays.timestamps[mask],
+        bar=stats.label_bar(result.label),
+    )
+    assert found["persistence_mse"] == pytest.approx(stored_rule["persistence_mse"])
+    r = arrays.y_true[mask]
+    three = stats.regression_statistics(arrays.y_pred[mask], r, horizon=3)  # no times: rows consecutive
+    assert three["persistence_mse"] == pytest.approx(skm.mean_squared_error(r[3:], r[:-3]))
 
 
 def test_backtest_by_hand_and_on_real_signal(multiclass):

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from atlas_ray.experiment import write_result
 from atlas_ray.featurestore import Task
@@ -14,6 +15,8 @@ from atlas_ray.search import ResultsObject, TrialIdentity, TrialStatus, read_res
 from atlas_ray.search._attempts import ATTEMPTS_FILE, read_attempts, record_attempt
 from atlas_ray.search._gather import failed_result, settle_trial
 from atlas_ray.search._manifest import read_manifest
+
+pytestmark = pytest.mark.slow  # starts Ray: not in scripts/test.sh --quick
 
 IDENTITY = TrialIdentity("exp", "specs/x.py", "direction", "dnn", "abc_00001", {"hidden_units": [4]}, 11)
 INFO = {

@@ -49,6 +49,7 @@ def test_dry_run_prints_shapes_coverage_and_plan(
     assert not (storage / "planned").exists()
 
 
+@pytest.mark.slow  # a process of its own (~5-16 s): not in scripts/test.sh --quick
 def test_bad_spec_is_one_error_line_and_exit_2_before_ray(tmp_path: Path, minute_store) -> None:  # type: ignore[no-untyped-def]
     spec = write(
         tmp_path,

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
+pytestmark = pytest.mark.slow  # starts Ray's dashboard and a search: not in scripts/test.sh --quick
+
 if TYPE_CHECKING:
     from atlas_ray.featurestore import MarketStore
     from tests.report._browser import Page

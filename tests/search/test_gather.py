@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from atlas_ray.featurestore import FeatureLabelSet, MarketStore, TimeSplit
+from atlas_ray.featurestore import FeatureLabelSet, LogReturns, MarketStore, TimeSplit
 from atlas_ray.featurestore._featuresets._prepared import PreparedSet, Task
 from atlas_ray.search import TrialIdentity, TrialStatus, load_model, read_result
 from atlas_ray.search._gather import evaluate_trial, failed_result, read_status, settle_trial, unit_info
@@ -85,6 +86,26 @@ def test_regressor_predictions_are_values(minute_store: MarketStore, tmp_path: P
         assert name in result.metrics["validation"]
     assert result.predictions["prediction"].dtype == np.float64
     assert not any(c.startswith("prob_") for c in result.predictions.columns)
+
+
+def test_a_multi_bar_label_stores_the_honest_persistence(minute_store: MarketStore, tmp_path: Path) -> None:
+    """A 5-bar regression label: the stored ``persistence_mse`` predicts each row with the label of the
+    row 5 bars earlier (the return realised at the bar), found by brute force over the predictions."""
+    label = LogReturns().coinbase().one_min().lookforward(5)
+    prepared = prepared_set(minute_store, FeatureLabelSet(search_specs.FEATURES, [label]))
+    directory = str(tmp_path / "trial")
+    evaluate_trial(trained(prepared, "linear"), prepared, identity=IDENTITY, status=TrialStatus.COMPLETED,
+                   curves=CURVES, directory=directory)
+    result = read_result(directory)
+    frame = result.predictions[result.predictions["split"] == "validation"]
+    by_time = dict(zip(frame["timestamp"], frame["label_value"], strict=True))
+    errors = [(real - by_time[t - pd.Timedelta(minutes=5)]) ** 2
+              for t, real in zip(frame["timestamp"], frame["reality"], strict=True)
+              if t - pd.Timedelta(minutes=5) in by_time]
+    assert 0 < len(errors) < len(frame)
+    assert result.metrics["validation"]["persistence_mse"] == pytest.approx(np.mean(errors), rel=1e-6)
+    one_row_back = np.mean(np.diff(frame["reality"].to_numpy()) ** 2)  # the old rule, for the record
+    assert result.metrics["validation"]["persistence_mse"] > 2 * one_row_back
 
 
 def test_settling_gives_the_final_status_once(classifier: PreparedSet, tmp_path: Path) -> None:

@@ -477,6 +477,7 @@ def test_search_command_dispatches_harvest(capsys: pytest.CaptureFixture[str]) -
     assert err.startswith("error: the URL holds a password") and "hunter2" not in err
 
 
+@pytest.mark.slow  # a process of its own (~5-16 s): not in scripts/test.sh --quick
 def test_a_refused_harvest_in_its_own_process_is_one_line_whatever_its_libraries_warn(tmp_path: Path) -> None:
     """The command as a user runs it, warnings shown as Python shows them by default: the import of
     asyncssh (cryptography >= 46 deprecates DSA on it) adds nothing to the one error line."""

@@ -19,6 +19,8 @@ from tests.conftest import ROOT
 from tests.serve._replay import check_entries, trial_of
 from tests.serve.conftest import RedisServer, free_port
 
+pytestmark = pytest.mark.slow  # trains a trial and starts Ray: not in scripts/test.sh --quick
+
 
 def _fails(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     assert run_cli(main, list(argv)) == 2

@@ -239,6 +239,7 @@ def _events(draw: st.DrawFn) -> object:
     return draw(st.just(event) | st.just(event) | _json)
 
 
+@pytest.mark.slow  # fuzzing (~5-16 s): not in scripts/test.sh --quick
 @settings(max_examples=1500, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_events())
 def test_fuzzed_events_are_taken_or_refused_with_a_reason_never_raised(item: object) -> None:

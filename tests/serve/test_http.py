@@ -100,6 +100,7 @@ def test_bad_bodies_are_refused_as_bad_requests() -> None:
     assert push["through"] == 1_677_736_800_000_000_000
 
 
+@pytest.mark.slow  # serves a finished real search: not in scripts/test.sh --quick
 def test_a_host_beyond_loopback_without_a_token_does_not_start(
     capsys: pytest.CaptureFixture[str],
     served_experiment: Path,

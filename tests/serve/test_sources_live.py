@@ -36,6 +36,8 @@ from atlas_ray.serve._trial import find_trial
 from tests.serve._replay import trial_of
 from tests.serve.conftest import END, START, serve_spec
 
+pytestmark = pytest.mark.slow  # serves a finished real search: not in scripts/test.sh --quick
+
 QUOTES = "lean_coinbase_btcusd/20180404_quote.zip"
 
 

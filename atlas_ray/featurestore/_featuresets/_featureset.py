@@ -66,7 +66,14 @@ from atlas_ray.featurestore._featuresets._labels import (
     fit_categories,
 )
 from atlas_ray.featurestore._featuresets._prepared import PreparedSet, SplitPart, Task
-from atlas_ray.featurestore._featuresets._rebalance import check_rebalance, rebalance_positions
+from atlas_ray.featurestore._featuresets._rebalance import (
+    Smote,
+    as_rebalance,
+    rebalance_definition,
+    rebalance_from_definition,
+    rebalance_positions,
+    smote_rows,
+)
 from atlas_ray.featurestore._featuresets._scaling import (
     SCALINGS,
     apply_scaling,
@@ -127,7 +134,9 @@ class FeatureLabelSet:
     ``features`` and ``labels`` are given as lists and stored as tuples. ``fill_limit``: bars missing
     up to this many in a row are filled causally (longer gaps leave rows out). ``scaling``: ``"zscore"``
     or ``None``. ``categories``: ``Percentiles``/``Boundaries`` for a classification label, ``None`` for
-    regression. ``rebalance``: ``"undersample"``/``"oversample"``/``None`` (training part only).
+    regression. ``rebalance``: ``"undersample"``/``"oversample"``/``Smote(k_neighbors=5)`` (``"smote"``
+    for the default ``k``)/``None``: the training part only, classifiers only, SMOTE not with ``window``
+    (``_rebalance``).
     ``window``: rows per window for sequence models, ``None`` for flat rows. ``label_gaps``:
     ``"keep"`` or ``"drop"`` the rows whose label spans a filled (missing) bar.
     """
@@ -138,7 +147,7 @@ class FeatureLabelSet:
     fill_limit: int = 5
     scaling: Literal["zscore"] | None = "zscore"
     categories: Percentiles | Boundaries | None = None
-    rebalance: Literal["undersample", "oversample"] | None = None
+    rebalance: Literal["undersample", "oversample", "smote"] | Smote | None = None
     window: int | None = None
     label_gaps: Literal["keep", "drop"] = "keep"
 
@@ -184,13 +193,18 @@ class FeatureLabelSet:
                 f"The value of `categories` is {self.categories!r}, "
                 "but must be None, Percentiles or Boundaries."
             )
-        check_rebalance(self.rebalance)
+        object.__setattr__(self, "rebalance", as_rebalance(self.rebalance))  # "smote" -> Smote()
         if self.rebalance is not None and self.categories is None:
             raise FeatureError(
                 f"The value of `rebalance` is {self.rebalance!r}, but rebalancing needs `categories` "
                 "(a regression label has no classes to balance)."
             )
         check_window(self.window)
+        if isinstance(self.rebalance, Smote) and self.window is not None:
+            raise FeatureError(
+                f"The value of `rebalance` is {self.rebalance!r}, but SMOTE is refused with `window` "
+                f"({self.window}): use rebalance='oversample' for windows (see featurestore's Smote)."
+            )
         if self.label_gaps not in LABEL_GAPS:
             raise FeatureError(
                 f"The value of `label_gaps` is {self.label_gaps!r}, but must be one of {list(LABEL_GAPS)}."
@@ -228,7 +242,7 @@ class FeatureLabelSet:
             "fill_limit": self.fill_limit,
             "scaling": self.scaling,
             "categories": self.categories.definition() if self.categories is not None else None,
-            "rebalance": self.rebalance,
+            "rebalance": rebalance_definition(self.rebalance),
             "window": self.window,
             **({"label_gaps": self.label_gaps} if self.label_gaps != "keep" else {}),
         }
@@ -258,7 +272,7 @@ class FeatureLabelSet:
             fill_limit=definition.get("fill_limit", 5),
             scaling=definition.get("scaling", "zscore"),
             categories=categories_from_definition(definition.get("categories")),
-            rebalance=definition.get("rebalance"),
+            rebalance=rebalance_from_definition(definition.get("rebalance")),
             window=definition.get("window"),
             label_gaps=definition.get("label_gaps", "keep"),
         )
@@ -650,10 +664,19 @@ class FeatureLabelSet:
             rows = ends[keep[ends]]
         else:
             rows = np.flatnonzero(keep)
-        if train and self.rebalance is not None:
-            rows = rows[rebalance_positions(ids[rows], self.rebalance, seed=seed)]
-        X = cut_windows(values, rows, self.window) if self.window is not None else values[rows]
-        y = ids[rows].astype("int64") if categories is not None else ids[rows].astype("float32")
+        synthetic: tuple[np.ndarray, np.ndarray] | None = None
+        if train and isinstance(self.rebalance, Smote) and categories is not None:
+            X_made, y_made, source = smote_rows(
+                values[rows], ids[rows], self.rebalance, seed=seed, classes=categories["classes"]
+            )
+            rows, synthetic = rows[source], (X_made, y_made)  # a synthetic row: its nearest real row's time
+        elif train and self.rebalance is not None:
+            rows = rows[rebalance_positions(ids[rows], str(self.rebalance), seed=seed)]
+        if synthetic is not None:
+            X, y = synthetic
+        else:
+            X = cut_windows(values, rows, self.window) if self.window is not None else values[rows]
+            y = ids[rows].astype("int64") if categories is not None else ids[rows].astype("float32")
         return SplitPart(
             X=X,
             y=y,

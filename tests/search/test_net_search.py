@@ -54,7 +54,8 @@ def searched(ray_cluster: None, minute_store, tmp_path_factory: pytest.TempPathF
     path = tmp / "net.py"
     path.write_text(textwrap.dedent(SPEC_TEXT.format(fee=5.0)))
     spec = load_spec(path)
-    return run(spec, storage=str(tmp / "experiments"), store=minute_store, spec_path=str(path), out=io.StringIO())
+    storage = str(tmp / "experiments")
+    return run(spec, storage=storage, store=minute_store, spec_path=str(path), out=io.StringIO())
 
 
 def stored_figures(result: ResultsObject, rows: np.ndarray) -> dict[str, float]:
@@ -64,7 +65,8 @@ def stored_figures(result: ResultsObject, rows: np.ndarray) -> dict[str, float]:
     probs = frame[[f"prob_{c}" for c in result.classes]].to_numpy("float64")
     rule = PositionRule().for_trial(result.identity.hyperparameters)
     per_year = 365.25 * 24 * 60  # one-minute bars
-    return net_figures(result.task, frame["label_value"].to_numpy(), probs, COSTS, rule, bars_per_year=per_year)
+    label = frame["label_value"].to_numpy()
+    return net_figures(result.task, label, probs, COSTS, rule, bars_per_year=per_year)
 
 
 def test_every_epoch_reports_the_net_figures_asha_ranks_on(searched: str) -> None:
@@ -80,7 +82,8 @@ def test_every_epoch_reports_the_net_figures_asha_ranks_on(searched: str) -> Non
         assert last["val_net_sharpe"] == pytest.approx(result.metric("net_sharpe", "validation"), rel=1e-6)
         assert last["val_trades"] == pytest.approx(result.metric("trades", "validation"))
     ranked = best_trials(results, "val_net_sharpe")
-    assert ranked[0].metric("net_sharpe", "validation") == max(r.metric("net_sharpe", "validation") for r in results)
+    best = max(r.metric("net_sharpe", "validation") for r in results)
+    assert ranked[0].metric("net_sharpe", "validation") == best
 
 
 def test_the_results_keep_them_per_fold_as_the_mean_and_out_of_sample(searched: str) -> None:
@@ -94,7 +97,8 @@ def test_the_results_keep_them_per_fold_as_the_mean_and_out_of_sample(searched: 
         for name in NET_METRICS:
             mean = float(np.mean([fold["validation"][name] for fold in result.folds]))
             assert result.metric(name, "validation") == pytest.approx(mean)
-            assert result.metric(name, "oos") == pytest.approx(stored_figures(result, oos)[name], rel=1e-6, abs=1e-12)
+            joined = stored_figures(result, oos)[name]
+            assert result.metric(name, "oos") == pytest.approx(joined, rel=1e-6, abs=1e-12), name
         assert result.metric("cost", "oos") > 0 or result.metric("trades", "oos") == 0
 
 
@@ -121,5 +125,5 @@ def test_a_bad_cost_field_is_refused_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"unit `direction`, field `costs`: .* is not a Costs"):
         validate(replace(spec, units=[unit]))
     threshold = replace(spec.units[0].models[0], space={"position_threshold": 1.5})
-    with pytest.raises(SpecError, match=r"parameter `position_threshold`: The value of `position_threshold` is 1.5"):
+    with pytest.raises(SpecError, match=r"parameter `position_threshold`: The value .* is 1.5"):
         validate(replace(spec, units=[replace(spec.units[0], models=[threshold])]))

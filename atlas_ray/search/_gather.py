@@ -243,6 +243,7 @@ def evaluate_trial(
         folds=per_fold,
         attempts=tuple(attempts),
         devices=dict(devices) if devices is not None else None,
+        backtest={"costs": costs.as_dict(), "position": rule.as_dict()},
     )
     save_model(model, directory)
     write_result(result, directory)

@@ -11,7 +11,8 @@ net-of-cost metric (``val_net_sharpe``, ...: what was selected on is what is def
 the trial with the highest Sharpe ratio and of each task's best trial by the report's ranking metric,
 given the number of trials and the variance of their Sharpe ratios; the probability of backtest
 overfitting by CSCV over the trials' returns on the rows they all share; and for regressors, IC and
-Rank IC per day with their mean and ICIR. The maths is in ``atlas_ray.report._overfitting`` (``stats`` re-exports it).
+Rank IC per day with their mean and ICIR. The maths is in ``atlas_ray.report._overfitting``
+(``stats`` re-exports it).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import pytest
 from atlas_ray.backtest import NET_METRICS, Costs, PositionRule, net_figures
 from atlas_ray.errors import SpecError
 from atlas_ray.experiment import ResultsObject, best_trials
+from atlas_ray.report._summary import summary_row
 from atlas_ray.search import TrialStatus, load_experiment, load_results, run, validate
 from atlas_ray.search._finalize import finalize
 from atlas_ray.search._spec_loader import load_spec
@@ -100,6 +101,9 @@ def test_the_results_keep_them_per_fold_as_the_mean_and_out_of_sample(searched: 
             joined = stored_figures(result, oos)[name]
             assert result.metric(name, "oos") == pytest.approx(joined, rel=1e-6, abs=1e-12), name
         assert result.metric("cost", "oos") > 0 or result.metric("trades", "oos") == 0
+        row = summary_row(result)  # the report recomputes the same figures with the recorded cost model
+        for name in ("net_sharpe", "gross_return", "turnover", "cost"):
+            assert row[name] == pytest.approx(result.metric(name, "oos"), rel=1e-6, abs=1e-12), name
 
 
 def test_finalize_computes_them_on_the_test_rows(searched: str, minute_store) -> None:  # type: ignore[no-untyped-def]

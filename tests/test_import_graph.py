@@ -24,9 +24,10 @@ FLOORS = {
     "featurestore": 1,
     "metrics": 2,
     "experiment": 2,
-    "search": 3,
-    "report": 4,
-    "serve": 4,
+    "backtest": 3,
+    "search": 4,
+    "report": 5,
+    "serve": 5,
 }
 
 
@@ -52,7 +53,8 @@ def modules() -> list[Path]:
 
 def test_the_rules_read_every_package() -> None:
     packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
-    assert packages | {"metrics"} == set(FLOORS), "every sub-package (and metrics.py) has a floor"
+    top_level = {"metrics", "backtest"}
+    assert packages | top_level == set(FLOORS), "every sub-package (and metrics.py, backtest.py) has a floor"
     assert len(modules()) > 100
 
 

@@ -18,7 +18,8 @@ __all__ = ["MINIMISED", "Mode", "direction", "is_minimised"]
 #: The metrics where a smaller value is better (by their name without split prefix and class suffix);
 #: besides these, every name ending in ``_loss`` or starting with ``loss``, ``mse`` or ``mae``.
 MINIMISED = frozenset(
-    {"loss", "mse", "mae", "persistence_mse", "zero_mse", "max_drawdown", "turnover", "lr_minus"}
+    {"loss", "mse", "mae", "persistence_mse", "zero_mse", "max_drawdown", "turnover", "cost", "cost_drag",
+     "lr_minus"}
 )
 
 _SPLIT_PREFIXES = ("val_", "test_", "train_", "oos_")

@@ -27,7 +27,11 @@ Experiment directory (a local path or any pyarrow filesystem URI)::
                                       {format, resolution, days, series: [{exchange, pair, kind,
                                       read}]}, see ``atlas_ray.featurestore``'s source rule; absent in
                                       results written before it was recorded: then, and only
-                                      then, readers decide from the store as before)
+                                      then, readers decide from the store as before), backtest
+                                      (the cost model and position rule its net figures used:
+                                      {costs: {fee_bps, spread_bps, minimum_bps}, position:
+                                      {threshold, dead_band}}, see ``atlas_ray.backtest``; null in
+                                      results written before: readers then use the default costs)
         predictions.parquet           timestamp (UTC), split, reality, prediction,
                                       prob_<class> per class (classifiers), label_value;
                                       classifiers: reality / prediction are class names
@@ -57,7 +61,10 @@ for the trial (``finalized`` says when).
 Metric names (``metrics[split][name]``). Classifiers: ``loss``, ``accuracy``, ``auc`` (macro
 one-vs-rest), and per class ``precision[<c>]``, ``npv[<c>]``, ``tpr[<c>]``, ``tnr[<c>]``,
 ``lr_plus[<c>]``, ``lr_minus[<c>]``. Regressors: ``loss``, ``mse``, ``mae``, ``sign_accuracy``,
-``persistence_mse``, ``zero_mse``. A metric that cannot be computed is NaN, never absent.
+``persistence_mse``, ``zero_mse``. Both, on every split: the net-of-cost figures
+``atlas_ray.backtest.NET_METRICS`` (``net_return``, ``gross_return``, ``net_sharpe``, ``gross_sharpe``,
+``net_sharpe_annual``, ``turnover``, ``cost``, ``max_drawdown``, ``hit_rate``, ``trades``; the search
+writes them, absent in results written before). A metric that cannot be computed is NaN, never absent.
 """
 
 from __future__ import annotations
@@ -147,6 +154,9 @@ class ResultsObject:
     devices: Mapping[str, Any] | None = None
     sources: Mapping[str, Any] | None = None
     """The decided sources of the trial's featureset (``Sources.to_json``), None when not recorded."""
+    backtest: Mapping[str, Any] | None = None
+    """The cost model and position rule of its net figures (``{"costs": {...}, "position": {...}}``),
+    None when not recorded."""
 
     @property
     def trial_id(self) -> str:
@@ -200,6 +210,7 @@ def write_result(result: ResultsObject, directory: str) -> None:
         "attempts": [dict(item) for item in result.attempts],
         "devices": dict(result.devices) if result.devices is not None else None,
         "sources": dict(result.sources) if result.sources is not None else None,
+        "backtest": dict(result.backtest) if result.backtest is not None else None,
     }
     text = json.dumps(document, indent=2, sort_keys=True, allow_nan=True, default=_json_default)
     _atomic.write_text(fs, f"{base}/{RESULT_FILE}", text)
@@ -245,6 +256,7 @@ def read_result(directory: str) -> ResultsObject:
         attempts=tuple(document.get("attempts") or ()),
         devices=document.get("devices"),
         sources=document.get("sources"),
+        backtest=document.get("backtest"),
     )
 
 

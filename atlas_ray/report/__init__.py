@@ -6,7 +6,8 @@ From a notebook::
     experiment = report.load_experiment_for_report("experiments/june")
     report.heat_table(experiment.results, metric="accuracy")
     report.classifier_baseball_card(experiment.results[0])
-    luck = report.selection_luck(experiment.results, cost=1e-4)   # DSR, PBO, IC on out-of-sample rows
+    luck = report.selection_luck(experiment.results)   # DSR, PBO, IC on out-of-sample rows, net of the
+                                                       # experiment's cost model (cost=1e-4: a flat one)
     report.pbo_plot(luck)
 
 From the shell: ``python -m atlas_ray.report EXPERIMENT [EXPERIMENT ...] [--out DIR] [--metric NAME]

@@ -1,5 +1,6 @@
 """``python -m atlas_ray.report EXPERIMENT [EXPERIMENT ...] [--out DIR] [--metric NAME] [--top K]
-[--filter unit=NAME] [--split validation] [--cost 0.0001]``
+[--filter unit=NAME] [--split validation] [--cost 0.0001]`` (``--cost``: a flat cost instead of the
+experiment's cost model)
 
 Writes the PNGs and one self-contained ``index.html`` into ``--out`` (default
 ``./reports/<experiment name>``) and prints where it is. EXPERIMENT is a directory or a pyarrow
@@ -32,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="split the cards show (default validation: oos rows of walk-forward trials; "
                              "test: finalised trials only)")
     parser.add_argument("--cost", type=float, default=DEFAULT_COST,
-                        help="backtest cost per unit of position changed, in log return (default 1e-4)")
+                        help="a flat backtest cost per unit of position changed, in log return (default: "
+                             "each experiment's cost model, from its spec)")
     return parser
 
 

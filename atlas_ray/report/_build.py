@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from atlas_ray.experiment import ResultsObject
 from atlas_ray.featurestore import Task
 from atlas_ray.report import _html
+from atlas_ray.report._costs import ranks_net
 from atlas_ray.report._load import Experiment, asha_settings, load_experiment_for_report
 from atlas_ray.report._luck import selection_luck
 from atlas_ray.report._parallel import default_workers, map_in_workers
@@ -70,8 +71,9 @@ class ReportSettings:
     else ``loss``); ``top``: cards per experiment and task; ``heat_rows``: rows per heat-table;
     ``filters``: identity fields to keep (``unit``, ``model``, ``status``, ``task``, ``experiment``);
     ``split``: the split the cards show (default ``validation``: a walk-forward trial's joined ``oos``
-    rows; ``test`` shows test figures of finalised trials only, labelled so); ``cost``: the backtest's
-    cost per unit of position changed;
+    rows; ``test`` shows test figures of finalised trials only, labelled so); ``cost``: None (the
+    default) charges each trial the experiment's cost model (``_costs``), a float a flat cost per unit
+    of position changed (``--cost``);
     ``workers``: processes drawing figures and summarising trials (default: the usable CPUs, at most 8)."""
 
     out: Path
@@ -80,7 +82,7 @@ class ReportSettings:
     heat_rows: int = 30
     filters: Mapping[str, str] = field(default_factory=dict)
     split: str = "validation"
-    cost: float = DEFAULT_COST
+    cost: float | None = DEFAULT_COST
     workers: int | None = None
 
     def __post_init__(self) -> None:
@@ -88,7 +90,7 @@ class ReportSettings:
             raise ReportError(f"The value of `--top` is {self.top}, but must be `--top >= 1`.")
         if self.heat_rows < 1:
             raise ReportError(f"The value of `heat_rows` is {self.heat_rows}, but must be `heat_rows >= 1`.")
-        if self.cost < 0:
+        if self.cost is not None and self.cost < 0:
             raise ReportError(f"The value of `--cost` is {self.cost}, but must be `--cost >= 0`.")
         if self.split not in ("train", "validation", "oos", "test"):
             raise ReportError(
@@ -262,7 +264,8 @@ def _search_figures(experiment: Experiment, results: list[ResultsObject], tables
     block's HTML and appends the figures."""
     best = {f"best {task} trial by {task_metric}": str(ranked["trial_id"].iloc[0])
             for task, ranked, task_metric in tables}
-    luck = selection_luck(results, cost=settings.cost, best=best)
+    luck = selection_luck(results, cost=settings.cost, best=best, net=ranks_net(experiment.metric),
+                          ranked_on=experiment.metric or None)
     pbo_name = f"{prefix}_pbo.png"
     jobs.append(_Job(pbo_name, "", _bind(pbo_plot, luck)))
     ic_name: str | None = None
@@ -273,7 +276,7 @@ def _search_figures(experiment: Experiment, results: list[ResultsObject], tables
         ic_name = f"{prefix}_ic.png"
         top_ic = dict(list(shown.items())[: settings.top])
         jobs.append(_Job(ic_name, "", _bind(ic_plot, top_ic, luck.split)))
-    luck_html = _html.luck_block(luck, settings.cost, pbo_name, ic_name)
+    luck_html = _html.luck_block(luck, pbo_name, ic_name)
     max_t, grace, factor = asha_settings(experiment.meta)
     asha_metric = experiment.metric or "val_loss"
     name = f"{prefix}_asha.png"
@@ -378,7 +381,7 @@ def _summaries(results: list[ResultsObject], settings: ReportSettings) -> pd.Dat
     return pd.DataFrame(rows).reset_index(drop=True)
 
 
-def _bind_rows(block: list[ResultsObject], cost: float) -> Callable[[], list[dict[str, object]]]:
+def _bind_rows(block: list[ResultsObject], cost: float | None) -> Callable[[], list[dict[str, object]]]:
     return lambda: [summary_row(r, cost) for r in block]
 
 

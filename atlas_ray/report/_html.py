@@ -25,7 +25,7 @@ __all__ = ["Section", "comparison_section", "experiment_section", "luck_block", 
 
 #: What each selection-luck statistic means for the reader, one sentence each (shown on the page).
 MEANINGS = {
-    "sharpe": "The Sharpe ratio is the mean of a trial's net backtest return per row divided by its "
+    "sharpe": "The Sharpe ratio is the mean of a trial's backtest return per row divided by its "
               "standard deviation: return per unit of risk, here per row and not annualised unless the "
               "column says so.",
     "dsr": "The deflated Sharpe ratio is the probability that this trial's true Sharpe ratio is above zero "
@@ -222,7 +222,13 @@ def _when(stamp: object) -> str:
     return pd.Timestamp(stamp).strftime("%Y-%m-%d %H:%M UTC")  # type: ignore[arg-type]
 
 
-def luck_block(luck: SelectionLuck, cost: float, pbo_figure: str | None, ic_figure: str | None) -> str:
+def _charged(cost: float | None) -> str:
+    if cost is None:
+        return "each experiment's cost model (its spec's, recorded with each trial; see the figures)"
+    return f"a flat {cost:g} per unit of position changed (--cost)"
+
+
+def luck_block(luck: SelectionLuck, pbo_figure: str | None, ic_figure: str | None) -> str:
     """The "how much of the best is luck" part of an experiment's section: which data, the deflated
     Sharpe ratios beside the plain ones, the PBO with its logit histogram, and the regressors' IC; one
     sentence per statistic saying what it means."""
@@ -235,8 +241,8 @@ def luck_block(luck: SelectionLuck, cost: float, pbo_figure: str | None, ic_figu
              f'<p class="data">Data: the <b>{_e(luck.split)}</b> rows of each trial\'s predictions '
              f"({'walk-forward out-of-sample predictions' if luck.split == 'oos' else 'the validation part'}"
              f"), {used} of {luck.tried} trials with a backtest there, rows {span}; every figure in this "
-             f"part is computed on them (backtest: net log return per row, cost {cost:g} per unit of "
-             "position changed). The test rows are never used here.</p>"]
+             f"part is computed on them (backtest: log return per row, {_e(luck.returns)}). "
+             "The test rows are never used here.</p>"]
     if luck.deflated:
         frame = pd.DataFrame([{
             "trial": d.trial_id, "shown as": d.role, "Sharpe (per row)": d.sharpe,
@@ -254,7 +260,7 @@ def luck_block(luck: SelectionLuck, cost: float, pbo_figure: str | None, ic_figu
         parts.append(f'<p class="data">PBO = <b>{result.pbo:.3f}</b> over {result.combinations:,} splits of '
                      f"{result.rows} rows ({_when(luck.pbo_start)} to {_when(luck.pbo_end)}) in "
                      f"{result.partitions} blocks, {result.trials} trials, performance = Sharpe ratio of "
-                     "the net backtest return.</p>")
+                     f"the backtest return ({_e(luck.returns)}).</p>")
     else:
         parts.append('<p class="data">not computed: see the notes below.</p>')
     parts.append(f'<p class="means">{_e(MEANINGS["pbo"])}</p>')
@@ -290,8 +296,8 @@ def page(
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     head = (f"<h1>atlas_ray report: {_e(names)}</h1><p>Ranked by <b>{_e(metric)}</b> "
             f"({'lower' if ascending else 'higher'} is better); cards for the top {settings.top} trials per "
-            f"task on the {_e(settings.split)} split; backtest cost {settings.cost:g} per unit of position "
-            f"changed. Written {stamp}.</p>")
+            f"task on the {_e(settings.split)} split; backtests charge "
+            f"{_e(_charged(settings.cost))}. Written {stamp}.</p>")
     if missing:
         head += (f'<p class="missing">{len(missing)} things are missing or incomplete; '
                  "see each experiment.</p>")

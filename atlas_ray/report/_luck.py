@@ -4,12 +4,15 @@ Which rows: a trial's rows whose ``split`` is ``"oos"`` (the walk-forward search
 predictions) when any trial of the experiment has such rows, else its ``"validation"`` rows. Test rows
 are never used here: the test set stays sealed for the finalised trials.
 
-What: each trial's net backtest return per row there (``stats.backtest``, the report's cost) and its
-Sharpe ratio; the deflated Sharpe ratio of the trial with the highest Sharpe ratio and of each task's
-best trial by the report's ranking metric, given the number of trials and the variance of their Sharpe
-ratios; the probability of backtest overfitting by CSCV over the trials' returns on the rows they all
-share; and for regressors, IC and Rank IC per day with their mean and ICIR. The maths is in
-``atlas_ray.report._overfitting`` (``stats`` re-exports it).
+What: each trial's backtest return per row there and its Sharpe ratio: net of the experiment's cost
+model (``_costs``: each trial's recorded one, or the flat ``--cost``) when the experiment ranks on a
+net-of-cost metric (``val_net_sharpe``, ...: what was selected on is what is deflated), else gross
+(``SelectionLuck.returns`` says which, and the report's figures say so); the deflated Sharpe ratio of
+the trial with the highest Sharpe ratio and of each task's best trial by the report's ranking metric,
+given the number of trials and the variance of their Sharpe ratios; the probability of backtest
+overfitting by CSCV over the trials' returns on the rows they all share; and for regressors, IC and
+Rank IC per day with their mean and ICIR. The maths is in ``atlas_ray.report._overfitting``
+(``stats`` re-exports it).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from atlas_ray.experiment import ResultsObject
 from atlas_ray.featurestore import Task
 from atlas_ray.report import _overfitting as ovf
 from atlas_ray.report import stats
+from atlas_ray.report._costs import cost_text, trial_curve
 
 __all__ = [
     "OOS_SPLIT",
@@ -51,9 +55,12 @@ def out_of_sample_split(results: Sequence[ResultsObject]) -> str:
     return "validation"
 
 
-def trial_returns(result: ResultsObject, split: str, cost: float) -> pd.Series:
-    """The trial's net backtest return per row of ``split`` (``stats.backtest``), indexed by time; empty
-    when it has no such rows or no realised values. ``split`` must not be ``"test"``."""
+def trial_returns(
+    result: ResultsObject, split: str, cost: float | None = None, *, net: bool = True
+) -> pd.Series:
+    """The trial's backtest return per row of ``split`` (``_costs.trial_curve``: net of ``cost``, the
+    experiment's cost model when None; gross when not ``net``), indexed by time; empty when it has no
+    such rows or no realised values. ``split`` must not be ``"test"``."""
     if split == "test":
         raise ValueError("The value of `split` is 'test', but selection-luck statistics never read the "
                          "sealed test rows; use 'oos' or 'validation'.")
@@ -62,10 +69,8 @@ def trial_returns(result: ResultsObject, split: str, cost: float) -> pd.Series:
     label = arrays.label_value[mask]
     if not mask.any() or not np.isfinite(label).any():
         return pd.Series(dtype="float64", index=pd.DatetimeIndex([], tz="UTC"))
-    curve = stats.backtest(arrays.timestamps[mask], arrays.position[mask], label, cost,
-                           horizon=stats.label_horizon(result.label))
-    net = curve["net"]
-    return net[~net.index.duplicated(keep="last")]
+    returns = trial_curve(result, mask, cost)["net" if net else "gross"]
+    return returns[~returns.index.duplicated(keep="last")]
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,8 @@ class SelectionLuck:
     trial with out-of-sample returns (trial_id, unit, model, task, sharpe, rows, start, end);
     ``pbo`` with the ``pbo_start`` .. ``pbo_end`` rows it used (``None`` when it could not be
     computed: ``notes`` says why); ``information``: one row per regressor (trial_id, unit, model, ic,
-    icir, rank_ic, rank_icir, days) and ``daily_ic`` its per-day table."""
+    icir, rank_ic, rank_icir, days) and ``daily_ic`` its per-day table; ``returns``: which returns the
+    Sharpe ratios, DSR and PBO are of (net of which costs, or gross), in words."""
 
     split: str
     tried: int
@@ -106,6 +112,7 @@ class SelectionLuck:
     information: pd.DataFrame
     daily_ic: Mapping[str, pd.DataFrame] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    returns: str = "net backtest returns"
 
 
 def _annualise(returns: pd.Series) -> float:
@@ -174,11 +181,15 @@ def _information(results: Sequence[ResultsObject],
 def selection_luck(
     results: Sequence[ResultsObject],
     *,
-    cost: float = 0.0,
+    cost: float | None = None,
     best: Mapping[str, str] | None = None,
     partitions: int = 16,
+    net: bool = True,
+    ranked_on: str | None = None,
 ) -> SelectionLuck:
-    """The selection-luck statistics of an experiment's ``results`` (see the module docstring).
+    """The selection-luck statistics of an experiment's ``results`` (see the module docstring): on net
+    returns (``cost``: a flat cost per unit of position changed, None the experiment's cost model) or,
+    with ``net=False``, gross; ``ranked_on`` (the experiment's metric) is named in ``returns``.
     ``best``: ``{role: trial_id}`` of trials to deflate besides the one with the highest Sharpe ratio
     (the report passes each task's best by its ranking metric); ``partitions``: CSCV's ``S`` (fewer when
     the shared rows are too few for 4 a block)."""
@@ -187,7 +198,7 @@ def selection_luck(
     series: dict[str, pd.Series] = {}
     table = []
     for result in results:
-        returns = trial_returns(result, split, cost)
+        returns = trial_returns(result, split, cost, net=net)
         sharpe = ovf.sharpe_ratio(returns.to_numpy("float64"))
         if not math.isfinite(sharpe):
             continue
@@ -217,6 +228,9 @@ def selection_luck(
             deflated.append(_deflated(trial, "; ".join(named), series[trial], len(series), variance))
     pbo, start, end = _cscv(series, partitions, notes)
     information, daily = _information(results, split)
+    why = f" (the experiment ranks on {ranked_on})" if ranked_on else ""
+    described = (f"net backtest returns{why}, {cost_text(results, cost)}" if net
+                 else f"gross backtest returns, no cost{why}, not a net-of-cost metric")
     return SelectionLuck(split=split, tried=len(results), sharpes=sharpes, deflated=tuple(deflated), pbo=pbo,
                          pbo_start=start, pbo_end=end, information=information, daily_ic=daily,
-                         notes=tuple(notes))
+                         notes=tuple(notes), returns=described)

@@ -110,21 +110,25 @@ def draw_table(ax: Axes, rows: Sequence[Sequence[str]], columns: Sequence[str], 
     ax.set_title(title, fontsize=9, loc="left")
 
 
-def draw_backtest(ax: Axes, result: ResultsObject, frame: pd.DataFrame, cost: float) -> None:
+def draw_backtest(ax: Axes, result: ResultsObject, frame: pd.DataFrame, cost: float | None,
+                  split: str = "all") -> None:
+    """The card's backtest of ``frame`` (the rows of ``split``): net of the experiment's cost model (or
+    the flat ``cost``) against gross, and buy-and-hold."""
+    from atlas_ray.report._costs import charged, trial_curve
+
     if frame.empty or "label_value" not in frame.columns:
         empty_axes(ax, "no label values: no backtest")
         return
-    curve = stats.backtest(frame["timestamp"], stats.positions(result, frame),
-                           frame["label_value"].to_numpy("float64"), cost,
-                           horizon=stats.label_horizon(result.label))
+    curve = trial_curve(result, stats.trial_arrays(result).mask(split), cost)
     times = plain_times(curve.index)
-    ax.plot(times, curve["cumulative"], color="#2ca02c", linewidth=1, label=f"net (cost {cost:g})")
+    net_label = f"net ({charged(result, cost)[0].describe()})" if cost is None else f"net (cost {cost:g})"
+    ax.plot(times, curve["cumulative"], color="#2ca02c", linewidth=1, label=net_label)
     ax.plot(times, curve["cumulative_gross"], color="#1f77b4", linewidth=0.8, alpha=0.7, label="gross")
     hold = np.cumsum(np.nan_to_num(frame["label_value"].to_numpy("float64")))
     ax.plot(times, hold, color="0.5", linewidth=0.8, linestyle=":", label="buy and hold")
     ax.axhline(0.0, color="black", linewidth=0.5)
     ax.set_ylabel("cumulative log return")
-    ax.set_title("long/short backtest of the signal", fontsize=9, loc="left")
+    ax.set_title(f"long/short backtest of the signal on the {split} rows", fontsize=9, loc="left")
     ax.legend(fontsize=7, loc="best")
     ax.tick_params(axis="x", labelsize=7, rotation=20)
     ax.grid(alpha=0.3)

@@ -35,7 +35,11 @@ _TABLE_COLUMNS = (
 
 
 def classifier_baseball_card(
-    result: ResultsObject, split: str = "test", *, bucket: str | None = None, cost: float = DEFAULT_COST
+    result: ResultsObject,
+    split: str = "test",
+    *,
+    bucket: str | None = None,
+    cost: float | None = DEFAULT_COST,
 ) -> Figure:
     """The baseball card of a classification trial on ``split`` (falls back to a split with rows)."""
     if result.task is Task.REGRESSION:
@@ -115,5 +119,5 @@ def classifier_baseball_card(
         ax_roc.set_title("ROC per class (one vs rest)", fontsize=9, loc="left")
         ax_roc.legend(fontsize=7, loc="lower right")
         ax_roc.grid(alpha=0.3)
-    draw_backtest(ax_bt, result, frame, cost)
+    draw_backtest(ax_bt, result, frame, cost, split)
     return figure

@@ -26,10 +26,11 @@ def pbo_plot(luck: SelectionLuck) -> Figure:
         empty_axes(figure.add_subplot(), "no probability of backtest overfitting: "
                    + ("; ".join(n for n in luck.notes if n.startswith("PBO")) or "too few trials"))
         return figure
-    grid = layout(figure, 1, 2, left=0.75, top=0.95, bottom=0.6, wspace=0.25)
+    grid = layout(figure, 1, 2, left=0.75, top=1.15, bottom=0.6, wspace=0.25)
     figure.suptitle(f"probability of backtest overfitting {result.pbo:.2f}: CSCV over {result.trials} "
                     f"trials, {result.rows} {luck.split} rows in {result.partitions} blocks\n"
-                    f"({result.combinations:,} in-sample / out-of-sample splits)",
+                    f"({result.combinations:,} in-sample / out-of-sample splits)\n"
+                    f"performance: Sharpe ratio of the {luck.returns}",
                     fontsize=10, x=0.01, ha="left", va="top", y=1 - 0.08 / figure.get_size_inches()[1])
     ax = figure.add_subplot(grid[0, 0])
     logits = result.logits

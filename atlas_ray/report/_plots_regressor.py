@@ -28,7 +28,11 @@ __all__ = ["regressor_baseball_card"]
 
 
 def regressor_baseball_card(
-    result: ResultsObject, split: str = "test", *, bucket: str | None = None, cost: float = DEFAULT_COST
+    result: ResultsObject,
+    split: str = "test",
+    *,
+    bucket: str | None = None,
+    cost: float | None = DEFAULT_COST,
 ) -> Figure:
     """The baseball card of a regression trial on ``split`` (falls back to a split with rows)."""
     if result.task is not Task.REGRESSION:
@@ -103,5 +107,5 @@ def regressor_baseball_card(
         ax_scatter.legend(fontsize=7)
     else:
         empty_axes(ax_scatter, "no finite predictions")
-    draw_backtest(ax_bt, result, frame, cost)
+    draw_backtest(ax_bt, result, frame, cost, split)
     return figure

@@ -6,8 +6,12 @@ walk-forward trial's joined out-of-sample ``oos`` rows) and, only for a trial wh
 by ``finalize``, the test split (``test_`` prefix, and ``finalized`` names the openings, e.g.
 ``opening 1``; empty for every other trial, whose test part stays sealed); a metric the search
 stored in ``result.json`` that the report does not
-compute (``loss``) is taken from there. Besides the classifier and regressor statistics: the backtest's
-``net_return``, ``hit_rate`` and ``sharpe`` (per row, not annualised), and for regressors ``ic``,
+compute (``loss``) is taken from there. Besides the classifier and regressor statistics: the
+net-of-cost backtest with the experiment's cost model (``_costs``: each trial's recorded one, or the flat
+``--cost``): gross against net (``gross_return``, ``net_return``, ``gross_sharpe``, ``net_sharpe``,
+``sharpe`` = ``net_sharpe``, per row), ``turnover``, ``cost`` (paid), ``cost_drag`` (``gross_sharpe -
+net_sharpe``: the Sharpe ratio lost to costs), ``trades``, ``max_drawdown``, ``hit_rate``
+(``atlas_ray.backtest.net_figures``, the search's own figures), and for regressors ``ic``,
 ``icir``, ``rank_ic`` and ``rank_icir`` (per UTC day, ``stats.information_coefficients``).
 ``degenerate`` marks models that barely discriminate (``stats.is_degenerate`` on the validation split).
 """
@@ -25,6 +29,7 @@ from atlas_ray.errors import AtlasError
 from atlas_ray.experiment import ResultsObject, is_minimised
 from atlas_ray.featurestore import Task
 from atlas_ray.report import stats
+from atlas_ray.report._costs import trial_figures
 
 __all__ = [
     "DEFAULT_COST",
@@ -38,8 +43,9 @@ __all__ = [
     "summary_row",
 ]
 
-#: The backtest's default cost per unit of position changed, in log-return units (1 basis point).
-DEFAULT_COST = 1e-4
+#: The backtest's default cost: None, the experiment's own cost model (``_costs``); a float is a flat
+#: cost per unit of position changed, in log-return units (``--cost``).
+DEFAULT_COST: float | None = None
 
 IDENTITY_COLUMNS = (
     "experiment", "unit", "model", "trial_id", "status", "task", "classes", "epochs", "hyperparameters",
@@ -56,7 +62,7 @@ def lower_is_better(metric: str) -> bool:
     return is_minimised(metric)
 
 
-def _split_metrics(result: ResultsObject, split: str, cost: float) -> dict[str, float]:
+def _split_metrics(result: ResultsObject, split: str, cost: float | None) -> dict[str, float]:
     arrays = stats.trial_arrays(result)
     mask = arrays.mask(split)
     out: dict[str, float] = {}
@@ -82,16 +88,16 @@ def _split_metrics(result: ResultsObject, split: str, cost: float) -> dict[str, 
         out.update({name: information[name] for name in ("ic", "icir", "rank_ic", "rank_icir")})
     label = arrays.label_value[mask]
     if np.isfinite(label).any():
-        curve = stats.backtest(arrays.timestamps[mask], arrays.position[mask], label, cost,
-                               horizon=stats.label_horizon(result.label))
-        summary = stats.backtest_summary(curve)
-        out["net_return"] = summary["net_return"]
-        out["sharpe"] = stats.sharpe_ratio(curve["net"].to_numpy("float64"))
-        out["hit_rate"] = summary["hit_rate"]
+        figures = trial_figures(result, mask, cost)
+        names = ("gross_return", "net_return", "gross_sharpe", "net_sharpe", "turnover", "cost", "trades",
+                 "max_drawdown", "hit_rate")
+        out.update({name: figures[name] for name in names})
+        out["sharpe"] = figures["net_sharpe"]
+        out["cost_drag"] = figures["gross_sharpe"] - figures["net_sharpe"]
     return out
 
 
-def summary_row(result: ResultsObject, cost: float = DEFAULT_COST) -> dict[str, Any]:
+def summary_row(result: ResultsObject, cost: float | None = DEFAULT_COST) -> dict[str, Any]:
     """One trial's row of the summary frame."""
     identity = result.identity
     row: dict[str, Any] = {
@@ -142,7 +148,7 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def summary_frame(results: Sequence[ResultsObject], cost: float = DEFAULT_COST) -> pd.DataFrame:
+def summary_frame(results: Sequence[ResultsObject], cost: float | None = DEFAULT_COST) -> pd.DataFrame:
     """One row per trial (see the module docstring); columns the identity, then the metrics."""
     rows = [summary_row(r, cost) for r in results]
     frame = pd.DataFrame(rows, columns=None if rows else list(IDENTITY_COLUMNS))

@@ -19,7 +19,8 @@ What it records, before any test figure is computed:
 * ``experiment.json``'s ``test_openings`` gains ``{"opening": n, "at", "trials", "top", "metric",
   "mode", "trials_tried"}`` (``trials_tried``: how many trials the experiment held then), so a
   reader knows how many looks at the test set there were and how much was tried before each;
-* each chosen trial's ``result.json`` gets ``metrics["test"]``, its ``finalized`` list gains
+* each chosen trial's ``result.json`` gets ``metrics["test"]`` (the net-of-cost figures ``net_sharpe``,
+  ``turnover``, ... among them, with the unit's cost model and position rule), its ``finalized`` list gains
   ``{"opening": n, "at"}``, and ``predictions.parquet`` its ``test`` rows (replacing any from an
   earlier opening).
 
@@ -57,7 +58,7 @@ from atlas_ray.experiment import (
 )
 from atlas_ray.featurestore import FoldedSet, PreparedSet
 from atlas_ray.search._gather import fold_sets, split_metrics, split_predictions, unit_info
-from atlas_ray.search._spec import WorkSpec
+from atlas_ray.search._spec import WorkSpec, WorkUnit
 
 __all__ = ["Opening", "finalize", "main"]
 
@@ -158,7 +159,10 @@ def finalize(
     write_experiment(
         replace(record, test_openings=(*record.test_openings, opening.as_dict())), experiment
     )
-    tested = [_evaluate_on_test(result, tests[result.identity.unit], opening) for result in chosen]
+    tested = [
+        _evaluate_on_test(result, tests[result.identity.unit], opening, spec.unit(result.identity.unit))
+        for result in chosen
+    ]
     _print_opening(opening, record, tested, out)
     return opening
 
@@ -229,8 +233,10 @@ def _rounded(value: Any) -> Any:
 
 
 def _evaluate_on_test(
-    result: ResultsObject, prepared: PreparedSet | FoldedSet, opening: Opening
+    result: ResultsObject, prepared: PreparedSet | FoldedSet, opening: Opening, unit: WorkUnit
 ) -> ResultsObject:
+    """The test metrics, net-of-cost figures included (the unit's ``costs``, its ``position`` rule with
+    the trial's ``position_threshold``), and predictions of one chosen trial, written to its result."""
     from atlas_ray.search._gather import load_model
     from atlas_ray.search._manifest import write_manifest
 
@@ -246,7 +252,12 @@ def _evaluate_on_test(
         kept = kept[kept["split"] != "test"]
     updated = replace(
         result,
-        metrics={**result.metrics, "test": split_metrics(last, test, output)},
+        metrics={
+            **result.metrics,
+            "test": split_metrics(
+                last, test, output, unit.costs, unit.position.for_trial(result.identity.hyperparameters)
+            ),
+        },
         predictions=pd.concat([kept, rows], ignore_index=True),
         finalized=(*(result.finalized or ()), {"opening": opening.opening, "at": opening.at}),
     )

@@ -15,6 +15,12 @@ each fold's own metrics and spans; the predictions hold the last fold's train ro
 out-of-sample rows (split ``"oos"``, with a ``fold`` column); ``model.keras``, ``scaling`` and
 ``categories`` are the last fold's.
 
+Net of costs: every split's metrics also hold the net-of-cost backtest figures
+(``atlas_ray.backtest.NET_METRICS``: ``net_sharpe``, ``net_return``, ``turnover``, ``cost``, ...) with the
+unit's cost model and the trial's position rule (``split_net_figures``); per fold, their mean over the
+folds, and on the joined out-of-sample rows (one backtest over them in time order: the book is not
+closed between folds there, so it pays fewer entries and exits than the folds' sum).
+
 The driver then settles the status as trials end (a Tune callback, so an interrupted experiment keeps
 every finished trial): a trial that ended before ``max_t`` without error is STOPPED; an errored one is
 FAILED with its error (a result written by the trial itself keeps its metrics and curves; a trial that
@@ -35,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from atlas_ray.backtest import Costs, PositionRule, bars_per_year, net_figures
 from atlas_ray.experiment import (
     FINAL_STATUSES,
     ResultsObject,
@@ -57,6 +64,7 @@ __all__ = [
     "UnitInfo",
     "evaluate_trial",
     "failed_result",
+    "fold_net_figures",
     "fold_sets",
     "predict_proba",
     "read_status",
@@ -99,9 +107,17 @@ def split_loss(task: Task, y: np.ndarray, output: np.ndarray) -> float:
     return float(-np.mean(np.log(picked)))
 
 
-def split_metrics(prepared: PreparedSet, part: SplitPart, output: np.ndarray) -> dict[str, float]:
-    """Summary metrics of one split with ``atlas_ray.metrics``; a regressor's persistence baseline is
-    placed by the label's horizon and bar and the rows' times (``metrics.persistence_forecast``)."""
+def split_metrics(
+    prepared: PreparedSet,
+    part: SplitPart,
+    output: np.ndarray,
+    costs: Costs | None = None,
+    rule: PositionRule | None = None,
+) -> dict[str, float]:
+    """Summary metrics of one split with ``atlas_ray.metrics`` (a regressor's persistence baseline is
+    placed by the label's horizon and bar and the rows' times, ``metrics.persistence_forecast``), and
+    its net-of-cost figures (``split_net_figures``; ``costs`` and ``rule`` default to
+    ``atlas_ray.backtest``'s defaults)."""
     from atlas_ray import metrics
 
     loss = split_loss(prepared.task, part.y, output)
@@ -117,7 +133,33 @@ def split_metrics(prepared: PreparedSet, part: SplitPart, output: np.ndarray) ->
         )
     else:
         values = metrics.classifier_metrics(part.y, output, prepared.classes, loss=loss)
-    return {name: float(value) for name, value in values.items()}
+    net = split_net_figures(prepared, part, output, costs or Costs(), rule or PositionRule())
+    return {name: float(value) for name, value in values.items()} | net
+
+
+def split_net_figures(
+    prepared: PreparedSet, part: SplitPart, output: np.ndarray, costs: Costs, rule: PositionRule
+) -> dict[str, float]:
+    """The net-of-cost figures (``atlas_ray.backtest.net_figures``) of ``output`` on ``part``'s rows,
+    positions held for the label's horizon, annualised by the label's bar resolution."""
+    from atlas_ray.metrics import label_horizon
+
+    return net_figures(
+        prepared.task,
+        part.label_value,
+        output,
+        costs,
+        rule,
+        horizon=label_horizon(prepared.label_name),
+        bars_per_year=bars_per_year(prepared.label_name),
+    )
+
+
+def fold_net_figures(model: Any, fold: PreparedSet, costs: Costs, rule: PositionRule) -> dict[str, float]:
+    """The net-of-cost figures of ``model`` on ``fold``'s validation rows: one prediction of them
+    (what a trial adds to every epoch's logs as ``val_<figure>``)."""
+    output = predict_proba(model, fold.validation.X, fold.task)
+    return split_net_figures(fold, fold.validation, output, costs, rule)
 
 
 def split_predictions(prepared: PreparedSet, split: str, part: SplitPart, output: np.ndarray) -> pd.DataFrame:
@@ -163,24 +205,28 @@ def evaluate_trial(
     directory: str,
     attempts: Sequence[Mapping[str, Any]] = (),
     devices: Mapping[str, Any] | None = None,
+    costs: Costs | None = None,
+    rule: PositionRule | None = None,
 ) -> ResultsObject:
     """Evaluate the model (one per fold: a sequence for a FoldedSet) on train and validation, save
     the (last fold's) model (``model.keras``, or a LightGBM booster's ``model.txt``) and write the
     ResultsObject (with the trial's attempt log, ``_attempts``, and the devices it trained on,
-    ``_devices``). The test part is never evaluated here."""
+    ``_devices``). The test part is never evaluated here. ``costs`` and ``rule``: the unit's cost model
+    and the trial's position rule (default ``atlas_ray.backtest``'s)."""
+    costs, rule = costs or Costs(), rule or PositionRule()
     folds = fold_sets(prepared)
     models = list(models) if isinstance(models, list | tuple) else [models]
     if len(models) != len(folds):
         raise ValueError(f"{len(models)} model(s) for {len(folds)} fold(s): one model per fold is needed")
     per_fold: tuple[dict[str, Any], ...] = ()
     if isinstance(prepared, FoldedSet):
-        metrics, predictions, per_fold = _evaluate_folds(models, prepared)
+        metrics, predictions, per_fold = _evaluate_folds(models, prepared, costs, rule)
     else:
         metrics, frames = {}, []
         for split in SEARCH_SPLITS:
             part = getattr(prepared, split)
             output = predict_proba(models[0], part.X, prepared.task)
-            metrics[split] = split_metrics(prepared, part, output)
+            metrics[split] = split_metrics(prepared, part, output, costs, rule)
             frames.append(split_predictions(prepared, split, part, output))
         predictions = pd.concat(frames, ignore_index=True)
     model = models[-1]
@@ -207,6 +253,7 @@ def evaluate_trial(
         folds=per_fold,
         attempts=tuple(attempts),
         devices=dict(devices) if devices is not None else None,
+        backtest={"costs": costs.as_dict(), "position": rule.as_dict()},
     )
     write_result(result, directory)
     write_manifest(directory)
@@ -214,7 +261,7 @@ def evaluate_trial(
 
 
 def _evaluate_folds(
-    models: Sequence[Any], folded: FoldedSet
+    models: Sequence[Any], folded: FoldedSet, costs: Costs, rule: PositionRule
 ) -> tuple[dict[str, dict[str, float]], pd.DataFrame, tuple[dict[str, Any], ...]]:
     """Per-fold metrics, their means, the joined out-of-sample metrics and the prediction rows."""
     per_fold: list[dict[str, Any]] = []
@@ -225,7 +272,7 @@ def _evaluate_folds(
         for split in SEARCH_SPLITS:
             part = getattr(fold, split)
             output = predict_proba(model, part.X, fold.task)
-            entry[split] = split_metrics(fold, part, output)
+            entry[split] = split_metrics(fold, part, output, costs, rule)
             entry[f"{split}_span"] = _span(part)
             entry[f"{split}_rows"] = len(part)
             if split == "validation":
@@ -245,7 +292,7 @@ def _evaluate_folds(
         index=pd.DatetimeIndex(np.concatenate([p.index.asi8 for p in parts]), tz="UTC"),
         label_value=np.concatenate([p.label_value for p in parts]),
     )
-    metrics["oos"] = split_metrics(folded.last, joined, np.concatenate(outputs, axis=0))
+    metrics["oos"] = split_metrics(folded.last, joined, np.concatenate(outputs, axis=0), costs, rule)
     predictions = pd.concat([train_frame, *oos_frames], ignore_index=True)
     return metrics, predictions, tuple(per_fold)
 

@@ -488,6 +488,7 @@ def _trainable(
         cpus={variant_key(u.name, m.name): spec.resources_for(m).cpu for u in spec.units for m in u.models},
         scheduler=spec.scheduler,
         cuts=dict(cuts),
+        backtests={u.name: (u.costs, u.position) for u in spec.units},
     )
     resources = {
         variant_key(u.name, m.name): spec.resources_for(m).as_tune() for u in spec.units for m in u.models

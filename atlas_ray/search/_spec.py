@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from atlas_ray.backtest import Costs, PositionRule
 from atlas_ray.errors import SpecError
 from atlas_ray.search._asha import ASHA
 from atlas_ray.search._searcher import Searcher
@@ -83,6 +84,12 @@ class WorkUnit:
     ``split``: a ``TimeSplit`` (one train / validation / test split; the default) or a
     ``WalkForward(folds=K, ...)``: each trial then trains on every fold and ASHA decides on the mean
     validation metric over the folds. Either way the test part stays sealed during the search.
+
+    ``costs``: the cost model of this unit's market (``atlas_ray.backtest.Costs``; default Binance
+    spot's taker fee, 10 bps a side) and ``position``: how a model's output becomes a position
+    (``PositionRule``; default: the most probable class / the sign, no threshold, no dead band). Stated
+    per unit because a unit is one featureset, so one exchange; every trial's ``net_*`` figures (and
+    ``finalize``'s, and the report's) use them.
     """
 
     name: str
@@ -91,6 +98,8 @@ class WorkUnit:
     end: str | pd.Timestamp
     models: Sequence[ModelSpec] = ()
     split: Any = None
+    costs: Costs = field(default_factory=Costs)
+    position: PositionRule = field(default_factory=PositionRule)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))

@@ -5,9 +5,16 @@ The PreparedSet (or, for a walk-forward unit, the FoldedSet) comes from Ray's ob
 copied per trial). A trial trains one model per fold (one for a plain TimeSplit), the folds in lock
 step: each epoch trains every fold's model one epoch, then reports the mean over the folds of each
 metric Keras logged (``loss``, ``val_loss``, ...) to Tune, so ASHA decides on the mean validation metric
-over the folds. At ASHA's rung epochs and at ``max_t`` the trial first evaluates itself and writes its
-ResultsObject (see ``_gather``): the scheduler may stop it there, and nothing runs after a stop. Only
-the rung epochs below ``max_t`` are checkpointed (every fold's model and the curves so far; Tune keeps
+over the folds. Every epoch each fold also scores its validation rows net of costs (``val_net_sharpe``,
+``val_net_return``, ``val_turnover``, ... : ``atlas_ray.backtest.NET_METRICS`` with the unit's
+``costs`` and ``position`` rule, the trial's ``position_threshold`` where it has one), from one
+prediction of those rows in the epoch's callback (``_gather.fold_net_figures``), so ASHA can rank on
+them; they are averaged over the folds like Keras' metrics. (That prediction is one more forward pass
+over the validation rows besides Keras' own validation: dropping Keras' and deriving ``val_loss``,
+``val_auc`` from it would change their values, regularisation and streaming AUC, so it was not done.)
+At ASHA's rung epochs and at ``max_t`` the trial first evaluates itself and writes its ResultsObject
+(see ``_gather``): the scheduler may stop it there, and nothing runs after a stop. Only the rung epochs
+below ``max_t`` are checkpointed (every fold's model and the curves so far; Tune keeps
 the latest only): a trial is stopped or continued only at a rung, so a checkpoint between rungs would
 serve a restart alone, and at ``max_t`` the settled ResultsObject is the trial's state. A restored
 trial trains again from its last rung (each epoch is seeded by its number, so to the same weights).
@@ -61,6 +68,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from atlas_ray.backtest import Costs, PositionRule
 from atlas_ray.experiment import TrialIdentity, TrialStatus, jsonable, read_result, trial_directory
 from atlas_ray.featurestore import FoldedSet, PreparedSet
 from atlas_ray.search._asha import ASHA
@@ -70,6 +78,7 @@ from atlas_ray.search._epochs import fit_inputs, tensorflow_backend
 from atlas_ray.search._gather import (
     evaluate_trial,
     failed_result,
+    fold_net_figures,
     fold_sets,
     load_model,
     read_status,
@@ -104,7 +113,8 @@ class TrialContext:
 
     ``datasets``: unit name -> ObjectRef of its PreparedSet; ``models`` and ``cpus``: ``"unit/model"``
     -> the ModelSpec's ``model`` and the CPUs a trial of it holds; ``cuts``: ``"unit/model"`` -> what
-    its trials asked for and why they were given only CPUs (``_devices.fit_to_cluster``).
+    its trials asked for and why they were given only CPUs (``_devices.fit_to_cluster``);
+    ``backtests``: unit name -> its cost model and position rule (absent: the defaults).
     """
 
     experiment: str
@@ -115,6 +125,12 @@ class TrialContext:
     cpus: Mapping[str, float]
     scheduler: ASHA
     cuts: Mapping[str, tuple[Resources, str]] = field(default_factory=dict)
+    backtests: Mapping[str, tuple[Costs, PositionRule]] = field(default_factory=dict)
+
+    def backtest(self, unit: str, hp: Mapping[str, Any]) -> tuple[Costs, PositionRule]:
+        """The unit's cost model and its position rule with the trial's ``position_threshold``."""
+        costs, rule = self.backtests.get(unit, (Costs(), PositionRule()))
+        return costs, rule.for_trial(hp)
 
 
 def variant_key(unit: str, model: str) -> str:
@@ -251,7 +267,8 @@ def _train(
         return
     attempts = record_attempt(directory, restored_from_epoch=len(curves))
     spent["time_setup_s"] += time.perf_counter() - began
-    _train_epochs(asha, models, prepared, identity, directory, curves, spent, devices, attempts)
+    backtest = context.backtest(identity.unit, hp)
+    _train_epochs(asha, models, prepared, identity, directory, curves, spent, devices, attempts, backtest)
 
 
 def _report_settled(directory: str) -> bool:
@@ -319,6 +336,7 @@ def _train_epochs(
     spent: dict[str, float],
     devices: Devices,
     attempts: list[dict[str, Any]],
+    backtest: tuple[Costs, PositionRule],
 ) -> None:
     """Train the remaining epochs in lock step over the folds, reporting each to Tune; at a rung or
     ``max_t`` evaluate and write the ResultsObject first, and below ``max_t`` checkpoint with the
@@ -334,6 +352,7 @@ def _train_epochs(
         seed=identity.seed,
         batch_size=devices.plan.global_batch_size,
         replicas=devices.plan.replicas,
+        backtest=backtest,
     )
     reported = device_report(devices.plan)
     try:
@@ -356,6 +375,8 @@ def _train_epochs(
                 directory=directory,
                 attempts=attempts,
                 devices=devices.plan.record(),
+                costs=backtest[0],
+                rule=backtest[1],
             )
             spent["time_evaluate_s"] += time.perf_counter() - began
             if epoch >= asha.max_t:  # settled COMPLETED: its ResultsObject is all a restart needs
@@ -391,7 +412,8 @@ class LockStep:
     starts after ``keras.utils.set_random_seed(epoch_seed(seed, fold, first_epoch))`` and only once the
     previous fold's has begun training, so every fold's random draws depend on the seed alone, never
     on thread timing. While the trial handles an epoch every fold waits at its epoch's end, so the
-    models are not being trained while they are read.
+    models are not being trained while they are read. At each epoch's end the fold's callback predicts
+    its validation rows once and adds their net-of-cost figures (``val_net_sharpe``, ...) to the logs.
     """
 
     def __init__(
@@ -404,8 +426,10 @@ class LockStep:
         seed: int,
         batch_size: int,
         replicas: int = 1,
+        backtest: tuple[Costs, PositionRule] | None = None,
     ) -> None:
         self.models = models
+        self.backtest = backtest if backtest is not None else (Costs(), PositionRule())
         self.folds = folds
         self.first_epoch = first_epoch
         self.max_t = max_t
@@ -440,7 +464,10 @@ class LockStep:
                 started.set()
 
             def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-                lockstep.logs[k].put(("epoch", {n: float(v) for n, v in (logs or {}).items()}))
+                found = {n: float(v) for n, v in (logs or {}).items()}
+                costs, rule = lockstep.backtest
+                net = fold_net_figures(self.model, fold, costs, rule)
+                lockstep.logs[k].put(("epoch", found | {f"val_{n}": v for n, v in net.items()}))
                 lockstep.resume[k].acquire()
                 if lockstep.closed:
                     self.model.stop_training = True

@@ -31,8 +31,10 @@ regressors, ``_gather.split_loss``, as Keras computes its loss without the penal
 ``accuracy`` / ``auc`` (classifiers) or ``mae`` (regressors) with their ``val_`` forms. The train logs
 are the boosters' figures at the step's end (Keras' train ``loss`` is the running mean over the
 epoch's batches). The outputs come from raw scores kept per fold and advanced by the new trees only
-(no second prediction pass over the whole model); ``validation_logs(fold, output)`` makes the
-validation ones. Each curves row also carries ``rounds``, the rounds grown so far.
+(no second prediction pass over the whole model); ``validation_logs(fold, output, backtest)`` makes the
+validation ones, the net-of-cost figures (``val_net_sharpe``, ... with the unit's cost model and the
+trial's position rule, as the Keras trial reports them) included, so ASHA can rank both families on
+``val_net_sharpe``. Each curves row also carries ``rounds``, the rounds grown so far.
 
 **Checkpoints, results.** At the rungs below ``max_t``: every fold's booster as LightGBM text
 (``fold_<k>.txt``, ``Booster.model_to_string``; no pickle) and the curves so far. At the rungs and at
@@ -53,12 +55,13 @@ from typing import Any
 
 import numpy as np
 
+from atlas_ray.backtest import Costs, PositionRule
 from atlas_ray.experiment import TrialIdentity, TrialStatus
 from atlas_ray.featurestore import FoldedSet, PreparedSet, Task
 from atlas_ray.search._asha import ASHA
 from atlas_ray.search._attempts import record_attempt
 from atlas_ray.search._devices import DevicePlan, Devices, Hardware, resources_from_bundle
-from atlas_ray.search._gather import evaluate_trial, fold_sets, split_loss
+from atlas_ray.search._gather import evaluate_trial, fold_sets, split_loss, split_net_figures
 from atlas_ray.search._spec import Resources
 from atlas_ray.search._trainable import (
     CURVES_STATE,
@@ -127,11 +130,19 @@ def _split_logs(fold: PreparedSet, y: np.ndarray, output: np.ndarray) -> dict[st
     return {name: float(values[name]) for name in ("loss", "accuracy", "auc")}
 
 
-def validation_logs(fold: PreparedSet, output: np.ndarray) -> dict[str, float]:
+def validation_logs(
+    fold: PreparedSet, output: np.ndarray, backtest: tuple[Costs, PositionRule] | None = None
+) -> dict[str, float]:
     """The per-step validation logs of one fold from the model's output on its validation rows (as
     ``predict_proba`` gives it): ``val_loss`` and ``val_accuracy`` / ``val_auc`` (classifiers) or
-    ``val_mae`` (regressors), named and computed as the Keras trial logs them."""
-    return {f"val_{name}": value for name, value in _split_logs(fold, fold.validation.y, output).items()}
+    ``val_mae`` (regressors), named and computed as the Keras trial logs them, and the net-of-cost
+    figures ``val_net_sharpe``, ... (``atlas_ray.backtest.NET_METRICS``) with the unit's cost model and
+    the trial's position rule (``backtest``; default ``atlas_ray.backtest``'s), as the Keras trial adds
+    them each epoch."""
+    costs, rule = backtest if backtest is not None else (Costs(), PositionRule())
+    logs = {f"val_{name}": value for name, value in _split_logs(fold, fold.validation.y, output).items()}
+    net = split_net_figures(fold, fold.validation, output, costs, rule)
+    return logs | {f"val_{name}": value for name, value in net.items()}
 
 
 def training_logs(fold: PreparedSet, output: np.ndarray) -> dict[str, float]:
@@ -157,9 +168,11 @@ class TreeFolds:
         threads: int,
         rounds_per_step: int,
         models: Sequence[str] | None = None,
+        backtest: tuple[Costs, PositionRule] | None = None,
     ) -> None:
         import lightgbm
 
+        self.backtest = backtest if backtest is not None else (Costs(), PositionRule())
         self.folds = tuple(folds)
         self.params = dict(params)
         self.seed = seed
@@ -217,7 +230,7 @@ class TreeFolds:
             train_raw, validation_raw = self._raw[k]  # type: ignore[misc]
             row = {
                 **training_logs(fold, output_of(fold.task, train_raw)),
-                **validation_logs(fold, output_of(fold.task, validation_raw)),
+                **validation_logs(fold, output_of(fold.task, validation_raw), self.backtest),
             }
             if not math.isfinite(row["loss"]):
                 raise NaNLossError(f"the training loss is {row['loss']} at step {step}, but must be finite")
@@ -303,6 +316,7 @@ def train_trees(
         threads=int(context.cpus[key]),
         rounds_per_step=int(resolved["rounds_per_step"]),
         models=models,
+        backtest=context.backtest(identity.unit, hp),
     )
     if len(curves) >= asha.max_t:
         tune.report(dict(curves[-1]))
@@ -375,6 +389,8 @@ def _grow(
             directory=directory,
             attempts=attempts,
             devices=devices.plan.record(),
+            costs=trees.backtest[0],
+            rule=trees.backtest[1],
         )
         spent["time_evaluate_s"] += time.perf_counter() - began
         if step >= asha.max_t:

@@ -16,6 +16,7 @@ import math
 import re
 from typing import Any
 
+from atlas_ray.backtest import NET_METRICS, Costs, PositionRule
 from atlas_ray.errors import AtlasError, SpecError
 from atlas_ray.featurestore import PreparedSet, Task
 from atlas_ray.search._spec import ModelSpec, Resources, WorkSpec, WorkUnit
@@ -29,9 +30,10 @@ _REGRESSOR_METRICS = ("loss", "mae")
 
 
 def reported_metrics(task: Task) -> tuple[str, ...]:
-    """The per-epoch metrics a zoo model reports for ``task`` (training and ``val_`` forms)."""
+    """The per-epoch metrics a zoo model reports for ``task`` (training and ``val_`` forms), and the
+    validation net-of-cost figures every trial reports (``val_net_sharpe``, ... : ``atlas_ray.backtest``)."""
     names = _REGRESSOR_METRICS if task is Task.REGRESSION else _CLASSIFIER_METRICS
-    return (*names, *(f"val_{name}" for name in names))
+    return (*names, *(f"val_{name}" for name in names), *(f"val_{name}" for name in NET_METRICS))
 
 
 def validate(spec: WorkSpec, store: Any = None) -> None:
@@ -127,6 +129,7 @@ def _check_unit(spec: WorkSpec, unit: WorkUnit) -> None:
                 f"(no `{attribute}`)."
             )
     _check_range(where, unit)
+    _check_costs(where, unit)
     feature_names = {getattr(f, "name", str(f)) for f in featureset.features}
     for label in featureset.labels:
         name = getattr(label, "name", str(label))
@@ -155,6 +158,19 @@ def _check_unit(spec: WorkSpec, unit: WorkUnit) -> None:
             )
         names.add(model.name)
         _check_model(spec, unit, model)
+
+
+def _check_costs(where: str, unit: WorkUnit) -> None:
+    """The unit's cost model and position rule are ``atlas_ray.backtest``'s (their fields check
+    themselves when made; checked again here for an object made around ``__init__``)."""
+    for field, kind in (("costs", Costs), ("position", PositionRule)):
+        value = getattr(unit, field)
+        if not isinstance(value, kind):
+            raise SpecError(f"{where}, field `{field}`: {value!r} is not a {kind.__name__}.")
+        try:
+            type(value).from_dict(value.as_dict())  # type: ignore[attr-defined]
+        except SpecError as error:
+            raise SpecError(f"{where}, field `{field}`: {str(error).split(': ', 1)[-1]}") from None
 
 
 def _check_range(where: str, unit: WorkUnit) -> None:

@@ -165,6 +165,11 @@ COMMON_PARAMETERS: Mapping[str, ParameterRule] = MappingProxyType(
         "learning_rate": float_rule(1e-3, 0.0, 1.0, low_open=True, doc="Adam's learning rate"),
         "batch_size": int_rule(256, 1, 1_000_000, doc="rows per gradient step (read by the runner's fit)"),
         "seed": int_rule(0, 0, 2**32 - 1, doc="keras.utils.set_random_seed, called by the runner"),
+        "position_threshold": float_rule(
+            0.0, 0.0, 1.0, high_open=True,
+            doc="a classifier trades only above this probability (atlas_ray.backtest.PositionRule; "
+            "read by the trial, not the model)",
+        ),
     }
 )
 """Hyperparameters every model accepts."""

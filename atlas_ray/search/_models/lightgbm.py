@@ -44,6 +44,7 @@ OBJECTIVES = {Task.BINARY: "binary", Task.MULTICLASS: "multiclass", Task.REGRESS
 
 PARAMETERS = {
     "seed": COMMON_PARAMETERS["seed"],
+    "position_threshold": COMMON_PARAMETERS["position_threshold"],  # read by the trial's backtest
     "rounds_per_step": int_rule(
         DEFAULT_ROUNDS_PER_STEP, 1, 100_000, doc="boosting rounds per Tune step (ASHA's unit of time)"
     ),

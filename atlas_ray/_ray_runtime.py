@@ -197,6 +197,10 @@ def start_local(
     inherit. The workers' output reaches this console only with ``verbose``."""
     import ray
 
+    if metrics_port is not None and not 0 < metrics_port < 65536:
+        raise AtlasError(
+            f"The value of `--metrics-port` is {metrics_port}, but must be `0 < --metrics-port < 65536`."
+        )
     _common_env(worker_env)
     if ray.is_initialized():
         return False
@@ -207,10 +211,6 @@ def start_local(
     if object_store_memory is not None:
         kwargs["object_store_memory"] = object_store_memory
     if metrics_port is not None:
-        if not 0 < metrics_port < 65536:
-            raise AtlasError(
-                f"The value of `metrics_port` is {metrics_port}, but must be `0 < metrics_port < 65536`."
-            )
         kwargs["_metrics_export_port"] = metrics_port
     with _loopback_node_allowed():
         ray.init(

@@ -32,6 +32,12 @@ misses a bar.
 Counts always add up, and each prediction is exactly one of them:
 ``predictions = written + repeated + refused + dropped + buffered`` (``refused``: redis answered with
 another error for that entry, logged; ``skipped`` predictions never enter the buffer).
+
+An ``observer`` (``SinkObserver``; the deployment's live metrics, ``_metrics.LiveMetrics``) is told of
+every count as it is counted (a write call's ``predictions`` / ``skipped`` / ``dropped`` once at its
+end, a batch's outcome once per pipeline), of each prediction written with when its bar was received
+and when redis acknowledged it, of the buffer's size and of redis going away and coming back; so the
+exported metrics are these counts, not a second bookkeeping.
 """
 
 from __future__ import annotations
@@ -66,6 +72,8 @@ __all__ = ["RedisSink", "SinkObserver"]
 log = logging.getLogger("atlas_ray.serve")
 
 _BATCH = 500
+_BACKOFF_FIRST = 0.1
+_BACKOFF_CAP = 5.0
 _UNKNOWN = float("nan")  # a prediction whose receipt time is unknown
 
 _Entry = tuple[Prediction, float]
@@ -90,10 +98,6 @@ class SinkObserver(Protocol):
 
     def redis(self, up: bool) -> None:
         """Redis answered (``True``) or the last write failed."""
-
-
-_BACKOFF_FIRST = 0.1
-_BACKOFF_CAP = 5.0
 
 
 def _written_before_bar_ids(info: dict[Any, Any]) -> bool:
@@ -205,18 +209,27 @@ class RedisSink:
         to be down."""
         written = 0
         at = _UNKNOWN if received is None else received
-        for prediction in predictions:
-            if self.resume_after is not None and prediction.stamp <= self.resume_after:
-                self._count("skipped", 1)
-                continue
-            self._count("predictions", 1)
-            if not await self.wait_for_room():
-                if not self._pending:  # all in flight: the new one is the oldest not in flight
-                    self._count("dropped", 1)
+        counts = self.counts
+        tally: collections.Counter[str] = collections.Counter()  # told to the observer once, at the end
+        try:
+            for prediction in predictions:
+                if self.resume_after is not None and prediction.stamp <= self.resume_after:
+                    counts["skipped"] += 1
+                    tally["skipped"] += 1
                     continue
-                self._pending.popleft()
-                self._count("dropped", 1)
-            self._pending.append((prediction, at))
+                counts["predictions"] += 1
+                tally["predictions"] += 1
+                if not await self.wait_for_room():
+                    counts["dropped"] += 1
+                    tally["dropped"] += 1
+                    if not self._pending:  # all in flight: the new one is the oldest not in flight
+                        continue
+                    self._pending.popleft()
+                self._pending.append((prediction, at))
+        finally:
+            if self.observer is not None:
+                for outcome, count in tally.items():
+                    self.observer.counted(outcome, count)
         # a flush already in flight takes these too (it writes until the buffer is empty): the bar
         # processing does not wait on a retry while redis is away
         due = self._down_since is None or time.monotonic() >= self._next_attempt

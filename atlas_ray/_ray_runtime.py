@@ -247,6 +247,11 @@ def connect(
         return start_local(
             verbose=verbose, dashboard=dashboard, worker_env=worker_env, metrics_port=metrics_port
         )
+    if metrics_port is not None:
+        raise AtlasError(
+            f"`--metrics-port` sets a local Ray's port, but this joins the cluster at {address}: its nodes "
+            "export on the port they were started with (`ray start --metrics-export-port PORT`)."
+        )
     _common_env(worker_env)
     if ray.is_initialized():
         return False

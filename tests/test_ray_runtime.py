@@ -196,6 +196,8 @@ def test_a_client_without_the_token_or_with_a_wrong_one_is_refused(
 def test_a_metrics_port_out_of_range_is_refused_before_ray_starts() -> None:
     with pytest.raises(AtlasError, match="The value of `--metrics-port` is 70000"):
         _ray_runtime.start_local(metrics_port=70_000)
+    with pytest.raises(AtlasError, match="`--metrics-port` sets a local Ray's port"):
+        _ray_runtime.connect("127.0.0.1:1", metrics_port=9100)
 
 
 def test_loopback_addresses() -> None:

@@ -32,6 +32,12 @@ The local Ray
       resolves the address to the network one; set ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` for a
       single-node head that stays on loopback (it then accepts no other nodes).
 
+Metrics: every node's metrics agent serves Ray's metrics (atlas_ray's live metrics among them) in
+Prometheus text format at ``http://NODE:PORT/metrics``, its metrics export port. The local Ray binds it
+to 127.0.0.1 (the agent binds loopback when the node address is loopback, see above); its port is the
+one asked for (``metrics_port``) or one Ray chose, read back by ``metrics_address``. Ray also writes
+every node's address to a Prometheus file-based service-discovery file, ``metrics_discovery_file``.
+
 Joining (``connect("host:port")`` or ``"auto"``) checks first, each within seconds, and fails with one
 line naming the address and the likely cause: the GCS does not answer (unreachable), it refuses the
 token (wrong or missing token), or no node of the cluster has an address of this machine (node
@@ -63,6 +69,8 @@ __all__ = [
     "dashboard_url",
     "dashboard_lines",
     "is_loopback",
+    "metrics_address",
+    "metrics_discovery_file",
     "shutdown",
     "start_local",
     "token_enabled",
@@ -180,13 +188,19 @@ def start_local(
     num_cpus: int | None = None,
     object_store_memory: int | None = None,
     worker_env: Mapping[str, str] | None = None,
+    metrics_port: int | None = None,
 ) -> bool:
     """Start a Ray of this process's own on 127.0.0.1 with token authentication (the dashboard on
-    127.0.0.1:8265 or the next free port); False when Ray is already running in this process.
+    127.0.0.1:8265 or the next free port, the metrics export port on 127.0.0.1: ``metrics_port``, or one
+    Ray chooses); False when Ray is already running in this process.
     ``worker_env`` is set (unless already set) in this process's environment, which the workers
     inherit. The workers' output reaches this console only with ``verbose``."""
     import ray
 
+    if metrics_port is not None and not 0 < metrics_port < 65536:
+        raise AtlasError(
+            f"The value of `--metrics-port` is {metrics_port}, but must be `0 < --metrics-port < 65536`."
+        )
     _common_env(worker_env)
     if ray.is_initialized():
         return False
@@ -196,6 +210,8 @@ def start_local(
         kwargs["num_cpus"] = num_cpus
     if object_store_memory is not None:
         kwargs["object_store_memory"] = object_store_memory
+    if metrics_port is not None:
+        kwargs["_metrics_export_port"] = metrics_port
     with _loopback_node_allowed():
         ray.init(
             address="local",  # never a cluster `ray start` left running (ray.init() alone would join it)
@@ -216,9 +232,11 @@ def connect(
     verbose: bool = False,
     dashboard: bool = True,
     worker_env: Mapping[str, str] | None = None,
+    metrics_port: int | None = None,
 ) -> bool:
     """Join the cluster at ``address`` (``host:port`` of its GCS, or ``auto``; None: ``$RAY_ADDRESS``
-    when set), or start a local Ray when there is none (``start_local``); whether a Ray was started
+    when set), or start a local Ray when there is none (``start_local``, with ``metrics_port``: a
+    joined cluster's nodes keep the ports they were started with); whether a Ray was started
     (and must be shut down).
     Joining passes ``worker_env`` to the workers as the job's environment. A cluster that cannot be
     joined raises ``RayJoinError`` (one line: the address and the likely cause) within a minute."""
@@ -226,7 +244,14 @@ def connect(
 
     address = address or os.environ.get("RAY_ADDRESS") or None
     if not address:
-        return start_local(verbose=verbose, dashboard=dashboard, worker_env=worker_env)
+        return start_local(
+            verbose=verbose, dashboard=dashboard, worker_env=worker_env, metrics_port=metrics_port
+        )
+    if metrics_port is not None:
+        raise AtlasError(
+            f"`--metrics-port` sets a local Ray's port, but this joins the cluster at {address}: its nodes "
+            "export on the port they were started with (`ray start --metrics-export-port PORT`)."
+        )
     _common_env(worker_env)
     if ray.is_initialized():
         return False
@@ -430,3 +455,26 @@ def dashboard_lines() -> list[str]:
             "(or read ~/.ray/auth_token / $RAY_AUTH_TOKEN)"
         )
     return lines
+
+
+def metrics_address(node_id: str | None = None) -> str | None:
+    """``HOST:PORT`` of the metrics export endpoint (Prometheus text at ``/metrics``) of the node
+    ``node_id`` (default: this process's node) of the running Ray; None when it exports none."""
+    import ray
+
+    wanted = node_id or ray.get_runtime_context().get_node_id()
+    for node in ray.nodes():
+        if node.get("NodeID") == wanted and node.get("Alive"):
+            port = int(node.get("MetricsExportPort") or 0)
+            return f"{node['NodeManagerAddress']}:{port}" if port > 0 else None
+    return None
+
+
+def metrics_discovery_file() -> str:
+    """The Prometheus file-based service-discovery file Ray keeps up to date (every node's metrics
+    address, ``[{"labels": {"job": "ray"}, "targets": [...]}]``) in this node's session directory."""
+    import ray._private.worker as worker
+    from ray._private import ray_constants
+
+    node = worker.global_worker.node
+    return str(Path(node.get_session_dir_path()) / ray_constants.PROMETHEUS_SERVICE_DISCOVERY_FILE)

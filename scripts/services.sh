@@ -7,6 +7,8 @@ set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# a real Prometheus scrapes a live model's metrics (tests/serve/test_live.py); the tests start their own
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 # `ray up` / `ray down` with cluster/onprem.yaml (tests/cluster/test_ray_up.py): ssh and rsync
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
@@ -18,4 +20,6 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # Debian starts the services it installs; the tests start their own on free ports
   $SUDO systemctl stop redis-server >/dev/null 2>&1 || true
+  # Debian's prometheus would listen on every interface (:9090): stopped and kept off
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi

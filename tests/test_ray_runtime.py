@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from atlas_ray import _ray_runtime
+from atlas_ray.errors import AtlasError
 
 pytestmark = pytest.mark.slow  # starts Ray clusters and `ray start` heads: not in scripts/test.sh --quick
 
@@ -97,6 +98,10 @@ def test_local_ray_listens_on_loopback_only_with_token_auth_on(ray_cluster: None
     dashboard_port = int(dashboard.rsplit(":", 1)[1])
     # the sockets looked at are Ray's: the GCS, the dashboard and at least the raylet's and agents'
     assert int(gcs_port) in listeners and dashboard_port in listeners, listeners
+    # the metrics export endpoint a desk scrapes (Prometheus text) is one of them, on loopback
+    metrics = _ray_runtime.metrics_address()
+    assert metrics is not None and metrics.startswith("127.0.0.1:")
+    assert int(metrics.rsplit(":", 1)[1]) in listeners, (metrics, listeners)
     assert len(listeners) >= 6, listeners
     beyond = {port: where for port, where in listeners.items() if not _loopback(where[0])}
     assert _ray_runtime.token_enabled()
@@ -188,6 +193,13 @@ def test_a_client_without_the_token_or_with_a_wrong_one_is_refused(
     assert "refused" in wrong
     assert _token() not in missing + wrong
     assert not (tmp_path / "experiments").exists()
+
+
+def test_a_metrics_port_out_of_range_is_refused_before_ray_starts() -> None:
+    with pytest.raises(AtlasError, match="The value of `--metrics-port` is 70000"):
+        _ray_runtime.start_local(metrics_port=70_000)
+    with pytest.raises(AtlasError, match="`--metrics-port` sets a local Ray's port"):
+        _ray_runtime.connect("127.0.0.1:1", metrics_port=9100)
 
 
 def test_loopback_addresses() -> None:

@@ -1,6 +1,7 @@
 """``python -m atlas_ray.serve EXPERIMENT (--trial ID | --best [--metric NAME]) [--name NAME]
 [--feed FEED] [--redis URL] [--address ADDR] [--store ROOT] [--speed X] [--grace S]
-[--http-host HOST] [--http-token-file FILE]``: a trial live on Ray Serve, its predictions in redis.
+[--http-host HOST] [--http-token-file FILE] [--metrics-port PORT]``: a trial live on Ray Serve, its
+predictions in redis.
 
 A user mistake (no such experiment or trial, an incomplete model directory, a bad feed, redis not
 answering, an HTTP host beyond 127.0.0.1 without a token) prints one ``error:`` line and exits 2
@@ -66,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--status-every", type=float, default=60.0, help="seconds between status lines")
     parser.add_argument("--gryphon-key", action="store_true", help="also write the key ML_PREDICTION")
     parser.add_argument("--buffer", type=int, default=10_000, help="predictions held while redis is down")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="the local Ray's metrics export port on 127.0.0.1 (Prometheus text at /metrics; default: one "
+        "Ray chooses, printed at start)",
+    )
     return parser
 
 
@@ -95,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             buffer=args.buffer,
             grace=args.grace,
             http_token_file=args.http_token_file,
+            metrics_port=args.metrics_port,
         )
     )
 

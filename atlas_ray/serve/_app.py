@@ -65,6 +65,7 @@ class ServeOptions:
     buffer: int = 10_000
     grace: float | None = None
     http_token_file: str | None = None
+    metrics_port: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -217,7 +218,21 @@ def _deploy(name: str, config: dict[str, Any], options: ServeOptions) -> Any:
     handle = serve.run(application, name=name, route_prefix=f"/{name}")
     base = f"http://{options.http_host}:{options.http_port}/{name}"
     print(f"atlas_ray.serve: live; POST bars to {base}/bars, health at {base}/health", flush=True)
+    print(_metrics_line(handle.stats.remote().result()["node_id"]), flush=True)
     return handle
+
+
+def _metrics_line(node_id: str) -> str:
+    """Where to scrape the live model's metrics (the metrics export endpoint of the node its replica
+    runs on) and Ray's service-discovery file for Prometheus."""
+    from atlas_ray import _ray_runtime
+
+    address = _ray_runtime.metrics_address(node_id)
+    where = f"http://{address}/metrics" if address else "not exported (Ray's metrics collection is off)"
+    return (
+        f"atlas_ray.serve: metrics (Prometheus text, atlas_live_*) at {where}; every node's: "
+        f"{_ray_runtime.metrics_discovery_file()}"
+    )
 
 
 def _feed_until_stopped(handle: Any, checked: _Checked, options: ServeOptions, started_ray: bool) -> Any:
@@ -328,7 +343,7 @@ def _start_ray(options: ServeOptions) -> bool:
     Prints where the dashboard is and how to get its token."""
     from atlas_ray import _ray_runtime
 
-    started = _ray_runtime.connect(options.address)
+    started = _ray_runtime.connect(options.address, metrics_port=options.metrics_port)
     for line in _ray_runtime.dashboard_lines():
         print(line, flush=True)
     return started
@@ -509,6 +524,10 @@ class _StatusPrinter:
         last = stats.get("latency_last_ms")
         p99 = stats.get("latency_p99_ms")
         latency = f"last {last:.1f} ms, p99 {p99:.1f} ms" if last is not None and p99 is not None else "n/a"
+        f50, f99 = stats.get("freshness_p50_ms"), stats.get("freshness_p99_ms")
+        freshness = (
+            f"p50 {_duration(f50)}, p99 {_duration(f99)}" if f50 is not None and f99 is not None else "n/a"
+        )
         # bar received by the deployment -> its prediction written to redis (FULL_SPEED_NOTE: in a replay
         # at --speed 0 that includes the wait behind the rest of a push)
         return (
@@ -516,6 +535,15 @@ class _StatusPrinter:
             f"bars in {stats['events']:,} | predictions written {stats['written']:,} | "
             f"repeated {stats.get('repeated', 0):,} | dropped {stats['dropped']:,} | "
             f"buffered {stats['buffered']:,} | rejected {rejected} | unpredictable {unpredictable} | "
-            f"bar->redis {latency} | last bar {stats['last_bar']} | "
+            f"bar->redis {latency} | close->redis {freshness} | last bar {stats['last_bar']} | "
             f"redis {'up' if stats['redis_up'] else 'DOWN'}"
         )
+
+
+def _duration(ms: float) -> str:
+    """A freshness in the unit that reads best: ms below a second, then s, min, h, d (a replay of
+    history writes bars that closed long ago)."""
+    for unit, size in (("d", 86_400_000.0), ("h", 3_600_000.0), ("min", 60_000.0), ("s", 1_000.0)):
+        if abs(ms) >= size:
+            return f"{ms / size:,.1f} {unit}"
+    return f"{ms:.1f} ms"

@@ -15,6 +15,9 @@ and the ``RedisSink``. The handlers are small:
 * ``swap(config)``: load another trial and hand it this engine's market history and position, between
   two pushes, so no bar is skipped; the version goes up by one;
 * ``stats()``, ``flush()``, ``stop()``.
+
+Its metrics (``_metrics``: bars in, refusals, the sink's counts, latency and freshness, the live
+version) are recorded through Ray's metrics system as it counts, tagged with the live name.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 from ray import serve
 
 from atlas_ray.serve._engine import LiveEngine, PushOutcome
+from atlas_ray.serve._metrics import LiveMetrics
 from atlas_ray.serve._sink import RedisSink
 
 __all__ = ["LiveModel", "build_engine"]
@@ -72,12 +76,18 @@ class LiveModel:
         self.config = dict(config)
         self.name = str(config["name"])
         self.engine = build_engine(config)
+        self.metrics = LiveMetrics(self.name, self.engine.step)
+        self.metrics.live(self.engine.served.trial_id, self.engine.version)
+        import ray
+
+        self.node_id = ray.get_runtime_context().get_node_id()
         self.sink = RedisSink(
             config["redis_url"],
             self.name,
             buffer=int(config.get("buffer", 10_000)),
             gryphon_key=bool(config.get("gryphon_key", False)),
             resume=bool(config.get("resume", False)),
+            observer=self.metrics,
         )
         self._started = False
         self._lock = asyncio.Lock()
@@ -117,6 +127,7 @@ class LiveModel:
                     for reason, count in outcome.unpredictable.items():
                         total.unpredictable[reason] = total.unpredictable.get(reason, 0) + count
                     group = []
+                    self.metrics.pushed(outcome.accepted, outcome.rejected, outcome.unpredictable)
                 if not push.get("_end"):
                     group.append(push)
             await self.sink.write(total.predictions, received)  # returns once all are accepted
@@ -167,6 +178,8 @@ class LiveModel:
             previous = self.engine
             config = {**config, "version": previous.version + 1}
             self.engine = build_engine(config, previous)
+            self.metrics.bar_ns = self.engine.step
+            self.metrics.live(self.engine.served.trial_id, self.engine.version, previous.served.trial_id)
             log.warning(
                 "swapped: trial %s (version %d) -> trial %s (version %d)",
                 previous.served.trial_id,
@@ -180,6 +193,7 @@ class LiveModel:
         await self._start()
         counts = self.engine.counts
         latencies = np.asarray(self.sink.latencies, dtype="float64") * 1000.0
+        freshness = np.asarray(self.metrics.freshness_ms, dtype="float64")
         rejected = {k.split(".", 1)[1]: v for k, v in counts.items() if k.startswith("rejected.")}
         unpredictable = {k.split(".", 1)[1]: v for k, v in counts.items() if k.startswith("unpredictable.")}
         done = self.engine.done
@@ -200,6 +214,9 @@ class LiveModel:
             "latency_last_ms": float(latencies[-1]) if len(latencies) else None,
             "latency_p50_ms": float(np.percentile(latencies, 50)) if len(latencies) else None,
             "latency_p99_ms": float(np.percentile(latencies, 99)) if len(latencies) else None,
+            "freshness_p50_ms": float(np.percentile(freshness, 50)) if len(freshness) else None,
+            "freshness_p99_ms": float(np.percentile(freshness, 99)) if len(freshness) else None,
+            "node_id": self.node_id,
             **self.sink.snapshot(),
         }
 

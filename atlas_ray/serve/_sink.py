@@ -32,6 +32,12 @@ misses a bar.
 Counts always add up, and each prediction is exactly one of them:
 ``predictions = written + repeated + refused + dropped + buffered`` (``refused``: redis answered with
 another error for that entry, logged; ``skipped`` predictions never enter the buffer).
+
+An ``observer`` (``SinkObserver``; the deployment's live metrics, ``_metrics.LiveMetrics``) is told of
+every count as it is counted (a write call's ``predictions`` / ``skipped`` / ``dropped`` once at its
+end, a batch's outcome once per pipeline), of each prediction written with when its bar was received
+and when redis acknowledged it, of the buffer's size and of redis going away and coming back; so the
+exported metrics are these counts, not a second bookkeeping.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from atlas_ray.serve._engine import Prediction
 from atlas_ray.serve._redis_contract import (
@@ -61,13 +67,37 @@ from atlas_ray.serve._redis_contract import (
     stream_stamp,
 )
 
-__all__ = ["RedisSink"]
+__all__ = ["RedisSink", "SinkObserver"]
 
 log = logging.getLogger("atlas_ray.serve")
 
 _BATCH = 500
 _BACKOFF_FIRST = 0.1
 _BACKOFF_CAP = 5.0
+_UNKNOWN = float("nan")  # a prediction whose receipt time is unknown
+
+_Entry = tuple[Prediction, float]
+"""A prediction in the buffer and when its bar was received (``time.perf_counter``; NaN: unknown)."""
+
+
+class SinkObserver(Protocol):
+    """Told of every count as the sink counts it (the live metrics: ``serve._metrics.LiveMetrics``)."""
+
+    def counted(self, outcome: str, count: int) -> None:
+        """``count`` predictions counted as ``outcome`` (predictions, written, repeated, refused,
+        dropped, skipped)."""
+
+    def written(
+        self, stamps: Sequence[int], received: Sequence[float], acked: float, acked_wall: float
+    ) -> None:
+        """The predictions of bars ``stamps`` are in redis, acknowledged at ``acked`` (perf_counter) /
+        ``acked_wall`` (epoch seconds); ``received``: when each bar was received (NaN: unknown)."""
+
+    def buffered(self, count: int) -> None:
+        """The buffer now holds ``count`` predictions."""
+
+    def redis(self, up: bool) -> None:
+        """Redis answered (``True``) or the last write failed."""
 
 
 def _written_before_bar_ids(info: dict[Any, Any]) -> bool:
@@ -98,6 +128,7 @@ class RedisSink:
         stream_maxlen: int = DEFAULT_STREAM_MAXLEN,
         gryphon_key: bool = False,
         resume: bool = True,
+        observer: SinkObserver | None = None,
     ) -> None:
         if buffer < 1:
             raise ValueError(f"The value of `buffer` is {buffer}, but must be `buffer >= 1`.")
@@ -105,8 +136,9 @@ class RedisSink:
         self.name = name
         self.stream_maxlen = stream_maxlen
         self.gryphon_key = gryphon_key
-        self._pending: collections.deque[Prediction] = collections.deque()
-        self._in_flight: list[Prediction] = []
+        self._pending: collections.deque[_Entry] = collections.deque()
+        self._in_flight: list[_Entry] = []
+        self.observer = observer
         self._capacity = buffer
         self._batch = max(1, min(_BATCH, buffer // 2))
         self._client: Any = None
@@ -161,9 +193,11 @@ class RedisSink:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         if self._pending:
-            self.counts["dropped"] += len(self._pending)
+            self._count("dropped", len(self._pending))
             log.warning("stopped with %d prediction(s) not written (redis unreachable)", len(self._pending))
             self._pending.clear()
+            if self.observer is not None:
+                self.observer.buffered(self.buffered)
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.aclose()
@@ -174,18 +208,28 @@ class RedisSink:
         dropping the oldest not in flight while it is away), and write them now unless redis is known
         to be down."""
         written = 0
-        for prediction in predictions:
-            if self.resume_after is not None and prediction.stamp <= self.resume_after:
-                self.counts["skipped"] += 1
-                continue
-            self.counts["predictions"] += 1
-            if not await self.wait_for_room():
-                if not self._pending:  # all in flight: the new one is the oldest not in flight
-                    self.counts["dropped"] += 1
+        at = _UNKNOWN if received is None else received
+        counts = self.counts
+        tally: collections.Counter[str] = collections.Counter()  # told to the observer once, at the end
+        try:
+            for prediction in predictions:
+                if self.resume_after is not None and prediction.stamp <= self.resume_after:
+                    counts["skipped"] += 1
+                    tally["skipped"] += 1
                     continue
-                self._pending.popleft()
-                self.counts["dropped"] += 1
-            self._pending.append(prediction)
+                counts["predictions"] += 1
+                tally["predictions"] += 1
+                if not await self.wait_for_room():
+                    counts["dropped"] += 1
+                    tally["dropped"] += 1
+                    if not self._pending:  # all in flight: the new one is the oldest not in flight
+                        continue
+                    self._pending.popleft()
+                self._pending.append((prediction, at))
+        finally:
+            if self.observer is not None:
+                for outcome, count in tally.items():
+                    self.observer.counted(outcome, count)
         # a flush already in flight takes these too (it writes until the buffer is empty): the bar
         # processing does not wait on a retry while redis is away
         due = self._down_since is None or time.monotonic() >= self._next_attempt
@@ -193,6 +237,13 @@ class RedisSink:
             written = await self._flush()
         if written and received is not None:
             self.latencies.append(time.perf_counter() - received)
+        if self.observer is not None:
+            self.observer.buffered(self.buffered)
+
+    def _count(self, outcome: str, count: int) -> None:
+        self.counts[outcome] += count
+        if self.observer is not None:
+            self.observer.counted(outcome, count)
 
     async def wait_for_room(self) -> bool:
         """Wait until the buffer has room for one more prediction while redis answers (flushing to make
@@ -220,18 +271,20 @@ class RedisSink:
                     self._mark_down(error)
                     return written
                 self._in_flight = []
-                self.counts.update(outcome)
+                for key, count in outcome.items():
+                    self._count(key, count)
                 written += outcome["written"]
                 self._mark_up()
         return written
 
-    async def _write_batch(self, batch: Sequence[Prediction]) -> collections.Counter[str]:
+    async def _write_batch(self, batch: Sequence[_Entry]) -> collections.Counter[str]:
         """One pipeline for ``batch`` (in time order): its counts by outcome (written, repeated,
         refused)."""
         outcome: collections.Counter[str] = collections.Counter()
         if not self._top_known:
             await self._read_top()
-        fresh = [p for p in batch if self._top is None or p.stamp > self._top]
+        entries = [e for e in batch if self._top is None or e[0].stamp > self._top]
+        fresh = [p for p, _ in entries]
         outcome["repeated"] = len(batch) - len(fresh)
         if not fresh:
             return outcome
@@ -251,9 +304,14 @@ class RedisSink:
         if self.gryphon_key:
             pipe.set(GRYPHON_KEY, json.dumps(documents[-1]))
         results = await pipe.execute(raise_on_error=False)
+        acked, acked_wall = time.perf_counter(), time.time()
+        stamps: list[int] = []
+        received: list[float] = []
         for i, result in enumerate(results[: 2 * len(fresh) : 2]):
             if not isinstance(result, Exception):
                 outcome["written"] += 1
+                stamps.append(fresh[i].stamp)
+                received.append(entries[i][1])
             elif is_repeated(result):
                 outcome["repeated"] += 1
             else:
@@ -263,6 +321,8 @@ class RedisSink:
         for result in results[2 * len(fresh) :]:
             if isinstance(result, Exception):
                 log.warning("redis refused the latest prediction's key: %s", result)
+        if stamps and self.observer is not None:
+            self.observer.written(stamps, received, acked, acked_wall)
         return outcome
 
     async def _read_top(self) -> None:
@@ -301,6 +361,8 @@ class RedisSink:
     def _mark_down(self, error: BaseException) -> None:
         now = time.monotonic()
         self.counts["write_failures"] += 1
+        if self.observer is not None:
+            self.observer.redis(False)
         if self._down_since is None:
             self._down_since = now
             log.warning(
@@ -314,6 +376,8 @@ class RedisSink:
 
     def _mark_up(self) -> None:
         if self._down_since is not None:
+            if self.observer is not None:
+                self.observer.redis(True)
             log.warning(
                 "redis at %s is back after %.1f s; writing the buffered predictions",
                 masked_url(self.url),

@@ -1,14 +1,18 @@
 """``--feed store:``: a live model follows bars as they are ingested, stops cleanly on SIGTERM, and
-after a restart goes on from the newest prediction in redis: no bar missed, none twice."""
+after a restart goes on from the newest prediction in redis: no bar missed, none twice. While it runs,
+its metrics scraped from the endpoint the command names equal the deployment's own counts."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -16,6 +20,7 @@ import pytest
 from atlas_ray.featurestore import MarketStore
 from tests.conftest import ROOT
 from tests.serve._replay import trial_of
+from tests.serve._scrape import expected_from_stats, scrape, wait_for_metrics
 from tests.serve.conftest import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -30,7 +35,7 @@ def ingest(source: MarketStore, target: MarketStore, lo: pd.Timestamp, hi: pd.Ti
 
 
 def start(
-    experiment: Path, trial: str, store: MarketStore, redis: RedisServer, feed: str
+    experiment: Path, trial: str, store: MarketStore, redis: RedisServer, feed: str, http_port: int = 0
 ) -> subprocess.Popen[str]:
     command = [
         sys.executable,
@@ -50,7 +55,7 @@ def start(
         "--redis",
         redis.url,
         "--http-port",
-        str(free_port()),
+        str(http_port or free_port()),
         "--status-every",
         "0",
     ]
@@ -73,6 +78,22 @@ def wait_for_latest(
     pytest.fail(f"no prediction for {ts} within {timeout} s")
 
 
+def metrics_endpoint(process: subprocess.Popen[str]) -> str:
+    """The address the command says to scrape (its line at start, read as it is printed)."""
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if "metrics (Prometheus text" in line:
+            return line.split("/metrics", 1)[0].rsplit("http://", 1)[1]
+    pytest.fail(f"the serve command named no metrics endpoint: {''.join(seen)}")
+
+
+def stats(http_port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/follow/stats", timeout=30) as response:
+        return dict(json.loads(response.read()))
+
+
 def stop(process: subprocess.Popen[str]) -> str:
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
@@ -88,12 +109,20 @@ def test_follow_the_store_across_a_restart(
     ingest(minute_store, store, T0 - pd.Timedelta("3h"), T0)
     redis_server.client().delete("atlas:pred:follow", "atlas:pred:follow:stream")
 
-    first = start(served_experiment, trial, store, redis_server, f"store:{T0.isoformat()}")
+    port = free_port()
+    first = start(served_experiment, trial, store, redis_server, f"store:{T0.isoformat()}", port)
+    endpoint = metrics_endpoint(first)
+    assert endpoint.startswith("127.0.0.1:")  # a local Ray exports on loopback only
     time.sleep(2)
     ingest(minute_store, store, T0, T0 + pd.Timedelta("10min"))  # bars arrive while it runs
     wait_for_latest(redis_server, "2023-03-02T06:09:00Z", first)
+    # the metrics a desk scrapes equal the deployment's own counts (each histogram: one per write)
+    counts = stats(port)
+    assert counts["written"] == 10 and counts["buffered"] == 0
+    samples = wait_for_metrics(lambda: scrape(endpoint), "follow", expected_from_stats(counts))
+    assert any(name == "ray_atlas_live_freshness_ms_bucket" for name, _ in samples)
     out = stop(first)
-    assert "predictions written 10" in out
+    assert "predictions written 10" in out and "close->redis p50 " in out
 
     ingest(minute_store, store, T0 + pd.Timedelta("10min"), T0 + pd.Timedelta("15min"))  # while it was down
     second = start(served_experiment, trial, store, redis_server, "store:")

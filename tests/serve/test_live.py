@@ -1,5 +1,6 @@
-"""The ``LiveModel`` deployment on a real local Ray Serve: HTTP bars, health, Serve's status, and redis
-going away for 30 s while bars keep coming."""
+"""The ``LiveModel`` deployment on a real local Ray Serve: HTTP bars, health, Serve's status, its
+metrics (scraped from Ray's endpoint and by a real Prometheus), and redis going away for 30 s while
+bars keep coming."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from atlas_ray.featurestore import MarketStore
 from atlas_ray.serve import find_trial, required_series
 from atlas_ray.serve._feeds import history_events, paced, replay_ticks
 from tests.serve._replay import REPLAY_START, trial_of
+from tests.serve._scrape import expected_from_stats, prometheus, scrape, wait_for_metrics
 from tests.serve.conftest import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -91,7 +93,11 @@ def _dashboard_applications() -> dict[str, Any]:
 
 
 def test_bars_over_http_health_and_serve_status(
-    served_experiment: Path, minute_store: MarketStore, redis_server: RedisServer, http_port: int
+    served_experiment: Path,
+    minute_store: MarketStore,
+    redis_server: RedisServer,
+    http_port: int,
+    tmp_path: Path,
 ) -> None:
     from ray import serve
 
@@ -160,6 +166,22 @@ def test_bars_over_http_health_and_serve_status(
     stream = [fields for _, fields in client.xrange("atlas:pred:http_live:stream")]
     assert [f["ts"][11:16] for f in stream] == ["06:00", "06:01", "06:02", "06:03", "06:04"]
     assert [f["version"] for f in stream] == ["1", "1", "1", "2", "2"] and stream[-1]["trial"] == gru
+    # its metrics: refusals by reason, the sink's counts, one latency and freshness per write, the
+    # version under the live trial (the trial swapped out reads 0), scraped from Ray's endpoint on
+    # 127.0.0.1 and through a real Prometheus that found it in Ray's service-discovery file
+    from atlas_ray import _ray_runtime
+
+    stats = handle.stats.remote().result()
+    expected = expected_from_stats(stats)
+    assert stats["rejected_by_reason"] == {"missing_field": 1, "malformed": 1} and stats["written"] == 5
+    from atlas_ray.serve._metrics import MODEL_VERSION
+
+    expected[(MODEL_VERSION, (("trial", trial),))] = 0
+    endpoint = _ray_runtime.metrics_address(stats["node_id"])
+    assert endpoint is not None and endpoint.startswith("127.0.0.1:")
+    wait_for_metrics(lambda: scrape(endpoint), "http_live", expected)
+    with prometheus(_ray_runtime.metrics_discovery_file(), tmp_path, free_port()) as query:
+        wait_for_metrics(query, "http_live", expected)
     serve.delete("http_live")
 
 

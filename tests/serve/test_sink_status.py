@@ -45,6 +45,11 @@ def test_the_status_line_names_unpredictable_bars_and_repeats() -> None:
     assert "| bar->redis n/a |" in line  # what the latency measures is named: bar received -> in redis
     timed = _StatusPrinter.line({**STATS, "latency_last_ms": 56.7, "latency_p99_ms": 133.1})
     assert "| bar->redis last 56.7 ms, p99 133.1 ms |" in timed
+    assert "| close->redis n/a |" in line
+    fresh = _StatusPrinter.line({**STATS, "freshness_p50_ms": 5_300.0, "freshness_p99_ms": 0.4})
+    assert "| close->redis p50 5.3 s, p99 0.4 ms |" in fresh
+    replayed = _StatusPrinter.line({**STATS, "freshness_p50_ms": 3 * 86_400_000.0, "freshness_p99_ms": 9e7})
+    assert "close->redis p50 3.0 d, p99 1.0 d" in replayed  # a replay writes bars that closed long ago
 
 
 def test_a_replay_that_predicts_nothing_says_why(capsys: pytest.CaptureFixture[str]) -> None:

@@ -50,6 +50,7 @@ from typing import IO, Any
 import pandas as pd
 
 from atlas_ray import _storage
+from atlas_ray.backtest import Costs
 from atlas_ray.errors import AtlasError, SpecError
 from atlas_ray.experiment import (
     Experiment,
@@ -71,6 +72,7 @@ from atlas_ray.search._progress import Progress, ProgressCallback, ProgressDispl
 from atlas_ray.search._provenance import provenance, spec_source
 from atlas_ray.search._searcher import check_space, plan_searcher
 from atlas_ray.search._spec import PlannedTrial, Resources, WorkSpec, WorkUnit, trial_plan
+from atlas_ray.search._spread import quoted_market, resolve_costs
 from atlas_ray.search._trainable import TrialContext, train_trial, variant_key
 from atlas_ray.search._validate import check_prepared, validate
 from atlas_ray.search._zoo import full_space
@@ -92,6 +94,8 @@ class PreparedUnit:
     end: Any
     label_gaps: Mapping[str, int] = field(default_factory=dict)
     data_state: Mapping[str, Any] = field(default_factory=dict)
+    #: the unit's cost model as trials charge it: a quoted spread resolved (``_spread.resolve_costs``)
+    costs: Costs = field(default_factory=Costs)
 
 
 def experiment_uri(storage: str, name: str) -> str:
@@ -274,7 +278,8 @@ def prepare_units(
         end = frame.index[-1] if len(frame) else pd.NaT
         counts = getattr(featureset, "label_gap_counts", None)
         gaps = counts(frame) if counts is not None else {}
-        units.append(PreparedUnit(unit, prepared, len(frame), start, end, gaps, state))
+        costs = resolve_costs(unit, prepared, store)
+        units.append(PreparedUnit(unit, prepared, len(frame), start, end, gaps, state, costs))
     return units
 
 
@@ -302,6 +307,12 @@ def describe_unit(item: PreparedUnit) -> list[str]:
             f"{name}={part.X.shape}" for name, part in prepared.parts().items() if name != "test"
         )
         lines.append(f"  X shapes {shape}; test (sealed) {prepared.test.X.shape}")
+    if unit.costs.quoted:
+        exchange, pair = quoted_market(unit)
+        lines.append(
+            f"  costs: {item.costs.describe()} (the spread: half the median quoted spread of {exchange} "
+            f"{pair} before the test block)"
+        )
     policy = getattr(unit.featureset, "label_gaps", "keep")
     for label, count in item.label_gaps.items():
         if count:
@@ -488,7 +499,7 @@ def _trainable(
         cpus={variant_key(u.name, m.name): spec.resources_for(m).cpu for u in spec.units for m in u.models},
         scheduler=spec.scheduler,
         cuts=dict(cuts),
-        backtests={u.name: (u.costs, u.position) for u in spec.units},
+        backtests={item.unit.name: (item.costs, item.unit.position) for item in units},
     )
     resources = {
         variant_key(u.name, m.name): spec.resources_for(m).as_tune() for u in spec.units for m in u.models

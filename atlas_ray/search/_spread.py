@@ -25,7 +25,7 @@ from atlas_ray.errors import SpecError
 from atlas_ray.featurestore import FoldedSet, PreparedSet
 from atlas_ray.search._spec import WorkUnit
 
-__all__ = ["check_quotes", "quoted_market", "resolve_costs", "test_start"]
+__all__ = ["check_quotes", "quoted_market", "resolve_costs", "sealed_start"]
 
 _FIELD = "costs.spread_bps"
 
@@ -66,7 +66,7 @@ def check_quotes(unit: WorkUnit, store: Any) -> None:
         raise _missing(unit, exchange, pair, store, unit.start, unit.end)
 
 
-def test_start(prepared: PreparedSet | FoldedSet) -> pd.Timestamp | None:
+def sealed_start(prepared: PreparedSet | FoldedSet) -> pd.Timestamp | None:
     """The time of the sealed test block's first row (None without test rows)."""
     index = prepared.test.index
     return pd.Timestamp(index.min()) if len(index) else None
@@ -78,7 +78,7 @@ def resolve_costs(unit: WorkUnit, prepared: PreparedSet | FoldedSet, store: Any)
     if not costs.quoted:
         return costs
     exchange, pair = quoted_market(unit)
-    end = test_start(prepared)
+    end = sealed_start(prepared)
     end = _utc(unit.end) if end is None else min(_utc(end), _utc(unit.end))
     quotes = (
         store.read(exchange, pair, "quotes", unit.start, end, columns=["bid_price", "ask_price"])

@@ -17,14 +17,17 @@ import pytest
 
 from atlas_ray.backtest import QUOTED, Costs
 from atlas_ray.errors import SpecError
+from atlas_ray.experiment import load_results
 from atlas_ray.featurestore import FeatureLabelSet, LogReturns, MarketStore, Percentiles
 from atlas_ray.search import WorkSpec, WorkUnit, validate
+from atlas_ray.search._finalize import charged_costs
 from atlas_ray.search._runner import describe_unit, prepare_units
 from atlas_ray.search._spread import check_quotes, resolve_costs, sealed_start
 from tests.search import search_specs
 
 DAYS = ("20170903", "20170904")
 EXCHANGE, PAIR = "coinbase", "btc_usd"
+UNIT_END = "2017-09-05 00:00+00:00"
 
 
 def _store(root: Path, data_dir: Path, kinds: tuple[str, ...]) -> MarketStore:
@@ -69,7 +72,7 @@ def test_the_quoted_spread_is_half_the_median_before_the_test_block(quoted: Mark
     validate(spec, quoted)
     [item] = prepare_units(spec, quoted, use_ray=False)
     end = sealed_start(item.prepared)
-    assert end is not None and pd.Timestamp("2017-09-04", tz="UTC") < end < pd.Timestamp("2017-09-05", tz="UTC")
+    assert end is not None and pd.Timestamp("2017-09-04", tz="UTC") < end < pd.Timestamp(UNIT_END)
     expected = _brute_force(quoted, end)
     assert (item.costs.fee_bps, item.costs.minimum_bps) == (4.0, 0.0) and expected > 0
     assert item.costs.spread_bps == pytest.approx(expected, rel=1e-12)
@@ -121,3 +124,16 @@ def test_quotes_on_other_days_are_no_quotes(quoted: MarketStore) -> None:
     with pytest.raises(SpecError, match=r"no quotes for coinbase btc_usd in \[2017-09-05, 2017-09-06\)"):
         check_quotes(unit, quoted)
     check_quotes(replace(unit, start="2017-09-04 23:00"), quoted)  # one quoted day in range is enough
+
+
+def test_finalize_charges_the_figure_the_result_records() -> None:
+    fixture = Path(__file__).parents[1] / "experiment" / "fixtures" / "old_experiment"
+    trial = load_results(str(fixture))[1]
+    unit = _spec().units[0]
+    measured = Costs(fee_bps=4.0, spread_bps=0.011)
+    recorded = replace(trial, backtest={"costs": measured.as_dict(), "position": {}})
+    assert charged_costs(recorded, unit) == measured
+    with pytest.raises(SpecError, match=r"`costs.spread_bps`: .* records no resolved spread"):
+        charged_costs(replace(trial, backtest=None), unit)
+    stated = replace(unit, costs=Costs(spread_bps=0.5))
+    assert charged_costs(replace(trial, backtest=None), stated) == Costs(spread_bps=0.5)

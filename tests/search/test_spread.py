@@ -17,11 +17,11 @@ import pytest
 
 from atlas_ray.backtest import QUOTED, Costs
 from atlas_ray.errors import SpecError
-from atlas_ray.experiment import load_results
+from atlas_ray.experiment import Experiment, load_results
 from atlas_ray.featurestore import FeatureLabelSet, LogReturns, MarketStore, Percentiles
 from atlas_ray.search import WorkSpec, WorkUnit, validate
 from atlas_ray.search._finalize import charged_costs
-from atlas_ray.search._runner import describe_unit, prepare_units
+from atlas_ray.search._runner import describe_unit, prepare_units, recorded_costs
 from atlas_ray.search._spread import check_quotes, resolve_costs, sealed_start
 from tests.search import search_specs
 
@@ -79,6 +79,11 @@ def test_the_quoted_spread_is_half_the_median_before_the_test_block(quoted: Mark
     assert item.costs.rate == pytest.approx((4.0 + expected) * 1e-4)
     assert f"{expected:g} bps spread" in "\n".join(describe_unit(item))
     print(f"coinbase btc_usd 2017-09-03/04: half the median quoted spread {expected:.4f} bps")
+    # a continued experiment charges the figure its experiment.json recorded, never one measured again
+    costs = {"spread": {**item.costs.as_dict(), "spread_bps": 0.5}}
+    record = Experiment("spread", "", "val_loss", "min", "", provenance={"costs": costs})
+    [again] = prepare_units(spec, quoted, use_ray=False, costs=recorded_costs(record))
+    assert again.costs == Costs(fee_bps=4.0, spread_bps=0.5)
     # a stated spread is kept as stated
     stated = _spec(Costs(spread_bps=0.5))
     assert resolve_costs(stated.units[0], item.prepared, quoted) == Costs(spread_bps=0.5)

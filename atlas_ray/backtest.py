@@ -10,8 +10,15 @@ by ``|Δ|`` (``Δ`` = 2 when +1 turns into -1: a close and an open) is charged
 ``max(|Δ| * (fee_bps + spread_bps), minimum_bps) / 1e4`` in return units; a bar with no change, nothing.
 The default, ``Costs()``, is Binance spot's base-tier taker fee, 10 bps a side (0.1 %, no BNB
 discount), with no spread and no minimum: a WorkUnit that states no costs gets it, so net figures always
-exist. The spread is a stated figure: the quoted spread of the featureset's exchange is not read (state
-half the spread you measured, e.g. ``spread_bps=0.5``).
+exist. The spread is either stated (``spread_bps=0.5``: half the spread you measured) or measured:
+``spread_bps=QUOTED`` (the text ``"quoted"``) asks for half the median quoted spread of the market the
+unit trades, in bps of the mid (``half_spread_bps``). A quoted cost model cannot charge (``rate`` refuses)
+until it is resolved (``Costs.resolved``): the search resolves it once per unit before any trial starts,
+from the store's ``quotes`` (bid_price / ask_price) of the featureset's label exchange and pair over the
+unit's range before its sealed test block (never the test rows), and refuses a unit whose store holds no
+such quotes (one line naming the unit, the exchange and the field; no silent fallback: state a figure
+instead). Trials, the ResultsObject's ``backtest`` record, ``finalize`` and the report then use the
+resolved figure (``atlas_ray.search``'s ``_spread``).
 
 **Positions** (``PositionRule``): a classifier's position is that of its most probable class, classes
 lowest label first as the featurestore builds them (``down, up`` / ``down, flat, up`` / ``c0 .. ck``):
@@ -48,7 +55,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -59,11 +66,13 @@ from atlas_ray.metrics import held_gross, held_positions
 __all__ = [
     "DEFAULT_COSTS",
     "NET_METRICS",
+    "QUOTED",
     "THRESHOLD_KEY",
     "Costs",
     "PositionRule",
     "bars_per_year",
     "class_positions",
+    "half_spread_bps",
     "net_figures",
     "net_returns",
     "positions",
@@ -82,6 +91,10 @@ NET_METRICS = (
     "hit_rate",
     "trades",
 )
+
+#: ``Costs(spread_bps=QUOTED)``: the spread measured from the store's quotes (half the median quoted
+#: spread, in bps of the mid), resolved once per unit before the search's trials start.
+QUOTED: Literal["quoted"] = "quoted"
 
 #: The hyperparameter a trial may carry to set its position threshold (searched like any other).
 THRESHOLD_KEY = "position_threshold"
@@ -102,19 +115,46 @@ def _check_bps(owner: str, name: str, value: object) -> float:
 class Costs:
     """The cost model (see the module docstring): basis points per unit of position changed, per side.
 
-    The default is Binance spot's base-tier taker fee (10 bps), no spread, no minimum."""
+    The default is Binance spot's base-tier taker fee (10 bps), no spread, no minimum. ``spread_bps``
+    is a number of basis points or ``QUOTED`` (measured from the store's quotes: ``resolved`` gives the
+    cost model with the measured figure; an unresolved one cannot charge)."""
 
     fee_bps: float = 10.0
-    spread_bps: float = 0.0
+    spread_bps: float | Literal["quoted"] = 0.0
     minimum_bps: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("fee_bps", "spread_bps", "minimum_bps"):
-            object.__setattr__(self, name, _check_bps("costs", name, getattr(self, name)))
+            value = getattr(self, name)
+            if name == "spread_bps" and value == QUOTED:
+                continue
+            try:
+                object.__setattr__(self, name, _check_bps("costs", name, value))
+            except SpecError:
+                if name != "spread_bps":
+                    raise
+                raise SpecError(
+                    f"costs: the value of `spread_bps` is {value!r}, but must be a finite number of basis "
+                    f"points >= 0 or {QUOTED!r} (half the median quoted spread, measured from the store)."
+                ) from None
+
+    @property
+    def quoted(self) -> bool:
+        """Whether the spread is to be measured from the store's quotes (not yet resolved)."""
+        return self.spread_bps == QUOTED
+
+    def resolved(self, spread_bps: float) -> Costs:
+        """This cost model with the spread measured (``half_spread_bps``) in place of ``QUOTED``."""
+        return replace(self, spread_bps=spread_bps)
 
     @property
     def rate(self) -> float:
         """The cost of one unit of position changed, in return units."""
+        if isinstance(self.spread_bps, str):
+            raise SpecError(
+                f"costs: the value of `spread_bps` is {self.spread_bps!r}, which must be resolved from the "
+                "store's quotes (`Costs.resolved`; the search does it per unit) before anything is charged."
+            )
         return (self.fee_bps + self.spread_bps) * _BPS
 
     def charge(self, change: np.ndarray) -> np.ndarray:
@@ -122,7 +162,7 @@ class Costs:
         size = np.abs(np.asarray(change, dtype=np.float64))
         return np.where(size > 0, np.maximum(size * self.rate, self.minimum_bps * _BPS), 0.0)
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float | str]:
         return {"fee_bps": self.fee_bps, "spread_bps": self.spread_bps, "minimum_bps": self.minimum_bps}
 
     @classmethod
@@ -134,8 +174,22 @@ class Costs:
         return cls(**values)
 
     def describe(self) -> str:
-        text = f"{self.fee_bps:g} bps fee + {self.spread_bps:g} bps spread per side"
+        spread = "quoted spread (half the median)" if self.quoted else f"{self.spread_bps:g} bps spread"
+        text = f"{self.fee_bps:g} bps fee + {spread} per side"
         return text + (f", at least {self.minimum_bps:g} bps a trade" if self.minimum_bps else "")
+
+
+def half_spread_bps(bid: np.ndarray, ask: np.ndarray) -> float:
+    """Half the median quoted spread in basis points of the mid: the median over the rows of
+    ``(ask - bid) / (ask + bid) * 1e4`` (half of ``(ask - bid) / mid``). Rows whose bid or ask is
+    missing, not finite or not positive, or whose book is crossed (``ask < bid``), are left out; NaN
+    when no row is left."""
+    b = np.asarray(bid, dtype=np.float64).reshape(-1)
+    a = np.asarray(ask, dtype=np.float64).reshape(-1)
+    valid = np.isfinite(b) & np.isfinite(a) & (b > 0) & (a >= b)
+    if not valid.any():
+        return math.nan
+    return float(np.median((a[valid] - b[valid]) / (a[valid] + b[valid]) * 1e4))
 
 
 DEFAULT_COSTS = Costs()

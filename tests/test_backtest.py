@@ -15,9 +15,11 @@ import pytest
 
 from atlas_ray.backtest import (
     NET_METRICS,
+    QUOTED,
     Costs,
     PositionRule,
     class_positions,
+    half_spread_bps,
     net_figures,
     net_returns,
     positions,
@@ -193,6 +195,7 @@ def test_the_threshold_and_the_dead_band_only_flatten(trial: ResultsObject) -> N
         (lambda: Costs(fee_bps=-1), "fee_bps", "-1"),
         (lambda: Costs(spread_bps=float("nan")), "spread_bps", "nan"),
         (lambda: Costs(minimum_bps="5"), "minimum_bps", "'5'"),
+        (lambda: Costs(spread_bps="wide"), "spread_bps", "'wide'"),
         (lambda: PositionRule(threshold=1.0), "threshold", "1.0"),
         (lambda: PositionRule(dead_band=-0.1), "dead_band", "-0.1"),
     ],
@@ -202,3 +205,18 @@ def test_bad_fields_are_refused_in_one_line_naming_the_field(make, field: str, s
         make()
     message = str(refused.value)
     assert f"`{field}`" in message and f"is {shown}," in message and "\n" not in message
+
+
+def test_a_quoted_spread_charges_only_once_resolved() -> None:
+    quoted = Costs(fee_bps=4.0, spread_bps=QUOTED)
+    assert quoted.quoted and not Costs().quoted and Costs() == Costs(10.0, 0.0, 0.0)
+    assert Costs.from_dict(quoted.as_dict()) == quoted and "quoted spread" in quoted.describe()
+    with pytest.raises(SpecError, match=r"`spread_bps` is 'quoted', which must be resolved"):
+        quoted.charge(np.ones(3))
+    resolved = quoted.resolved(0.25)
+    assert resolved == Costs(fee_bps=4.0, spread_bps=0.25) and resolved.rate == pytest.approx(4.25e-4)
+    bid, ask = np.array([99.0, 100.0, np.nan, 0.0, 101.0]), np.array([101.0, 100.5, 1.0, 1.0, 100.0])
+    # the NaN bid, the zero bid and the crossed book (ask < bid) are left out
+    expected = statistics.median([2.0 / 200.0 * 1e4, 0.5 / 200.5 * 1e4])
+    assert half_spread_bps(bid, ask) == pytest.approx(expected)
+    assert math.isnan(half_spread_bps(np.array([]), np.array([])))

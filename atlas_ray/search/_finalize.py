@@ -42,6 +42,7 @@ import pandas as pd
 
 from atlas_ray import _storage
 from atlas_ray._stderr import held_stderr
+from atlas_ray.backtest import Costs
 from atlas_ray.errors import AtlasError, SpecError
 from atlas_ray.experiment import (
     Experiment,
@@ -232,6 +233,20 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+def charged_costs(result: ResultsObject, unit: WorkUnit) -> Costs:
+    """The cost model the trial's validation figures were charged with, as its result records it (a
+    quoted spread resolved once before the search: the test figures charge the same figure, never one
+    measured again); the unit's own where the result records none (results from before costs)."""
+    recorded = (result.backtest or {}).get("costs")
+    costs = Costs.from_dict(recorded) if isinstance(recorded, Mapping) else unit.costs
+    if costs.quoted:
+        raise SpecError(
+            f"unit `{unit.name}`, field `costs.spread_bps`: the value is 'quoted', but the result of trial "
+            f"{result.identity.trial_id} records no resolved spread to charge the test rows with."
+        )
+    return costs
+
+
 def _evaluate_on_test(
     result: ResultsObject, prepared: PreparedSet | FoldedSet, opening: Opening, unit: WorkUnit
 ) -> ResultsObject:
@@ -255,7 +270,8 @@ def _evaluate_on_test(
         metrics={
             **result.metrics,
             "test": split_metrics(
-                last, test, output, unit.costs, unit.position.for_trial(result.identity.hyperparameters)
+                last, test, output, charged_costs(result, unit),
+                unit.position.for_trial(result.identity.hyperparameters),
             ),
         },
         predictions=pd.concat([kept, rows], ignore_index=True),

@@ -4,7 +4,11 @@
      "seed": <the spec's seed>, "git_commit": <atlas_ray's commit> | null, "git_dirty": bool | null,
      "versions": {"python", "atlas_ray", "ray", "tensorflow", "keras", "pandas", "pyarrow", "numpy"},
      "featureset_code": <featurestore feature code version>,
-     "store": {unit: {"store", "cache_key", "partitions": [[path, size, mtime_ns], ...]}}}
+     "store": {unit: {"store", "cache_key", "partitions": [[path, size, mtime_ns], ...]}},
+     "costs": {unit: {"fee_bps", "spread_bps", "minimum_bps"}}}
+
+``costs``: each unit's cost model as its trials charge it (a quoted spread as the number measured
+before the search, ``_spread``); a continued search charges these, never a figure measured again.
 
 ``spec_source`` is the text the search ran (``finalize`` prepares the test part from it, not from a
 file that may have changed since). ``git_dirty`` tells whether atlas_ray's working tree differed from
@@ -67,7 +71,9 @@ def spec_source(spec_path: str) -> tuple[str | None, str | None]:
     return text, hashlib.sha256(text.encode()).hexdigest()
 
 
-def provenance(spec_path: str, seed: int, store_state: Mapping[str, Any]) -> dict[str, Any]:
+def provenance(
+    spec_path: str, seed: int, store_state: Mapping[str, Any], costs: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The ``provenance`` document of an experiment (see the module docstring)."""
     from atlas_ray.featurestore import feature_code_version
 
@@ -83,4 +89,5 @@ def provenance(spec_path: str, seed: int, store_state: Mapping[str, Any]) -> dic
         "versions": versions(),
         "featureset_code": feature_code_version(),
         "store": dict(store_state),
+        "costs": dict(costs or {}),
     }

@@ -50,6 +50,7 @@ from typing import IO, Any
 import pandas as pd
 
 from atlas_ray import _storage
+from atlas_ray.backtest import Costs
 from atlas_ray.errors import AtlasError, SpecError
 from atlas_ray.experiment import (
     Experiment,
@@ -71,6 +72,7 @@ from atlas_ray.search._progress import Progress, ProgressCallback, ProgressDispl
 from atlas_ray.search._provenance import provenance, spec_source
 from atlas_ray.search._searcher import check_space, plan_searcher
 from atlas_ray.search._spec import PlannedTrial, Resources, WorkSpec, WorkUnit, trial_plan
+from atlas_ray.search._spread import quoted_market, resolve_costs
 from atlas_ray.search._trainable import TrialContext, train_trial, variant_key
 from atlas_ray.search._validate import check_prepared, validate
 from atlas_ray.search._zoo import full_space
@@ -92,6 +94,8 @@ class PreparedUnit:
     end: Any
     label_gaps: Mapping[str, int] = field(default_factory=dict)
     data_state: Mapping[str, Any] = field(default_factory=dict)
+    #: the unit's cost model as trials charge it: a quoted spread resolved (``_spread.resolve_costs``)
+    costs: Costs = field(default_factory=Costs)
 
 
 def experiment_uri(storage: str, name: str) -> str:
@@ -160,12 +164,14 @@ def run(
             return experiment
     # an experiment continued reads its units by the sources it recorded when it started (never by a
     # decision made again from a store that changed since: featurestore.decide)
-    recorded = recorded_sources(load_experiment(experiment)) if exists else {}
+    earlier = load_experiment(experiment) if exists else None
+    recorded = recorded_sources(earlier) if earlier is not None else {}
+    charged = recorded_costs(earlier) if earlier is not None else {}
     started = _ensure_ray(address, verbose)
     try:
         _print_dashboard(out)
         with _quiet_loggers(not verbose):
-            units = prepare_units(spec, store, use_ray=True, sources=recorded)
+            units = prepare_units(spec, store, use_ray=True, sources=recorded, costs=charged)
             display = Display(out=out, verbose=verbose, every=every)
             return _run_tune(spec, units, plan, experiment, exists, max_concurrent, spec_path, display)
     finally:
@@ -242,14 +248,28 @@ def recorded_sources(record: Any) -> dict[str, Mapping[str, Any]]:
     }
 
 
+def recorded_costs(record: Any) -> dict[str, Costs]:
+    """Per unit, the cost model its trials were charged with, as ``experiment.json``'s provenance
+    records it (none for an experiment started before costs were recorded)."""
+    recorded = (getattr(record, "provenance", None) or {}).get("costs") or {}
+    return {unit: Costs.from_dict(values) for unit, values in recorded.items() if isinstance(values, Mapping)}
+
+
 def prepare_units(
-    spec: WorkSpec, store: Any, *, use_ray: bool, sources: Mapping[str, Mapping[str, Any]] | None = None
+    spec: WorkSpec,
+    store: Any,
+    *,
+    use_ray: bool,
+    sources: Mapping[str, Mapping[str, Any]] | None = None,
+    costs: Mapping[str, Costs] | None = None,
 ) -> list[PreparedUnit]:
-    """Build (or read from the cache) and prepare every unit's featureset, once each.
+    """Build (or read from the cache) and prepare every unit's featureset, once each, and resolve its
+    cost model (``_spread.resolve_costs``: a quoted spread measured before the test block).
 
     ``use_ray=False`` (dry runs) reads the cache or builds in this process without starting Ray.
     ``sources``: per unit, a recorded decision to build by (``featurestore.decide``);
-    a unit without one is decided from the store.
+    a unit without one is decided from the store. ``costs``: per unit, the resolved cost model a
+    continued experiment recorded: a quoted spread is charged as recorded, not measured again.
     """
     units = []
     for unit in spec.units:
@@ -274,7 +294,10 @@ def prepare_units(
         end = frame.index[-1] if len(frame) else pd.NaT
         counts = getattr(featureset, "label_gap_counts", None)
         gaps = counts(frame) if counts is not None else {}
-        units.append(PreparedUnit(unit, prepared, len(frame), start, end, gaps, state))
+        charged = (costs or {}).get(unit.name)
+        if charged is None or charged.quoted or not unit.costs.quoted:
+            charged = resolve_costs(unit, prepared, store)
+        units.append(PreparedUnit(unit, prepared, len(frame), start, end, gaps, state, charged))
     return units
 
 
@@ -302,6 +325,12 @@ def describe_unit(item: PreparedUnit) -> list[str]:
             f"{name}={part.X.shape}" for name, part in prepared.parts().items() if name != "test"
         )
         lines.append(f"  X shapes {shape}; test (sealed) {prepared.test.X.shape}")
+    if unit.costs.quoted:
+        exchange, pair = quoted_market(unit)
+        lines.append(
+            f"  costs: {item.costs.describe()} (the spread: half the median quoted spread of {exchange} "
+            f"{pair} before the test block)"
+        )
     policy = getattr(unit.featureset, "label_gaps", "keep")
     for label, count in item.label_gaps.items():
         if count:
@@ -488,7 +517,7 @@ def _trainable(
         cpus={variant_key(u.name, m.name): spec.resources_for(m).cpu for u in spec.units for m in u.models},
         scheduler=spec.scheduler,
         cuts=dict(cuts),
-        backtests={u.name: (u.costs, u.position) for u in spec.units},
+        backtests={item.unit.name: (item.costs, item.unit.position) for item in units},
     )
     resources = {
         variant_key(u.name, m.name): spec.resources_for(m).as_tune() for u in spec.units for m in u.models
@@ -573,7 +602,12 @@ def _write_record(
         units={u.name: [m.name for m in u.models] for u in spec.units},
         scheduler=spec.scheduler.as_dict(scheduler),
         searcher=spec.searcher.value,
-        provenance=provenance(spec_path, spec.seed, {item.unit.name: item.data_state for item in units}),
+        provenance=provenance(
+            spec_path,
+            spec.seed,
+            {item.unit.name: item.data_state for item in units},
+            {item.unit.name: item.costs.as_dict() for item in units},
+        ),
     )
     for item in units:
         print("\n".join(describe_unit(item)), file=out)

@@ -20,6 +20,7 @@ from atlas_ray.backtest import NET_METRICS, Costs, PositionRule
 from atlas_ray.errors import AtlasError, SpecError
 from atlas_ray.featurestore import PreparedSet, Task
 from atlas_ray.search._spec import ModelSpec, Resources, WorkSpec, WorkUnit
+from atlas_ray.search._spread import check_quotes
 from atlas_ray.search._zoo import as_zoo_model, full_space
 
 __all__ = ["check_prepared", "reported_metrics", "validate", "validate_static"]
@@ -42,6 +43,7 @@ def validate(spec: WorkSpec, store: Any = None) -> None:
     if store is not None:
         for unit in spec.units:
             _check_data(unit, store)
+            check_quotes(unit, store)
 
 
 def validate_static(spec: WorkSpec) -> None:

@@ -21,7 +21,8 @@ COST = 1e-4
 @pytest.fixture(scope="module")
 def real_returns(june_a) -> pd.DataFrame:
     """The validation net returns of every june_a trial with a backtest, brute force: position times the
-    realised log return, less the cost of each change of position, on the rows in time order."""
+    realised log return, less the cost of each change of position (the first entry from flat and the
+    final exit to flat included, as ``atlas_ray.backtest`` charges them), on the rows in time order."""
     columns = {}
     for result in june_a.results:
         frame = result.predictions
@@ -35,6 +36,8 @@ def real_returns(june_a) -> pd.DataFrame:
             position = frame["prediction"].astype(str).map(meaning).to_numpy(float)
         label = frame["label_value"].to_numpy(float)
         changes = np.abs(np.diff(np.concatenate([[0.0], position])))
+        if len(changes):
+            changes[-1] += abs(position[-1])  # the book is closed after the last row
         net = pd.Series(position * label - COST * changes, index=pd.DatetimeIndex(frame["timestamp"]))
         if net.std() > 0:
             columns[result.trial_id] = net

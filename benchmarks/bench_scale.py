@@ -19,23 +19,34 @@ worker, measured: 32 workers would need 19 GiB more and 4 minutes of this machin
 benchmark therefore sets ``KERAS_BACKEND=numpy`` in the driver, which the joined workers inherit
 (``_ray_runtime._init_joined``); nothing in a LightGBM trial imports Keras.
 
-What is measured, per search of N trials (the same cluster, one search after the other):
+What is measured, per search of N trials (the same cluster, one search after the other). A search
+starts ``slots`` (= nodes x 4 / 2) trial actors, each importing ray, pandas, pyarrow, lightgbm and
+atlas_ray (about 6 s of CPU each, all on this machine's 2 cores): a fixed cost that would make a search
+of 100 look dearer per trial than one of 1,000 and hide any growth. So the per-trial figures are taken
+over the steady part of the search, from the moment the ``slots``-th trial ended (every slot has turned
+over once) to ``run()``'s return (settling, the finished record and the table of best trials included),
+divided by the N - ``slots`` trials that ended in it:
 
-- ``wall``: ``run(...)`` from call to return (validation, the featureset read from its cache and put in
-  the object store, the experiment record, Tune's fit with every callback, settling the ended trials,
-  the finished record and the table of best trials).
-- ``in-trial``: the sum over trials of the time each trial itself reports (``_trainable.TIME_KEYS``:
-  set-up, boosting, evaluation and ResultsObject writes, checkpoints), from Tune's ``result.json``.
-- ``per_trial_ms`` = (wall - in-trial / slots) / N: the wall time per trial that is not the trials' own
-  work spread over the ``slots`` (= nodes x 4 / 2) trials that run at once. On this machine the 2 cores
-  are shared by every raylet, worker and the driver, so this is an upper bound of the overhead: it
-  holds the actors' start-up, Tune's scheduling and every driver-side cost.
-- the decomposition: the driver process's CPU time per trial (Tune's controller, the GCS client and
-  atlas_ray's callbacks all run there, training never does), and inside it the time in atlas_ray's own
-  driver-side callbacks (``ProgressCallback``: the progress line and the scores; ``SettleCallback``:
-  settling each ended trial's ResultsObject), timed by wrapping their methods here (atlas_ray unchanged).
-  ``--profile FILE`` writes a cProfile of the driver's main thread (where Tune's controller runs the
-  callbacks) during the largest search and prints its top functions.
+- ``per_trial_ms`` (the key, and ``growth``): the driver process's CPU time per trial. Tune's
+  controller, the GCS client and atlas_ray's driver side (its callbacks, settling, the experiment
+  record) run there and training never does, so this is the cost per trial outside training that a
+  driver on a real cluster pays too; work that grows with the trials done shows here first.
+- inside it, the wall time in atlas_ray's own driver-side callbacks (``ProgressCallback``: the progress
+  line and the scores; ``SettleCallback``: settling each ended trial's ResultsObject) and in Tune's
+  saving of the experiment state (``TuneController.save_to_dir``, at most every
+  ``TUNE_GLOBAL_CHECKPOINT_S``, which atlas_ray sets to 1 s), timed by wrapping those methods here
+  (atlas_ray unchanged); and the GCS server's CPU time per trial.
+- the wall time per trial outside training: the steady part's wall time minus the in-trial time spent
+  in it (the sum of the phases each trial reports, ``_trainable.TIME_KEYS``: set-up, boosting,
+  evaluation and ResultsObject writes, checkpoints; taken as ending when the trial ended, the part before
+  the steady part cut off) over the ``slots``, per trial. On this
+  machine every raylet, worker and the driver share 2 cores, so this is an upper bound that holds
+  contention, not a cluster's figure.
+- for the whole search, start-up included: the driver's CPU per trial, ``(wall - in-trial / slots) / N``,
+  and the driver's CPU per trial added between two sizes (the fixed costs cancel there).
+- ``--profile FILE`` cProfiles the driver's main thread (where Tune's controller runs the callbacks)
+  in every search (``FILE.N``) and prints the top functions of the largest; it slows the driver, so
+  the figures of such a run compare sizes only.
 
 The same work: every search must end with one ResultsObject per planned trial, each COMPLETED or
 STOPPED (none FAILED), epochs between 1 and ``max_t``, the finished experiment record listing every
@@ -253,9 +264,38 @@ class CallbackClock:
                 self._saved.append((cls, name, original))
                 setattr(cls, name, self._timed(f"{cls.__name__}.{name}", original))
 
-    def atlas_seconds(self) -> float:
-        """The seconds in atlas_ray's callbacks."""
-        return sum(v for k, v in self.seconds.items() if not k.startswith("TuneController."))
+        self.ended = 0
+        self.mark_at = 0
+        self.mark: dict[str, Any] | None = None
+        self.gcs = 0
+        self.order = []
+        self.ends = {}
+
+    def atlas_seconds(self, since: dict[str, float] | None = None) -> float:
+        """The seconds in atlas_ray's callbacks (since the ``since`` snapshot of ``seconds``)."""
+        since = since or {}
+        return sum(
+            v - since.get(k, 0.0) for k, v in self.seconds.items() if not k.startswith("TuneController.")
+        )
+
+    def arm(self, after: int, gcs: int) -> None:
+        """Take a snapshot (``mark``: driver CPU, GCS CPU, time, ``seconds``) when the ``after``-th trial
+        ends; the steady part of a search is from there on."""
+        self.ended, self.mark_at, self.mark, self.gcs = 0, after, None, gcs
+        self.order: list[str] = []  # the trials in the order they ended
+        self.ends: dict[str, float] = {}  # when each ended (perf_counter)
+
+    def _ended(self, trial_id: str) -> None:
+        self.order.append(trial_id)
+        self.ends[trial_id] = time.perf_counter()
+        self.ended += 1
+        if self.ended == self.mark_at:
+            self.mark = {
+                "cpu": driver_cpu_s(),
+                "gcs": process_cpu_s(self.gcs),
+                "time": time.perf_counter(),
+                "seconds": dict(self.seconds),
+            }
 
     def _timed(self, key: str, original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
@@ -266,6 +306,8 @@ class CallbackClock:
             finally:
                 self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - began
                 self.calls[key] = self.calls.get(key, 0) + 1
+                if key in ("SettleCallback.on_trial_complete", "SettleCallback.on_trial_error"):
+                    self._ended(str(kwargs["trial"].trial_id if "trial" in kwargs else args[3].trial_id))
 
         return timed
 
@@ -296,18 +338,18 @@ def gcs_pid(cluster: Any) -> int:
     return int(cluster.head_node.all_processes["gcs_server"][0].process.pid)
 
 
-def trial_seconds(experiment: Path) -> dict[str, float]:
-    """Per ``TIME_KEYS`` phase, the sum over trials of the last value each reported to Tune."""
+def trial_seconds(experiment: Path) -> dict[str, dict[str, float]]:
+    """Per trial id, the last value of each ``TIME_KEYS`` phase it reported to Tune."""
     from atlas_ray.search._trainable import TIME_KEYS
 
-    total = dict.fromkeys(TIME_KEYS, 0.0)
+    seconds = {}
     for path in experiment.glob("*/result.json"):
         lines = [line for line in path.read_text().splitlines() if line.strip()]
         if lines:
             last = json.loads(lines[-1])
-            for key in total:
-                total[key] += float(last.get(key, 0.0))
-    return total
+            trial_id = path.parent.name.rsplit("-", 1)[-1]
+            seconds[trial_id] = {key: float(last.get(key, 0.0)) for key in TIME_KEYS}
+    return seconds
 
 
 class Lines(io.TextIOBase):
@@ -365,10 +407,11 @@ def one_search(
 
     spec = spec_for(trials, fs)
     clock.reset()
+    gcs = gcs_pid(cluster)
+    clock.arm(slots, gcs)
     profiler = cProfile.Profile() if profile else None
     out = Lines(f"  [{trials}]")
     with MemorySampler(every=0.5) as memory:
-        gcs = gcs_pid(cluster)
         cpu, gcs_cpu, began = driver_cpu_s(), process_cpu_s(gcs), time.perf_counter()
         if profiler is not None:
             profiler.enable()
@@ -377,17 +420,29 @@ def one_search(
         )
         if profiler is not None:
             profiler.disable()
-        wall, cpu = time.perf_counter() - began, driver_cpu_s() - cpu
-        gcs_cpu = process_cpu_s(gcs) - gcs_cpu
+        ended, cpu_end, gcs_end = time.perf_counter(), driver_cpu_s(), process_cpu_s(gcs)
+        wall, cpu, gcs_cpu = ended - began, cpu_end - cpu, gcs_end - gcs_cpu
     if profiler is not None:
         profiler.dump_stats(str(storage.parent / f"driver_{trials}.prof"))
-    phases = trial_seconds(Path(experiment))
+    per_trial = trial_seconds(Path(experiment))
+    phases = {key: sum(s[key] for s in per_trial.values()) for key in next(iter(per_trial.values()), {})}
     inside = sum(phases.values())
     problems = check_same_work(experiment, trials)
     results = load_results(experiment)
     stopped = sum(r.status is TrialStatus.STOPPED for r in results)
-    callbacks = clock.atlas_seconds()
-    state_save = clock.seconds.get("TuneController.save_to_dir", 0.0)
+    mark = clock.mark
+    if mark is None:
+        raise SystemExit(f"error: {trials} trials: fewer than {slots} trials ended; run more trials")
+    steady = trials - slots  # the trials that ended after the first `slots` (start-up behind)
+    key = "TuneController.save_to_dir"
+    callbacks = clock.atlas_seconds(mark["seconds"])
+    state_save = clock.seconds.get(key, 0.0) - mark["seconds"].get(key, 0.0)
+    steady_wall = ended - mark["time"]
+    # each trial's in-trial time taken as ending when it ended, clipped to the steady part
+    steady_inside = sum(
+        min(sum(per_trial.get(trial_id, {}).values()), clock.ends[trial_id] - mark["time"])
+        for trial_id in clock.order[slots:]
+    )
     return {
         "trials": trials,
         "experiment": experiment,
@@ -395,10 +450,13 @@ def one_search(
         "in_trial_s": inside,
         "phases": phases,
         "outside_wall_ms": 1000 * (wall - inside / slots) / trials,
-        "per_trial_ms": 1000 * cpu / trials,
-        "gcs_cpu_ms": 1000 * gcs_cpu / trials,
-        "callbacks_ms": 1000 * callbacks / trials,
-        "state_save_ms": 1000 * state_save / trials,
+        "steady_wall_ms": 1000 * steady_wall / steady,
+        "steady_outside_ms": 1000 * (steady_wall - steady_inside / slots) / steady,
+        "per_trial_ms": 1000 * (cpu_end - mark["cpu"]) / steady,
+        "whole_cpu_ms": 1000 * cpu / trials,
+        "gcs_cpu_ms": 1000 * (gcs_end - mark["gcs"]) / steady,
+        "callbacks_ms": 1000 * callbacks / steady,
+        "state_save_ms": 1000 * state_save / steady,
         "driver_cpu_s": cpu,
         "callbacks": {k: (round(v, 2), clock.calls[k]) for k, v in sorted(clock.seconds.items())},
         "epochs": sum(r.epochs for r in results),
@@ -477,10 +535,11 @@ def main() -> None:
                                    for k, v in row["phases"].items())
                 print(
                     f"{trials} trials: wall {row['wall_s']:.1f} s; in-trial {row['in_trial_s']:.0f} s "
-                    f"({phases}; {row['epochs']} steps, {row['stopped']} stopped by ASHA); outside training "
-                    f"{row['outside_wall_ms']:.0f} ms/trial of wall; driver CPU {row['per_trial_ms']:.1f} "
-                    f"ms/trial (atlas_ray's callbacks {row['callbacks_ms']:.1f} ms, Tune's state saves "
-                    f"{row['state_save_ms']:.1f} ms); GCS CPU {row['gcs_cpu_ms']:.1f} ms/trial; "
+                    f"({phases}; {row['epochs']} steps, {row['stopped']} stopped by ASHA); after the first "
+                    f"{slots} ended, per trial: wall {row['steady_wall_ms']:.0f} ms, of which outside "
+                    f"training {row['steady_outside_ms']:.0f} ms, driver CPU {row['per_trial_ms']:.1f} ms "
+                    f"(atlas_ray's callbacks {row['callbacks_ms']:.1f} ms, Tune's state saves "
+                    f"{row['state_save_ms']:.1f} ms), GCS CPU {row['gcs_cpu_ms']:.1f} ms; "
                     f"machine memory peak {row['memory_peak_gib']:.1f} GiB",
                     flush=True,
                 )
@@ -496,21 +555,24 @@ def main() -> None:
         print_profile(Path(f"{args.profile}.{max(sizes)}"))
     first, last = rows[0], rows[-1]
     growth = last["per_trial_ms"] / first["per_trial_ms"]  # the driver's CPU per trial
-    print("driver CPU per trial (per_trial_ms): "
+    print(f"per trial, after the first {slots} trials ended (start-up behind):")
+    print("  driver CPU (per_trial_ms): "
           + ", ".join(f"{r['trials']}: {r['per_trial_ms']:.1f} ms" for r in rows)
           + f"; growth {last['trials']}/{first['trials']}: {growth:.2f} (target <= {TARGET})")
-    print("wall per trial outside training, (wall - in-trial / slots) / N, start-up included: "
-          + ", ".join(f"{r['trials']}: {r['outside_wall_ms']:.0f} ms" for r in rows)
-          + f"; growth {last['outside_wall_ms'] / first['outside_wall_ms']:.2f}")
-    print("driver CPU per added trial (the fixed costs cancel): "
+    for key, what in (("callbacks_ms", "  of which in atlas_ray's callbacks"),
+                      ("state_save_ms", "  Tune's experiment-state saves (wall)"),
+                      ("gcs_cpu_ms", "  GCS CPU"),
+                      ("steady_outside_ms", "  wall outside training (wall - in-trial / slots)")):
+        print(f"{what}: " + ", ".join(f"{r['trials']}: {r[key]:.1f} ms" for r in rows)
+              + f"; growth {last[key] / max(first[key], 1e-9):.2f}")
+    print("whole search, start-up included: driver CPU per trial "
+          + ", ".join(f"{r['trials']}: {r['whole_cpu_ms']:.1f} ms" for r in rows)
+          + "; (wall - in-trial / slots) / N "
+          + ", ".join(f"{r['trials']}: {r['outside_wall_ms']:.0f} ms" for r in rows))
+    print("driver CPU per added trial (whole searches; the fixed costs cancel): "
           + ", ".join(f"{a['trials']}->{b['trials']}: "
                       f"{1000 * (b['driver_cpu_s'] - a['driver_cpu_s']) / (b['trials'] - a['trials']):.1f} ms"
                       for a, b in itertools.pairwise(rows)))
-    print("of which atlas_ray's callbacks: "
-          + ", ".join(f"{r['trials']}: {r['callbacks_ms']:.1f} ms" for r in rows)
-          + f" (growth {last['callbacks_ms'] / first['callbacks_ms']:.2f}); Tune's experiment-state saves: "
-          + ", ".join(f"{r['trials']}: {r['state_save_ms']:.1f} ms" for r in rows)
-          + f" (growth {last['state_save_ms'] / max(first['state_save_ms'], 1e-9):.2f})")
     print(f"report over {last['trials']} trials: {report_s:.1f} s (target < {REPORT_TARGET_S:.0f} s), "
           f"peak {report_gib:.2f} GiB (target < {REPORT_TARGET_GIB:.0f} GiB), exit {report_rc}")
     keyed = {f"per_trial_ms_{r['trials']}": round(r["per_trial_ms"], 2) for r in rows}
@@ -519,7 +581,9 @@ def main() -> None:
             {
                 **keyed,
                 "growth": round(growth, 3),
+                "steady_outside_ms": {str(r["trials"]): round(r["steady_outside_ms"], 1) for r in rows},
                 "outside_wall_ms": {str(r["trials"]): round(r["outside_wall_ms"], 1) for r in rows},
+                "whole_cpu_ms": {str(r["trials"]): round(r["whole_cpu_ms"], 2) for r in rows},
                 "gcs_cpu_ms": {str(r["trials"]): round(r["gcs_cpu_ms"], 2) for r in rows},
                 "callbacks_ms": {str(r["trials"]): round(r["callbacks_ms"], 2) for r in rows},
                 "state_save_ms": {str(r["trials"]): round(r["state_save_ms"], 2) for r in rows},

@@ -53,9 +53,9 @@ STOPPED (none FAILED), epochs between 1 and ``max_t``, the finished experiment r
 trial; otherwise the benchmark exits 1.
 
 The report: ``python -m atlas_ray.report EXPERIMENT --out DIR`` over the largest search, its wall time
-and the peak memory of its process tree (the report draws in forked workers: their resident memory is
-summed, sampled every 50 ms). Targets: growth (per_trial_ms at 1,000 / at 100) <= 1.2, the report in
-< 60 s and < 4 GiB.
+and the peak memory of its process tree (the report draws in forked workers: their proportional set
+sizes are summed, sampled every 50 ms, as ``bench_report``). Targets: growth (per_trial_ms at 1,000 /
+at 100) <= 1.2, the report in < 60 s and < 4 GiB.
 
 ``--nodes 2 --trials 10,20`` runs it small (a check of the benchmark itself). Last line: one JSON object.
 """
@@ -201,8 +201,8 @@ def simulated_cluster(nodes: int, temp: Path) -> Iterator[Any]:
 
 
 class MemorySampler:
-    """The machine's used memory (MemTotal - MemAvailable), or a process tree's summed resident memory,
-    sampled every ``every`` s in a thread; ``peak`` in bytes."""
+    """The machine's used memory (MemTotal - MemAvailable), or the proportional set size summed over a
+    process tree (as ``bench_report``), sampled every ``every`` s in a thread; ``peak`` in bytes."""
 
     def __init__(self, pid: int | None = None, every: float = 0.05) -> None:
         self.pid, self.every, self.peak = pid, every, 0
@@ -235,9 +235,10 @@ class MemorySampler:
         except psutil.NoSuchProcess:
             return 0
         total = 0
-        for proc in procs:
-            with suppress(psutil.NoSuchProcess):
-                total += proc.memory_info().rss
+        for proc in procs:  # PSS: pages the forked workers share with the report count once
+            with suppress(psutil.Error):
+                info = proc.memory_full_info()
+                total += getattr(info, "pss", info.rss)
         return total
 
 
@@ -468,7 +469,7 @@ def one_search(
 
 def report(experiment: str, out: Path) -> tuple[float, float, int]:
     """``python -m atlas_ray.report EXPERIMENT --out OUT``: seconds, peak GiB of its process tree, rc."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # as bench_report
     began = time.perf_counter()
     with subprocess.Popen(
         [sys.executable, "-m", "atlas_ray.report", experiment, "--out", str(out)],

@@ -224,8 +224,8 @@ class MemorySampler:
 
     def sample(self) -> int:
         if self.pid is None:
-            info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
-            kib = int(info["MemTotal"].split()[0]) - int(info["MemAvailable"].split()[0])
+            meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+            kib = int(meminfo["MemTotal"].split()[0]) - int(meminfo["MemAvailable"].split()[0])
             return kib * 1024
         import psutil
 
@@ -238,7 +238,7 @@ class MemorySampler:
         for proc in procs:  # PSS: pages the forked workers share with the report count once
             with suppress(psutil.Error):
                 info = proc.memory_full_info()
-                total += getattr(info, "pss", info.rss)
+                total += int(getattr(info, "pss", info.rss))
         return total
 
 
@@ -269,8 +269,8 @@ class CallbackClock:
         self.mark_at = 0
         self.mark: dict[str, Any] | None = None
         self.gcs = 0
-        self.order = []
-        self.ends = {}
+        self.order: list[str] = []  # the trials in the order they ended
+        self.ends: dict[str, float] = {}  # when each ended (perf_counter)
 
     def atlas_seconds(self, since: dict[str, float] | None = None) -> float:
         """The seconds in atlas_ray's callbacks (since the ``since`` snapshot of ``seconds``)."""
@@ -283,8 +283,8 @@ class CallbackClock:
         """Take a snapshot (``mark``: driver CPU, GCS CPU, time, ``seconds``) when the ``after``-th trial
         ends; the steady part of a search is from there on."""
         self.ended, self.mark_at, self.mark, self.gcs = 0, after, None, gcs
-        self.order: list[str] = []  # the trials in the order they ended
-        self.ends: dict[str, float] = {}  # when each ended (perf_counter)
+        self.order.clear()
+        self.ends.clear()
 
     def _ended(self, trial_id: str) -> None:
         self.order.append(trial_id)
@@ -417,7 +417,8 @@ def one_search(
         if profiler is not None:
             profiler.enable()
         experiment = run(
-            spec, storage=str(storage), store=store, address=cluster.address, out=out, every=30.0
+            spec, storage=str(storage), store=store, address=cluster.address, out=out,  # type: ignore[arg-type]
+            every=30.0,
         )
         if profiler is not None:
             profiler.disable()

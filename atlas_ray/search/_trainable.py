@@ -64,7 +64,7 @@ import queue
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -341,7 +341,6 @@ def _train_epochs(
     """Train the remaining epochs in lock step over the folds, reporting each to Tune; at a rung or
     ``max_t`` evaluate and write the ResultsObject first, and below ``max_t`` checkpoint with the
     report."""
-    from ray import tune
 
     rungs = set(asha.checkpoints())
     lockstep = LockStep(
@@ -361,34 +360,62 @@ def _train_epochs(
             row = {"epoch": epoch, **_mean_logs(lockstep.next_epoch(epoch))}
             curves.append(row)
             spent["time_fit_s"] += time.perf_counter() - began
-            if epoch not in rungs:
-                tune.report({**row, **spent, **reported})
-                continue
-            began = time.perf_counter()
-            status = TrialStatus.COMPLETED if epoch >= asha.max_t else TrialStatus.RUNNING
-            evaluate_trial(
-                models if isinstance(prepared, FoldedSet) else models[0],
-                prepared,
-                identity=identity,
-                status=status,
-                curves=curves,
-                directory=directory,
-                attempts=attempts,
-                devices=devices.plan.record(),
-                costs=backtest[0],
-                rule=backtest[1],
+            report_step(
+                asha,
+                epoch,
+                row,
+                rungs=rungs,
+                spent=spent,
+                reported=reported,
+                evaluate=lambda status: evaluate_trial(
+                    models if isinstance(prepared, FoldedSet) else models[0],
+                    prepared,
+                    identity=identity,
+                    status=status,
+                    curves=curves,
+                    directory=directory,
+                    attempts=attempts,
+                    devices=devices.plan.record(),
+                    costs=backtest[0],
+                    rule=backtest[1],
+                ),
+                save_state=lambda state: _save_state(models, curves, state),
             )
-            spent["time_evaluate_s"] += time.perf_counter() - began
-            if epoch >= asha.max_t:  # settled COMPLETED: its ResultsObject is all a restart needs
-                tune.report({**row, **spent, **reported})
-                continue
-            checkpoint_began = time.perf_counter()
-            with tempfile.TemporaryDirectory() as state:
-                _save_state(models, curves, state)
-                spent["time_checkpoint_s"] += time.perf_counter() - checkpoint_began
-                tune.report({**row, **spent, **reported}, checkpoint=tune.Checkpoint.from_directory(state))
     finally:
         lockstep.close()
+
+
+def report_step(
+    asha: ASHA,
+    step: int,
+    row: Mapping[str, float],
+    *,
+    rungs: set[int],
+    spent: dict[str, float],
+    reported: Mapping[str, str],
+    evaluate: Callable[[TrialStatus], object],
+    save_state: Callable[[str], None],
+) -> None:
+    """Report one finished epoch (or LightGBM step) to Tune, as both model families do: between rungs
+    the row alone; at a rung or ``max_t`` first ``evaluate(status)`` (the ResultsObject, COMPLETED at
+    ``max_t``); below ``max_t`` with a checkpoint that ``save_state(folder)`` fills. ``spent`` gains
+    the evaluation and checkpoint times."""
+    from ray import tune
+
+    if step not in rungs:
+        tune.report({**row, **spent, **reported})
+        return
+    began = time.perf_counter()
+    evaluate(TrialStatus.COMPLETED if step >= asha.max_t else TrialStatus.RUNNING)
+    spent["time_evaluate_s"] += time.perf_counter() - began
+    if step >= asha.max_t:  # settled COMPLETED: its ResultsObject is all a restart needs
+        tune.report({**row, **spent, **reported})
+        return
+    checkpoint_began = time.perf_counter()
+    with tempfile.TemporaryDirectory() as state:
+        save_state(state)
+        spent["time_checkpoint_s"] += time.perf_counter() - checkpoint_began
+        tune.report({**row, **spent, **reported}, checkpoint=tune.Checkpoint.from_directory(state))
 
 
 def _save_state(models: list[Any], curves: list[dict[str, float]], state: str) -> None:

@@ -48,7 +48,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -56,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from atlas_ray.backtest import Costs, PositionRule
-from atlas_ray.experiment import TrialIdentity, TrialStatus
+from atlas_ray.experiment import TrialIdentity
 from atlas_ray.featurestore import FoldedSet, PreparedSet, Task
 from atlas_ray.search._asha import ASHA
 from atlas_ray.search._attempts import record_attempt
@@ -71,6 +70,7 @@ from atlas_ray.search._trainable import (
     _report_settled,
     device_report,
     epoch_seed,
+    report_step,
 )
 from atlas_ray.search._zoo import as_zoo_model
 
@@ -364,7 +364,6 @@ def _grow(
 ) -> None:
     """Grow the remaining steps, reporting each to Tune; at a rung or ``max_t`` evaluate and write the
     ResultsObject first, and below ``max_t`` checkpoint with the report."""
-    from ray import tune
 
     rungs = set(asha.checkpoints())
     reported = device_report(devices.plan)
@@ -375,32 +374,27 @@ def _grow(
         row = {"epoch": step, "rounds": float(np.mean(rounds)), **_mean_logs(logs)}
         curves.append(row)
         spent["time_fit_s"] += time.perf_counter() - began
-        if step not in rungs:
-            tune.report({**row, **spent, **reported})
-            continue
-        began = time.perf_counter()
-        status = TrialStatus.COMPLETED if step >= asha.max_t else TrialStatus.RUNNING
-        evaluate_trial(
-            trees.boosters if isinstance(prepared, FoldedSet) else trees.boosters[0],
-            prepared,
-            identity=identity,
-            status=status,
-            curves=curves,
-            directory=directory,
-            attempts=attempts,
-            devices=devices.plan.record(),
-            costs=trees.backtest[0],
-            rule=trees.backtest[1],
+        report_step(
+            asha,
+            step,
+            row,
+            rungs=rungs,
+            spent=spent,
+            reported=reported,
+            evaluate=lambda status: evaluate_trial(
+                trees.boosters if isinstance(prepared, FoldedSet) else trees.boosters[0],
+                prepared,
+                identity=identity,
+                status=status,
+                curves=curves,
+                directory=directory,
+                attempts=attempts,
+                devices=devices.plan.record(),
+                costs=trees.backtest[0],
+                rule=trees.backtest[1],
+            ),
+            save_state=lambda state: save_state(trees, curves, state),
         )
-        spent["time_evaluate_s"] += time.perf_counter() - began
-        if step >= asha.max_t:
-            tune.report({**row, **spent, **reported})
-            continue
-        checkpoint_began = time.perf_counter()
-        with tempfile.TemporaryDirectory() as state:
-            save_state(trees, curves, state)
-            spent["time_checkpoint_s"] += time.perf_counter() - checkpoint_began
-            tune.report({**row, **spent, **reported}, checkpoint=tune.Checkpoint.from_directory(state))
 
 
 def save_state(trees: TreeFolds, curves: Sequence[Mapping[str, float]], state: str) -> None:
